@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# All tests: formatting, lints, unit and integration tests, then the QEMU end-to-end
+# scenarios. Run as root on Debian 12; installs what it needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --quiet 2>&1 | tee target/cargo-test.log
+grep -q "test result: ok" target/cargo-test.log
+if [ -x integration-tests/run.sh ]; then
+    echo "== QEMU end-to-end scenarios"
+    bash integration-tests/run.sh
+fi

@@ -1,0 +1,115 @@
+//! Configuration: the trust policy directory, the host configuration and the options
+//! on the kernel command line, and where each comes from.
+
+pub mod cmdline;
+pub mod host_config;
+pub mod trust_policy;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+pub use cmdline::Options;
+pub use host_config::HostConfig;
+pub use trust_policy::{FetchMethod, TrustConfig, TrustPolicy};
+
+/// Where stboot reads its trust policy directory.
+pub const TRUST_POLICY_DIR: &str = "/etc/trust_policy";
+/// The host configuration in the initramfs.
+pub const HOST_CONFIG_PATH: &str = "/etc/host_configuration.json";
+/// The host configuration in an EFI variable (4 attribute bytes, then JSON).
+pub const HOST_CONFIG_EFIVAR: &str = "/sys/firmware/efi/efivars/STHostConfig-f401f2c1-b005-4be0-8cee-f2e5945bcbe7";
+/// A host configuration is small; larger sources are refused unread.
+pub const MAX_HOST_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// Where the host configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostConfigSource {
+    File(PathBuf),
+    EfiVariable(PathBuf),
+    /// Neither exists: DHCP and the provisioning package from the initramfs.
+    Provisioning,
+}
+
+impl fmt::Display for HostConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostConfigSource::File(p) => write!(f, "file {}", p.display()),
+            HostConfigSource::EfiVariable(p) => write!(f, "EFI variable {}", p.display()),
+            HostConfigSource::Provisioning => f.write_str("none found: provisioning defaults"),
+        }
+    }
+}
+
+/// Find and parse the host configuration: the file if it exists, else the EFI
+/// variable if it exists, else the provisioning defaults. An existing but invalid
+/// source is an error, never skipped (as upstream).
+pub fn load_host_config(file: &Path, efivar: &Path) -> Result<(HostConfig, HostConfigSource)> {
+    if file.exists() {
+        let bytes = read_capped(file, MAX_HOST_CONFIG_BYTES)?;
+        let cfg = HostConfig::parse(&bytes).with_context(|| format!("in {}", file.display()))?;
+        return Ok((cfg, HostConfigSource::File(file.to_path_buf())));
+    }
+    if efivar.exists() {
+        let bytes = read_capped(efivar, MAX_HOST_CONFIG_BYTES)?;
+        if bytes.len() < 4 {
+            bail!("{}: {} bytes, expected 4 attribute bytes followed by JSON", efivar.display(), bytes.len());
+        }
+        let json = trim_nuls(&bytes[4..]);
+        let cfg = HostConfig::parse(json).with_context(|| format!("in {}", efivar.display()))?;
+        return Ok((cfg, HostConfigSource::EfiVariable(efivar.to_path_buf())));
+    }
+    Ok((HostConfig::provisioning(), HostConfigSource::Provisioning))
+}
+
+fn trim_nuls(b: &[u8]) -> &[u8] {
+    let end = b.iter().rposition(|&c| c != 0).map_or(0, |i| i + 1);
+    &b[..end]
+}
+
+/// Read a whole file, refusing one larger than `limit`.
+pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut buf = Vec::new();
+    f.take(limit + 1).read_to_end(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+    if buf.len() as u64 > limit {
+        bail!("{}: larger than the limit of {limit} bytes", path.display());
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_order_file_then_efivar_then_provisioning() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("host_configuration.json");
+        let var = d.path().join("STHostConfig");
+        let (c, s) = load_host_config(&file, &var).unwrap();
+        assert_eq!(s, HostConfigSource::Provisioning);
+        assert_eq!(c.ospkg_pointer, "provision.zip");
+
+        let mut v = vec![7, 0, 0, 0];
+        v.extend_from_slice(br#"{"network_mode":"dhcp","ospkg_pointer":"http://efi/x.json"}"#);
+        std::fs::write(&var, &v).unwrap();
+        let (c, s) = load_host_config(&file, &var).unwrap();
+        assert_eq!(s, HostConfigSource::EfiVariable(var.clone()));
+        assert_eq!(c.ospkg_pointer, "http://efi/x.json");
+
+        std::fs::write(&file, br#"{"network_mode":"dhcp","ospkg_pointer":"http://file/x.json"}"#).unwrap();
+        let (c, _) = load_host_config(&file, &var).unwrap();
+        assert_eq!(c.ospkg_pointer, "http://file/x.json");
+
+        std::fs::write(&file, b"{").unwrap();
+        let e = format!("{:#}", load_host_config(&file, &var).unwrap_err());
+        assert!(e.contains("host_configuration.json") && e.contains("not valid JSON"), "{e}");
+
+        std::fs::remove_file(&file).unwrap();
+        std::fs::write(&var, [7, 0]).unwrap();
+        assert!(load_host_config(&file, &var).unwrap_err().to_string().contains("4 attribute bytes"));
+    }
+}

@@ -1,0 +1,154 @@
+//! The trust policy directory: `trust_policy.json`, the OS package signing root(s) and
+//! the TLS roots.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::gojson;
+
+pub const TRUST_POLICY_FILE: &str = "trust_policy.json";
+pub const SIGNING_ROOT_FILE: &str = "ospkg_signing_root.pem";
+pub const TLS_ROOTS_FILE: &str = "tls_roots.pem";
+/// Where stboot before v0.3.2 kept its TLS roots.
+pub const LEGACY_TLS_ROOTS: &str = "/etc/ssl/certs/isrgrootx1.pem";
+
+/// How the OS package is obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FetchMethod {
+    Network,
+    Initramfs,
+}
+
+/// `trust_policy.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrustPolicy {
+    pub ospkg_signature_threshold: u32,
+    pub ospkg_fetch_method: FetchMethod,
+}
+
+impl TrustPolicy {
+    /// Parse like upstream (`json.Decoder.Decode`: only the first JSON value is read).
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        const W: &str = TRUST_POLICY_FILE;
+        let obj = gojson::parse_first_object(bytes, W)?;
+        let threshold = match gojson::get_non_null(&obj, "ospkg_signature_threshold") {
+            None => bail!("{W}: field \"ospkg_signature_threshold\" is missing, expected an integer >= 1"),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(t) if t >= 1 && t <= i64::from(u32::MAX) => t as u32,
+                _ => bail!("{W}: field \"ospkg_signature_threshold\": {n} is not allowed, expected an integer >= 1"),
+            },
+            Some(other) => bail!(
+                "{W}: field \"ospkg_signature_threshold\": expected an integer >= 1, found {}",
+                gojson::type_name(other)
+            ),
+        };
+        let method = match gojson::get_non_null(&obj, "ospkg_fetch_method") {
+            Some(Value::String(s)) if s == "network" => FetchMethod::Network,
+            Some(Value::String(s)) if s == "initramfs" => FetchMethod::Initramfs,
+            Some(v) => {
+                bail!("{W}: field \"ospkg_fetch_method\": {v} is not allowed, expected \"network\" or \"initramfs\"")
+            }
+            None => bail!("{W}: field \"ospkg_fetch_method\" is missing, expected \"network\" or \"initramfs\""),
+        };
+        Ok(Self { ospkg_signature_threshold: threshold, ospkg_fetch_method: method })
+    }
+
+    /// `stmgr trustpolicy check` output: indented, with a trailing newline.
+    pub fn to_json(&self) -> String {
+        gojson::marshal_indent(self) + "\n"
+    }
+}
+
+/// Everything the trust policy directory holds.
+#[derive(Debug, Clone)]
+pub struct TrustConfig {
+    pub policy: TrustPolicy,
+    /// DER of each OS package signing root.
+    pub signing_roots: Vec<Vec<u8>>,
+    pub signing_roots_path: PathBuf,
+    /// DER of each TLS root; empty when no TLS roots file exists.
+    pub tls_roots: Vec<Vec<u8>>,
+    pub tls_roots_path: Option<PathBuf>,
+}
+
+impl TrustConfig {
+    /// Read a trust policy directory. TLS roots come from `DIR/tls_roots.pem`, else
+    /// from `legacy_tls_roots` if given and present; they are optional here (they are
+    /// needed only for HTTPS, and only the fetch step knows whether it will use it).
+    pub fn load(dir: &Path, legacy_tls_roots: Option<&Path>) -> Result<Self> {
+        let policy_path = dir.join(TRUST_POLICY_FILE);
+        let bytes = std::fs::read(&policy_path).with_context(|| format!("reading {}", policy_path.display()))?;
+        let policy = TrustPolicy::parse(&bytes).with_context(|| format!("in {}", policy_path.display()))?;
+        let signing_roots_path = dir.join(SIGNING_ROOT_FILE);
+        let signing_roots = read_certs(&signing_roots_path)?;
+        let mut tls_roots = Vec::new();
+        let mut tls_roots_path = None;
+        let candidates = [Some(dir.join(TLS_ROOTS_FILE)), legacy_tls_roots.map(Path::to_path_buf)];
+        for p in candidates.into_iter().flatten() {
+            if p.exists() {
+                tls_roots = read_certs(&p)?;
+                tls_roots_path = Some(p);
+                break;
+            }
+        }
+        Ok(Self { policy, signing_roots, signing_roots_path, tls_roots, tls_roots_path })
+    }
+}
+
+/// Read a PEM file of one or more certificates.
+pub fn read_certs(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let certs = crate::pem::certificates(&bytes, &path.display().to_string())?;
+    for (i, der) in certs.iter().enumerate() {
+        x509_parser::parse_x509_certificate(der)
+            .map_err(|e| anyhow::anyhow!("{}: certificate #{i} is not valid X.509: {e}", path.display()))?;
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_policies() {
+        let p =
+            TrustPolicy::parse(br#"{"ospkg_signature_threshold": 2, "ospkg_fetch_method": "network", "unknown": 1}"#)
+                .unwrap();
+        assert_eq!(p.ospkg_signature_threshold, 2);
+        assert_eq!(p.ospkg_fetch_method, FetchMethod::Network);
+        let p = TrustPolicy::parse(br#"{"ospkg_signature_threshold":1,"ospkg_fetch_method":"initramfs"} trailing"#)
+            .unwrap();
+        assert_eq!(p.ospkg_fetch_method, FetchMethod::Initramfs);
+        assert_eq!(p.to_json(), "{\n  \"ospkg_signature_threshold\": 1,\n  \"ospkg_fetch_method\": \"initramfs\"\n}\n");
+        assert_eq!(gojson::marshal(&p), r#"{"ospkg_signature_threshold":1,"ospkg_fetch_method":"initramfs"}"#);
+    }
+
+    #[test]
+    fn invalid_policies() {
+        let cases: &[(&str, &str)] = &[
+            (r#"{"ospkg_fetch_method":"network"}"#, "\"ospkg_signature_threshold\" is missing"),
+            (
+                r#"{"ospkg_signature_threshold":null,"ospkg_fetch_method":"network"}"#,
+                "\"ospkg_signature_threshold\" is missing",
+            ),
+            (r#"{"ospkg_signature_threshold":0,"ospkg_fetch_method":"network"}"#, "0 is not allowed"),
+            (r#"{"ospkg_signature_threshold":-1,"ospkg_fetch_method":"network"}"#, "-1 is not allowed"),
+            (r#"{"ospkg_signature_threshold":1.5,"ospkg_fetch_method":"network"}"#, "1.5 is not allowed"),
+            (r#"{"ospkg_signature_threshold":1e0,"ospkg_fetch_method":"network"}"#, "is not allowed"),
+            (r#"{"ospkg_signature_threshold":"1","ospkg_fetch_method":"network"}"#, "found a string"),
+            (r#"{"ospkg_signature_threshold":1}"#, "\"ospkg_fetch_method\" is missing"),
+            (r#"{"ospkg_signature_threshold":1,"ospkg_fetch_method":""}"#, "\"\" is not allowed"),
+            (r#"{"ospkg_signature_threshold":1,"ospkg_fetch_method":"disk"}"#, "\"disk\" is not allowed"),
+            (r#"[]"#, "expected a JSON object"),
+        ];
+        for (input, want) in cases {
+            let e = TrustPolicy::parse(input.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains(want), "{input}: {e:?} should contain {want:?}");
+        }
+    }
+}

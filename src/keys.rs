@@ -1,0 +1,171 @@
+//! Keys and certificates for operators (`stmgr keygen`, `stmgr ospkg sign`).
+//!
+//! The certificate profile is upstream's: Ed25519 keys; subject and issuer CN are the
+//! base64 SHA-256 of the raw public key; a root is self-signed with
+//! basicConstraints cA=TRUE and keyUsage digitalSignature+keyCertSign; a leaf has
+//! keyUsage digitalSignature, no basicConstraints and no extendedKeyUsage.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::{Signer, SigningKey};
+use rand_core::{OsRng, RngCore};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+/// Default validity of a new root certificate (upstream's 72 hours made packages
+/// "expire" three days after signing; see docs/operator-guide.md).
+pub const DEFAULT_ROOT_VALIDITY_DAYS: i64 = 10 * 365;
+/// Default validity of a new signing (leaf) certificate.
+pub const DEFAULT_LEAF_VALIDITY_DAYS: i64 = 5 * 365;
+
+/// Load an Ed25519 private key: PKCS#8 PEM (`PRIVATE KEY`, as stmgr and
+/// `openssl genpkey -algorithm ed25519` write) or an unencrypted OpenSSH key.
+pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_signing_key(&text).with_context(|| format!("in {}", path.display()))
+}
+
+pub fn parse_signing_key(text: &str) -> Result<SigningKey> {
+    if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----") {
+        let k = ssh_key::PrivateKey::from_openssh(text).map_err(|e| anyhow!("not a valid OpenSSH private key: {e}"))?;
+        if k.is_encrypted() {
+            bail!("the OpenSSH key is encrypted; decrypt it first (ssh-keygen -p)");
+        }
+        let kp = k
+            .key_data()
+            .ed25519()
+            .ok_or_else(|| anyhow!("the OpenSSH key is {}, expected ssh-ed25519", k.algorithm()))?;
+        return Ok(SigningKey::from_bytes(&kp.private.to_bytes()));
+    }
+    if text.contains("-----BEGIN PRIVATE KEY-----") {
+        return SigningKey::from_pkcs8_pem(text)
+            .map_err(|e| anyhow!("not an Ed25519 PKCS#8 private key ({e}); only Ed25519 keys sign OS packages"));
+    }
+    bail!("expected a PEM \"PRIVATE KEY\" (PKCS#8) or \"OPENSSH PRIVATE KEY\" block")
+}
+
+/// PKCS#8 PEM text of a key.
+pub fn signing_key_pem(key: &SigningKey) -> Result<String> {
+    Ok(key.to_pkcs8_pem(Default::default()).map_err(|e| anyhow!("encoding key: {e}"))?.to_string())
+}
+
+/// Read a certificate file holding exactly one PEM CERTIFICATE block and nothing else;
+/// returns the DER.
+pub fn load_certificate(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (block, rest) = crate::pem::decode(&bytes)
+        .with_context(|| format!("in {}", path.display()))?
+        .ok_or_else(|| anyhow!("{}: no PEM block found, expected one CERTIFICATE", path.display()))?;
+    if block.label != "CERTIFICATE" {
+        bail!("{}: PEM block is {:?}, expected CERTIFICATE", path.display(), block.label);
+    }
+    if !rest.iter().all(|b| b.is_ascii_whitespace()) {
+        bail!("{}: trailing data after the certificate, expected exactly one", path.display());
+    }
+    x509_parser::parse_x509_certificate(&block.der)
+        .map_err(|e| anyhow!("{}: not a valid X.509 certificate: {e}", path.display()))?;
+    Ok(block.der)
+}
+
+/// The raw Ed25519 public key of a certificate, if it has one.
+pub fn certificate_ed25519_key(der: &[u8]) -> Option<[u8; 32]> {
+    let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
+    let spki = c.public_key();
+    if spki.algorithm.algorithm.to_id_string() != "1.3.101.112" {
+        return None;
+    }
+    spki.subject_public_key.data.as_ref().try_into().ok()
+}
+
+/// Sign the archive digest: pure Ed25519 over the 32-byte SHA-256.
+pub fn sign_digest(key: &SigningKey, digest: &[u8; 32]) -> [u8; 64] {
+    key.sign(digest).to_bytes()
+}
+
+/// A freshly generated key.
+pub fn generate_key() -> SigningKey {
+    SigningKey::generate(&mut OsRng)
+}
+
+/// Validity period of a new certificate.
+pub struct Validity {
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+impl Validity {
+    pub fn from_args(from: Option<&str>, until: Option<&str>, default_days: i64) -> Result<Self> {
+        let parse = |s: &str, flag: &str| {
+            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| anyhow!("-{flag} {s:?}: expected an RFC 3339 time like 2030-01-01T00:00:00Z ({e})"))
+        };
+        let not_before = match from {
+            Some(s) => parse(s, "validFrom")?,
+            None => OffsetDateTime::now_utc(),
+        };
+        let not_after = match until {
+            Some(s) => parse(s, "validUntil")?,
+            None => not_before + time::Duration::days(default_days),
+        };
+        if not_after <= not_before {
+            bail!("-validUntil ({not_after}) must be after -validFrom ({not_before})");
+        }
+        Ok(Validity { not_before, not_after })
+    }
+}
+
+fn rcgen_key(key: &SigningKey) -> Result<KeyPair> {
+    let der = key.to_pkcs8_der().map_err(|e| anyhow!("encoding key: {e}"))?;
+    KeyPair::try_from(der.as_bytes()).map_err(|e| anyhow!("loading key: {e}"))
+}
+
+fn params_for(key: &SigningKey, validity: &Validity) -> Result<CertificateParams> {
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    let cn = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(key.verifying_key().as_bytes()));
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.not_before = validity.not_before;
+    p.not_after = validity.not_after;
+    let mut serial = [0u8; 16];
+    OsRng.fill_bytes(&mut serial);
+    serial[0] &= 0x7f; // positive and < 2^128, as upstream
+    p.serial_number = Some(SerialNumber::from_slice(&serial));
+    Ok(p)
+}
+
+/// A self-signed root certificate (PEM) for `key`.
+pub fn root_certificate(key: &SigningKey, validity: &Validity) -> Result<String> {
+    let mut p = params_for(key, validity)?;
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign];
+    Ok(p.self_signed(&rcgen_key(key)?)?.pem())
+}
+
+/// A leaf certificate (PEM) for `leaf_key`, issued by the root `root_der` whose key is `root_key`.
+pub fn leaf_certificate(
+    leaf_key: &SigningKey,
+    root_der: &[u8],
+    root_key: &SigningKey,
+    validity: &Validity,
+) -> Result<String> {
+    let root_pub = certificate_ed25519_key(root_der).ok_or_else(|| anyhow!("root certificate has no Ed25519 key"))?;
+    if root_pub != *root_key.verifying_key().as_bytes() {
+        bail!("the root key does not belong to the root certificate");
+    }
+    let mut p = params_for(leaf_key, validity)?;
+    p.is_ca = IsCa::NoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.use_authority_key_identifier_extension = true;
+    let issuer = Issuer::from_ca_cert_der(&root_der.to_vec().into(), rcgen_key(root_key)?)
+        .map_err(|e| anyhow!("reading the root certificate: {e}"))?;
+    Ok(p.signed_by(&rcgen_key(leaf_key)?, &issuer)?.pem())
+}
+
+/// DER of a PEM certificate made by this module.
+pub fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
+    Ok(crate::pem::decode(pem.as_bytes())?.ok_or_else(|| anyhow!("no PEM block"))?.0.der)
+}

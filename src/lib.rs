@@ -1,0 +1,43 @@
+//! stboot: System Transparency's network bootloader, in Rust.
+//!
+//! The modules follow the data flow of a boot:
+//!
+//! | step | module |
+//! |---|---|
+//! | PID 1 duties: mounts, kernel modules, console | [`init`] |
+//! | trust policy, signing roots, host configuration, kernel command line | [`config`] |
+//! | links, static addresses, DHCP, bonding over netlink | [`network`] |
+//! | download of descriptor and archive over HTTPS | [`fetch`] |
+//! | OS package formats (descriptor, archive, manifest) | [`ospkg`] |
+//! | signature verification | [`verify`] |
+//! | staging and kexec | [`boot`] |
+//! | what happens after a failure | [`recovery`] |
+//!
+//! Operator-side helpers used by `stmgr` live in [`keys`] (keys and certificates)
+//! and [`initramfs`] (the cpio builder).
+
+pub mod boot;
+pub mod config;
+pub mod fetch;
+pub mod gojson;
+pub mod init;
+pub mod initramfs;
+pub mod keys;
+pub mod network;
+pub mod ospkg;
+pub mod pem;
+pub mod recovery;
+pub mod verify;
+
+/// The version printed in the start-up summary and by `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Seconds since the Unix epoch at which this binary was built (`SOURCE_DATE_EPOCH`,
+/// else the time of the last git commit, else 0). The clock is never trusted to be
+/// earlier than this: see [`verify::effective_now`].
+pub const BUILD_UNIX_TIME: u64 = {
+    match u64::from_str_radix(env!("STBOOT_BUILD_UNIX_TIME"), 10) {
+        Ok(v) => v,
+        Err(_) => 0,
+    }
+};

@@ -1,0 +1,107 @@
+//! The OS package archive (`NAME.zip`): reading entries by the exact names the manifest
+//! gives, with sizes capped and CRCs checked, and writing archives that Go's
+//! `archive/zip` reads.
+//!
+//! Nothing is ever extracted under a name taken from the archive itself: callers ask
+//! for an entry by name and say where its bytes go.
+
+use std::io::{Read, Seek, Write};
+
+use anyhow::{bail, Context, Result};
+use zip::result::ZipError;
+use zip::ZipArchive;
+
+use super::manifest::{Manifest, MANIFEST_NAME};
+
+/// The manifest is a few hundred bytes; this bounds what is read into memory.
+pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
+
+/// An opened archive.
+pub struct Archive<R: Read + Seek> {
+    zip: ZipArchive<R>,
+}
+
+impl<R: Read + Seek> Archive<R> {
+    pub fn open(reader: R) -> Result<Self> {
+        let zip = ZipArchive::new(reader).map_err(|e| match e {
+            ZipError::InvalidArchive(m) => anyhow::anyhow!("archive: not a valid zip file: {m}"),
+            other => anyhow::anyhow!("archive: not a valid zip file: {other}"),
+        })?;
+        Ok(Self { zip })
+    }
+
+    /// Index of the first entry named exactly `name` (upstream returns the first match).
+    fn index_of(&mut self, name: &str) -> Result<usize> {
+        for i in 0..self.zip.len() {
+            let entry = self.zip.by_index_raw(i).with_context(|| format!("archive: entry #{i}"))?;
+            if entry.name_raw() == name.as_bytes() {
+                return Ok(i);
+            }
+        }
+        bail!("archive: no entry named {name:?}")
+    }
+
+    /// Read and validate `manifest.json`.
+    pub fn manifest(&mut self) -> Result<Manifest> {
+        let mut buf = Vec::new();
+        self.extract(MANIFEST_NAME, MAX_MANIFEST_BYTES, &mut buf)?;
+        Manifest::parse(&buf)
+    }
+
+    /// Copy entry `name` to `out`, refusing an entry that declares or yields more than
+    /// `limit` bytes, and checking its CRC-32. Returns the number of bytes written.
+    pub fn extract<W: Write>(&mut self, name: &str, limit: u64, out: &mut W) -> Result<u64> {
+        let i = self.index_of(name)?;
+        let entry = self.zip.by_index(i).map_err(|e| entry_err(name, e))?;
+        if entry.is_dir() {
+            bail!("archive: entry {name:?} is a directory, expected a file");
+        }
+        if entry.size() > limit {
+            bail!("archive: entry {name:?} declares {} bytes, more than the limit of {limit} bytes", entry.size());
+        }
+        let mut limited = entry.take(limit + 1);
+        let n = std::io::copy(&mut limited, out).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("checksum") {
+                anyhow::anyhow!("archive: entry {name:?}: CRC-32 mismatch, the archive is corrupt")
+            } else {
+                anyhow::anyhow!("archive: entry {name:?}: {msg}")
+            }
+        })?;
+        if n > limit {
+            bail!("archive: entry {name:?} expands to more than the limit of {limit} bytes");
+        }
+        if n == 0 {
+            bail!("archive: entry {name:?} is empty");
+        }
+        Ok(n)
+    }
+}
+
+fn entry_err(name: &str, e: ZipError) -> anyhow::Error {
+    anyhow::anyhow!("archive: entry {name:?}: {e}")
+}
+
+/// Write an archive as upstream's `stmgr ospkg create` lays it out: a `boot/`
+/// directory entry, the kernel and the initramfs as `boot/<basename>` (Deflate), and
+/// `manifest.json`. Timestamps are fixed, so the same inputs give the same bytes.
+pub fn write<W: Write + Seek>(out: W, manifest: &Manifest, kernel: &[u8], initramfs: &[u8]) -> Result<W> {
+    use zip::write::SimpleFileOptions;
+    let mut zw = zip::ZipWriter::new(out);
+    let fixed = zip::DateTime::default();
+    let dir = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).last_modified_time(fixed);
+    let file = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(fixed)
+        .unix_permissions(0o644);
+    zw.add_directory("boot/", dir)?;
+    zw.start_file(manifest.kernel.as_str(), file)?;
+    zw.write_all(kernel)?;
+    if manifest.initramfs != manifest.kernel {
+        zw.start_file(manifest.initramfs.as_str(), file)?;
+        zw.write_all(initramfs)?;
+    }
+    zw.start_file(MANIFEST_NAME, file)?;
+    zw.write_all(manifest.to_json().as_bytes())?;
+    Ok(zw.finish()?)
+}

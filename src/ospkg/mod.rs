@@ -1,0 +1,151 @@
+//! OS packages: a descriptor (`NAME.json`) and an archive (`NAME.zip`) with the same stem.
+
+pub mod archive;
+pub mod descriptor;
+pub mod manifest;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+pub use archive::Archive;
+pub use descriptor::Descriptor;
+pub use manifest::Manifest;
+
+/// Upstream's default stem.
+pub const DEFAULT_NAME: &str = "system-transparency-os-package";
+
+/// The two files of a package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackagePaths {
+    pub descriptor: PathBuf,
+    pub archive: PathBuf,
+}
+
+impl PackagePaths {
+    /// Either file of the pair, the bare stem, or a directory (then the default stem
+    /// inside it), as upstream's `-ospkg`/`-out` accept.
+    pub fn from_arg(arg: &Path) -> Result<Self> {
+        let stem: PathBuf = if arg.is_dir() {
+            arg.join(DEFAULT_NAME)
+        } else {
+            match arg.extension().and_then(|e| e.to_str()) {
+                Some("zip") | Some("json") => arg.with_extension(""),
+                None => arg.to_path_buf(),
+                Some(other) => {
+                    bail!("{}: invalid file extension {other:?}, expected .zip, .json or no extension", arg.display())
+                }
+            }
+        };
+        Ok(Self { descriptor: stem.with_extension("json"), archive: stem.with_extension("zip") })
+    }
+}
+
+/// Write `paths.archive` and an unsigned `paths.descriptor` for `kernel` and `initramfs`.
+pub fn create(
+    paths: &PackagePaths,
+    kernel: &Path,
+    initramfs: &Path,
+    cmdline: &str,
+    label: &str,
+    url: &str,
+) -> Result<()> {
+    use anyhow::Context;
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let (k, i) = (read(kernel)?, read(initramfs)?);
+    if k.is_empty() {
+        bail!("{}: the kernel is empty", kernel.display());
+    }
+    if i.is_empty() {
+        bail!("{}: the initramfs is empty", initramfs.display());
+    }
+    let entry = |p: &Path| -> Result<String> {
+        let base =
+            p.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow::anyhow!("{}: no file name", p.display()))?;
+        Ok(format!("boot/{base}"))
+    };
+    let manifest = Manifest {
+        version: manifest::MANIFEST_VERSION,
+        label: label.to_string(),
+        kernel: entry(kernel)?,
+        initramfs: entry(initramfs)?,
+        cmdline: cmdline.to_string(),
+    };
+    manifest.validate()?;
+    let descriptor = Descriptor::new(url)?;
+    let zip = archive::write(std::io::Cursor::new(Vec::new()), &manifest, &k, &i)?.into_inner();
+    write_file(&paths.archive, &zip)?;
+    write_file(&paths.descriptor, descriptor.to_json().as_bytes())
+}
+
+/// Add a signature by `key` with certificate `cert_der` to the descriptor.
+/// Refuses a certificate or key that already signed, and a key that does not belong
+/// to the certificate.
+pub fn sign(paths: &PackagePaths, key: &ed25519_dalek::SigningKey, cert_der: &[u8]) -> Result<()> {
+    let (mut descriptor, archive) = read(paths)?;
+    let cert_key = crate::keys::certificate_ed25519_key(cert_der)
+        .ok_or_else(|| anyhow::anyhow!("the certificate's key is not Ed25519; only Ed25519 keys sign OS packages"))?;
+    if cert_key != *key.verifying_key().as_bytes() {
+        bail!("the private key does not belong to the certificate (their public keys differ)");
+    }
+    for (i, c) in descriptor.certificates.iter().enumerate() {
+        let existing = crate::verify::decode_certificate(c).ok();
+        if existing.as_deref() == Some(cert_der) {
+            bail!("certificate has already been used (signature {i})");
+        }
+        if existing.and_then(|d| crate::keys::certificate_ed25519_key(&d)) == Some(cert_key) {
+            bail!("this key has already signed (signature {i}); a second signature by the same key would not count");
+        }
+    }
+    let digest = crate::verify::digest(&archive);
+    // signature i pairs with certificate i: keep the arrays parallel
+    descriptor.certificates.truncate(descriptor.signatures.len());
+    descriptor.signatures.push(crate::keys::sign_digest(key, &digest).to_vec());
+    descriptor.certificates.push(crate::pem::encode("CERTIFICATE", cert_der).into_bytes());
+    write_file(&paths.descriptor, descriptor.to_json().as_bytes())
+}
+
+/// Read and parse both files of a package (the archive only as bytes).
+pub fn read(paths: &PackagePaths) -> Result<(Descriptor, Vec<u8>)> {
+    use anyhow::Context;
+    let d = crate::config::read_capped(&paths.descriptor, descriptor::MAX_DESCRIPTOR_BYTES as u64)?;
+    let descriptor = Descriptor::parse(&d).with_context(|| format!("in {}", paths.descriptor.display()))?;
+    let archive = std::fs::read(&paths.archive).with_context(|| format!("reading {}", paths.archive.display()))?;
+    if archive.is_empty() {
+        bail!("{}: the archive is empty", paths.archive.display());
+    }
+    Ok((descriptor, archive))
+}
+
+/// Write a package file readable by a web server (upstream writes 0600, which makes
+/// servers answer 403).
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    use anyhow::Context;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut f, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_from_either_file_or_stem() {
+        for a in ["x/os.zip", "x/os.json", "x/os"] {
+            let p = PackagePaths::from_arg(Path::new(a)).unwrap();
+            assert_eq!(p.archive, Path::new("x/os.zip"));
+            assert_eq!(p.descriptor, Path::new("x/os.json"));
+        }
+        assert!(PackagePaths::from_arg(Path::new("x/os.tar")).is_err());
+        let d = tempfile::tempdir().unwrap();
+        let p = PackagePaths::from_arg(d.path()).unwrap();
+        assert_eq!(p.archive, d.path().join("system-transparency-os-package.zip"));
+    }
+}

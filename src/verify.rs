@@ -1,0 +1,352 @@
+//! Signature verification: is this OS package signed by enough of the keys the owner
+//! trusts? One implementation, used by stboot before it boots and by `stmgr ospkg verify`.
+//!
+//! Rules (docs/formats.md has the reasoning):
+//! * the message is the 32-byte SHA-256 digest of the exact archive bytes, signed with
+//!   pure Ed25519 and checked with `verify_strict`; signature *i* pairs with certificate *i*;
+//! * a certificate counts if it is one of the roots, or is issued directly by one; a
+//!   root must be a CA and, if it has keyUsage, allow keyCertSign; leaf and root must be
+//!   within their validity periods; an extendedKeyUsage, where present, must allow
+//!   codeSigning, serverAuth or anyExtendedKeyUsage; unknown critical extensions,
+//!   SHA-1 and MD5 certificate signatures are refused; the leaf key must be Ed25519;
+//! * signers are counted once per distinct public key.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Result};
+use ed25519_dalek::{Signature, VerifyingKey};
+use sha2::{Digest, Sha256};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::ParsedExtension;
+use x509_parser::prelude::{ASN1Time, FromDer};
+
+use crate::ospkg::Descriptor;
+
+const OID_ED25519: &str = "1.3.101.112";
+const WEAK_SIG_ALGS: [&str; 3] = [
+    "1.2.840.113549.1.1.4", // md5WithRSAEncryption
+    "1.2.840.113549.1.1.5", // sha1WithRSAEncryption
+    "1.2.840.10045.4.1",    // ecdsa-with-SHA1
+];
+
+/// How many valid, distinct signers a package needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threshold {
+    /// At least this many (the trust policy's `ospkg_signature_threshold`).
+    AtLeast(u32),
+    /// Every signature present must be valid, and there must be at least one
+    /// (`stmgr ospkg verify -rootCerts`).
+    All,
+}
+
+/// Why one signature counted or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Valid,
+    /// Valid, but by a key that already counted (signature index given).
+    Duplicate {
+        of: usize,
+    },
+    /// The certificate could not be decoded.
+    MalformedCertificate(String),
+    /// The certificate is not trusted by the configured roots.
+    UntrustedCertificate(String),
+    /// The certificate's key is not Ed25519.
+    UnsupportedKey(String),
+    /// The signature does not verify under the certificate's key.
+    BadSignature(String),
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Valid => f.write_str("valid"),
+            Verdict::Duplicate { of } => write!(f, "not counted: same signing key as signature {of}"),
+            Verdict::MalformedCertificate(m) => write!(f, "not counted: malformed certificate: {m}"),
+            Verdict::UntrustedCertificate(m) => write!(f, "not counted: untrusted certificate: {m}"),
+            Verdict::UnsupportedKey(m) => write!(f, "not counted: {m}"),
+            Verdict::BadSignature(m) => write!(f, "not counted: bad signature: {m}"),
+        }
+    }
+}
+
+/// The outcome for one signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureCheck {
+    pub index: usize,
+    /// The certificate's subject, when it could be read.
+    pub signer: Option<String>,
+    pub verdict: Verdict,
+}
+
+/// The outcome of a verification: what was found, what counted, and the decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub found: usize,
+    pub valid: usize,
+    pub threshold: Threshold,
+    pub checks: Vec<SignatureCheck>,
+}
+
+impl Report {
+    pub fn accepted(&self) -> bool {
+        match self.threshold {
+            Threshold::AtLeast(n) => self.valid >= n as usize,
+            Threshold::All => self.found > 0 && self.valid == self.found,
+        }
+    }
+
+    pub fn required(&self) -> String {
+        match self.threshold {
+            Threshold::AtLeast(n) => n.to_string(),
+            Threshold::All => format!("all ({})", self.found.max(1)),
+        }
+    }
+
+    /// One line: `Signatures: 3 found, 2 valid, 2 required`.
+    pub fn summary(&self) -> String {
+        format!("Signatures: {} found, {} valid, {} required", self.found, self.valid, self.required())
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in &self.checks {
+            let who = c.signer.as_deref().unwrap_or("?");
+            writeln!(f, "signature {} ({who}): {}", c.index, c.verdict)?;
+        }
+        write!(f, "{}", self.summary())
+    }
+}
+
+/// The time certificates are checked against: the system clock, but never earlier
+/// than the build time. A machine whose clock was reset (RTC battery, 1970) would
+/// otherwise reject every certificate as not yet valid; a clock that is ahead is
+/// believed. Returns the time and whether the clock was behind.
+pub fn effective_now() -> (i64, bool) {
+    let clock = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let floor = crate::BUILD_UNIX_TIME;
+    if clock < floor {
+        (floor as i64, true)
+    } else {
+        (clock as i64, false)
+    }
+}
+
+/// SHA-256 of the archive bytes: the message that is signed.
+pub fn digest(archive: &[u8]) -> [u8; 32] {
+    Sha256::digest(archive).into()
+}
+
+/// Check every signature of `descriptor` over `archive_sha256` against `roots` (DER).
+/// Errors only when the question cannot be asked (no roots, more signatures than
+/// certificates); every per-signature problem is a verdict in the report.
+pub fn verify(
+    descriptor: &Descriptor,
+    archive_sha256: &[u8; 32],
+    roots: &[Vec<u8>],
+    threshold: Threshold,
+    now_unix: i64,
+) -> Result<Report> {
+    if roots.is_empty() {
+        bail!("no signing root certificates configured");
+    }
+    let (ns, nc) = (descriptor.signatures.len(), descriptor.certificates.len());
+    if ns > nc {
+        bail!("descriptor: {ns} signatures but only {nc} certificates; signature i needs certificate i");
+    }
+    let parsed_roots: Vec<X509Certificate> = roots
+        .iter()
+        .enumerate()
+        .map(|(i, der)| {
+            X509Certificate::from_der(der)
+                .map(|(_, c)| c)
+                .map_err(|e| anyhow::anyhow!("signing root #{i} is not valid X.509: {e}"))
+        })
+        .collect::<Result<_>>()?;
+    let now = ASN1Time::from_timestamp(now_unix).map_err(|e| anyhow::anyhow!("bad time {now_unix}: {e}"))?;
+
+    let mut counted: Vec<([u8; 32], usize)> = Vec::new();
+    let mut checks = Vec::with_capacity(ns);
+    for (i, sig) in descriptor.signatures.iter().enumerate() {
+        let (signer, verdict) = check_one(&descriptor.certificates[i], sig, archive_sha256, roots, &parsed_roots, now);
+        let verdict = match verdict {
+            Ok(key) => match counted.iter().find(|(k, _)| *k == key) {
+                Some((_, of)) => Verdict::Duplicate { of: *of },
+                None => {
+                    counted.push((key, i));
+                    Verdict::Valid
+                }
+            },
+            Err(v) => v,
+        };
+        checks.push(SignatureCheck { index: i, signer, verdict });
+    }
+    Ok(Report { found: ns, valid: counted.len(), threshold, checks })
+}
+
+/// Decode a descriptor certificate: PEM text (first block, no headers) or DER.
+pub fn decode_certificate(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    if bytes.is_empty() {
+        return Err("empty".into());
+    }
+    if bytes.first() == Some(&0x30) {
+        return Ok(bytes.to_vec());
+    }
+    match crate::pem::decode(bytes) {
+        Ok(Some((b, _))) if b.label != "CERTIFICATE" => {
+            Err(format!("PEM block is {:?}, expected CERTIFICATE", b.label))
+        }
+        Ok(Some((b, _))) if b.has_headers => Err("PEM block has headers, expected none".into()),
+        Ok(Some((b, _))) => Ok(b.der),
+        Ok(None) => Err("neither PEM nor DER".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn check_one(
+    cert_bytes: &[u8],
+    sig: &[u8],
+    message: &[u8; 32],
+    roots_der: &[Vec<u8>],
+    roots: &[X509Certificate],
+    now: ASN1Time,
+) -> (Option<String>, std::result::Result<[u8; 32], Verdict>) {
+    let der = match decode_certificate(cert_bytes) {
+        Ok(d) => d,
+        Err(m) => return (None, Err(Verdict::MalformedCertificate(m))),
+    };
+    let leaf = match X509Certificate::from_der(&der) {
+        Ok(([], c)) => c,
+        Ok(_) => return (None, Err(Verdict::MalformedCertificate("trailing bytes after the certificate".into()))),
+        Err(e) => return (None, Err(Verdict::MalformedCertificate(e.to_string()))),
+    };
+    let signer = Some(leaf.subject().to_string());
+    if let Err(m) = check_chain(&der, &leaf, roots_der, roots, now) {
+        return (signer, Err(Verdict::UntrustedCertificate(m)));
+    }
+    let spki = leaf.public_key();
+    if spki.algorithm.algorithm.to_id_string() != OID_ED25519 {
+        return (
+            signer,
+            Err(Verdict::UnsupportedKey(format!(
+                "certificate key is {}, only Ed25519 keys sign OS packages",
+                spki.algorithm.algorithm.to_id_string()
+            ))),
+        );
+    }
+    let key_bytes: [u8; 32] = match spki.subject_public_key.data.as_ref().try_into() {
+        Ok(k) => k,
+        Err(_) => return (signer, Err(Verdict::UnsupportedKey("Ed25519 key is not 32 bytes".into()))),
+    };
+    let key = match VerifyingKey::from_bytes(&key_bytes) {
+        Ok(k) => k,
+        Err(e) => return (signer, Err(Verdict::UnsupportedKey(format!("invalid Ed25519 key: {e}")))),
+    };
+    let Ok(sig) = Signature::from_slice(sig) else {
+        return (
+            signer,
+            Err(Verdict::BadSignature(format!("{} bytes, expected a 64-byte Ed25519 signature", sig.len()))),
+        );
+    };
+    match key.verify_strict(message, &sig) {
+        Ok(()) => (signer, Ok(key_bytes)),
+        Err(_) => (
+            signer,
+            Err(Verdict::BadSignature("does not match this archive's SHA-256 under the certificate's key".into())),
+        ),
+    }
+}
+
+fn check_chain(
+    leaf_der: &[u8],
+    leaf: &X509Certificate,
+    roots_der: &[Vec<u8>],
+    roots: &[X509Certificate],
+    now: ASN1Time,
+) -> std::result::Result<(), String> {
+    check_cert_profile(leaf, now, "certificate")?;
+    if roots_der.iter().any(|r| r.as_slice() == leaf_der) {
+        return Ok(()); // a root may sign packages directly
+    }
+    let mut reasons = Vec::new();
+    for root in roots.iter().filter(|r| r.subject().as_raw() == leaf.issuer().as_raw()) {
+        match check_issuer(leaf, root, now) {
+            Ok(()) => return Ok(()),
+            Err(m) => reasons.push(m),
+        }
+    }
+    if reasons.is_empty() {
+        Err(format!("issuer {:?} is not a configured signing root", leaf.issuer().to_string()))
+    } else {
+        Err(reasons.join("; "))
+    }
+}
+
+fn check_issuer(leaf: &X509Certificate, root: &X509Certificate, now: ASN1Time) -> std::result::Result<(), String> {
+    let name = root.subject().to_string();
+    check_cert_profile(root, now, &format!("root {name:?}"))?;
+    match root.basic_constraints() {
+        Ok(Some(bc)) if bc.value.ca => {}
+        Ok(_) => return Err(format!("root {name:?} is not a CA (basicConstraints cA is not set)")),
+        Err(e) => return Err(format!("root {name:?}: bad basicConstraints: {e}")),
+    }
+    match root.key_usage() {
+        Ok(Some(ku)) if !ku.value.key_cert_sign() => {
+            return Err(format!("root {name:?} keyUsage does not allow keyCertSign"))
+        }
+        Ok(_) => {}
+        Err(e) => return Err(format!("root {name:?}: bad keyUsage: {e}")),
+    }
+    let alg = leaf.signature_algorithm.algorithm.to_id_string();
+    if WEAK_SIG_ALGS.contains(&alg.as_str()) {
+        return Err(format!("certificate is signed with a weak algorithm ({alg})"));
+    }
+    leaf.verify_signature(Some(root.public_key()))
+        .map_err(|e| format!("certificate's signature does not verify under root {name:?}: {e}"))
+}
+
+/// Checks that apply to leaf and root alike: validity period, extendedKeyUsage,
+/// unknown critical extensions.
+fn check_cert_profile(c: &X509Certificate, now: ASN1Time, what: &str) -> std::result::Result<(), String> {
+    let v = c.validity();
+    if now < v.not_before {
+        return Err(format!("{what} is not valid before {} (now {})", v.not_before, now));
+    }
+    if now > v.not_after {
+        return Err(format!("{what} expired at {} (now {})", v.not_after, now));
+    }
+    for ext in c.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::ExtendedKeyUsage(eku) if !(eku.any || eku.code_signing || eku.server_auth) => {
+                return Err(format!(
+                    "{what} extendedKeyUsage allows neither codeSigning, serverAuth nor anyExtendedKeyUsage"
+                ));
+            }
+            ParsedExtension::ExtendedKeyUsage(_) => {}
+            ParsedExtension::BasicConstraints(_)
+            | ParsedExtension::KeyUsage(_)
+            | ParsedExtension::SubjectAlternativeName(_)
+            | ParsedExtension::SubjectKeyIdentifier(_)
+            | ParsedExtension::AuthorityKeyIdentifier(_)
+            | ParsedExtension::CertificatePolicies(_) => {}
+            _ if ext.critical => {
+                return Err(format!("{what} has an unsupported critical extension {}", ext.oid.to_id_string()))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Subject and expiry of a certificate, for logs and summaries.
+pub fn describe_certificate(der: &[u8]) -> String {
+    match X509Certificate::from_der(der) {
+        Ok((_, c)) => format!("{} (valid until {})", c.subject(), c.validity().not_after),
+        Err(e) => format!("<unparsable certificate: {e}>"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,155 @@
+//! Archives from other writers and hostile archives: errors, never panics or
+//! unbounded memory.
+
+use std::io::{Cursor, Write};
+use std::process::Command;
+
+use stboot::ospkg::archive::{self, Archive};
+use stboot::ospkg::Manifest;
+
+fn manifest() -> Manifest {
+    Manifest {
+        version: 1,
+        label: "t".into(),
+        kernel: "boot/vmlinuz".into(),
+        initramfs: "boot/initrd".into(),
+        cmdline: "console=ttyS0".into(),
+    }
+}
+
+fn good_zip() -> Vec<u8> {
+    archive::write(Cursor::new(Vec::new()), &manifest(), &[7u8; 5000], b"initrd").unwrap().into_inner()
+}
+
+#[test]
+fn reads_own_archive() {
+    let z = good_zip();
+    let mut a = Archive::open(Cursor::new(&z)).unwrap();
+    let m = a.manifest().unwrap();
+    assert_eq!(m, manifest());
+    let mut k = Vec::new();
+    assert_eq!(a.extract(&m.kernel, 1 << 20, &mut k).unwrap(), 5000);
+    assert_eq!(k, vec![7u8; 5000]);
+    // names are exact: no normalisation, no leading slash
+    for name in ["/boot/vmlinuz", "boot//vmlinuz", "BOOT/vmlinuz", "vmlinuz", "boot/"] {
+        let e = a.extract(name, 1 << 20, &mut Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("no entry named") || e.contains("directory"), "{name}: {e}");
+    }
+}
+
+#[test]
+fn same_input_same_bytes() {
+    assert_eq!(good_zip(), good_zip());
+}
+
+#[test]
+fn truncated_archives_are_errors() {
+    let z = good_zip();
+    for cut in [0, 10, z.len() / 2, z.len() - 1] {
+        let r = Archive::open(Cursor::new(&z[..cut])).and_then(|mut a| a.manifest());
+        assert!(r.is_err(), "cut at {cut}");
+    }
+}
+
+#[test]
+fn corrupted_data_fails_crc() {
+    let mut z = good_zip();
+    // the kernel's deflated data follows its local header; flip bytes inside it
+    let pos = z.windows(12).position(|w| w == b"boot/vmlinuz").unwrap() + 12 + 4;
+    z[pos] ^= 0xff;
+    z[pos + 1] ^= 0xff;
+    let mut a = Archive::open(Cursor::new(&z)).unwrap();
+    let e = format!("{:#}", a.extract("boot/vmlinuz", 1 << 20, &mut Vec::new()).unwrap_err());
+    assert!(e.contains("boot/vmlinuz"), "{e}");
+}
+
+#[test]
+fn zip_bomb_declared_size_is_refused() {
+    let mut zw = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let o = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    zw.start_file("boot/vmlinuz", o).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..64 {
+        zw.write_all(&chunk).unwrap();
+    }
+    let z = zw.finish().unwrap().into_inner();
+    assert!(z.len() < 1 << 20, "64 MiB of zeros compress to {} bytes", z.len());
+    let mut a = Archive::open(Cursor::new(&z)).unwrap();
+    let e = a.extract("boot/vmlinuz", 1 << 20, &mut Vec::new()).unwrap_err().to_string();
+    assert!(e.contains("declares 67108864 bytes, more than the limit of 1048576"), "{e}");
+}
+
+#[test]
+fn zip_bomb_lying_size_is_cut_off() {
+    let mut zw = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let o = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    zw.start_file("boot/vmlinuz", o).unwrap();
+    zw.write_all(&vec![0u8; 8 << 20]).unwrap();
+    let mut z = zw.finish().unwrap().into_inner();
+    // rewrite the declared uncompressed size (local header offset 22, central offset 24) to 100
+    let lh = z.windows(4).position(|w| w == b"PK\x03\x04").unwrap();
+    z[lh + 22..lh + 26].copy_from_slice(&100u32.to_le_bytes());
+    let cd = z.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    z[cd + 24..cd + 28].copy_from_slice(&100u32.to_le_bytes());
+    let mut out = Vec::new();
+    let r = Archive::open(Cursor::new(&z)).and_then(|mut a| a.extract("boot/vmlinuz", 1 << 20, &mut out));
+    let e = r.unwrap_err().to_string();
+    assert!(out.len() <= (1 << 20) + 1, "wrote {} bytes", out.len());
+    assert!(!e.is_empty());
+}
+
+#[test]
+fn manifest_naming_missing_entries() {
+    let m = Manifest { kernel: "boot/missing".into(), ..manifest() };
+    let mut zw = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let o = zip::write::SimpleFileOptions::default();
+    zw.start_file("manifest.json", o).unwrap();
+    zw.write_all(m.to_json().as_bytes()).unwrap();
+    zw.start_file("../../etc/passwd", o).unwrap();
+    zw.write_all(b"x").unwrap();
+    let z = zw.finish().unwrap().into_inner();
+    let mut a = Archive::open(Cursor::new(&z)).unwrap();
+    let m = a.manifest().unwrap();
+    let e = a.extract(&m.kernel, 1 << 20, &mut Vec::new()).unwrap_err().to_string();
+    assert_eq!(e, "archive: no entry named \"boot/missing\"");
+}
+
+#[test]
+fn not_a_zip() {
+    let e = Archive::open(Cursor::new(b"this is not a zip archive at all".to_vec())).err().unwrap().to_string();
+    assert!(e.contains("not a valid zip file"), "{e}");
+}
+
+/// Go's archive/zip writes data descriptors (flag 0x0008); zip64 appears for big
+/// archives. Python's zipfile writes both when told to, as an independent writer.
+#[test]
+fn data_descriptors_and_zip64_from_another_writer() {
+    let py = r#"
+import sys, zipfile, io
+class Unseekable(io.RawIOBase):
+    def __init__(self, f): self.f = f
+    def writable(self): return True
+    def write(self, b): return self.f.write(b)
+with open(sys.argv[1], "wb") as raw:
+    with zipfile.ZipFile(Unseekable(raw), "w", compression=zipfile.ZIP_DEFLATED) as z:
+        with z.open("boot/vmlinuz", "w", force_zip64=True) as f: f.write(b"K" * 100000)
+        with z.open("boot/initrd", "w") as f: f.write(b"I" * 1000)
+        with z.open("manifest.json", "w") as f: f.write(sys.argv[2].encode())
+"#;
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("py.zip");
+    let st = Command::new("python3").arg("-c").arg(py).arg(&p).arg(manifest().to_json()).status();
+    let Ok(st) = st else {
+        eprintln!("python3 not available; skipping");
+        return;
+    };
+    assert!(st.success());
+    let z = std::fs::read(&p).unwrap();
+    let flags = u16::from_le_bytes([z[6], z[7]]);
+    assert_ne!(flags & 0x0008, 0, "expected a data descriptor flag");
+    let mut a = Archive::open(Cursor::new(&z)).unwrap();
+    let m = a.manifest().unwrap();
+    let mut k = Vec::new();
+    a.extract(&m.kernel, 1 << 20, &mut k).unwrap();
+    assert_eq!(k, vec![b'K'; 100000]);
+}
