@@ -1,1 +1,172 @@
-//! TODO
+//! PID 1 duties: the filesystems stboot needs, the console, kernel modules, child
+//! reaping, and the entropy check. The few raw syscalls live in [`sys`].
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::mount::{mount, MsFlags};
+use tracing::{info, warn};
+
+/// Where packages are staged (a tmpfs: nothing is written to disk).
+pub const STAGING_DIR: &str = "/tmp/stboot";
+
+/// Mount proc, sys, devtmpfs, tmpfs staging, and securityfs/efivarfs when present.
+/// Already-mounted filesystems (EBUSY) are fine.
+pub fn mount_filesystems() -> Vec<String> {
+    let mut report = Vec::new();
+    let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let table: [(&str, &str, &str, MsFlags, Option<&str>); 6] = [
+        ("proc", "/proc", "proc", nodev, None),
+        ("sysfs", "/sys", "sysfs", nodev, None),
+        ("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID, Some("mode=0755")),
+        ("tmpfs", "/tmp", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777")),
+        ("tmpfs", "/run", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755")),
+        ("securityfs", "/sys/kernel/security", "securityfs", nodev, None),
+    ];
+    for (src, dst, fs, flags, data) in table {
+        report.push(mount_one(src, dst, fs, flags, data));
+    }
+    report
+}
+
+/// efivarfs may be a module: mount it after modules are loaded.
+pub fn mount_efivarfs() -> Option<String> {
+    let dir = "/sys/firmware/efi/efivars";
+    if !Path::new("/sys/firmware/efi").exists() {
+        return None;
+    }
+    Some(mount_one("efivarfs", dir, "efivarfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None))
+}
+
+fn mount_one(src: &str, dst: &str, fs: &str, flags: MsFlags, data: Option<&str>) -> String {
+    let _ = std::fs::create_dir_all(dst);
+    match mount(Some(src), dst, Some(fs), flags, data) {
+        Ok(()) => format!("{fs} on {dst}"),
+        Err(nix::errno::Errno::EBUSY) => format!("{fs} on {dst} (already mounted)"),
+        Err(e) => format!("{fs} on {dst} FAILED: {e}"),
+    }
+}
+
+/// Make /dev/console stdin, stdout and stderr.
+pub fn attach_console() {
+    if let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/console") {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors with a valid source fd.
+            unsafe { libc::dup2(f.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// As PID 1, let the kernel reap exited children (SIGCHLD ignored ⇒ no zombies).
+pub fn reap_children() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: installing SIG_IGN has no handler code that could run concurrently.
+    let _ = unsafe { signal(Signal::SIGCHLD, SigHandler::SigIgn) };
+}
+
+/// Load kernel modules from `/lib/modules`: those listed in
+/// `/lib/modules-load.d/*.conf` first, in order, then any other `.ko` by name.
+/// Returns one line per module.
+pub fn load_modules(dir: &Path, lists: &Path, only: Option<&[String]>) -> Vec<(String, Result<Duration>)> {
+    let mut order: Vec<String> = Vec::new();
+    if let Some(only) = only {
+        order.extend(only.iter().cloned());
+    } else {
+        let mut confs: Vec<_> = std::fs::read_dir(lists).into_iter().flatten().flatten().map(|e| e.path()).collect();
+        confs.sort();
+        for c in confs.iter().filter(|p| p.extension().is_some_and(|e| e == "conf")) {
+            for line in std::fs::read_to_string(c).unwrap_or_default().lines() {
+                let l = line.trim();
+                if !l.is_empty() && !l.starts_with('#') {
+                    order.push(if l.ends_with(".ko") { l.to_string() } else { format!("{l}.ko") });
+                }
+            }
+        }
+        let mut rest: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(String::from))
+            .filter(|n| n.ends_with(".ko") && !order.contains(n))
+            .collect();
+        rest.sort();
+        order.extend(rest);
+    }
+    order
+        .into_iter()
+        .map(|name| {
+            let t = Instant::now();
+            let r = sys::finit_module(&dir.join(&name)).map(|_| t.elapsed());
+            (name, r)
+        })
+        .collect()
+}
+
+/// Whether the kernel's random pool is initialised; if not, wait for it and say so.
+/// Returns how long it waited.
+pub fn wait_for_entropy() -> Duration {
+    let t = Instant::now();
+    if sys::random_ready() {
+        return Duration::ZERO;
+    }
+    warn!("the kernel's random pool is not initialised yet; TLS and DHCP need it. Waiting (a hardware RNG, RDRAND or virtio-rng avoids this)");
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        if sys::random_ready() {
+            break;
+        }
+        if t.elapsed().as_secs() % 10 == 0 && t.elapsed().subsec_millis() < 250 {
+            info!("still waiting for entropy after {} s", t.elapsed().as_secs());
+        }
+    }
+    t.elapsed()
+}
+
+/// Read `/proc/cmdline`.
+pub fn kernel_cmdline() -> String {
+    std::fs::read_to_string("/proc/cmdline").unwrap_or_default()
+}
+
+/// Create the staging directory on the /tmp tmpfs.
+pub fn staging_dir() -> Result<&'static Path> {
+    std::fs::create_dir_all(STAGING_DIR).with_context(|| format!("creating {STAGING_DIR}"))?;
+    Ok(Path::new(STAGING_DIR))
+}
+
+/// The raw system calls of PID 1, each wrapped in a safe function.
+pub mod sys {
+    use std::path::Path;
+
+    use anyhow::{anyhow, Context, Result};
+
+    /// `finit_module(fd, "", 0)`; an already loaded module is fine.
+    pub fn finit_module(path: &Path) -> Result<()> {
+        let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: the fd is valid for the call and the params string is a static C string.
+        let r = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), c"".as_ptr(), 0) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EEXIST) => Ok(()),
+            Some(libc::ENOEXEC) => Err(anyhow!("not a module for this kernel (ENOEXEC)")),
+            Some(libc::EKEYREJECTED) | Some(libc::EBADMSG) => {
+                Err(anyhow!("signature rejected: the kernel enforces module signatures ({e})"))
+            }
+            Some(libc::ENOENT) => Err(anyhow!("unknown symbols: a module it depends on is not loaded yet ({e})")),
+            _ => Err(anyhow!("{e}")),
+        }
+    }
+
+    /// Non-blocking check that `getrandom` would not block.
+    pub fn random_ready() -> bool {
+        let mut b = [0u8; 1];
+        // SAFETY: the buffer is valid for one byte.
+        let r = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 1, libc::GRND_NONBLOCK) };
+        r == 1
+    }
+}

@@ -79,9 +79,10 @@ impl Tree {
     pub fn file(&mut self, path: &str, data: Vec<u8>, mode: u32) -> Result<()> {
         let p = Self::clean(path)?;
         self.add_parents(&p);
-        if self.nodes.insert(p.clone(), Node::File { data, mode }).is_some() {
+        if self.nodes.contains_key(&p) {
             bail!("/{p} is given twice");
         }
+        self.nodes.insert(p, Node::File { data, mode });
         Ok(())
     }
 

@@ -1,1 +1,89 @@
-//! TODO
+//! What happens after a failure: say what failed, at which step, and what the
+//! operator can do; retry the whole boot with backoff; finally reboot. Nothing
+//! unverified is ever booted on any of these paths.
+
+use std::fmt;
+use std::time::Duration;
+
+use tracing::error;
+
+/// The boot steps, for messages and the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Config,
+    Network,
+    Fetch,
+    Verify,
+    Stage,
+    Kexec,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Config => "configuration",
+            Step::Network => "network",
+            Step::Fetch => "fetch and verify",
+            Step::Verify => "verification",
+            Step::Stage => "staging",
+            Step::Kexec => "kexec",
+        })
+    }
+}
+
+impl Step {
+    /// What an operator can do about a failure at this step.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Step::Config => "check the files under /etc/trust_policy/ and the host configuration with `stmgr trustpolicy check` / `stmgr hostconfig check`; rebuild the initramfs",
+            Step::Network => "check cabling/switch port, the NIC driver modules in the initramfs, network_interfaces and the static addresses in the host configuration; raise stboot.dhcp_timeout for slow switch ports",
+            Step::Fetch => "the reason for each URL is above: check that the provisioning server is up, the ospkg_pointer URLs and credentials, that tls_roots.pem holds the server's CA, and that packages are signed by enough keys of ospkg_signing_root.pem (`stmgr ospkg verify -trustPolicy`)",
+            Step::Verify => "the package is not signed by enough trusted keys: re-sign it (`stmgr ospkg sign`) and check it with `stmgr ospkg verify -trustPolicy`",
+            Step::Stage => "the package's manifest or archive is broken, or the machine lacks memory to stage it: check it with `stmgr ospkg verify`",
+            Step::Kexec => "the kernel refused to load the OS kernel: see the reason above",
+        }
+    }
+}
+
+/// A failed boot attempt.
+#[derive(Debug)]
+pub struct Failure {
+    pub step: Step,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn report(&self, attempt: u32, attempts: u32) {
+        error!("BOOT FAILED at step {} (attempt {attempt}/{attempts}): {:#}", self.step, self.error);
+        error!("what to do: {}", self.step.hint());
+    }
+}
+
+/// Backoff before boot attempt `n` (1-based): 5, 10, 20, ... s, at most 60.
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_secs((5u64 << n.saturating_sub(1).min(4)).min(60))
+}
+
+/// Give up: reboot the machine, and keep trying if that fails. Never returns.
+pub fn reboot() -> ! {
+    error!("Recover: rebooting");
+    // SAFETY: sync has no preconditions.
+    unsafe { libc::sync() };
+    loop {
+        let Err(e) = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
+        error!("reboot failed: {e}; trying again in 5 s");
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(1), Duration::from_secs(5));
+        assert_eq!(backoff(2), Duration::from_secs(10));
+        assert_eq!(backoff(10), Duration::from_secs(60));
+    }
+}

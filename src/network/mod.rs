@@ -1,1 +1,220 @@
-//! TODO
+//! Bringing up the network over netlink: choose NICs (by name, by MAC, or all with a
+//! MAC), optionally bond them, wait for carrier, then configure a static address or
+//! run DHCP on all candidates at once. Writes `/etc/resolv.conf`.
+
+pub mod dhcp;
+pub mod netlink;
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use tracing::{info, warn};
+
+use crate::config::host_config::{HostConfig, NetworkMode};
+use netlink::{Link, Netlink};
+
+/// What the network looks like after configuration.
+#[derive(Debug, Clone)]
+pub struct Configured {
+    pub interface: String,
+    pub address: String,
+    pub gateway: Option<IpAddr>,
+    pub dns: Vec<IpAddr>,
+    pub lease_time: Option<u32>,
+}
+
+/// Choose the links to use, as upstream: with `network_interfaces`, those matching by
+/// name or MAC; none matching, or none configured, means every non-loopback link with a
+/// hardware address.
+pub fn candidates(links: &[Link], cfg: &HostConfig) -> Vec<Link> {
+    let all: Vec<Link> = links.iter().filter(|l| !l.loopback && l.mac.is_some()).cloned().collect();
+    let Some(wanted) = &cfg.network_interfaces else { return all };
+    let chosen: Vec<Link> = all
+        .iter()
+        .filter(|l| {
+            wanted.iter().any(|w| {
+                let name_ok = w.interface_name.as_deref().is_none_or(|n| n == l.name);
+                let mac_ok = w.mac_address.as_ref().is_none_or(|m| Some(&m.0) == l.mac.as_ref());
+                name_ok && mac_ok
+            })
+        })
+        .cloned()
+        .collect();
+    if chosen.is_empty() {
+        let names: Vec<_> = all.iter().map(|l| l.name.as_str()).collect();
+        warn!("no NIC matches network_interfaces; trying all NICs with a MAC: {}", names.join(", "));
+        return all;
+    }
+    chosen
+}
+
+/// Wait until `index` reports carrier, or `deadline`.
+fn wait_carrier(nl: &mut Netlink, index: u32, deadline: Instant) -> Result<bool> {
+    loop {
+        if nl.link(index)?.carrier {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Configure the network per `cfg`; DHCP and carrier waits are bounded by `timeout`.
+pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
+    let mut nl = Netlink::open().map_err(netlink::explain)?;
+    let links = nl.links()?;
+    if let Some(lo) = links.iter().find(|l| l.loopback) {
+        nl.set_up(lo.index, true).context("bringing up lo")?;
+    }
+    let mut cands = candidates(&links, cfg);
+    if let Some(mode) = cfg.bonding_mode {
+        let name = cfg.bond_name.as_deref().unwrap_or("bond0");
+        let bond = nl.create_bond(name, mode.kernel_mode())?;
+        for member in cfg.network_interfaces.iter().flatten().filter_map(|i| i.interface_name.as_deref()) {
+            let l =
+                links.iter().find(|l| l.name == member).with_context(|| format!("bond member {member} not found"))?;
+            nl.enslave(l.index, bond).with_context(|| format!("adding {member} to {name}"))?;
+        }
+        info!("bond {name} ({}) created", mode.name());
+        cands = vec![nl.link(bond)?];
+    }
+    if cands.is_empty() {
+        let names: Vec<_> = links.iter().map(|l| l.name.as_str()).collect();
+        bail!("no network interface with a hardware address (links: {}); is the NIC driver loaded?", names.join(", "));
+    }
+    for l in &cands {
+        nl.set_up(l.index, true).with_context(|| format!("bringing up {}", l.name))?;
+    }
+    let deadline = Instant::now() + timeout;
+    let result = match cfg.network_mode {
+        NetworkMode::Static => {
+            let ip = cfg.host_ip.context("static mode needs host_ip")?;
+            let gw = cfg.gateway.context("static mode needs gateway")?;
+            // the first link that gets carrier within 10 s wins; else the first link
+            let carrier_deadline = (Instant::now() + Duration::from_secs(10)).min(deadline);
+            let mut chosen = None;
+            while chosen.is_none() && Instant::now() < carrier_deadline {
+                for l in &cands {
+                    if nl.link(l.index)?.carrier {
+                        chosen = Some(l.clone());
+                        break;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let link = chosen.unwrap_or_else(|| {
+                warn!("no carrier on {}; configuring it anyway", cands[0].name);
+                cands[0].clone()
+            });
+            nl.add_address(link.index, ip.addr, ip.prefix).with_context(|| format!("adding {ip} to {}", link.name))?;
+            nl.add_default_route(link.index, gw).with_context(|| format!("adding default route via {gw}"))?;
+            Configured {
+                interface: link.name,
+                address: ip.to_string(),
+                gateway: Some(gw),
+                dns: Vec::new(),
+                lease_time: None,
+            }
+        }
+        NetworkMode::Dhcp => {
+            let dc: Vec<dhcp::Candidate> = cands
+                .iter()
+                .map(|l| dhcp::Candidate {
+                    name: l.name.clone(),
+                    index: l.index,
+                    mac: l.mac.clone().unwrap_or_default(),
+                })
+                .collect();
+            let lease = dhcp::obtain(dc, timeout, |c, deadline| {
+                let mut nl = Netlink::open()?;
+                let t0 = Instant::now();
+                if wait_carrier(&mut nl, c.index, deadline)? {
+                    info!("{}: link up after {} ms", c.name, t0.elapsed().as_millis());
+                } else {
+                    bail!("no carrier (cable or switch port?)");
+                }
+                Ok(())
+            })?;
+            nl.add_address(lease.index, IpAddr::V4(lease.address), lease.prefix)?;
+            if let Some(r) = lease.router {
+                nl.add_default_route(lease.index, IpAddr::V4(r))?;
+            }
+            Configured {
+                interface: lease.interface,
+                address: format!("{}/{}", lease.address, lease.prefix),
+                gateway: lease.router.map(IpAddr::V4),
+                dns: lease.dns.iter().map(|a| IpAddr::V4(*a)).collect(),
+                lease_time: lease.lease_time,
+            }
+        }
+    };
+    let mut result = result;
+    if let Some(dns) = &cfg.dns {
+        result.dns = dns.clone(); // configured servers replace DHCP's, as upstream
+    }
+    if !result.dns.is_empty() {
+        write_resolv_conf(&result.dns)?;
+    }
+    Ok(result)
+}
+
+/// The bytes of `/etc/resolv.conf` for `servers`.
+pub fn resolv_conf(servers: &[IpAddr]) -> String {
+    let mut s = String::new();
+    for ip in servers {
+        let _ = writeln!(s, "nameserver {ip}");
+    }
+    s
+}
+
+fn write_resolv_conf(servers: &[IpAddr]) -> Result<()> {
+    std::fs::write("/etc/resolv.conf", resolv_conf(servers)).context("writing /etc/resolv.conf")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_bytes_match_upstream() {
+        let s = resolv_conf(&["0.0.0.0".parse().unwrap(), "8.8.8.8".parse().unwrap()]);
+        assert_eq!(s, "nameserver 0.0.0.0\nnameserver 8.8.8.8\n");
+    }
+
+    fn link(i: u32, name: &str, mac: u8) -> Link {
+        Link {
+            index: i,
+            name: name.into(),
+            mac: Some(vec![0x52, 0x54, 0, 0, 0, mac]),
+            up: false,
+            carrier: false,
+            loopback: false,
+        }
+    }
+
+    #[test]
+    fn nic_choice() {
+        let mut lo = link(1, "lo", 0);
+        lo.loopback = true;
+        lo.mac = None;
+        let links = vec![lo, link(2, "eth0", 1), link(3, "eth1", 2)];
+        let parse = |j: &str| HostConfig::parse(j.as_bytes()).unwrap();
+        let names = |v: Vec<Link>| v.into_iter().map(|l| l.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(candidates(&links, &parse(r#"{"network_mode":"dhcp","ospkg_pointer":"p"}"#))),
+            ["eth0", "eth1"]
+        );
+        let by_mac =
+            r#"{"network_mode":"dhcp","ospkg_pointer":"p","network_interfaces":[{"mac_address":"52:54:00:00:00:02"}]}"#;
+        assert_eq!(names(candidates(&links, &parse(by_mac))), ["eth1"]);
+        let by_name = r#"{"network_mode":"dhcp","ospkg_pointer":"p","network_interfaces":[{"interface_name":"eth0"}]}"#;
+        assert_eq!(names(candidates(&links, &parse(by_name))), ["eth0"]);
+        let both = r#"{"network_mode":"dhcp","ospkg_pointer":"p","network_interfaces":[{"interface_name":"eth0","mac_address":"52:54:00:00:00:02"}]}"#;
+        // name and MAC must both match; nothing does, so all NICs are tried (upstream's fallback)
+        assert_eq!(names(candidates(&links, &parse(both))), ["eth0", "eth1"]);
+    }
+}

@@ -1,0 +1,158 @@
+# Shared by integration-tests/run.sh and scripts/demo.sh: builds the binaries, a PKI,
+# signed test OS packages, HTTPS servers on 127.0.0.1 and stboot initramfs images,
+# and boots them in QEMU. Source it; set W (work dir) first.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+: "${W:=$ROOT/target/it}"
+MUSL=x86_64-unknown-linux-musl
+STBOOT=$ROOT/target/$MUSL/release/stboot
+STMGR=$ROOT/target/release/stmgr
+
+log() { printf '%s [it] %s\n' "$(date +%T)" "$*" >&2; }
+
+build_all() {
+    export PATH="$HOME/.cargo/bin:$PATH"
+    command -v x86_64-linux-musl-gcc >/dev/null || export CC_x86_64_unknown_linux_musl=musl-gcc
+    log "building stboot (static, $MUSL) and stmgr"
+    (cd "$ROOT" && cargo build --quiet --release --target $MUSL --bin stboot && cargo build --quiet --release --bin stmgr)
+    KERNEL=$(ls "$ROOT"/target/kernel/boot/vmlinuz-* | head -1)
+    E1000=$(find "$ROOT"/target/kernel/lib/modules -name e1000.ko | head -1)
+    [ -f "$KERNEL" ] && [ -f "$E1000" ] || { log "kernel or e1000.ko missing: run scripts/setup.sh"; return 1; }
+    log "kernel $KERNEL; stboot $(stat -c %s "$STBOOT") bytes"
+}
+
+# Test OS: Debian's kernel plus a tiny initramfs whose init prints a marker.
+make_testos() {
+    mkdir -p "$W/testos/root/proc" "$W/testos/root/dev"
+    musl-gcc -static -Os -o "$W/testos/root/init" "$ROOT/integration-tests/testos-init.c"
+    (cd "$W/testos/root" && find . -print0 | sort -z | cpio --null -o -H newc --reproducible --quiet | gzip -9n) > "$W/testos/initrd.gz"
+}
+
+# PKI: signing root with three leaves, a second root with two leaves; TLS CAs.
+make_pki() {
+    local d=$W/pki
+    mkdir -p "$d" && cd "$d"
+    "$STMGR" keygen certificate -isCA -certOut root.pem -keyOut root.key >/dev/null
+    for i in 1 2 3; do
+        "$STMGR" keygen certificate -rootCert root.pem -rootKey root.key -certOut leaf$i.pem -keyOut leaf$i.key >/dev/null
+    done
+    "$STMGR" keygen certificate -isCA -certOut other-root.pem -keyOut other-root.key >/dev/null
+    for i in 1 2; do
+        "$STMGR" keygen certificate -rootCert other-root.pem -rootKey other-root.key -certOut other$i.pem -keyOut other$i.key >/dev/null
+    done
+    # TLS: a pinned CA and an unpinned one, each with a server certificate for 10.0.2.2
+    for ca in tls-ca rogue-ca; do
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $ca.key -out $ca.pem \
+            -subj "/CN=stboot-rs test $ca" -days 30 -addext basicConstraints=critical,CA:TRUE 2>/dev/null
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $ca-server.key \
+            -out $ca-server.csr -subj "/CN=10.0.2.2" 2>/dev/null
+        printf 'subjectAltName=IP:10.0.2.2,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > san.cnf
+        openssl x509 -req -in $ca-server.csr -CA $ca.pem -CAkey $ca.key -CAcreateserial -days 30 \
+            -extfile san.cnf -out $ca-server.pem 2>/dev/null
+    done
+    cd - >/dev/null
+}
+
+# make_pkg NAME CMDLINE SIGNER... (signers are pki basenames: leaf1, other2, ...)
+make_pkg() {
+    local name=$1 cmdline=$2; shift 2
+    mkdir -p "$W/www"
+    "$STMGR" ospkg create -kernel "$KERNEL" -initramfs "$W/testos/initrd.gz" -cmdline "$cmdline" \
+        -label "test OS $name" -url "$name.zip" -out "$W/www/$name" >/dev/null
+    for s in "$@"; do
+        "$STMGR" ospkg sign -key "$W/pki/$s.key" -cert "$W/pki/$s.pem" -ospkg "$W/www/$name" >/dev/null
+    done
+}
+
+make_packages() {
+    local c="console=ttyS0 panic=-1"
+    make_pkg good "$c testos=good" leaf1 leaf2 leaf3
+    make_pkg second "$c testos=second" leaf2 leaf3
+    make_pkg fewsig "$c testos=fewsig" leaf1
+    make_pkg wrongroot "$c testos=wrongroot" other1 other2
+    make_pkg badsig "$c testos=badsig" leaf1 leaf2
+    # flip one bit in each signature of badsig
+    python3 - "$W/www/badsig.json" <<'PY'
+import base64, json, sys
+p = sys.argv[1]; d = json.load(open(p))
+def flip(s):
+    b = bytearray(base64.b64decode(s)); b[10] ^= 1; return base64.b64encode(bytes(b)).decode()
+d["signatures"] = [flip(s) for s in d["signatures"]]
+open(p, "w").write(json.dumps(d, indent=2))
+PY
+}
+
+# nginx on 127.0.0.1: PORT CERTNAME (from pki) [NAME]
+start_nginx() {
+    local port=$1 cert=$2 name=${3:-nginx-$1}
+    local d=$W/$name
+    mkdir -p "$d/logs"
+    cat > "$d/nginx.conf" <<NGX
+daemon off;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/logs/error.log;
+events { worker_connections 64; }
+http {
+    access_log $d/logs/access.log;
+    client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;
+    types { application/json json; application/zip zip; }
+    server {
+        listen 127.0.0.1:$port ssl;
+        ssl_certificate $W/pki/$cert-server.pem;
+        ssl_certificate_key $W/pki/$cert-server.key;
+        root $W/www;
+    }
+}
+NGX
+    nginx -c "$d/nginx.conf" -p "$d" &
+    echo $! > "$d/launcher.pid"
+    for _ in $(seq 50); do
+        (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && return 0
+        sleep 0.1
+    done
+    log "nginx on $port did not start"; cat "$d/logs/error.log" >&2; return 1
+}
+
+stop_nginx() {
+    local d=$W/${1}
+    [ -f "$d/nginx.pid" ] && kill "$(cat "$d/nginx.pid")" 2>/dev/null || true
+    [ -f "$d/launcher.pid" ] && kill "$(cat "$d/launcher.pid")" 2>/dev/null || true
+}
+
+# Trust policy dir: NAME THRESHOLD METHOD
+make_trust_policy() {
+    local d=$W/tp-$1
+    mkdir -p "$d"
+    printf '{"ospkg_signature_threshold": %s, "ospkg_fetch_method": "%s"}\n' "$2" "$3" > "$d/trust_policy.json"
+    cp "$W/pki/root.pem" "$d/ospkg_signing_root.pem"
+    cp "$W/pki/tls-ca.pem" "$d/tls_roots.pem"
+    echo "$d"
+}
+
+# make_initramfs NAME TRUST_DIR HOSTCONFIG_JSON|"" [extra stmgr args...]
+make_initramfs() {
+    local name=$1 tp=$2 hc=$3; shift 3
+    local args=(initramfs build -stboot "$STBOOT" -trustPolicy "$tp" -module "$E1000" -out "$W/$name.cpio.gz")
+    if [ -n "$hc" ]; then
+        printf '%s\n' "$hc" > "$W/$name.host.json"
+        args+=(-hostConfig "$W/$name.host.json")
+    fi
+    "$STMGR" "${args[@]}" "$@" >/dev/null
+}
+
+# boot NAME [qemu args...]: boots $W/NAME.cpio.gz, console to $W/NAME.console
+boot_qemu() {
+    local name=$1; shift
+    local tpm=$W/tpm-$name
+    rm -rf "$tpm"; mkdir -p "$tpm"
+    swtpm socket --tpm2 --tpmstate dir="$tpm" --ctrl type=unixio,path="$tpm/sock" >/dev/null 2>&1 &
+    for _ in $(seq 50); do [ -S "$tpm/sock" ] && break; sleep 0.1; done
+    timeout "${QEMU_TIMEOUT:-150}" qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 \
+        -display none -monitor none -serial "file:$W/$name.console" -no-reboot \
+        -kernel "$KERNEL" -initrd "$W/$name.cpio.gz" \
+        -append "console=ttyS0 panic=-1 ${APPEND:-stboot.boot_attempts=1}" \
+        -nic user,model=e1000 \
+        -chardev socket,id=chrtpm,path="$tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \
+        "$@" </dev/null >"$W/$name.qemu.log" 2>&1 || true
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# QEMU end-to-end scenarios: stboot as PID 1 under Debian's kernel, a real HTTPS
+# server (nginx) on 127.0.0.1, real DHCP (QEMU's), real signatures. Each scenario is
+# judged by the lines on the serial console. Runs two QEMUs at a time.
+set -uo pipefail
+W=${W:-$(cd "$(dirname "$0")/.." && pwd)/target/it}
+rm -rf "$W"; mkdir -p "$W"
+. "$(dirname "$0")/lib.sh"
+set -e
+build_all
+make_testos
+make_pki
+make_packages
+set +e
+
+NET=$(make_trust_policy net 2 network)
+INITRD=$(make_trust_policy initramfs 2 initramfs)
+dhcp() { printf '{"network_mode":"dhcp","ospkg_pointer":"%s"}' "$1"; }
+G=https://10.0.2.2:8443
+
+make_initramfs dhcp-good "$NET" "$(dhcp $G/good.json)"
+make_initramfs static-good "$NET" '{"network_mode":"static","host_ip":"10.0.2.15/24","gateway":"10.0.2.2","dns":["10.0.2.3"],"network_interfaces":[{"interface_name":"eth0"}],"ospkg_pointer":"'$G'/good.json"}'
+make_initramfs bad-signature "$NET" "$(dhcp $G/badsig.json)"
+make_initramfs too-few-signers "$NET" "$(dhcp $G/fewsig.json)"
+make_initramfs wrong-root "$NET" "$(dhcp $G/wrongroot.json)"
+make_initramfs fallback "$NET" "$(dhcp "$G/missing.json,https://10.0.2.2:8449/down.json,$G/badsig.json,$G/second.json")"
+make_initramfs tls-unpinned "$NET" "$(dhcp https://10.0.2.2:8444/good.json)"
+make_initramfs server-late "$NET" "$(dhcp https://10.0.2.2:8445/good.json)"
+make_initramfs initramfs-fetch "$INITRD" '{"network_mode":"dhcp","ospkg_pointer":"good.zip"}' -ospkg "$W/www/good"
+
+start_nginx 8443 tls-ca good
+start_nginx 8444 rogue-ca rogue
+trap 'stop_nginx good; stop_nginx rogue; stop_nginx late' EXIT
+
+pass=0; fail=0; failed=()
+check() { # NAME: then lines "+pattern" (must appear) or "-pattern" (must not)
+    local name=$1; shift
+    local ok=1
+    for p in "$@"; do
+        local want=${p:0:1} pat=${p:1}
+        if grep -aqF -- "$pat" "$W/$name.console"; then
+            [ "$want" = "-" ] && { log "$name: unexpected on console: $pat"; ok=0; }
+        else
+            [ "$want" = "+" ] && { log "$name: missing on console: $pat"; ok=0; }
+        fi
+    done
+    if [ $ok = 1 ]; then
+        pass=$((pass + 1)); log "PASS $name"
+    else
+        fail=$((fail + 1)); failed+=("$name"); log "FAIL $name (console: $W/$name.console)"
+        tail -n 40 "$W/$name.console" | sed "s/^/    $name| /" >&2
+    fi
+}
+
+run() { log "boot $1"; boot_qemu "$@"; }
+
+# server-late: the server comes up only after stboot has seen it refuse connections
+late_server() {
+    for _ in $(seq 600); do
+        grep -aq "retrying in" "$W/server-late.console" 2>/dev/null && break
+        sleep 0.2
+    done
+    start_nginx 8445 tls-ca late
+}
+
+# two at a time (nginx runs in the background too, so wait for the QEMUs by PID)
+pair() {
+    run $1 & local a=$!
+    run $2 "${@:3}" & local b=$!
+    wait $a $b
+}
+pair dhcp-good static-good
+pair bad-signature too-few-signers
+pair wrong-root tls-unpinned
+pair fallback initramfs-fetch -nic none
+late_server & late=$!
+run server-late
+wait $late
+
+BOOTED="TEST-OS-BOOTED"
+check dhcp-good "+Signatures: 3 found, 3 valid, 2 required" "+OS package passed verification" "+Timeline:" \
+    "+kexec_core: Starting new kernel" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]" "+network: eth0 address 10.0.2.15/24"
+check static-good "+network: eth0 address 10.0.2.15/24 gateway 10.0.2.2" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+check bad-signature "+bad signature" "+0 valid, 2 required" "+BOOT FAILED at step fetch and verify" "+Recover: rebooting" "-$BOOTED" "-kexec_core"
+check too-few-signers "+Signatures: 1 found, 1 valid, 2 required" "+BOOT FAILED" "+Recover: rebooting" "-$BOOTED"
+check wrong-root "+untrusted certificate" "+is not a configured signing root" "+BOOT FAILED" "-$BOOTED"
+check fallback "+404 Not Found" "+https://10.0.2.2:8449/down.json" "+bad signature" \
+    "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=second]"
+check tls-unpinned "+TLS: the server's certificate is not trusted" "+BOOT FAILED" "-$BOOTED"
+check server-late "+retrying in" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+check initramfs-fetch "+Loading OS package from initramfs" "+Signatures: 3 found, 3 valid, 2 required" \
+    "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]" "-network:"
+
+grep -ah "Timeline:" "$W/dhcp-good.console" | sed 's/^/dhcp-good /' >&2 || true
+echo "qemu scenarios: $pass passed, $fail failed"
+[ $fail = 0 ] || { log "failed: ${failed[*]}"; exit 1; }

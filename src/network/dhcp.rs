@@ -1,0 +1,215 @@
+//! DHCPv4 on several links at once; the first lease wins.
+//!
+//! Messages are built and parsed with `dhcproto`. Each link gets a UDP socket bound to
+//! port 68 on that device; requests set the BROADCAST flag so that servers answer to
+//! the broadcast address, which a link without an address can receive. Each exchange
+//! is retried with exponential backoff (0.5, 1, 2, 4, 8, 16 s) until the overall timeout:
+//! a single client may retry quickly, and the first answer is often lost right after
+//! carrier comes up.
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use dhcproto::v4::{self, DhcpOption, Flags, Message, MessageType, OptionCode};
+use dhcproto::{Decodable, Decoder, Encodable};
+
+/// What a server granted.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub interface: String,
+    pub index: u32,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub router: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub lease_time: Option<u32>,
+    pub server: Ipv4Addr,
+}
+
+/// A link to run DHCP on.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub name: String,
+    pub index: u32,
+    pub mac: Vec<u8>,
+}
+
+/// Run DHCP on all `links` in parallel until one gets a lease or `timeout` passes.
+/// `wait_ready(link, deadline)` is called first on each link's own thread (carrier wait).
+pub fn obtain<F>(links: Vec<Candidate>, timeout: Duration, wait_ready: F) -> Result<Lease>
+where
+    F: Fn(&Candidate, Instant) -> Result<()> + Send + Sync + 'static,
+{
+    if links.is_empty() {
+        bail!("DHCP: no network interface to run on");
+    }
+    let deadline = Instant::now() + timeout;
+    let stop = Arc::new(AtomicBool::new(false));
+    let wait_ready = Arc::new(wait_ready);
+    let (tx, rx) = mpsc::channel();
+    for link in links.clone() {
+        let (tx, stop, wait_ready) = (tx.clone(), stop.clone(), wait_ready.clone());
+        std::thread::spawn(move || {
+            let r = wait_ready(&link, deadline).and_then(|_| run_link(&link, deadline, &stop));
+            let _ = tx.send((link.name.clone(), r));
+        });
+    }
+    drop(tx);
+    let mut errors = Vec::new();
+    for (name, r) in rx {
+        match r {
+            Ok(lease) => {
+                stop.store(true, Ordering::Relaxed);
+                return Ok(lease);
+            }
+            Err(e) => errors.push(format!("{name}: {e:#}")),
+        }
+    }
+    bail!("DHCP: no lease within {} s ({})", timeout.as_secs(), errors.join("; "))
+}
+
+fn socket_for(link: &Candidate) -> Result<UdpSocket> {
+    use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
+    let fd: OwnedFd = socket::socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
+        .context("creating a UDP socket")?;
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    socket::setsockopt(&fd, sockopt::Broadcast, &true)?;
+    socket::setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(&link.name))
+        .with_context(|| format!("binding a socket to {}", link.name))?;
+    socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68)))
+        .context("binding UDP port 68")?;
+    Ok(UdpSocket::from(fd))
+}
+
+fn base_message(link: &Candidate, xid: u32, kind: MessageType) -> Message {
+    let mut m = Message::default();
+    m.set_xid(xid).set_flags(Flags::default().set_broadcast()).set_chaddr(&link.mac);
+    let o = m.opts_mut();
+    o.insert(DhcpOption::MessageType(kind));
+    o.insert(DhcpOption::ClassIdentifier(b"stboot-rs".to_vec()));
+    let mut cid = vec![1u8];
+    cid.extend_from_slice(&link.mac);
+    o.insert(DhcpOption::ClientIdentifier(cid));
+    o.insert(DhcpOption::ParameterRequestList(vec![
+        OptionCode::SubnetMask,
+        OptionCode::Router,
+        OptionCode::DomainNameServer,
+        OptionCode::DomainName,
+        OptionCode::AddressLeaseTime,
+    ]));
+    m
+}
+
+fn run_link(link: &Candidate, deadline: Instant, stop: &AtomicBool) -> Result<Lease> {
+    let sock = socket_for(link)?;
+    let server = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
+    let mut wait = Duration::from_millis(500);
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            bail!("another interface got a lease first");
+        }
+        if Instant::now() >= deadline {
+            bail!("no answer from a DHCP server");
+        }
+        let xid = rand_u32();
+        let discover = base_message(link, xid, MessageType::Discover);
+        sock.send_to(&discover.to_vec()?, server).context("sending DHCPDISCOVER")?;
+        let step_deadline = (Instant::now() + wait).min(deadline);
+        if let Some(offer) = receive(&sock, xid, MessageType::Offer, step_deadline, stop)? {
+            let offered = offer.yiaddr();
+            let server_id = server_id(&offer);
+            let mut req = base_message(link, xid, MessageType::Request);
+            req.opts_mut().insert(DhcpOption::RequestedIpAddress(offered));
+            req.opts_mut().insert(DhcpOption::ServerIdentifier(server_id));
+            sock.send_to(&req.to_vec()?, server).context("sending DHCPREQUEST")?;
+            let ack_deadline = (Instant::now() + wait).min(deadline);
+            if let Some(ack) = receive(&sock, xid, MessageType::Ack, ack_deadline, stop)? {
+                return Ok(lease_from(link, &ack));
+            }
+        }
+        wait = (wait * 2).min(Duration::from_secs(16));
+    }
+}
+
+fn server_id(m: &Message) -> Ipv4Addr {
+    match m.opts().get(OptionCode::ServerIdentifier) {
+        Some(DhcpOption::ServerIdentifier(a)) => *a,
+        _ => m.siaddr(),
+    }
+}
+
+/// Wait for a reply of `kind` to `xid`; a NAK aborts this exchange.
+fn receive(
+    sock: &UdpSocket,
+    xid: u32,
+    kind: MessageType,
+    until: Instant,
+    stop: &AtomicBool,
+) -> Result<Option<Message>> {
+    let mut buf = [0u8; 1500];
+    loop {
+        let now = Instant::now();
+        if now >= until || stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        sock.set_read_timeout(Some((until - now).min(Duration::from_millis(250))))?;
+        let n = match sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let Ok(m) = Message::decode(&mut Decoder::new(&buf[..n])) else { continue };
+        if m.xid() != xid || m.opcode() != v4::Opcode::BootReply {
+            continue;
+        }
+        match m.opts().get(OptionCode::MessageType) {
+            Some(DhcpOption::MessageType(t)) if *t == kind => return Ok(Some(m)),
+            Some(DhcpOption::MessageType(MessageType::Nak)) => return Ok(None),
+            _ => continue,
+        }
+    }
+}
+
+fn lease_from(link: &Candidate, m: &Message) -> Lease {
+    let o = m.opts();
+    let mask = match o.get(OptionCode::SubnetMask) {
+        Some(DhcpOption::SubnetMask(m)) => u32::from(*m).count_ones() as u8,
+        _ => 32,
+    };
+    let router = match o.get(OptionCode::Router) {
+        Some(DhcpOption::Router(r)) => r.first().copied(),
+        _ => None,
+    };
+    let dns = match o.get(OptionCode::DomainNameServer) {
+        Some(DhcpOption::DomainNameServer(d)) => d.clone(),
+        _ => Vec::new(),
+    };
+    let lease_time = match o.get(OptionCode::AddressLeaseTime) {
+        Some(DhcpOption::AddressLeaseTime(t)) => Some(*t),
+        _ => None,
+    };
+    Lease {
+        interface: link.name.clone(),
+        index: link.index,
+        address: m.yiaddr(),
+        prefix: mask,
+        router,
+        dns,
+        lease_time,
+        server: server_id(m),
+    }
+}
+
+fn rand_u32() -> u32 {
+    use rand_core::RngCore;
+    rand_core::OsRng.next_u32()
+}
+
+/// Parse a DHCP reply (exposed for tests).
+pub fn decode(bytes: &[u8]) -> Result<Message> {
+    Message::decode(&mut Decoder::new(bytes)).map_err(|e| anyhow!("bad DHCP message: {e}"))
+}
