@@ -17,6 +17,9 @@ build_all() {
     (cd "$ROOT" && cargo build --quiet --release --target $MUSL --bin stboot && cargo build --quiet --release --bin stmgr)
     KERNEL=$(ls "$ROOT"/target/kernel/boot/vmlinuz-* | head -1)
     E1000=$(find "$ROOT"/target/kernel/lib/modules -name e1000.ko | head -1)
+    EFIVARFS=$(find "$ROOT"/target/kernel/lib/modules -name efivarfs.ko | head -1)
+    TLS_KO=$(find "$ROOT"/target/kernel/lib/modules -path '*/net/tls/tls.ko' | head -1)
+    BONDING_KO=$(find "$ROOT"/target/kernel/lib/modules -name bonding.ko | head -1)
     [ -f "$KERNEL" ] && [ -f "$E1000" ] || { log "kernel or e1000.ko missing: run scripts/setup.sh"; return 1; }
     log "kernel $KERNEL; stboot $(stat -c %s "$STBOOT") bytes"
 }
@@ -155,4 +158,19 @@ boot_qemu() {
         -nic user,model=e1000 \
         -chardev socket,id=chrtpm,path="$tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \
         "$@" </dev/null >"$W/$name.qemu.log" 2>&1 || true
+}
+
+# An OVMF variable store with the host configuration in STHostConfig (as stprov
+# writes it: attributes NV|BS|RT, compact JSON). efivar_store OUT JSON
+efivar_store() {
+    local out=$1 json=$2
+    local hex
+    hex=$(printf '%s' "$json" | od -An -v -tx1 | tr -d ' \n')
+    printf '{"version":2,"variables":[{"name":"STHostConfig","guid":"f401f2c1-b005-4be0-8cee-f2e5945bcbe7","attr":7,"data":"%s"}]}' "$hex" > "$out.json"
+    "$ROOT/target/venv/bin/virt-fw-vars" -i /usr/share/OVMF/OVMF_VARS_4M.fd -o "$out" --set-json "$out.json" >/dev/null
+}
+
+# QEMU arguments for UEFI firmware with variable store $1
+ovmf_args() {
+    echo "-machine q35 -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd -drive if=pflash,format=raw,unit=1,file=$1"
 }

@@ -26,6 +26,10 @@ make_initramfs wrong-root "$NET" "$(dhcp $G/wrongroot.json)"
 make_initramfs fallback "$NET" "$(dhcp "$G/missing.json,https://10.0.2.2:8449/down.json,$G/badsig.json,$G/second.json")"
 make_initramfs tls-unpinned "$NET" "$(dhcp https://10.0.2.2:8444/good.json)"
 make_initramfs server-late "$NET" "$(dhcp https://10.0.2.2:8445/good.json)"
+make_initramfs efivar-dhcp "$NET" "" -module "$EFIVARFS"
+efivar_store "$W/efivar-dhcp.vars" "$(dhcp $G/second.json)"
+make_initramfs bonding "$NET" '{"network_mode":"dhcp","ospkg_pointer":"'$G'/good.json","bonding_mode":"active-backup","bond_name":"bond0","network_interfaces":[{"interface_name":"eth0"},{"interface_name":"eth1"}]}' \
+    -module "$TLS_KO" -module "$BONDING_KO"
 make_initramfs initramfs-fetch "$INITRD" '{"network_mode":"dhcp","ospkg_pointer":"good.zip"}' -ospkg "$W/www/good"
 
 start_nginx 8443 tls-ca good
@@ -72,10 +76,12 @@ pair() {
 pair dhcp-good static-good
 pair bad-signature too-few-signers
 pair wrong-root tls-unpinned
-pair fallback initramfs-fetch -nic none
+pair fallback bonding -nic user,model=e1000
 late_server & late=$!
-run server-late
+pair server-late initramfs-fetch -nic none
 wait $late
+# shellcheck disable=SC2046
+run efivar-dhcp $(ovmf_args "$W/efivar-dhcp.vars")
 
 BOOTED="TEST-OS-BOOTED"
 check dhcp-good "+Signatures: 3 found, 3 valid, 2 required" "+OS package passed verification" "+Timeline:" \
@@ -88,9 +94,13 @@ check fallback "+404 Not Found" "+https://10.0.2.2:8449/down.json" "+bad signatu
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=second]"
 check tls-unpinned "+TLS: the server's certificate is not trusted" "+BOOT FAILED" "-$BOOTED"
 check server-late "+retrying in" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+check efivar-dhcp "+host configuration from EFI variable /sys/firmware/efi/efivars/STHostConfig-f401f2c1-b005-4be0-8cee-f2e5945bcbe7" \
+    "+module efivarfs.ko loaded" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=second]"
+check bonding "+module bonding.ko loaded" "+bond bond0 (active-backup) created" "+network: bond0 address 10.0.2.15/24" \
+    "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
 check initramfs-fetch "+Loading OS package from initramfs" "+Signatures: 3 found, 3 valid, 2 required" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]" "-network:"
 
 grep -ah "Timeline:" "$W/dhcp-good.console" | sed 's/^/dhcp-good /' >&2 || true
-echo "qemu scenarios: $pass passed, $fail failed"
+echo "scenarios: $pass passed, $fail failed"
 [ $fail = 0 ] || { log "failed: ${failed[*]}"; exit 1; }

@@ -3,7 +3,7 @@
 # Idempotent: a second run installs nothing.
 set -euo pipefail
 
-need_pkgs=(qemu-system-x86 swtpm swtpm-tools cpio musl-tools ovmf openssl nginx-light python3 openssh-client ca-certificates gcc)
+need_pkgs=(qemu-system-x86 swtpm swtpm-tools cpio musl-tools ovmf openssl nginx-light python3 python3-venv openssh-client ca-certificates gcc)
 missing=()
 for p in "${need_pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -28,6 +28,14 @@ fi
 if command -v rustup >/dev/null 2>&1; then
     rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
     rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true
+fi
+
+# virt-firmware (PyPI) writes EFI variables into an OVMF variable store on the host.
+venv="$(cd "$(dirname "$0")/.." && pwd)/target/venv"
+if [ ! -x "$venv/bin/virt-fw-vars" ]; then
+    echo "setup: installing virt-firmware into $venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install -q virt-firmware
 fi
 
 # Debian's kernel (the one linux-image-amd64 points to today) and its modules,

@@ -169,3 +169,38 @@ pub fn leaf_certificate(
 pub fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
     Ok(crate::pem::decode(pem.as_bytes())?.ok_or_else(|| anyhow!("no PEM block"))?.0.der)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    /// Upstream stmgr's key test vector, and a signature made by `openssl pkeyutl
+    /// -sign -rawin` with that key (Ed25519 is deterministic, so it is a known answer).
+    #[test]
+    fn known_answer_upstream_key_and_openssl_signature() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIKrt4aIojIpXfdmw2aVWHNCNGZDvDSL+t1CI6STXjh7F\n-----END PRIVATE KEY-----\n";
+        let k = parse_signing_key(pem).unwrap();
+        assert_eq!(
+            hex(k.verifying_key().as_bytes()),
+            "aabdeccc316b5a0f2fc76f39a445d5e901973c75ff8d5485457674e49e60850f"
+        );
+        let digest: [u8; 32] = Sha256::digest(b"stboot-rs known answer").into();
+        assert_eq!(hex(&digest), "3647fccf2887682284ff63824ef312d2de315380988127fd4684d8c98fb602be");
+        assert_eq!(
+            hex(&sign_digest(&k, &digest)),
+            "f4b69a6b166d50844685d8d53e8f20a0b6141647450a8cd5fd8a7b87363497f7f82950e098a6bb55e97d486d257ca0105f034a695cf51accf2037154c57f6605"
+        );
+    }
+
+    #[test]
+    fn key_errors() {
+        let e = parse_signing_key("hello").unwrap_err().to_string();
+        assert!(e.contains("expected a PEM"), "{e}");
+        let rsa_like = crate::pem::encode("PRIVATE KEY", &[0x30, 0x03, 0x02, 0x01, 0x00]);
+        assert!(parse_signing_key(&rsa_like).unwrap_err().to_string().contains("Ed25519"));
+    }
+}

@@ -5,7 +5,7 @@
 //! the broadcast address, which a link without an address can receive. Each exchange
 //! is retried with exponential backoff (0.5, 1, 2, 4, 8, 16 s) until the overall timeout:
 //! a single client may retry quickly, and the first answer is often lost right after
-//! carrier comes up.
+//! carrier comes up. Retransmissions keep the transaction id, so a late answer counts.
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::OwnedFd;
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use dhcproto::v4::{self, DhcpOption, Flags, Message, MessageType, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable};
+use tracing::{debug, info};
 
 /// What a server granted.
 #[derive(Debug, Clone)]
@@ -108,6 +109,11 @@ fn run_link(link: &Candidate, deadline: Instant, stop: &AtomicBool) -> Result<Le
     let sock = socket_for(link)?;
     let server = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
     let mut wait = Duration::from_millis(500);
+    // one transaction id for all retransmissions, so that a late answer to an
+    // earlier DHCPDISCOVER still counts (RFC 2131 4.1)
+    let mut xid = rand_u32();
+    let t0 = Instant::now();
+    let ms = || t0.elapsed().as_millis();
     loop {
         if stop.load(Ordering::Relaxed) {
             bail!("another interface got a lease first");
@@ -115,21 +121,25 @@ fn run_link(link: &Candidate, deadline: Instant, stop: &AtomicBool) -> Result<Le
         if Instant::now() >= deadline {
             bail!("no answer from a DHCP server");
         }
-        let xid = rand_u32();
         let discover = base_message(link, xid, MessageType::Discover);
         sock.send_to(&discover.to_vec()?, server).context("sending DHCPDISCOVER")?;
+        debug!("{}: DHCPDISCOVER sent at {} ms", link.name, ms());
         let step_deadline = (Instant::now() + wait).min(deadline);
         if let Some(offer) = receive(&sock, xid, MessageType::Offer, step_deadline, stop)? {
             let offered = offer.yiaddr();
             let server_id = server_id(&offer);
+            debug!("{}: DHCPOFFER of {offered} from {server_id} at {} ms", link.name, ms());
             let mut req = base_message(link, xid, MessageType::Request);
             req.opts_mut().insert(DhcpOption::RequestedIpAddress(offered));
             req.opts_mut().insert(DhcpOption::ServerIdentifier(server_id));
             sock.send_to(&req.to_vec()?, server).context("sending DHCPREQUEST")?;
             let ack_deadline = (Instant::now() + wait).min(deadline);
             if let Some(ack) = receive(&sock, xid, MessageType::Ack, ack_deadline, stop)? {
+                info!("{}: DHCP lease {} from {server_id} after {} ms", link.name, ack.yiaddr(), ms());
                 return Ok(lease_from(link, &ack));
             }
+            debug!("{}: no DHCPACK at {} ms", link.name, ms());
+            xid = rand_u32(); // a NAK or lost ACK: start a new transaction
         }
         wait = (wait * 2).min(Duration::from_secs(16));
     }

@@ -23,6 +23,9 @@ pub struct Link {
     pub name: String,
     pub mac: Option<Vec<u8>>,
     pub up: bool,
+    /// Ready to carry traffic: the kernel reports operational state UP (or carrier
+    /// with state UNKNOWN, for drivers that do not report it). Until then the kernel
+    /// drops what is sent, so DHCP waits for this, not for the carrier bit alone.
     pub carrier: bool,
     pub loopback: bool,
 }
@@ -193,15 +196,17 @@ fn link_from(l: LinkMessage) -> Link {
         carrier: false,
         loopback: l.header.flags.contains(LinkFlags::Loopback),
     };
+    let (mut carrier, mut oper) = (false, State::Unknown);
     for a in l.attributes {
         match a {
             LinkAttribute::IfName(n) => link.name = n,
             LinkAttribute::Address(m) if m.iter().any(|&b| b != 0) => link.mac = Some(m),
-            LinkAttribute::Carrier(c) => link.carrier = c != 0,
-            LinkAttribute::OperState(State::Up) => link.carrier = true,
+            LinkAttribute::Carrier(c) => carrier = c != 0,
+            LinkAttribute::OperState(s) => oper = s,
             _ => {}
         }
     }
+    link.carrier = oper == State::Up || (oper == State::Unknown && carrier);
     link
 }
 
