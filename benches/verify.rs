@@ -10,7 +10,16 @@ use stboot::verify::{self, Threshold};
 
 fn main() {
     let size = 64 << 20;
-    let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
+    // incompressible bytes (xorshift), like a compressed kernel and initramfs
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let data: Vec<u8> = (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
 
     let t = Instant::now();
     let mut d = [0u8; 32];
