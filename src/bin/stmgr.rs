@@ -186,47 +186,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             valid_from,
             valid_until,
         }) => {
-            if is_ca {
-                let (key, new) = match &root_key {
-                    Some(p) => (keys::load_signing_key(p)?, false),
-                    None => (keys::generate_key(), true),
-                };
-                let v = Validity::from_args(
-                    valid_from.as_deref(),
-                    valid_until.as_deref(),
-                    keys::DEFAULT_ROOT_VALIDITY_DAYS,
-                )?;
-                let pem = keys::root_certificate(&key, &v)?;
-                let cert_out = cert_out.unwrap_or_else(|| "rootcert.pem".into());
-                write_out(&cert_out, pem.as_bytes(), 0o644)?;
-                if new {
-                    write_out(
-                        &key_out.unwrap_or_else(|| "rootkey.pem".into()),
-                        keys::signing_key_pem(&key)?.as_bytes(),
-                        0o600,
-                    )?;
-                }
+            // with -isCA the key being certified is -rootKey; otherwise -leafKey
+            let (key_path, cert_name, key_name, days) = if is_ca {
+                (root_key.clone(), "rootcert.pem", "rootkey.pem", keys::DEFAULT_ROOT_VALIDITY_DAYS)
+            } else {
+                (leaf_key, "cert.pem", "key.pem", keys::DEFAULT_LEAF_VALIDITY_DAYS)
+            };
+            let (key, new) = match &key_path {
+                Some(p) => (keys::load_signing_key(p)?, false),
+                None => (keys::generate_key(), true),
+            };
+            let v = Validity::from_args(valid_from.as_deref(), valid_until.as_deref(), days)?;
+            let pem = if is_ca {
+                keys::root_certificate(&key, &v)?
             } else {
                 let rkey = keys::load_signing_key(&root_key.unwrap_or_else(|| "rootkey.pem".into()))?;
                 let rcert = keys::load_certificate(&root_cert)?;
-                let (key, new) = match &leaf_key {
-                    Some(p) => (keys::load_signing_key(p)?, false),
-                    None => (keys::generate_key(), true),
-                };
-                let v = Validity::from_args(
-                    valid_from.as_deref(),
-                    valid_until.as_deref(),
-                    keys::DEFAULT_LEAF_VALIDITY_DAYS,
-                )?;
-                let pem = keys::leaf_certificate(&key, &rcert, &rkey, &v)?;
-                write_out(&cert_out.unwrap_or_else(|| "cert.pem".into()), pem.as_bytes(), 0o644)?;
-                if new {
-                    write_out(
-                        &key_out.unwrap_or_else(|| "key.pem".into()),
-                        keys::signing_key_pem(&key)?.as_bytes(),
-                        0o600,
-                    )?;
-                }
+                keys::leaf_certificate(&key, &rcert, &rkey, &v)?
+            };
+            write_out(&cert_out.unwrap_or_else(|| cert_name.into()), pem.as_bytes(), 0o644)?;
+            if new {
+                write_out(&key_out.unwrap_or_else(|| key_name.into()), keys::signing_key_pem(&key)?.as_bytes(), 0o600)?;
             }
             Ok(ExitCode::SUCCESS)
         }
