@@ -105,6 +105,8 @@ pub fn load_modules(dir: &Path, lists: &Path, only: Option<&[String]>) -> Vec<(S
 }
 
 /// Whether the kernel's random pool is initialised; if not, wait for it and say so.
+/// The wait is a blocking `getrandom` on a helper thread (that is what makes the
+/// kernel generate jitter entropy); the console hears every 5 s that it goes on.
 /// Returns how long it waited.
 pub fn wait_for_entropy() -> Duration {
     let t = Instant::now();
@@ -112,14 +114,13 @@ pub fn wait_for_entropy() -> Duration {
         return Duration::ZERO;
     }
     warn!("the kernel's random pool is not initialised yet; TLS and DHCP need it. Waiting (a hardware RNG, RDRAND or virtio-rng avoids this)");
-    loop {
-        std::thread::sleep(Duration::from_millis(250));
-        if sys::random_ready() {
-            break;
-        }
-        if t.elapsed().as_secs() % 10 == 0 && t.elapsed().subsec_millis() < 250 {
-            info!("still waiting for entropy after {} s", t.elapsed().as_secs());
-        }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        sys::random_wait();
+        let _ = tx.send(());
+    });
+    while rx.recv_timeout(Duration::from_secs(5)).is_err() {
+        info!("still waiting for the random pool after {} s", t.elapsed().as_secs());
     }
     t.elapsed()
 }
@@ -160,6 +161,13 @@ pub mod sys {
             Some(libc::ENOENT) => Err(anyhow!("unknown symbols: a module it depends on is not loaded yet ({e})")),
             _ => Err(anyhow!("{e}")),
         }
+    }
+
+    /// Block until the kernel's random pool is initialised.
+    pub fn random_wait() {
+        let mut b = [0u8; 1];
+        // SAFETY: the buffer is valid for one byte.
+        while unsafe { libc::getrandom(b.as_mut_ptr().cast(), 1, 0) } != 1 {}
     }
 
     /// Non-blocking check that `getrandom` would not block.
