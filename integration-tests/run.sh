@@ -85,7 +85,8 @@ wait $late
 run efivar-dhcp $(ovmf_args "$W/efivar-dhcp.vars")
 
 BOOTED="TEST-OS-BOOTED"
-check dhcp-good "+Signatures: 3 found, 3 valid, 2 required" "+OS package passed verification" "+Timeline:" \
+PCRS=$(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/good" "$NET")
+check dhcp-good "+TEST-OS-PCRS $PCRS" "+measured OS package archive into PCR 12" "+Signatures: 3 found, 3 valid, 2 required" "+OS package passed verification" "+Timeline:" \
     "+kexec_core: Starting new kernel" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]" "+network: eth0 address 10.0.2.15/24"
 check static-good "+the kernel's random pool is not initialised yet" "+random pool ready after waiting" \
     "+network: eth0 address 10.0.2.15/24 gateway 10.0.2.2" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
@@ -100,7 +101,8 @@ check efivar-dhcp "+host configuration from EFI variable /sys/firmware/efi/efiva
     "+module efivarfs.ko loaded" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=second]"
 check bonding "+module bonding.ko loaded" "+bond bond0 (active-backup) created" "+network: bond0 address 10.0.2.15/24" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
-check initramfs-fetch "+Loading OS package from initramfs" "+Signatures: 3 found, 3 valid, 2 required" \
+check initramfs-fetch "+TEST-OS-PCRS $(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/good" "$INITRD")" \
+    "+Loading OS package from initramfs" "+Signatures: 3 found, 3 valid, 2 required" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]" "-network:"
 
 grep -ah "Timeline:" "$W/dhcp-good.console" | sed 's/^/dhcp-good /' >&2 || true

@@ -10,6 +10,7 @@
 //! | download of descriptor and archive over HTTPS | [`fetch`] |
 //! | OS package formats (descriptor, archive, manifest) | [`ospkg`] |
 //! | signature verification | [`verify`] |
+//! | TPM measurements of what is booted | [`measure`] |
 //! | staging and kexec | [`boot`] |
 //! | what happens after a failure | [`recovery`] |
 //!
@@ -23,6 +24,7 @@ pub mod gojson;
 pub mod init;
 pub mod initramfs;
 pub mod keys;
+pub mod measure;
 pub mod network;
 pub mod ospkg;
 pub mod pem;

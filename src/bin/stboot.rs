@@ -181,7 +181,7 @@ impl Boot {
             Ok(())
         };
 
-        let archive_path = match method {
+        let (archive_path, archive_sha256, descriptor_bytes) = match method {
             FetchMethod::Network => {
                 if !self.network_up {
                     let cfg = host.clone();
@@ -227,18 +227,22 @@ impl Boot {
                     fetched.archive_len,
                     fetch::redact(&fetched.descriptor_url)
                 );
-                fetched.archive_path
+                (fetched.archive_path, fetched.archive_sha256, fetched.descriptor_bytes)
             }
             FetchMethod::Initramfs => {
                 let (desc_path, zip_path) = initramfs_package(&host.pointer());
                 info!("Loading OS package from initramfs: {}", zip_path.display());
-                tl.step("verify", || -> Result<()> {
-                    let d = config::read_capped(&desc_path, ospkg::descriptor::MAX_DESCRIPTOR_BYTES as u64)?;
-                    let d = ospkg::Descriptor::parse(&d).with_context(|| format!("in {}", desc_path.display()))?;
-                    check(&hash_file(&zip_path)?, &d)
-                })
-                .map_err(fail(Step::Verify))?;
-                zip_path
+                let (digest, desc_bytes) = tl
+                    .step("verify", || -> Result<([u8; 32], Vec<u8>)> {
+                        let bytes = config::read_capped(&desc_path, ospkg::descriptor::MAX_DESCRIPTOR_BYTES as u64)?;
+                        let d =
+                            ospkg::Descriptor::parse(&bytes).with_context(|| format!("in {}", desc_path.display()))?;
+                        let digest = hash_file(&zip_path)?;
+                        check(&digest, &d)?;
+                        Ok((digest, bytes))
+                    })
+                    .map_err(fail(Step::Verify))?;
+                (zip_path, digest, desc_bytes)
             }
         };
 
@@ -251,6 +255,7 @@ impl Boot {
             "booting {:?}: kernel {}, initramfs {}, cmdline {:?}",
             manifest.label, manifest.kernel, manifest.initramfs, staged.cmdline
         );
+        tl.step("measure", || measure(&archive_sha256, &descriptor_bytes, &trust));
         if self.opts.dry_run {
             info!("{}", tl.summary(self.started.elapsed()));
             return Ok(());
@@ -259,6 +264,38 @@ impl Boot {
         info!("{}", tl.summary(self.started.elapsed()));
         info!("Handing over control - kexec");
         Err(fail(Step::Kexec)(boot::execute()))
+    }
+}
+
+/// Extend the TPM's PCRs with what is about to boot. A missing or failing TPM is
+/// reported, and the boot goes on (as upstream: the measurements are for attestation,
+/// the signatures are what gate the boot).
+fn measure(archive_sha256: &[u8; 32], descriptor: &[u8], trust: &TrustConfig) {
+    let policy = stboot::gojson::marshal(&trust.policy);
+    let ms =
+        stboot::measure::measurements(archive_sha256, descriptor, &policy, &trust.signing_roots, &trust.tls_roots, "");
+    let mut tpm = match stboot::measure::Tpm::open() {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            warn!("no TPM found: measurements skipped");
+            return;
+        }
+        Err(e) => {
+            warn!("TPM unusable, measurements skipped: {e:#}");
+            return;
+        }
+    };
+    for m in &ms {
+        let hex: String = m.digest.iter().map(|b| format!("{b:02x}")).collect();
+        match tpm.extend(m.pcr, &m.extend_value()) {
+            Ok(()) => info!("measured {} into PCR {}: {hex}", m.what, m.pcr),
+            Err(e) => warn!("measuring {} into PCR {} failed: {e:#}", m.what, m.pcr),
+        }
+    }
+    for pcr in [12, 13, 14] {
+        if let Ok(v) = tpm.read_pcr(pcr) {
+            info!("PCR {pcr} = {}", v.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        }
     }
 }
 

@@ -1,0 +1,178 @@
+//! Measuring what is about to be booted into the TPM, with upstream stboot's PCR
+//! layout so that existing attestation policies keep working:
+//!
+//! | PCR | event | digest D |
+//! |---|---|---|
+//! | 12 | OS package archive | SHA-256 of the archive |
+//! | 12 | OS package descriptor | SHA-256 of the descriptor bytes as received |
+//! | 13 | trust policy | SHA-256 of the compact trust policy JSON |
+//! | 13 | signing root(s) | SHA-256 of each root's DER, in file order |
+//! | 13 | TLS roots | SHA-256 of all TLS roots' DER, concatenated |
+//! | 14 | UX identity | SHA-256 of the identity string (empty here) |
+//!
+//! Like upstream, the SHA-256 bank is extended with SHA-256(D), not D itself
+//! (upstream hashes twice); verifiers built against upstream expect exactly that.
+//! Commands go to the kernel's resource manager `/dev/tpmrm0` (else `/dev/tpm0`) as
+//! raw TPM 2.0 command buffers.
+
+use std::fs::File;
+use std::io::{Read, Write};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+/// One measurement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measurement {
+    pub pcr: u32,
+    pub what: &'static str,
+    /// D: the digest of the measured data (the event log's digest).
+    pub digest: [u8; 32],
+}
+
+impl Measurement {
+    /// The value the SHA-256 bank is extended with: SHA-256(D), as upstream.
+    pub fn extend_value(&self) -> [u8; 32] {
+        Sha256::digest(self.digest).into()
+    }
+}
+
+fn sha(b: &[u8]) -> [u8; 32] {
+    Sha256::digest(b).into()
+}
+
+/// The measurements of a boot, in order.
+pub fn measurements(
+    archive_sha256: &[u8; 32],
+    descriptor_bytes: &[u8],
+    trust_policy_compact_json: &str,
+    signing_roots: &[Vec<u8>],
+    tls_roots: &[Vec<u8>],
+    identity: &str,
+) -> Vec<Measurement> {
+    let mut v = vec![
+        Measurement { pcr: 12, what: "OS package archive", digest: *archive_sha256 },
+        Measurement { pcr: 12, what: "OS package descriptor", digest: sha(descriptor_bytes) },
+        Measurement { pcr: 13, what: "trust policy", digest: sha(trust_policy_compact_json.as_bytes()) },
+    ];
+    for r in signing_roots {
+        v.push(Measurement { pcr: 13, what: "OS package signing root", digest: sha(r) });
+    }
+    v.push(Measurement { pcr: 13, what: "TLS roots", digest: sha(&tls_roots.concat()) });
+    v.push(Measurement { pcr: 14, what: "UX identity", digest: sha(identity.as_bytes()) });
+    v
+}
+
+/// A TPM 2.0 device.
+pub struct Tpm {
+    dev: File,
+    pub path: &'static str,
+}
+
+const TPM_ST_NO_SESSIONS: u16 = 0x8001;
+const TPM_ST_SESSIONS: u16 = 0x8002;
+const TPM_CC_PCR_EXTEND: u32 = 0x0000_0182;
+const TPM_CC_PCR_READ: u32 = 0x0000_017E;
+const TPM_RS_PW: u32 = 0x4000_0009;
+const TPM_ALG_SHA256: u16 = 0x000B;
+
+impl Tpm {
+    /// The first TPM device present; `None` when the machine has none.
+    pub fn open() -> Result<Option<Self>> {
+        for path in ["/dev/tpmrm0", "/dev/tpm0"] {
+            match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+                Ok(dev) => return Ok(Some(Tpm { dev, path })),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("opening {path}")),
+            }
+        }
+        Ok(None)
+    }
+
+    fn command(&mut self, tag: u16, cc: u32, body: &[u8]) -> Result<Vec<u8>> {
+        let mut cmd = Vec::with_capacity(10 + body.len());
+        cmd.extend_from_slice(&tag.to_be_bytes());
+        cmd.extend_from_slice(&((10 + body.len()) as u32).to_be_bytes());
+        cmd.extend_from_slice(&cc.to_be_bytes());
+        cmd.extend_from_slice(body);
+        self.dev.write_all(&cmd).with_context(|| format!("writing to {}", self.path))?;
+        let mut resp = vec![0u8; 4096];
+        let n = self.dev.read(&mut resp).with_context(|| format!("reading from {}", self.path))?;
+        resp.truncate(n);
+        if n < 10 {
+            bail!("TPM: short response ({n} bytes)");
+        }
+        let rc = u32::from_be_bytes([resp[6], resp[7], resp[8], resp[9]]);
+        if rc != 0 {
+            bail!("TPM: command 0x{cc:x} failed with response code 0x{rc:x}");
+        }
+        Ok(resp)
+    }
+
+    /// TPM2_PCR_Extend of the SHA-256 bank with `value`.
+    pub fn extend(&mut self, pcr: u32, value: &[u8; 32]) -> Result<()> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&pcr.to_be_bytes());
+        // authorization area: one empty password session
+        body.extend_from_slice(&9u32.to_be_bytes());
+        body.extend_from_slice(&TPM_RS_PW.to_be_bytes());
+        body.extend_from_slice(&[0, 0, 0, 0, 0]); // nonce size 0, attributes 0, hmac size 0
+        body.extend_from_slice(&1u32.to_be_bytes()); // one digest
+        body.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
+        body.extend_from_slice(value);
+        self.command(TPM_ST_SESSIONS, TPM_CC_PCR_EXTEND, &body).map(|_| ())
+    }
+
+    /// TPM2_PCR_Read of one SHA-256 PCR.
+    pub fn read_pcr(&mut self, pcr: u32) -> Result<[u8; 32]> {
+        let mut select = [0u8; 3];
+        select[(pcr / 8) as usize] |= 1 << (pcr % 8);
+        let mut body = Vec::new();
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
+        body.push(3);
+        body.extend_from_slice(&select);
+        let r = self.command(TPM_ST_NO_SESSIONS, TPM_CC_PCR_READ, &body)?;
+        // header 10, update counter 4, selection 10, digest count 4, size 2, digest
+        if r.len() < 62 || u16::from_be_bytes([r[28], r[29]]) != 32 {
+            bail!("TPM: unexpected PCR_Read response ({} bytes)", r.len());
+        }
+        Ok(r[30..62].try_into().expect("32 bytes"))
+    }
+}
+
+/// PCR value after extending a zero PCR with `values` in order (for tests and logs).
+pub fn replay(values: &[[u8; 32]]) -> [u8; 32] {
+    values.iter().fold([0u8; 32], |pcr, v| {
+        let mut h = Sha256::new();
+        h.update(pcr);
+        h.update(v);
+        h.finalize().into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_and_double_hash() {
+        let m = measurements(
+            &[1; 32],
+            b"{}",
+            "{\"a\":1}",
+            &[b"r1".to_vec(), b"r2".to_vec()],
+            &[b"t1".to_vec(), b"t2".to_vec()],
+            "",
+        );
+        let pcrs: Vec<u32> = m.iter().map(|x| x.pcr).collect();
+        assert_eq!(pcrs, [12, 12, 13, 13, 13, 13, 14]);
+        assert_eq!(m[0].digest, [1; 32]);
+        assert_eq!(m[5].digest, sha(b"t1t2"));
+        assert_eq!(m[0].extend_value(), sha(&[1; 32]));
+        // replay of a single extend: SHA256(0^32 || v)
+        let mut z = vec![0u8; 32];
+        z.extend_from_slice(&[7; 32]);
+        assert_eq!(replay(&[[7; 32]]), sha(&z));
+    }
+}
