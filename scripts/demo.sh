@@ -13,6 +13,7 @@ rm -rf "$W"; mkdir -p "$W"
 build_all
 make_testos
 make_pki
+mkdir -p "$W/www"
 log "demo keys: $W/pki (root.pem, leaf1..3); signing the demo OS with leaf1 and leaf2"
 "$STMGR" ospkg create -kernel "$KERNEL" -initramfs "$W/testos/initrd.gz" -label "stboot-rs demo OS" \
     -cmdline "console=ttyS0 panic=-1 demo=hello" -url demo-os.zip -out "$W/www/demo-os"

@@ -17,3 +17,11 @@ if [ -x integration-tests/run.sh ]; then
     echo "== QEMU end-to-end scenarios"
     bash integration-tests/run.sh
 fi
+echo "== the README's demo command"
+if bash scripts/demo.sh > target/demo.log 2>&1 && grep -aq "TEST-OS-BOOTED cmdline=\[console=ttyS0 panic=-1 demo=hello\]" target/demo.log; then
+    echo "demo: 1 passed, 0 failed"
+else
+    tail -n 40 target/demo.log
+    echo "demo: 0 passed, 1 failed"
+    exit 1
+fi
