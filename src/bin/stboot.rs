@@ -230,7 +230,8 @@ impl Boot {
                 (fetched.archive_path, fetched.archive_sha256, fetched.descriptor_bytes)
             }
             FetchMethod::Initramfs => {
-                let (desc_path, zip_path) = initramfs_package(&host.pointer());
+                let paths = ospkg::initramfs_paths(&host.pointer()).map_err(fail(Step::Config))?;
+                let (desc_path, zip_path) = (paths.descriptor, paths.archive);
                 info!("Loading OS package from initramfs: {}", zip_path.display());
                 let (digest, desc_bytes) = tl
                     .step("verify", || -> Result<([u8; 32], Vec<u8>)> {
@@ -307,18 +308,6 @@ fn load_config() -> Result<(TrustConfig, HostConfig, HostConfigSource)> {
     let (host, source) =
         config::load_host_config(Path::new(config::HOST_CONFIG_PATH), Path::new(config::HOST_CONFIG_EFIVAR))?;
     Ok((trust, host, source))
-}
-
-/// `/ospkg/<stem>.json` and `/ospkg/<stem>.zip` for an initramfs pointer (any suffix of
-/// the last path element is replaced, as upstream).
-fn initramfs_package(pointer: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let p = Path::new(pointer.trim_start_matches('/'));
-    let stem = match p.extension() {
-        Some(_) => p.with_extension(""),
-        None => p.to_path_buf(),
-    };
-    let base = Path::new("/ospkg").join(stem);
-    (base.with_extension("json"), base.with_extension("zip"))
 }
 
 fn hash_file(p: &Path) -> Result<[u8; 32]> {

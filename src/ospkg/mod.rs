@@ -132,9 +132,41 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::io::Write::write_all(&mut f, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Where the package lives in the initramfs for fetch method `initramfs`:
+/// `/ospkg/<stem>.json` and `/ospkg/<stem>.zip`, where any suffix of the pointer's
+/// last element is replaced (as upstream). A pointer that would leave `/ospkg` is refused.
+pub fn initramfs_paths(pointer: &str) -> Result<PackagePaths> {
+    use std::path::Component;
+    let p = Path::new(pointer);
+    if pointer.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_))) {
+        bail!("ospkg_pointer {pointer:?}: expected a relative file name under /ospkg without \"..\"");
+    }
+    let stem = if p.extension().is_some() { p.with_extension("") } else { p.to_path_buf() };
+    let base = Path::new("/ospkg").join(stem);
+    Ok(PackagePaths { descriptor: base.with_extension("json"), archive: base.with_extension("zip") })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn initramfs_pointer_vectors() {
+        // upstream's TestOSpkgFiles vectors
+        for (ptr, stem) in [
+            ("my-ospkg", "/ospkg/my-ospkg"),
+            ("my-ospkg.zip", "/ospkg/my-ospkg"),
+            ("my-ospkg.json", "/ospkg/my-ospkg"),
+            ("some_folder/my-ospkg.zip", "/ospkg/some_folder/my-ospkg"),
+        ] {
+            let p = initramfs_paths(ptr).unwrap();
+            assert_eq!(p.archive, Path::new(&format!("{stem}.zip")), "{ptr}");
+            assert_eq!(p.descriptor, Path::new(&format!("{stem}.json")), "{ptr}");
+        }
+        for bad in ["", "../etc/x.zip", "/etc/x.zip", "a/../../b.zip", "./x.zip"] {
+            assert!(initramfs_paths(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn paths_from_either_file_or_stem() {
