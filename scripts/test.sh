@@ -11,7 +11,7 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
-STBOOT_REQUIRE_GO=1 cargo test --quiet 2>&1 | tee target/cargo-test.log
+STBOOT_REQUIRE_GO=1 STBOOT_REQUIRE_NETNS=1 cargo test --quiet 2>&1 | tee target/cargo-test.log
 grep -q "test result: ok" target/cargo-test.log
 if [ -x integration-tests/run.sh ]; then
     echo "== QEMU end-to-end scenarios"
