@@ -71,6 +71,11 @@ struct Boot {
 
 fn main() {
     let started = Instant::now();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--version" || a == "-version") {
+        println!("stboot-rs {}", stboot::VERSION);
+        return;
+    }
     let pid1 = std::process::id() == 1;
     let mounts = if pid1 {
         let m = init::mount_filesystems();
@@ -80,7 +85,7 @@ fn main() {
     } else {
         Vec::new()
     };
-    let opts = Options::parse(&init::kernel_cmdline());
+    let opts = Options::from_boot(&init::kernel_cmdline(), &args);
     setup_logging(&opts.log_level);
     std::panic::set_hook(Box::new(|p| error!("BUG: stboot panicked: {p}")));
     info!("stboot-rs {} starting (PID {})", stboot::VERSION, std::process::id());

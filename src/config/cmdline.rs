@@ -41,6 +41,51 @@ impl Default for Options {
 }
 
 impl Options {
+    /// Options from `/proc/cmdline` (`stboot.*`), then upstream's init arguments
+    /// (what follows `--` on the kernel command line reaches init as argv):
+    /// `-loglevel=e|w|i|d`, `-dryrun`, `-deadline=MINUTES`, with one or two dashes.
+    pub fn from_boot(cmdline: &str, args: &[String]) -> Self {
+        let mut o = Self::parse(cmdline);
+        o.apply_args(args);
+        o
+    }
+
+    fn apply_args(&mut self, args: &[String]) {
+        let mut it = args.iter().peekable();
+        while let Some(a) = it.next() {
+            let flag = a.trim_start_matches('-');
+            if flag.len() == a.len() {
+                self.warnings.push(format!("init argument {a:?} ignored"));
+                continue;
+            }
+            let (name, inline) = match flag.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (flag, None),
+            };
+            let mut value = || inline.clone().or_else(|| it.next().cloned()).unwrap_or_default();
+            match name {
+                "dryrun" => self.dry_run = inline.as_deref().is_none_or(|v| v == "true" || v == "1"),
+                "loglevel" => match value().as_str() {
+                    "e" | "error" => self.log_level = "error".into(),
+                    // upstream spells it "warm"
+                    "w" | "warm" | "warn" => self.log_level = "warn".into(),
+                    "i" | "info" => self.log_level = "info".into(),
+                    "d" | "debug" => self.log_level = "debug".into(),
+                    v => self
+                        .warnings
+                        .push(format!("-loglevel {v:?}: expected e, w, i or d; keeping {}", self.log_level)),
+                },
+                "deadline" => match value().parse::<u64>() {
+                    Ok(m) if m > 0 => self.deadline = Duration::from_secs(m * 60),
+                    _ => self
+                        .warnings
+                        .push(format!("-deadline: expected minutes > 0, keeping {} s", self.deadline.as_secs())),
+                },
+                _ => self.warnings.push(format!("unknown init argument {a:?} ignored")),
+            }
+        }
+    }
+
     pub fn parse(cmdline: &str) -> Self {
         let mut o = Options::default();
         for tok in cmdline.split_ascii_whitespace() {
@@ -97,6 +142,19 @@ mod tests {
         assert!(o.dry_run);
         assert_eq!(o.modules, Some(vec!["a.ko".to_string(), "b.ko".to_string()]));
         assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+    }
+
+    #[test]
+    fn upstream_init_arguments() {
+        let args: Vec<String> = ["-loglevel=d", "--dryrun", "-deadline", "5"].iter().map(|s| s.to_string()).collect();
+        let o = Options::from_boot("console=ttyS0", &args);
+        assert_eq!(o.log_level, "debug");
+        assert!(o.dry_run);
+        assert_eq!(o.deadline, Duration::from_secs(300));
+        assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+        let o = Options::from_boot("", &["--loglevel".to_string(), "warm".to_string(), "x".to_string()]);
+        assert_eq!(o.log_level, "warn");
+        assert_eq!(o.warnings.len(), 1);
     }
 
     #[test]
