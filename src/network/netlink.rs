@@ -143,7 +143,8 @@ impl Netlink {
         }
     }
 
-    /// Create a bond device (miimon 100 ms); returns its index.
+    /// Create a bond device (miimon 100 ms; for 802.3ad also lacp_rate fast, as
+    /// upstream); returns its index.
     pub fn create_bond(&mut self, name: &str, mode: u8) -> Result<u32> {
         if let Some(old) = self.links()?.into_iter().find(|l| l.name == name) {
             let mut m = LinkMessage::default();
@@ -154,7 +155,13 @@ impl Netlink {
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
         m.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Bond),
-            LinkInfo::Data(InfoData::Bond(vec![InfoBond::Mode(BondMode::from(mode)), InfoBond::MiiMon(100)])),
+            LinkInfo::Data(InfoData::Bond({
+                let mut opts = vec![InfoBond::Mode(BondMode::from(mode)), InfoBond::MiiMon(100)];
+                if mode == 4 {
+                    opts.push(InfoBond::AdLacpRate(1)); // fast: LACPDUs every second
+                }
+                opts
+            })),
         ]));
         self.request(RouteNetlinkMessage::NewLink(m), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
             .with_context(|| format!("creating bond {name} (is the bonding module loaded?)"))?;
