@@ -153,3 +153,67 @@ with open(sys.argv[1], "wb") as raw:
     a.extract(&m.kernel, 1 << 20, &mut k).unwrap();
     assert_eq!(k, vec![b'K'; 100000]);
 }
+
+/// Random corruptions of a valid archive and descriptor: every outcome is Ok or an
+/// error, never a panic (a panic fails this test). Deterministic pseudo-random bytes.
+#[test]
+fn mutated_inputs_never_panic() {
+    use stboot::ospkg::Descriptor;
+    let zip = good_zip();
+    use stboot::keys;
+    let now = time::OffsetDateTime::now_utc();
+    let v = keys::Validity { not_before: now - time::Duration::days(1), not_after: now + time::Duration::days(1) };
+    let (root_key, leaf_key) = (keys::generate_key(), keys::generate_key());
+    let root = keys::pem_to_der(&keys::root_certificate(&root_key, &v).unwrap()).unwrap();
+    let leaf = keys::pem_to_der(&keys::leaf_certificate(&leaf_key, &root, &root_key, &v).unwrap()).unwrap();
+    let digest = stboot::verify::digest(&zip);
+    let mut desc = Descriptor::new("os.zip").unwrap();
+    desc.certificates.push(stboot::pem::encode("CERTIFICATE", &leaf).into_bytes());
+    desc.signatures.push(keys::sign_digest(&leaf_key, &digest).to_vec());
+    let json = desc.to_json().into_bytes();
+    let unmodified = stboot::verify::verify(
+        &desc,
+        &digest,
+        std::slice::from_ref(&root),
+        stboot::verify::Threshold::AtLeast(1),
+        now.unix_timestamp(),
+    )
+    .unwrap();
+    assert!(unmodified.accepted());
+    let mut x: u64 = 0x2545F4914F6CDD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..1500 {
+        let mut z = zip.clone();
+        let mut j = json.clone();
+        for _ in 0..(1 + next() % 8) {
+            let p = (next() as usize) % z.len();
+            z[p] = next() as u8;
+            let q = (next() as usize) % j.len();
+            j[q] = next() as u8;
+        }
+        if i % 5 == 0 {
+            z.truncate((next() as usize) % z.len());
+            j.truncate((next() as usize) % j.len());
+        }
+        if let Ok(mut a) = Archive::open(Cursor::new(&z)) {
+            if let Ok(m) = a.manifest() {
+                let _ = a.extract(&m.kernel, 1 << 20, &mut std::io::sink());
+                let _ = a.extract(&m.initramfs, 1 << 20, &mut std::io::sink());
+            }
+        }
+        if let Ok(d) = Descriptor::parse(&j) {
+            let _ = stboot::verify::verify(
+                &d,
+                &[0; 32],
+                std::slice::from_ref(&root),
+                stboot::verify::Threshold::AtLeast(1),
+                0,
+            );
+        }
+    }
+}
