@@ -124,6 +124,9 @@ fn main() {
             Ok(Ok(())) => {
                 // dry run: verified, not booted; an init must not exit
                 info!("Dry run: verified the OS package and did not boot it");
+                if !pid1 {
+                    return;
+                }
                 loop {
                     std::thread::sleep(Duration::from_secs(3600));
                 }
