@@ -20,6 +20,7 @@
 pub mod boot;
 pub mod config;
 pub mod fetch;
+pub mod files;
 pub mod gojson;
 pub mod init;
 pub mod initramfs;

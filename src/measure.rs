@@ -141,6 +141,11 @@ impl Tpm {
     }
 }
 
+/// Lower-case hex of a digest, for the console.
+pub fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// PCR value after extending a zero PCR with `values` in order (for tests and logs).
 pub fn replay(values: &[[u8; 32]]) -> [u8; 32] {
     values.iter().fold([0u8; 32], |pcr, v| {

@@ -243,7 +243,8 @@ impl Boot {
                 info!("Loading OS package from initramfs: {}", zip_path.display());
                 let (digest, desc_bytes) = tl
                     .step("verify", || -> Result<([u8; 32], Vec<u8>)> {
-                        let bytes = config::read_capped(&desc_path, ospkg::descriptor::MAX_DESCRIPTOR_BYTES as u64)?;
+                        let bytes =
+                            stboot::files::read_capped(&desc_path, ospkg::descriptor::MAX_DESCRIPTOR_BYTES as u64)?;
                         let d =
                             ospkg::Descriptor::parse(&bytes).with_context(|| format!("in {}", desc_path.display()))?;
                         let digest = hash_file(&zip_path)?;
@@ -295,7 +296,7 @@ fn measure(archive_sha256: &[u8; 32], descriptor: &[u8], trust: &TrustConfig) {
         }
     };
     for m in &ms {
-        let hex: String = m.digest.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = stboot::measure::hex(&m.digest);
         match tpm.extend(m.pcr, &m.extend_value()) {
             Ok(()) => info!("measured {} into PCR {}: {hex}", m.what, m.pcr),
             Err(e) => warn!("measuring {} into PCR {} failed: {e:#}", m.what, m.pcr),
@@ -303,7 +304,7 @@ fn measure(archive_sha256: &[u8; 32], descriptor: &[u8], trust: &TrustConfig) {
     }
     for pcr in [12, 13, 14] {
         if let Ok(v) = tpm.read_pcr(pcr) {
-            info!("PCR {pcr} = {}", v.iter().map(|b| format!("{b:02x}")).collect::<String>());
+            info!("PCR {pcr} = {}", stboot::measure::hex(&v));
         }
     }
 }

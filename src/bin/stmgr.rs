@@ -278,20 +278,11 @@ fn json_arg(arg: &str) -> Result<Vec<u8>> {
     if arg.trim_start().starts_with('{') || arg.trim_start().starts_with('[') {
         return Ok(arg.as_bytes().to_vec());
     }
-    stboot::config::read_capped(std::path::Path::new(arg), 1 << 20)
+    stboot::files::read_capped(std::path::Path::new(arg), 1 << 20)
 }
 
 fn write_out(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    stboot::files::write_file(path, bytes, mode)?;
     println!("wrote {}", path.display());
     Ok(())
 }

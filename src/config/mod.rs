@@ -47,12 +47,12 @@ impl fmt::Display for HostConfigSource {
 /// source is an error, never skipped (as upstream).
 pub fn load_host_config(file: &Path, efivar: &Path) -> Result<(HostConfig, HostConfigSource)> {
     if file.exists() {
-        let bytes = read_capped(file, MAX_HOST_CONFIG_BYTES)?;
+        let bytes = crate::files::read_capped(file, MAX_HOST_CONFIG_BYTES)?;
         let cfg = HostConfig::parse(&bytes).with_context(|| format!("in {}", file.display()))?;
         return Ok((cfg, HostConfigSource::File(file.to_path_buf())));
     }
     if efivar.exists() {
-        let bytes = read_capped(efivar, MAX_HOST_CONFIG_BYTES)?;
+        let bytes = crate::files::read_capped(efivar, MAX_HOST_CONFIG_BYTES)?;
         if bytes.len() < 4 {
             bail!("{}: {} bytes, expected 4 attribute bytes followed by JSON", efivar.display(), bytes.len());
         }
@@ -66,18 +66,6 @@ pub fn load_host_config(file: &Path, efivar: &Path) -> Result<(HostConfig, HostC
 fn trim_nuls(b: &[u8]) -> &[u8] {
     let end = b.iter().rposition(|&c| c != 0).map_or(0, |i| i + 1);
     &b[..end]
-}
-
-/// Read a whole file, refusing one larger than `limit`.
-pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut buf = Vec::new();
-    f.take(limit + 1).read_to_end(&mut buf).with_context(|| format!("reading {}", path.display()))?;
-    if buf.len() as u64 > limit {
-        bail!("{}: larger than the limit of {limit} bytes", path.display());
-    }
-    Ok(buf)
 }
 
 #[cfg(test)]

@@ -108,7 +108,7 @@ pub fn sign(paths: &PackagePaths, key: &ed25519_dalek::SigningKey, cert_der: &[u
 /// Read and parse both files of a package (the archive only as bytes).
 pub fn read(paths: &PackagePaths) -> Result<(Descriptor, Vec<u8>)> {
     use anyhow::Context;
-    let d = crate::config::read_capped(&paths.descriptor, descriptor::MAX_DESCRIPTOR_BYTES as u64)?;
+    let d = crate::files::read_capped(&paths.descriptor, descriptor::MAX_DESCRIPTOR_BYTES as u64)?;
     let descriptor = Descriptor::parse(&d).with_context(|| format!("in {}", paths.descriptor.display()))?;
     let archive = std::fs::read(&paths.archive).with_context(|| format!("reading {}", paths.archive.display()))?;
     if archive.is_empty() {
@@ -120,16 +120,7 @@ pub fn read(paths: &PackagePaths) -> Result<(Descriptor, Vec<u8>)> {
 /// Write a package file readable by a web server (upstream writes 0600, which makes
 /// servers answer 403).
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    use anyhow::Context;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    std::io::Write::write_all(&mut f, bytes).with_context(|| format!("writing {}", path.display()))
+    crate::files::write_file(path, bytes, 0o644)
 }
 
 /// Where the package lives in the initramfs for fetch method `initramfs`:
