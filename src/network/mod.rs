@@ -50,14 +50,16 @@ pub fn candidates(links: &[Link], cfg: &HostConfig) -> Vec<Link> {
     chosen
 }
 
-/// Wait until `index` reports carrier, or `deadline`.
-fn wait_carrier(nl: &mut Netlink, index: u32, deadline: Instant) -> Result<bool> {
+/// Wait until one of `indexes` reports carrier (the first in the given order wins),
+/// or `deadline`. One link dump per poll.
+fn wait_carrier(nl: &mut Netlink, indexes: &[u32], deadline: Instant) -> Result<Option<u32>> {
     loop {
-        if nl.link(index)?.carrier {
-            return Ok(true);
+        let links = nl.links()?;
+        if let Some(i) = indexes.iter().find(|i| links.iter().any(|l| l.index == **i && l.carrier)) {
+            return Ok(Some(*i));
         }
         if Instant::now() >= deadline {
-            return Ok(false);
+            return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -96,16 +98,9 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
             let gw = cfg.gateway.context("static mode needs gateway")?;
             // the first link that gets carrier within 10 s wins; else the first link
             let carrier_deadline = (Instant::now() + Duration::from_secs(10)).min(deadline);
-            let mut chosen = None;
-            while chosen.is_none() && Instant::now() < carrier_deadline {
-                for l in &cands {
-                    if nl.link(l.index)?.carrier {
-                        chosen = Some(l.clone());
-                        break;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            let indexes: Vec<u32> = cands.iter().map(|l| l.index).collect();
+            let chosen = wait_carrier(&mut nl, &indexes, carrier_deadline)?
+                .and_then(|i| cands.iter().find(|l| l.index == i).cloned());
             let link = chosen.unwrap_or_else(|| {
                 warn!("no carrier on {}; configuring it anyway", cands[0].name);
                 cands[0].clone()
@@ -132,7 +127,7 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
             let lease = dhcp::obtain(dc, timeout, |c, deadline| {
                 let mut nl = Netlink::open()?;
                 let t0 = Instant::now();
-                if wait_carrier(&mut nl, c.index, deadline)? {
+                if wait_carrier(&mut nl, &[c.index], deadline)?.is_some() {
                     info!("{}: link up after {} ms", c.name, t0.elapsed().as_millis());
                 } else {
                     bail!("no carrier (cable or switch port?)");
