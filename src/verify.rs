@@ -139,6 +139,23 @@ pub fn digest(archive: &[u8]) -> [u8; 32] {
     Sha256::digest(archive).into()
 }
 
+/// SHA-256 of a file's bytes, read in chunks (the archive is never held in memory).
+pub fn digest_file(path: &std::path::Path) -> Result<[u8; 32]> {
+    use anyhow::Context;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().into())
+}
+
 /// Check every signature of `descriptor` over `archive_sha256` against `roots` (DER).
 /// Errors only when the question cannot be asked (no roots, more signatures than
 /// certificates); every per-signature problem is a verdict in the report.

@@ -3,12 +3,10 @@
 //! says why, retries, and finally reboots. The steps live in the library, one module
 //! per step; this file only orders them and keeps the timeline.
 
-use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
-use sha2::{Digest, Sha256};
+use anyhow::{anyhow, bail, Result};
 use stboot::config::{self, FetchMethod, HostConfig, HostConfigSource, Options, TrustConfig};
 use stboot::fetch::{self, Fetcher};
 use stboot::recovery::{self, Failure, Step};
@@ -243,11 +241,8 @@ impl Boot {
                 info!("Loading OS package from initramfs: {}", zip_path.display());
                 let (digest, desc_bytes) = tl
                     .step("verify", || -> Result<([u8; 32], Vec<u8>)> {
-                        let bytes =
-                            stboot::files::read_capped(&desc_path, ospkg::descriptor::MAX_DESCRIPTOR_BYTES as u64)?;
-                        let d =
-                            ospkg::Descriptor::parse(&bytes).with_context(|| format!("in {}", desc_path.display()))?;
-                        let digest = hash_file(&zip_path)?;
+                        let (d, bytes) = ospkg::read_descriptor(&desc_path)?;
+                        let digest = verify::digest_file(&zip_path)?;
                         check(&digest, &d)?;
                         Ok((digest, bytes))
                     })
@@ -317,18 +312,4 @@ fn load_config() -> Result<(TrustConfig, HostConfig, HostConfigSource)> {
     let (host, source) =
         config::load_host_config(Path::new(config::HOST_CONFIG_PATH), Path::new(config::HOST_CONFIG_EFIVAR))?;
     Ok((trust, host, source))
-}
-
-fn hash_file(p: &Path) -> Result<[u8; 32]> {
-    let mut f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf).with_context(|| format!("reading {}", p.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().into())
 }

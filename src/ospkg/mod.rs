@@ -105,11 +105,18 @@ pub fn sign(paths: &PackagePaths, key: &ed25519_dalek::SigningKey, cert_der: &[u
     write_file(&paths.descriptor, descriptor.to_json().as_bytes())
 }
 
+/// Read and parse a descriptor file; also returns its bytes as read (they are measured).
+pub fn read_descriptor(path: &Path) -> Result<(Descriptor, Vec<u8>)> {
+    use anyhow::Context;
+    let bytes = crate::files::read_capped(path, descriptor::MAX_DESCRIPTOR_BYTES as u64)?;
+    let d = Descriptor::parse(&bytes).with_context(|| format!("in {}", path.display()))?;
+    Ok((d, bytes))
+}
+
 /// Read and parse both files of a package (the archive only as bytes).
 pub fn read(paths: &PackagePaths) -> Result<(Descriptor, Vec<u8>)> {
     use anyhow::Context;
-    let d = crate::files::read_capped(&paths.descriptor, descriptor::MAX_DESCRIPTOR_BYTES as u64)?;
-    let descriptor = Descriptor::parse(&d).with_context(|| format!("in {}", paths.descriptor.display()))?;
+    let (descriptor, _) = read_descriptor(&paths.descriptor)?;
     let archive = std::fs::read(&paths.archive).with_context(|| format!("reading {}", paths.archive.display()))?;
     if archive.is_empty() {
         bail!("{}: the archive is empty", paths.archive.display());

@@ -322,3 +322,13 @@ fn effective_now_never_before_build() {
     let (now, _) = effective_now();
     assert!(now >= crate::BUILD_UNIX_TIME as i64);
 }
+
+#[test]
+fn digest_file_matches_digest_of_bytes() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("a.zip");
+    let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&p, &data).unwrap();
+    assert_eq!(digest_file(&p).unwrap(), digest(&data));
+    assert!(digest_file(&t.path().join("missing")).unwrap_err().to_string().contains("missing"));
+}
