@@ -1,5 +1,5 @@
 //! PID 1 duties: the filesystems stboot needs, the console, kernel modules, child
-//! reaping, and the entropy check. The few raw syscalls live in [`sys`].
+//! reaping, and the entropy check. The raw syscalls live in [`crate::sys`].
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use nix::mount::{mount, MsFlags};
 use tracing::{info, warn};
+
+use crate::sys;
 
 /// Where packages are staged (a tmpfs: nothing is written to disk).
 pub const STAGING_DIR: &str = "/tmp/stboot";
@@ -51,19 +53,13 @@ fn mount_one(src: &str, dst: &str, fs: &str, flags: MsFlags, data: Option<&str>)
 /// Make /dev/console stdin, stdout and stderr.
 pub fn attach_console() {
     if let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/console") {
-        use std::os::fd::AsRawFd;
-        for fd in 0..3 {
-            // SAFETY: dup2 onto the standard descriptors with a valid source fd.
-            unsafe { libc::dup2(f.as_raw_fd(), fd) };
-        }
+        sys::attach_stdio(&f);
     }
 }
 
 /// As PID 1, let the kernel reap exited children (SIGCHLD ignored ⇒ no zombies).
 pub fn reap_children() {
-    use nix::sys::signal::{signal, SigHandler, Signal};
-    // SAFETY: installing SIG_IGN has no handler code that could run concurrently.
-    let _ = unsafe { signal(Signal::SIGCHLD, SigHandler::SigIgn) };
+    sys::ignore_sigchld();
 }
 
 /// Load kernel modules from `/lib/modules`: those listed in
@@ -98,7 +94,7 @@ pub fn load_modules(dir: &Path, lists: &Path, only: Option<&[String]>) -> Vec<(S
         .into_iter()
         .map(|name| {
             let t = Instant::now();
-            let r = sys::finit_module(&dir.join(&name)).map(|_| t.elapsed());
+            let r = load_module(&dir.join(&name)).map(|_| t.elapsed());
             (name, r)
         })
         .collect()
@@ -130,51 +126,32 @@ pub fn kernel_cmdline() -> String {
     std::fs::read_to_string("/proc/cmdline").unwrap_or_default()
 }
 
-/// Create the staging directory on the /tmp tmpfs.
-pub fn staging_dir() -> Result<&'static Path> {
-    std::fs::create_dir_all(STAGING_DIR).with_context(|| format!("creating {STAGING_DIR}"))?;
-    Ok(Path::new(STAGING_DIR))
+/// Create the staging directory: `/tmp/stboot` on PID 1's tmpfs, or a private
+/// directory of this process elsewhere (a dry run on a running system). Mode 0700.
+pub fn staging_dir(pid1: bool) -> Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = if pid1 {
+        std::path::PathBuf::from(STAGING_DIR)
+    } else {
+        std::env::temp_dir().join(format!("stboot-dry-run-{}", std::process::id()))
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
 }
 
-/// The raw system calls of PID 1, each wrapped in a safe function.
-pub mod sys {
-    use std::path::Path;
-
-    use anyhow::{anyhow, Context, Result};
-
-    /// `finit_module(fd, "", 0)`; an already loaded module is fine.
-    pub fn finit_module(path: &Path) -> Result<()> {
-        let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        use std::os::fd::AsRawFd;
-        // SAFETY: the fd is valid for the call and the params string is a static C string.
-        let r = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), c"".as_ptr(), 0) };
-        if r == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EEXIST) => Ok(()),
-            Some(libc::ENOEXEC) => Err(anyhow!("not a module for this kernel (ENOEXEC)")),
-            Some(libc::EKEYREJECTED) | Some(libc::EBADMSG) => {
-                Err(anyhow!("signature rejected: the kernel enforces module signatures ({e})"))
-            }
-            Some(libc::ENOENT) => Err(anyhow!("unknown symbols: a module it depends on is not loaded yet ({e})")),
-            _ => Err(anyhow!("{e}")),
-        }
-    }
-
-    /// Block until the kernel's random pool is initialised.
-    pub fn random_wait() {
-        let mut b = [0u8; 1];
-        // SAFETY: the buffer is valid for one byte.
-        while unsafe { libc::getrandom(b.as_mut_ptr().cast(), 1, 0) } != 1 {}
-    }
-
-    /// Non-blocking check that `getrandom` would not block.
-    pub fn random_ready() -> bool {
-        let mut b = [0u8; 1];
-        // SAFETY: the buffer is valid for one byte.
-        let r = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 1, libc::GRND_NONBLOCK) };
-        r == 1
+/// `finit_module` on a file; an already loaded module is fine.
+fn load_module(path: &Path) -> Result<()> {
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    match sys::finit_module(&f) {
+        Ok(()) => Ok(()),
+        Err(e) => match sys::explain_finit_module(&e) {
+            None => Ok(()),
+            Some(why) => Err(anyhow::anyhow!("{why}")),
+        },
     }
 }

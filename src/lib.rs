@@ -24,12 +24,14 @@ pub mod files;
 pub mod gojson;
 pub mod init;
 pub mod initramfs;
+pub mod io;
 pub mod keys;
 pub mod measure;
 pub mod network;
 pub mod ospkg;
 pub mod pem;
 pub mod recovery;
+pub mod sys;
 pub mod verify;
 
 /// The version printed in the start-up summary and by `--version`.

@@ -50,9 +50,16 @@ impl Step {
 pub struct Failure {
     pub step: Step,
     pub error: anyhow::Error,
+    /// Nothing else may be tried before a reboot (the PCRs already hold
+    /// measurements of a kernel that did not start).
+    pub fatal: bool,
 }
 
 impl Failure {
+    pub fn new(step: Step, error: anyhow::Error) -> Self {
+        Self { step, error, fatal: false }
+    }
+
     pub fn report(&self, attempt: u32, attempts: u32) {
         error!("BOOT FAILED at step {} (attempt {attempt}/{attempts}): {:#}", self.step, self.error);
         error!("what to do: {}", self.step.hint());
@@ -67,8 +74,7 @@ pub fn backoff(n: u32) -> Duration {
 /// Give up: reboot the machine, and keep trying if that fails. Never returns.
 pub fn reboot() -> ! {
     error!("Recover: rebooting");
-    // SAFETY: sync has no preconditions.
-    unsafe { libc::sync() };
+    nix::unistd::sync();
     loop {
         let Err(e) = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
         error!("reboot failed: {e}; trying again in 5 s");

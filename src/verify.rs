@@ -21,7 +21,8 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{ASN1Time, FromDer};
 
-use crate::ospkg::Descriptor;
+use crate::ospkg::package::Unverified;
+use crate::ospkg::{Archive, Descriptor, Manifest};
 
 const OID_ED25519: &str = "1.3.101.112";
 const WEAK_SIG_ALGS: [&str; 3] = [
@@ -110,13 +111,140 @@ impl Report {
     }
 }
 
+impl Report {
+    /// One line per signature, but at most `per_kind` lines for each kind of verdict
+    /// (a descriptor with 10,000 signatures must not flood a serial console); the
+    /// rest are counted in one line per kind. Signer names are escaped.
+    pub fn lines(&self, per_kind: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut shown: Vec<(std::mem::Discriminant<Verdict>, usize, usize)> = Vec::new();
+        for c in &self.checks {
+            let kind = std::mem::discriminant(&c.verdict);
+            let slot = match shown.iter().position(|(k, _, _)| *k == kind) {
+                Some(i) => i,
+                None => {
+                    shown.push((kind, 0, c.index));
+                    shown.len() - 1
+                }
+            };
+            shown[slot].1 += 1;
+            if shown[slot].1 <= per_kind {
+                let who = c.signer.as_deref().map(printable).unwrap_or_else(|| "?".into());
+                out.push(format!("signature {} ({who}): {}", c.index, printable(&c.verdict.to_string())));
+            }
+        }
+        for (_, n, first) in shown {
+            if n > per_kind {
+                let like = self.checks.iter().find(|c| c.index == first).map(|c| c.verdict.kind()).unwrap_or("");
+                out.push(format!("... and {} more signatures like signature {first} ({like})", n - per_kind));
+            }
+        }
+        out.push(self.summary());
+        out
+    }
+}
+
+impl Verdict {
+    /// A short name of the kind of verdict.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Duplicate { .. } => "duplicate key",
+            Verdict::MalformedCertificate(_) => "malformed certificate",
+            Verdict::UntrustedCertificate(_) => "untrusted certificate",
+            Verdict::UnsupportedKey(_) => "unsupported key",
+            Verdict::BadSignature(_) => "bad signature",
+        }
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in &self.checks {
-            let who = c.signer.as_deref().unwrap_or("?");
-            writeln!(f, "signature {} ({who}): {}", c.index, c.verdict)?;
-        }
-        write!(f, "{}", self.summary())
+        f.write_str(&self.lines(usize::MAX).join("\n"))
+    }
+}
+
+/// Text from a package (certificate subjects, file names) made safe for a console
+/// or terminal: control characters, escape sequences and line breaks are shown
+/// escaped, so signed or unsigned input can never forge a log line.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control()) {
+        return s.to_string();
+    }
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
+/// A package whose signatures met the threshold under the trust policy. Only
+/// [`verify_package`] makes one; staging and kexec accept nothing else.
+#[derive(Debug)]
+pub struct VerifiedOsPackage {
+    pkg: Unverified,
+    report: Report,
+    manifest: Manifest,
+}
+
+impl VerifiedOsPackage {
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+    /// The archive's manifest, checked for what booting needs.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+    pub fn origin(&self) -> &crate::ospkg::package::Origin {
+        &self.pkg.origin
+    }
+    /// SHA-256 of the archive bytes that were verified.
+    pub fn archive_sha256(&self) -> &[u8; 32] {
+        self.pkg.archive.sha256()
+    }
+    pub fn archive_len(&self) -> u64 {
+        self.pkg.archive.len()
+    }
+    /// The descriptor bytes as received.
+    pub fn descriptor_bytes(&self) -> &[u8] {
+        &self.pkg.descriptor_bytes
+    }
+    /// The verified archive, read through the handle that was hashed.
+    pub fn archive(&self) -> Result<Archive<std::io::BufReader<&std::fs::File>>> {
+        self.pkg.archive.open()
+    }
+}
+
+/// A package that was not accepted, with the report when signatures were checked.
+#[derive(Debug)]
+pub struct Rejected {
+    pub report: Option<Report>,
+    pub error: anyhow::Error,
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+/// Verify `pkg`: signatures over the SHA-256 of exactly the bytes that were read,
+/// the threshold, and that the archive is an unambiguous zip whose manifest names a
+/// kernel and an initramfs that are present (what stboot needs to boot it).
+pub fn verify_package(
+    pkg: Unverified,
+    roots: &[Vec<u8>],
+    threshold: Threshold,
+    now_unix: i64,
+) -> std::result::Result<VerifiedOsPackage, Rejected> {
+    let report = match verify(&pkg.descriptor, pkg.archive.sha256(), roots, threshold, now_unix) {
+        Ok(r) => r,
+        Err(error) => return Err(Rejected { report: None, error }),
+    };
+    if !report.accepted() {
+        let error = anyhow::anyhow!("not enough valid signatures: {}", report.summary());
+        return Err(Rejected { report: Some(report), error });
+    }
+    let manifest = pkg.archive.open().and_then(|mut a| a.manifest_checked());
+    match manifest {
+        Ok(manifest) => Ok(VerifiedOsPackage { pkg, report, manifest }),
+        Err(error) => Err(Rejected { report: Some(report), error }),
     }
 }
 
@@ -137,23 +265,6 @@ pub fn effective_now() -> (i64, bool) {
 /// SHA-256 of the archive bytes: the message that is signed.
 pub fn digest(archive: &[u8]) -> [u8; 32] {
     Sha256::digest(archive).into()
-}
-
-/// SHA-256 of a file's bytes, read in chunks (the archive is never held in memory).
-pub fn digest_file(path: &std::path::Path) -> Result<[u8; 32]> {
-    use anyhow::Context;
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().into())
 }
 
 /// Check every signature of `descriptor` over `archive_sha256` against `roots` (DER).
@@ -360,7 +471,7 @@ fn check_cert_profile(c: &X509Certificate, now: ASN1Time, what: &str) -> std::re
 /// Subject and expiry of a certificate, for logs and summaries.
 pub fn describe_certificate(der: &[u8]) -> String {
     match X509Certificate::from_der(der) {
-        Ok((_, c)) => format!("{} (valid until {})", c.subject(), c.validity().not_after),
+        Ok((_, c)) => format!("{} (valid until {})", printable(&c.subject().to_string()), c.validity().not_after),
         Err(e) => format!("<unparsable certificate: {e}>"),
     }
 }

@@ -45,9 +45,16 @@ fn policy(dir: &Path, name: &str, threshold: u32, root_files: &[&str]) -> PathBu
     p
 }
 
+/// A pretend x86 kernel: only the boot protocol's "HdrS" magic at 0x202 is real.
+fn pretend_bzimage() -> Vec<u8> {
+    let mut k = vec![0x4d; 300_000];
+    k[0x202..0x206].copy_from_slice(b"HdrS");
+    k
+}
+
 /// A package with a pretend kernel and initramfs.
 fn package(dir: &Path) {
-    std::fs::write(dir.join("vmlinuz"), vec![0x4d; 300_000]).unwrap();
+    std::fs::write(dir.join("vmlinuz"), pretend_bzimage()).unwrap();
     std::fs::write(dir.join("initrd.cpio"), b"initramfs bytes".repeat(1000)).unwrap();
     ok(
         dir,

@@ -83,6 +83,7 @@ func mk(dir string) {
 
 	// the archive, as ospkg.CreateOSPackage + zip() write it
 	kernel := bytes.Repeat([]byte("upstream kernel "), 20000)
+	copy(kernel[0x202:], "HdrS") // the x86 boot protocol's magic: stboot boots bzImages only
 	initrd := bytes.Repeat([]byte("upstream initrd "), 3000)
 	var zbuf bytes.Buffer
 	zw := zip.NewWriter(&zbuf)

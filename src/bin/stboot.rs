@@ -1,18 +1,41 @@
 //! stboot: PID 1 of the LinuxBoot initramfs. Reads its configuration, brings up the
 //! network, fetches and verifies an OS package, and kexecs into it; on failure it
-//! says why, retries, and finally reboots. The steps live in the library, one module
-//! per step; this file only orders them and keeps the timeline.
+//! says why, tries the next URL, retries, and finally reboots. The steps live in the
+//! library, one module per step; this file orders them and keeps the timeline.
+//!
+//! Outside PID 1 it runs nothing but a dry run (`-dryrun`, `--dry-run`): fetch and
+//! verify, no modules, no kexec, no TPM, and the host's network untouched unless
+//! `--configure-network` is given.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use stboot::config::{self, FetchMethod, HostConfig, HostConfigSource, Options, TrustConfig};
-use stboot::fetch::{self, Fetcher};
+use stboot::fetch::{self, FetchError, Fetcher};
+use stboot::ospkg::package::Unverified;
 use stboot::recovery::{self, Failure, Step};
-use stboot::verify::{self, Threshold};
+use stboot::verify::{self, Threshold, VerifiedOsPackage};
 use stboot::{boot, init, network, ospkg};
 use tracing::{error, info, warn};
+
+/// Lines per kind of signature verdict on the console; the rest are counted.
+const REPORT_LINES_PER_KIND: usize = 3;
+
+const USAGE: &str = "\
+stboot: System Transparency's network bootloader (PID 1 of a LinuxBoot initramfs)
+
+As PID 1 it reads /etc/trust_policy and the host configuration, brings up the
+network, fetches, verifies and kexecs an OS package. Options come from the kernel
+command line (stboot.loglevel=, stboot.deadline=, stboot.stall_timeout=, ...; see
+docs/operator-guide.md) and from init arguments after `--`.
+
+Outside PID 1 only a dry run is allowed:
+  stboot --dry-run [--configure-network] [-loglevel=d]
+      fetch and verify with this machine's /etc/trust_policy and host
+      configuration; no modules, no kexec, no TPM; the network is left as it is
+      unless --configure-network is given
+  stboot --version";
 
 /// Timestamps like the kernel's: seconds since boot, so console lines line up with dmesg.
 struct Uptime;
@@ -61,10 +84,29 @@ impl Timeline {
     }
 }
 
+/// How this process runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// PID 1 of the initramfs: the whole boot.
+    Init,
+    /// PID 1, `stboot.dryrun`: verify and stage, then stop.
+    InitDryRun,
+    /// Not PID 1: fetch and verify only; the network is touched only if asked.
+    HostDryRun { configure_network: bool },
+}
+
+impl Mode {
+    fn dry_run(self) -> bool {
+        self != Mode::Init
+    }
+}
+
 struct Boot {
     opts: Options,
+    mode: Mode,
     started: Instant,
     network_up: bool,
+    stage_dir: PathBuf,
 }
 
 fn main() {
@@ -74,7 +116,28 @@ fn main() {
         println!("stboot-rs {}", stboot::VERSION);
         return;
     }
+    if args.iter().any(|a| a == "--help" || a == "-help" || a == "-h") {
+        println!("{USAGE}");
+        return;
+    }
     let pid1 = std::process::id() == 1;
+    let configure_network = args.iter().any(|a| a == "--configure-network" || a == "-configure-network");
+    let boot_args: Vec<String> =
+        args.iter().filter(|a| !matches!(a.as_str(), "--configure-network" | "-configure-network")).cloned().collect();
+    let cmdline = if pid1 { init::kernel_cmdline() } else { String::new() };
+    let opts = Options::from_boot(&cmdline, &boot_args);
+    let mode = match (pid1, opts.dry_run) {
+        (true, false) => Mode::Init,
+        (true, true) => Mode::InitDryRun,
+        (false, true) => Mode::HostDryRun { configure_network },
+        (false, false) => {
+            eprintln!(
+                "stboot: not running as PID 1: refusing to load modules, reconfigure the network and kexec on a running system.\n\
+                 stboot: to fetch and verify only, run `stboot --dry-run` (see `stboot --help`)."
+            );
+            std::process::exit(2);
+        }
+    };
     let mounts = if pid1 {
         let m = init::mount_filesystems();
         init::attach_console();
@@ -83,26 +146,37 @@ fn main() {
     } else {
         Vec::new()
     };
-    let opts = Options::from_boot(&init::kernel_cmdline(), &args);
     setup_logging(&opts.log_level);
     std::panic::set_hook(Box::new(|p| error!("BUG: stboot panicked: {p}")));
     info!("stboot-rs {} starting (PID {})", stboot::VERSION, std::process::id());
+    if let Mode::HostDryRun { configure_network } = mode {
+        info!(
+            "dry run outside PID 1: no modules, no kexec, no TPM; {}",
+            if configure_network {
+                "the network is configured as the host configuration says"
+            } else {
+                "the network is used as it is"
+            }
+        );
+    }
     for m in mounts {
         info!("mounted {m}");
     }
     for w in &opts.warnings {
         warn!("kernel command line: {w}");
     }
-    for (name, r) in
-        init::load_modules(Path::new("/lib/modules"), Path::new("/lib/modules-load.d"), opts.modules.as_deref())
-    {
-        match r {
-            Ok(d) => info!("module {name} loaded ({} ms)", d.as_millis()),
-            Err(e) => warn!("module {name} failed: {e:#}"),
+    if pid1 {
+        for (name, r) in
+            init::load_modules(Path::new("/lib/modules"), Path::new("/lib/modules-load.d"), opts.modules.as_deref())
+        {
+            match r {
+                Ok(d) => info!("module {name} loaded ({} ms)", d.as_millis()),
+                Err(e) => warn!("module {name} failed: {e:#}"),
+            }
         }
-    }
-    if let Some(m) = init::mount_efivarfs() {
-        info!("mounted {m}");
+        if let Some(m) = init::mount_efivarfs() {
+            info!("mounted {m}");
+        }
     }
     let waited = init::wait_for_entropy();
     if !waited.is_zero() {
@@ -112,24 +186,28 @@ fn main() {
     if behind {
         warn!("the system clock is before this build's date; certificates are checked at the build date instead");
     }
+    let stage_dir = match init::staging_dir(pid1) {
+        Ok(d) => d,
+        Err(e) => {
+            error!("cannot create the staging directory: {e:#}");
+            finish(pid1, false);
+        }
+    };
 
-    let mut b = Boot { opts, started, network_up: false };
+    let mut b = Boot { opts, mode, started, network_up: false, stage_dir };
     let attempts = b.opts.boot_attempts;
     for attempt in 1..=attempts {
-        // panic = "abort": a panic is reported by the hook above and ends PID 1, so
-        // there is nothing to catch here
         match b.attempt() {
-            Err(f) => f.report(attempt, attempts),
             Ok(()) => {
-                // dry run: verified, not booted; an init must not exit
                 info!("Dry run: verified the OS package and did not boot it");
-                if !pid1 {
-                    return;
-                }
-                loop {
-                    std::thread::sleep(Duration::from_secs(3600));
-                }
+                finish(pid1, true);
             }
+            Err(f) if f.fatal => {
+                f.report(attempt, attempts);
+                error!("measurements were made for a kernel that did not start: rebooting to reset the PCRs");
+                finish(pid1, false);
+            }
+            Err(f) => f.report(attempt, attempts),
         }
         if attempt < attempts {
             let wait = recovery::backoff(attempt);
@@ -138,148 +216,204 @@ fn main() {
         }
     }
     error!("giving up after {attempts} boot attempts");
-    if pid1 {
-        recovery::reboot();
-    }
-    std::process::exit(1);
+    finish(pid1, false);
 }
 
-fn fail(step: Step) -> impl FnOnce(anyhow::Error) -> Failure {
-    move |error| Failure { step, error }
+/// End the process: an init never exits (a dry run idles, a failure reboots).
+fn finish(pid1: bool, ok: bool) -> ! {
+    if !pid1 {
+        std::process::exit(if ok { 0 } else { 1 });
+    }
+    if ok {
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    recovery::reboot()
 }
 
 impl Boot {
-    /// One whole boot attempt. Returns only on failure (or in a dry run).
-    fn attempt(&mut self) -> std::result::Result<(), Failure> {
+    /// One whole boot attempt. Returns only on failure (or after a dry run).
+    fn attempt(&mut self) -> Result<(), Failure> {
         let mut tl = Timeline::default();
-        let (trust, host, source) = tl.step("config", load_config).map_err(fail(Step::Config))?;
+        let (trust, host, source) = tl.step("config", load_config).map_err(|e| Failure::new(Step::Config, e))?;
         let provisioning = host.ospkg_pointer == config::host_config::PROVISION_POINTER;
         let method = if provisioning { FetchMethod::Initramfs } else { trust.policy.ospkg_fetch_method };
         if provisioning {
             warn!("PROVISION MODE: no host configuration; booting /ospkg/provision.{{json,zip}} from the initramfs");
         }
-        info!("host configuration from {source}");
-        info!("trust policy: threshold {}, fetch method {:?}", trust.policy.ospkg_signature_threshold, method);
-        for r in &trust.signing_roots {
-            info!("signing root: {}", verify::describe_certificate(r));
-        }
-        match &trust.tls_roots_path {
-            Some(p) => {
-                for r in &trust.tls_roots {
-                    info!("TLS root ({}): {}", p.display(), verify::describe_certificate(r));
-                }
-            }
-            None => info!("no TLS roots: only http:// URLs can be fetched"),
-        }
-        let threshold = Threshold::AtLeast(trust.policy.ospkg_signature_threshold);
-        let stage_dir = init::staging_dir().map_err(fail(Step::Config))?;
-        let budget = fetch::staging_budget();
-        let check = |digest: &[u8; 32], d: &ospkg::Descriptor| -> Result<()> {
-            let (now, _) = verify::effective_now();
-            let report = verify::verify(d, digest, &trust.signing_roots, threshold, now)?;
-            for c in &report.checks {
-                info!("signature {} ({}): {}", c.index, c.signer.as_deref().unwrap_or("?"), c.verdict);
-            }
-            info!("{}", report.summary());
-            if !report.accepted() {
-                bail!("not enough valid signatures: {}", report.summary());
-            }
-            info!("OS package passed verification");
-            Ok(())
-        };
+        log_config(&trust, &source, method);
 
-        let (archive_path, archive_sha256, descriptor_bytes) = match method {
+        match method {
+            FetchMethod::Initramfs => {
+                let paths = ospkg::initramfs_paths(&host.pointer()).map_err(|e| Failure::new(Step::Config, e))?;
+                info!("Loading OS package from initramfs: {}", paths.archive.display());
+                let pkg = Unverified::from_files(&paths).map_err(|e| Failure::new(Step::Verify, e))?;
+                self.boot_package(pkg, &trust, &mut tl)
+            }
             FetchMethod::Network => {
-                if !self.network_up {
-                    let cfg = host.clone();
-                    let timeout = self.opts.dhcp_timeout;
-                    let net = tl.step("network", || network::configure(&cfg, timeout)).map_err(fail(Step::Network))?;
-                    info!(
-                        "network: {} address {} gateway {} dns [{}]{}",
-                        net.interface,
-                        net.address,
-                        net.gateway.map(|g| g.to_string()).unwrap_or_else(|| "none".into()),
-                        net.dns.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
-                        net.lease_time.map(|t| format!(" lease {t} s")).unwrap_or_default()
-                    );
-                    self.network_up = true;
-                }
+                self.network(&host, &mut tl)?;
                 let (urls, bad) = fetch::pointer_urls(&host.pointer());
                 for b in bad {
                     warn!("ospkg_pointer: {b}; skipped");
                 }
                 if urls.is_empty() {
-                    return Err(fail(Step::Config)(anyhow!("ospkg_pointer has no usable http(s) URL")));
+                    return Err(Failure::new(Step::Config, anyhow!("ospkg_pointer has no usable http(s) URL")));
                 }
-                let deadline = Instant::now() + self.opts.deadline;
-                let fetcher = Fetcher::new(&trust.tls_roots, deadline, stage_dir, budget).map_err(fail(Step::Fetch))?;
-                let mut verify_time = Duration::ZERO;
-                let (fetched, ()) = tl
-                    .step("fetch+verify", || {
-                        fetcher.first_good(&urls, |f| {
-                            let t = Instant::now();
-                            let r = check(&f.archive_sha256, &f.descriptor);
-                            verify_time += t.elapsed();
-                            if r.is_err() {
-                                let _ = std::fs::remove_file(&f.archive_path);
-                            }
-                            r
-                        })
-                    })
-                    .map_err(fail(Step::Fetch))?;
-                info!("verification took {} ms", verify_time.as_millis());
-                info!(
-                    "OS package {} ({} bytes) from {}",
-                    fetched.archive_url,
-                    fetched.archive_len,
-                    fetch::redact(&fetched.descriptor_url)
-                );
-                (fetched.archive_path, fetched.archive_sha256, fetched.descriptor_bytes)
+                let settings = fetch::Settings {
+                    stall_timeout: self.opts.stall_timeout,
+                    retry: fetch::RetryPolicy::default(),
+                    deadline: Instant::now() + self.opts.deadline,
+                    max_archive: fetch::staging_budget(&self.stage_dir),
+                };
+                let fetcher = Fetcher::new(&trust.tls_roots, settings, &self.stage_dir)
+                    .map_err(|e| Failure::new(Step::Fetch, e))?;
+                let mut failures = Vec::new();
+                for (i, url) in urls.iter().enumerate() {
+                    let n = format!("URL {} of {}", i + 1, urls.len());
+                    if fetcher.deadline_passed() {
+                        failures.push(format!("{n}: not tried, stboot.deadline passed"));
+                        continue;
+                    }
+                    let t = Instant::now();
+                    let fetched = tl.step("fetch", || fetcher.fetch(url, i));
+                    let result = match fetched {
+                        Ok(pkg) => self.boot_package(pkg, &trust, &mut tl),
+                        Err(e) => Err(Failure::new(Step::Fetch, e)),
+                    };
+                    match result {
+                        Ok(()) => return Ok(()),
+                        Err(f) if f.fatal => return Err(f),
+                        Err(f) => {
+                            let secs = t.elapsed().as_secs_f64();
+                            warn!("{n} failed after {secs:.1} s at step {}: {:#}", f.step, f.error);
+                            warn!("what to do: {}", remedy(&f));
+                            failures.push(format!("{n} ({secs:.1} s): {:#}", f.error));
+                        }
+                    }
+                }
+                Err(Failure::new(
+                    Step::Fetch,
+                    anyhow!("no provisioning URL gave a bootable OS package:\n  {}", failures.join("\n  ")),
+                ))
             }
-            FetchMethod::Initramfs => {
-                let paths = ospkg::initramfs_paths(&host.pointer()).map_err(fail(Step::Config))?;
-                let (desc_path, zip_path) = (paths.descriptor, paths.archive);
-                info!("Loading OS package from initramfs: {}", zip_path.display());
-                let (digest, desc_bytes) = tl
-                    .step("verify", || -> Result<([u8; 32], Vec<u8>)> {
-                        let (d, bytes) = ospkg::read_descriptor(&desc_path)?;
-                        let digest = verify::digest_file(&zip_path)?;
-                        check(&digest, &d)?;
-                        Ok((digest, bytes))
-                    })
-                    .map_err(fail(Step::Verify))?;
-                (zip_path, digest, desc_bytes)
-            }
-        };
-
-        let (staged, manifest) =
-            tl.step("stage", || boot::stage(&archive_path, stage_dir, budget)).map_err(fail(Step::Stage))?;
-        if method == FetchMethod::Network {
-            let _ = std::fs::remove_file(&archive_path); // free the tmpfs memory
         }
+    }
+
+    fn network(&mut self, host: &HostConfig, tl: &mut Timeline) -> Result<(), Failure> {
+        if self.network_up || self.mode == (Mode::HostDryRun { configure_network: false }) {
+            return Ok(());
+        }
+        let timeout = self.opts.dhcp_timeout;
+        let net =
+            tl.step("network", || network::configure(host, timeout)).map_err(|e| Failure::new(Step::Network, e))?;
+        info!(
+            "network: {} address {} gateway {} dns [{}]{}",
+            net.interface,
+            net.address,
+            net.gateway.map(|g| g.to_string()).unwrap_or_else(|| "none".into()),
+            net.dns.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+            net.lease_time.map(|t| format!(" lease {t} s")).unwrap_or_default()
+        );
+        self.network_up = true;
+        Ok(())
+    }
+
+    /// Verify, stage, load, measure and jump. A failure before the measurement can
+    /// be followed by another package; one after it cannot (`fatal`).
+    fn boot_package(&self, pkg: Unverified, trust: &TrustConfig, tl: &mut Timeline) -> Result<(), Failure> {
+        let pkg = tl.step("verify", || verify_logged(pkg, trust))?;
+        info!("OS package {} ({} bytes)", pkg.origin(), pkg.archive_len());
+        let m = pkg.manifest();
         info!(
             "booting {:?}: kernel {}, initramfs {}, cmdline {:?}",
-            manifest.label, manifest.kernel, manifest.initramfs, staged.cmdline
+            verify::printable(&m.label),
+            verify::printable(&m.kernel),
+            verify::printable(&m.initramfs),
+            m.cmdline
         );
-        tl.step("measure", || measure(&archive_sha256, &descriptor_bytes, &trust));
-        if self.opts.dry_run {
+        let budget = fetch::staging_budget(&self.stage_dir);
+        let staged = tl
+            .step("stage", || boot::stage(&pkg, &self.stage_dir, budget))
+            .map_err(|e| Failure::new(Step::Stage, e))?;
+        if self.mode.dry_run() {
+            for m in measurements(&pkg, trust) {
+                info!("dry run: would measure {} into PCR {}: {}", m.what, m.pcr, stboot::measure::hex(&m.digest));
+            }
             info!("{}", tl.summary(self.started.elapsed()));
             return Ok(());
         }
-        tl.step("kexec_load", || boot::load(&staged)).map_err(fail(Step::Kexec))?;
+        let loaded = tl.step("kexec_load", || boot::load(staged)).map_err(|e| Failure::new(Step::Kexec, e))?;
+        // measured only now that the kernel has accepted the image: a package that
+        // fails before this point leaves no trace in the PCRs
+        tl.step("measure", || measure(&pkg, trust));
         info!("{}", tl.summary(self.started.elapsed()));
         info!("Handing over control - kexec");
-        Err(fail(Step::Kexec)(boot::execute()))
+        Err(Failure { step: Step::Kexec, error: boot::execute(loaded), fatal: true })
     }
+}
+
+/// Verify and log the verdicts, at most a few lines per kind.
+fn verify_logged(pkg: Unverified, trust: &TrustConfig) -> Result<VerifiedOsPackage, Failure> {
+    let threshold = Threshold::AtLeast(trust.policy.ospkg_signature_threshold);
+    let (now, _) = verify::effective_now();
+    let t = Instant::now();
+    let r = verify::verify_package(pkg, &trust.signing_roots, threshold, now);
+    let report = match &r {
+        Ok(p) => Some(p.report()),
+        Err(rej) => rej.report.as_ref(),
+    };
+    for line in report.map(|r| r.lines(REPORT_LINES_PER_KIND)).unwrap_or_default() {
+        info!("{line}");
+    }
+    info!("verification took {} ms", t.elapsed().as_millis());
+    match r {
+        Ok(p) => {
+            info!("OS package passed verification");
+            Ok(p)
+        }
+        Err(rej) => Err(Failure::new(Step::Verify, rej.error)),
+    }
+}
+
+/// The operator's remedy for a failure: the fetch error's own, else the step's.
+fn remedy(f: &Failure) -> &'static str {
+    f.error.chain().find_map(|c| c.downcast_ref::<FetchError>()).map(FetchError::remedy).unwrap_or(f.step.hint())
+}
+
+fn log_config(trust: &TrustConfig, source: &HostConfigSource, method: FetchMethod) {
+    info!("host configuration from {source}");
+    info!("trust policy: threshold {}, fetch method {:?}", trust.policy.ospkg_signature_threshold, method);
+    for r in &trust.signing_roots {
+        info!("signing root: {}", verify::describe_certificate(r));
+    }
+    match &trust.tls_roots_path {
+        Some(p) => {
+            for r in &trust.tls_roots {
+                info!("TLS root ({}): {}", p.display(), verify::describe_certificate(r));
+            }
+        }
+        None => info!("no TLS roots: only http:// URLs can be fetched"),
+    }
+}
+
+fn measurements(pkg: &VerifiedOsPackage, trust: &TrustConfig) -> Vec<stboot::measure::Measurement> {
+    let policy = stboot::gojson::marshal(&trust.policy);
+    stboot::measure::measurements(
+        pkg.archive_sha256(),
+        pkg.descriptor_bytes(),
+        &policy,
+        &trust.signing_roots,
+        &trust.tls_roots,
+        "",
+    )
 }
 
 /// Extend the TPM's PCRs with what is about to boot. A missing or failing TPM is
 /// reported, and the boot goes on (as upstream: the measurements are for attestation,
 /// the signatures are what gate the boot).
-fn measure(archive_sha256: &[u8; 32], descriptor: &[u8], trust: &TrustConfig) {
-    let policy = stboot::gojson::marshal(&trust.policy);
-    let ms =
-        stboot::measure::measurements(archive_sha256, descriptor, &policy, &trust.signing_roots, &trust.tls_roots, "");
+fn measure(pkg: &VerifiedOsPackage, trust: &TrustConfig) {
+    let ms = measurements(pkg, trust);
     let mut tpm = match stboot::measure::Tpm::open() {
         Ok(Some(t)) => t,
         Ok(None) => {

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
-use stboot::config::{trust_policy, HostConfig, TrustPolicy};
+use stboot::config::{trust_policy, FetchMethod, HostConfig, TrustPolicy};
 use stboot::keys::{self, Validity};
+use stboot::ospkg::package::Unverified;
 use stboot::ospkg::{self, PackagePaths};
 use stboot::verify::{self, Threshold};
 
@@ -226,33 +227,48 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Ospkg(OspkgCmd::Verify { trust_policy: dir, root_certs, ospkg: pkg }) => {
             let paths = PackagePaths::from_arg(&pkg)?;
-            let (roots, threshold) = match (dir, root_certs) {
+            let (roots, threshold, method) = match (dir, root_certs) {
                 (Some(dir), _) => {
                     let p = dir.join(trust_policy::TRUST_POLICY_FILE);
                     let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
                     let policy = TrustPolicy::parse(&bytes).with_context(|| format!("in {}", p.display()))?;
                     let roots = trust_policy::read_certs(&dir.join(trust_policy::SIGNING_ROOT_FILE))?;
-                    (roots, Threshold::AtLeast(policy.ospkg_signature_threshold))
+                    (roots, Threshold::AtLeast(policy.ospkg_signature_threshold), Some(policy.ospkg_fetch_method))
                 }
-                (None, Some(f)) => (trust_policy::read_certs(&f)?, Threshold::All),
+                (None, Some(f)) => (trust_policy::read_certs(&f)?, Threshold::All, None),
                 (None, None) => bail!("give -trustPolicy DIR or -rootCerts FILE"),
             };
-            let (descriptor, archive) = ospkg::read(&paths)?;
-            // the archive must be a readable package, not only signed bytes
-            let mut a = ospkg::Archive::open(std::io::Cursor::new(&archive[..]))?;
-            let manifest = a.manifest()?;
+            let unverified = Unverified::from_files(&paths)?;
+            // what stboot checks before it fetches the archive over the network
+            let url_problem = match method {
+                Some(FetchMethod::Network) => {
+                    let base = reqwest::Url::parse("https://provisioning.invalid/ospkg/descriptor.json")?;
+                    unverified.descriptor.archive_url(&base).err()
+                }
+                _ => None,
+            };
             let (now, behind) = verify::effective_now();
             if behind {
                 eprintln!("warning: the system clock is before this tool's build time; checking certificates at the build time");
             }
-            let report = verify::verify(&descriptor, &verify::digest(&archive), &roots, threshold, now)?;
-            println!("{report}");
-            if report.accepted() {
-                println!("accepted: {} (label {:?})", paths.archive.display(), manifest.label);
-                Ok(ExitCode::SUCCESS)
-            } else {
-                println!("REJECTED: {}: not enough valid signatures", paths.archive.display());
-                Ok(ExitCode::FAILURE)
+            let name = verify::printable(&paths.archive.display().to_string());
+            match verify::verify_package(unverified, &roots, threshold, now) {
+                Ok(pkg) => {
+                    println!("{}", pkg.report());
+                    if let Some(e) = url_problem {
+                        println!("REJECTED: {name}: {e:#} (stboot fetches the archive from this URL)");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    println!("accepted: {name} (label {:?})", verify::printable(&pkg.manifest().label));
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(rej) => {
+                    if let Some(r) = &rej.report {
+                        println!("{r}");
+                    }
+                    println!("REJECTED: {name}: {}", verify::printable(&format!("{:#}", rej.error)));
+                    Ok(ExitCode::FAILURE)
+                }
             }
         }
         Cmd::Hostconfig(CheckCmd::Check { json }) => {

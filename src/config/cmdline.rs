@@ -16,6 +16,9 @@ pub struct Options {
     pub deadline: Duration,
     /// `stboot.dhcp_timeout=SECONDS`: how long DHCP may take in all (default 60).
     pub dhcp_timeout: Duration,
+    /// `stboot.stall_timeout=SECONDS`: a download attempt ends when the server has
+    /// not answered, or sent fewer than 4 KiB/s, for this long (default 10).
+    pub stall_timeout: Duration,
     /// `stboot.boot_attempts=N`: whole-boot attempts before rebooting (default 3).
     pub boot_attempts: u32,
     /// `stboot.dryrun=1`: verify but do not kexec.
@@ -32,10 +35,40 @@ impl Default for Options {
             log_level: "info".into(),
             deadline: Duration::from_secs(20 * 60),
             dhcp_timeout: Duration::from_secs(60),
+            stall_timeout: Duration::from_secs(10),
             boot_attempts: 3,
             dry_run: false,
             modules: None,
             warnings: Vec::new(),
+        }
+    }
+}
+
+/// Allowed ranges, in seconds (attempts for `boot_attempts`). A value outside is
+/// clamped to the range with a warning: no option can make stboot wait forever or
+/// overflow a clock.
+pub const DEADLINE_RANGE: (u64, u64) = (10, 7 * 24 * 3600);
+pub const DHCP_TIMEOUT_RANGE: (u64, u64) = (1, 3600);
+pub const STALL_TIMEOUT_RANGE: (u64, u64) = (1, 600);
+pub const BOOT_ATTEMPTS_RANGE: (u64, u64) = (1, 1000);
+
+/// Parse `val` as a whole number in `range`; outside it, clamp and warn; not a
+/// number, keep `current` and warn.
+fn number(name: &str, val: &str, range: (u64, u64), current: u64, warnings: &mut Vec<String>) -> u64 {
+    let (lo, hi) = range;
+    match val.trim().parse::<u128>() {
+        Ok(v) if v < u128::from(lo) => {
+            warnings.push(format!("{name}={val}: below the minimum of {lo}; using {lo}"));
+            lo
+        }
+        Ok(v) if v > u128::from(hi) => {
+            warnings.push(format!("{name}={val}: above the maximum of {hi}; using {hi}"));
+            hi
+        }
+        Ok(v) => v as u64,
+        Err(_) => {
+            warnings.push(format!("{name}={val:?}: expected a whole number from {lo} to {hi}; keeping {current}"));
+            current
         }
     }
 }
@@ -64,7 +97,7 @@ impl Options {
             };
             let mut value = || inline.clone().or_else(|| it.next().cloned()).unwrap_or_default();
             match name {
-                "dryrun" => self.dry_run = inline.as_deref().is_none_or(|v| v == "true" || v == "1"),
+                "dryrun" | "dry-run" => self.dry_run = inline.as_deref().is_none_or(|v| v == "true" || v == "1"),
                 "loglevel" => match value().as_str() {
                     "e" | "error" => self.log_level = "error".into(),
                     // upstream spells it "warm"
@@ -75,12 +108,12 @@ impl Options {
                         .warnings
                         .push(format!("-loglevel {v:?}: expected e, w, i or d; keeping {}", self.log_level)),
                 },
-                "deadline" => match value().parse::<u64>() {
-                    Ok(m) if m > 0 => self.deadline = Duration::from_secs(m * 60),
-                    _ => self
-                        .warnings
-                        .push(format!("-deadline: expected minutes > 0, keeping {} s", self.deadline.as_secs())),
-                },
+                "deadline" => {
+                    // upstream's -deadline is in minutes
+                    let range = (DEADLINE_RANGE.0.div_ceil(60), DEADLINE_RANGE.1 / 60);
+                    let m = number("-deadline", &value(), range, self.deadline.as_secs() / 60, &mut self.warnings);
+                    self.deadline = Duration::from_secs(m * 60);
+                }
                 _ => self.warnings.push(format!("unknown init argument {a:?} ignored")),
             }
         }
@@ -91,36 +124,28 @@ impl Options {
         for tok in cmdline.split_ascii_whitespace() {
             let Some(rest) = tok.strip_prefix("stboot.") else { continue };
             let (key, val) = rest.split_once('=').unwrap_or((rest, "1"));
-            let secs = |o: &mut Options, d: &mut Duration| match val.parse::<u64>() {
-                Ok(s) if s > 0 => *d = Duration::from_secs(s),
-                _ => o
-                    .warnings
-                    .push(format!("stboot.{key}={val:?}: expected a number of seconds > 0, keeping {}s", d.as_secs())),
-            };
+            let name = format!("stboot.{key}");
+            let w = &mut o.warnings;
             match key {
                 "loglevel" => match val {
                     "error" | "warn" | "info" | "debug" | "trace" => o.log_level = val.to_string(),
-                    _ => o
-                        .warnings
-                        .push(format!("stboot.loglevel={val:?}: expected error, warn, info or debug; keeping info")),
+                    _ => w.push(format!("stboot.loglevel={val:?}: expected error, warn, info or debug; keeping info")),
                 },
                 "deadline" => {
-                    let mut d = o.deadline;
-                    secs(&mut o, &mut d);
-                    o.deadline = d;
+                    o.deadline = Duration::from_secs(number(&name, val, DEADLINE_RANGE, o.deadline.as_secs(), w))
                 }
                 "dhcp_timeout" => {
-                    let mut d = o.dhcp_timeout;
-                    secs(&mut o, &mut d);
-                    o.dhcp_timeout = d;
+                    let cur = o.dhcp_timeout.as_secs();
+                    o.dhcp_timeout = Duration::from_secs(number(&name, val, DHCP_TIMEOUT_RANGE, cur, w))
                 }
-                "boot_attempts" => match val.parse::<u32>() {
-                    Ok(n) if n > 0 => o.boot_attempts = n,
-                    _ => o.warnings.push(format!(
-                        "stboot.boot_attempts={val:?}: expected a number > 0, keeping {}",
-                        o.boot_attempts
-                    )),
-                },
+                "stall_timeout" => {
+                    let cur = o.stall_timeout.as_secs();
+                    o.stall_timeout = Duration::from_secs(number(&name, val, STALL_TIMEOUT_RANGE, cur, w))
+                }
+                "boot_attempts" => {
+                    let cur = u64::from(o.boot_attempts);
+                    o.boot_attempts = number(&name, val, BOOT_ATTEMPTS_RANGE, cur, w) as u32
+                }
                 "dryrun" => o.dry_run = matches!(val, "1" | "true" | "yes"),
                 "modules" => o.modules = Some(val.split(',').filter(|s| !s.is_empty()).map(String::from).collect()),
                 _ => o.warnings.push(format!("unknown option stboot.{key}, ignored")),
@@ -162,7 +187,40 @@ mod tests {
         let o = Options::parse("stboot.deadline=soon stboot.loglevel=warm stboot.boot_attempts=0 stboot.bogus=1");
         assert_eq!(o.deadline, Options::default().deadline);
         assert_eq!(o.log_level, "info");
-        assert_eq!(o.boot_attempts, 3);
+        assert_eq!(o.boot_attempts, 1, "0 is clamped to the minimum");
         assert_eq!(o.warnings.len(), 4, "{:?}", o.warnings);
+    }
+
+    /// Every numeric option, fed values that once panicked PID 1 ("overflow when
+    /// adding duration to instant") and others at the edges: clamped, warned, and
+    /// usable with `Instant::now() + d`.
+    #[test]
+    fn extreme_values_are_clamped_with_a_warning() {
+        let huge = ["18446744073709551615", "18446744073709551616", "99999999999999999999999999", "-1", "0", "1e9", ""];
+        for v in huge {
+            let line = format!(
+                "stboot.deadline={v} stboot.dhcp_timeout={v} stboot.stall_timeout={v} stboot.boot_attempts={v}"
+            );
+            let o = Options::parse(&line);
+            assert_eq!(o.warnings.len(), 4, "{v}: {:?}", o.warnings);
+            for (d, (lo, hi)) in [
+                (o.deadline, DEADLINE_RANGE),
+                (o.dhcp_timeout, DHCP_TIMEOUT_RANGE),
+                (o.stall_timeout, STALL_TIMEOUT_RANGE),
+            ] {
+                assert!((lo..=hi).contains(&d.as_secs()), "{v}: {d:?}");
+                let _ = std::time::Instant::now() + d; // must not overflow
+            }
+            assert!((1..=1000).contains(&o.boot_attempts), "{v}");
+            let args = vec![format!("-deadline={v}")];
+            let o = Options::from_boot("", &args);
+            assert!((DEADLINE_RANGE.0..=DEADLINE_RANGE.1).contains(&o.deadline.as_secs()), "-deadline={v}");
+            assert_eq!(o.warnings.len(), 1, "-deadline={v}: {:?}", o.warnings);
+        }
+        let o = Options::parse("stboot.deadline=18446744073709551615");
+        assert_eq!(o.deadline.as_secs(), DEADLINE_RANGE.1);
+        assert!(o.warnings[0].contains("above the maximum"), "{:?}", o.warnings);
+        let o = Options::parse("stboot.stall_timeout=3");
+        assert_eq!((o.stall_timeout.as_secs(), o.warnings.len()), (3, 0));
     }
 }

@@ -22,12 +22,57 @@ pub struct Archive<R: Read + Seek> {
 }
 
 impl<R: Read + Seek> Archive<R> {
+    /// Open a zip, refusing one that readers could disagree on: two entries of one
+    /// name (Go's reader takes the first, others the last), a local header that
+    /// disagrees with the central directory, overlapping or unlisted entries, and
+    /// Info-ZIP Unicode Path fields (which rename an entry for some readers and not
+    /// for Go's). The same signed bytes must mean the same files to every reader.
     pub fn open(reader: R) -> Result<Self> {
-        let zip = ZipArchive::new(reader).map_err(|e| match e {
+        let mut zip = ZipArchive::new(reader).map_err(|e| match e {
             ZipError::InvalidArchive(m) => anyhow::anyhow!("archive: not a valid zip file: {m}"),
             other => anyhow::anyhow!("archive: not a valid zip file: {other}"),
         })?;
+        const REMEDY: &str = "rebuild the package with `stmgr ospkg create`";
+        if zip.has_duplicate_names() {
+            bail!("archive: ambiguous: two entries have the same name; {REMEDY}");
+        }
+        zip.validate_header_consistency().map_err(|e| anyhow::anyhow!("archive: ambiguous: {e}; {REMEDY}"))?;
+        for i in 0..zip.len() {
+            let entry = zip.by_index_raw(i).with_context(|| format!("archive: entry #{i}"))?;
+            if entry.extra_data_fields().any(|f| matches!(f, zip::extra_fields::ExtraField::UnicodePath(_))) {
+                bail!(
+                    "archive: ambiguous: entry #{i} carries an Info-ZIP Unicode Path field, which renames it for some readers only; {REMEDY}"
+                );
+            }
+        }
         Ok(Self { zip })
+    }
+
+    /// The manifest, checked for what booting needs: its kernel and initramfs
+    /// entries exist and are files, and the kernel is an x86 bzImage.
+    pub fn manifest_checked(&mut self) -> Result<Manifest> {
+        let m = self.manifest()?;
+        for name in [&m.kernel, &m.initramfs] {
+            let i = self.index_of(name)?;
+            let entry = self.zip.by_index_raw(i).map_err(|e| entry_err(name, e))?;
+            if entry.is_dir() || entry.size() == 0 {
+                bail!("archive: entry {name:?} named by the manifest is empty or a directory, expected a file");
+            }
+        }
+        let i = self.index_of(&m.kernel)?;
+        let mut head = Vec::with_capacity(BZIMAGE_MAGIC_END);
+        let entry = self.zip.by_index(i).map_err(|e| entry_err(&m.kernel, e))?;
+        entry
+            .take(BZIMAGE_MAGIC_END as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| anyhow::anyhow!("archive: entry {:?}: {e}", m.kernel))?;
+        if !is_bzimage(&head) {
+            bail!(
+                "archive: the kernel {:?} is not an x86 bzImage (no \"HdrS\" at offset 0x202); package the OS kernel (vmlinuz), not vmlinux or an initramfs",
+                m.kernel
+            );
+        }
+        Ok(m)
     }
 
     /// Index of the first entry named exactly `name` (upstream returns the first match).
@@ -78,6 +123,14 @@ impl<R: Read + Seek> Archive<R> {
     }
 }
 
+/// The Linux x86 boot protocol's header magic "HdrS" at offset 0x202.
+const BZIMAGE_MAGIC_END: usize = 0x206;
+
+/// Whether `head` (the first bytes of a kernel) carries the x86 boot header.
+pub fn is_bzimage(head: &[u8]) -> bool {
+    head.get(0x202..BZIMAGE_MAGIC_END) == Some(b"HdrS")
+}
+
 fn entry_err(name: &str, e: ZipError) -> anyhow::Error {
     anyhow::anyhow!("archive: entry {name:?}: {e}")
 }
@@ -97,10 +150,11 @@ pub fn write<W: Write + Seek>(out: W, manifest: &Manifest, kernel: &[u8], initra
     zw.add_directory("boot/", dir)?;
     zw.start_file(manifest.kernel.as_str(), file)?;
     zw.write_all(kernel)?;
-    if manifest.initramfs != manifest.kernel {
-        zw.start_file(manifest.initramfs.as_str(), file)?;
-        zw.write_all(initramfs)?;
+    if manifest.initramfs == manifest.kernel {
+        bail!("archive: kernel and initramfs entries would both be named {:?}", manifest.kernel);
     }
+    zw.start_file(manifest.initramfs.as_str(), file)?;
+    zw.write_all(initramfs)?;
     zw.start_file(MANIFEST_NAME, file)?;
     zw.write_all(manifest.to_json().as_bytes())?;
     Ok(zw.finish()?)

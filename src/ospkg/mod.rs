@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod descriptor;
 pub mod manifest;
+pub mod package;
 
 use std::path::{Path, PathBuf};
 
@@ -24,20 +25,28 @@ pub struct PackagePaths {
 
 impl PackagePaths {
     /// Either file of the pair, the bare stem, or a directory (then the default stem
-    /// inside it), as upstream's `-ospkg`/`-out` accept.
+    /// inside it), as upstream's `-ospkg`/`-out` accept. Only a final `.json` or
+    /// `.zip` is taken off: `os-2026.11.v2` and `os.v2.json` name the package
+    /// `os-2026.11.v2` and `os.v2`, dots and all.
     pub fn from_arg(arg: &Path) -> Result<Self> {
         let stem: PathBuf = if arg.is_dir() {
             arg.join(DEFAULT_NAME)
         } else {
-            match arg.extension().and_then(|e| e.to_str()) {
-                Some("zip") | Some("json") => arg.with_extension(""),
-                None => arg.to_path_buf(),
-                Some(other) => {
-                    bail!("{}: invalid file extension {other:?}, expected .zip, .json or no extension", arg.display())
-                }
+            let name = arg.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+                anyhow::anyhow!("{}: expected a package file name (NAME, NAME.json or NAME.zip)", arg.display())
+            })?;
+            let base = name.strip_suffix(".json").or_else(|| name.strip_suffix(".zip")).unwrap_or(name);
+            if base.is_empty() {
+                bail!("{}: expected a package file name (NAME, NAME.json or NAME.zip)", arg.display());
             }
+            arg.with_file_name(base)
         };
-        Ok(Self { descriptor: stem.with_extension("json"), archive: stem.with_extension("zip") })
+        let with = |ext: &str| {
+            let mut s = stem.clone().into_os_string();
+            s.push(ext);
+            PathBuf::from(s)
+        };
+        Ok(Self { descriptor: with(".json"), archive: with(".zip") })
     }
 }
 
@@ -64,6 +73,13 @@ pub fn create(
             p.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow::anyhow!("{}: no file name", p.display()))?;
         Ok(format!("boot/{base}"))
     };
+    if entry(kernel)? == entry(initramfs)? {
+        bail!(
+            "{} and {}: kernel and initramfs have the same file name, and the archive names entries by it; rename one",
+            kernel.display(),
+            initramfs.display()
+        );
+    }
     let manifest = Manifest {
         version: manifest::MANIFEST_VERSION,
         label: label.to_string(),
@@ -173,7 +189,18 @@ mod tests {
             assert_eq!(p.archive, Path::new("x/os.zip"));
             assert_eq!(p.descriptor, Path::new("x/os.json"));
         }
-        assert!(PackagePaths::from_arg(Path::new("x/os.tar")).is_err());
+        for (arg, stem) in [
+            ("x/os-2026-11.v2", "x/os-2026-11.v2"),
+            ("x/os.v2.json", "x/os.v2"),
+            ("x/os.v2.zip", "x/os.v2"),
+            ("os.tar", "os.tar"),
+            ("a.b.c", "a.b.c"),
+        ] {
+            let p = PackagePaths::from_arg(Path::new(arg)).unwrap();
+            assert_eq!(p.descriptor, Path::new(&format!("{stem}.json")), "{arg}");
+            assert_eq!(p.archive, Path::new(&format!("{stem}.zip")), "{arg}");
+        }
+        assert!(PackagePaths::from_arg(Path::new(".json")).is_err());
         let d = tempfile::tempdir().unwrap();
         let p = PackagePaths::from_arg(d.path()).unwrap();
         assert_eq!(p.archive, d.path().join("system-transparency-os-package.zip"));

@@ -324,11 +324,14 @@ fn effective_now_never_before_build() {
 }
 
 #[test]
-fn digest_file_matches_digest_of_bytes() {
+fn archive_file_hash_matches_digest_of_bytes() {
     let t = tempfile::tempdir().unwrap();
     let p = t.path().join("a.zip");
     let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&p, &data).unwrap();
-    assert_eq!(digest_file(&p).unwrap(), digest(&data));
-    assert!(digest_file(&t.path().join("missing")).unwrap_err().to_string().contains("missing"));
+    let a = crate::ospkg::package::ArchiveFile::hash(std::fs::File::open(&p).unwrap(), &p).unwrap();
+    assert_eq!((a.sha256(), a.len()), (&digest(&data), data.len() as u64));
+    std::fs::write(&p, b"").unwrap();
+    let e = crate::ospkg::package::ArchiveFile::hash(std::fs::File::open(&p).unwrap(), &p).unwrap_err();
+    assert!(e.to_string().contains("a.zip: the archive is empty"), "{e}");
 }

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""A provisioning server that misbehaves on purpose, for tests of stboot's fetch step.
+
+Listens on 127.0.0.1 only:
+  --tls-port     HTTPS with --cert/--key; the behaviour is the first path element
+  --http-port    plain HTTP, serving --root (the target of https -> http redirects)
+  --silent-port  accepts TCP and never answers (a TLS handshake that never completes)
+Prints one line "ready TLS_PORT HTTP_PORT SILENT_PORT" when all ports listen (a port
+given as 0 is chosen by the kernel). Stops when stdin closes or after
+--lifetime seconds, so a test run can never leave it behind.
+
+Paths on the TLS port are /MODE/NAME. For a NAME.json under a mode that targets the
+archive, the real descriptor ROOT/NAME.json is served, so its relative os_pkg_url
+leads back into the same mode for the archive.
+
+  good            serve ROOT/NAME
+  stall-headers   (json) read the request, answer nothing
+  stall-body      (json) headers with Content-Length, then one byte every 5 s
+  desc-endless    (json) headers without length, then bytes at full speed forever
+  desc-huge       (json) Content-Length: 50000000, then bytes
+  redirect-loop   (json) 302 to /redirect-loop2/NAME, which redirects back
+  to-http         (json) 302 to http://127.0.0.1:HTTP_PORT/NAME
+  auth            (json and zip) ROOT/NAME behind Basic auth stboot:s3cret
+  trickle         (zip) Content-Length of the real file, 100 bytes/s
+  endless         (zip) no length, bytes at full speed forever
+  huge-length     (zip) Content-Length: 10^15, then bytes
+  reset           (zip) Content-Length of the real file, a tenth of it, then TCP RST
+  status-404, status-503   (json) that status
+"""
+import argparse
+import base64
+import os
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ARCHIVE_MODES = {"trickle", "endless", "huge-length", "reset"}
+
+
+def handler(root, http_port):
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):
+            sys.stderr.write("hostile-server: %s\n" % (fmt % args))
+
+        def real(self, name):
+            path = os.path.join(root, os.path.basename(name))
+            with open(path, "rb") as f:
+                return f.read()
+
+        def send(self, code, body, headers=()):
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in headers:
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def headers_only(self, length=None):
+            self.send_response(200)
+            if length is not None:
+                self.send_header("Content-Length", str(length))
+            else:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.flush()
+
+        def forever(self, chunk=b"x" * 65536):
+            try:
+                while True:
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
+
+        def do_GET(self):
+            parts = self.path.strip("/").split("/", 1)
+            if len(parts) != 2:
+                return self.send(404, b"")
+            mode, name = parts
+            try:
+                self.dispatch(mode, name)
+            except (OSError, ssl.SSLError):
+                pass
+            self.close_connection = True
+
+        def dispatch(self, mode, name):
+            if mode == "good" or (mode in ARCHIVE_MODES and name.endswith(".json")):
+                return self.send(200, self.real(name))
+            if mode == "auth":
+                want = "Basic " + base64.b64encode(b"stboot:s3cret").decode()
+                if self.headers.get("Authorization") != want:
+                    return self.send(401, b"", [("WWW-Authenticate", 'Basic realm="ospkg"')])
+                return self.send(200, self.real(name))
+            if mode == "stall-headers":
+                time.sleep(3600)
+            elif mode == "stall-body":
+                self.headers_only(5000)
+                for _ in range(5000):
+                    self.wfile.write(b"{")
+                    self.wfile.flush()
+                    time.sleep(5)
+            elif mode in ("desc-endless", "endless"):
+                self.headers_only(None)
+                self.forever()
+            elif mode == "desc-huge":
+                self.headers_only(50_000_000)
+                self.forever()
+            elif mode == "huge-length":
+                self.headers_only(10**15)
+                self.forever()
+            elif mode in ("redirect-loop", "redirect-loop2"):
+                other = "redirect-loop2" if mode == "redirect-loop" else "redirect-loop"
+                self.send(302, b"", [("Location", "/%s/%s" % (other, name))])
+            elif mode == "to-http":
+                self.send(302, b"", [("Location", "http://127.0.0.1:%d/good/%s" % (http_port, name))])
+            elif mode == "trickle":
+                body = self.real(name)
+                self.headers_only(len(body))
+                for i in range(0, len(body), 10):
+                    self.wfile.write(body[i : i + 10])
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            elif mode == "reset":
+                body = self.real(name)
+                self.headers_only(len(body))
+                self.wfile.write(body[: len(body) // 10])
+                self.wfile.flush()
+                sock = self.connection
+                raw = sock.unwrap() if isinstance(sock, ssl.SSLSocket) else sock
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                raw.close()
+            elif mode.startswith("status-"):
+                self.send(int(mode[len("status-") :]), b"no")
+            else:
+                self.send(404, b"")
+
+    return H
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tls-port", type=int, required=True)
+    ap.add_argument("--http-port", type=int, required=True)
+    ap.add_argument("--silent-port", type=int, required=True)
+    ap.add_argument("--cert", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--lifetime", type=float, default=3600)
+    a = ap.parse_args()
+
+    plain_sock = socket.socket()
+    plain_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    plain_sock.bind(("127.0.0.1", a.http_port))
+    http_port = plain_sock.getsockname()[1]
+    plain_sock.close()
+    h = handler(a.root, http_port)
+    tls = Server(("127.0.0.1", a.tls_port), h)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(a.cert, a.key)
+    tls.socket = ctx.wrap_socket(tls.socket, server_side=True, do_handshake_on_connect=False)
+    plain = Server(("127.0.0.1", http_port), h)
+    silent = socket.socket()
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(("127.0.0.1", a.silent_port))
+    silent.listen(64)  # the kernel completes TCP handshakes; nobody ever reads
+
+    for s in (tls, plain):
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    print("ready %d %d %d" % (tls.server_address[1], http_port, silent.getsockname()[1]), flush=True)
+
+    def stdin_closed():
+        sys.stdin.read()
+        os._exit(0)
+
+    threading.Thread(target=stdin_closed, daemon=True).start()
+    time.sleep(a.lifetime)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

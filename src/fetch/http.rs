@@ -1,0 +1,425 @@
+//! One HTTP(S) GET, with typed errors that say whether trying again can help and what
+//! the operator can do.
+//!
+//! * HTTPS trusts only the pinned TLS roots.
+//! * Connecting (TCP and TLS handshake) and waiting for the response headers each
+//!   end after the stall timeout; so does every read of the body that brings nothing
+//!   (the blocking client's per-read timeout), and a body that brings fewer than
+//!   [`MIN_RATE`] bytes/s over a stall window ([`crate::io::Stall`]).
+//! * Redirects: at most [`MAX_REDIRECTS`]; https -> http is refused, so credentials
+//!   and the package never travel in clear text after the operator asked for TLS.
+//! * Credentials in the URL are sent as HTTP Basic auth and never printed.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use reqwest::{StatusCode, Url};
+
+use crate::io::{self as sio, LimitExceeded, Stalled};
+
+/// A body must bring at least this many bytes per second, averaged over a stall
+/// window, or the attempt ends as stalled.
+pub const MIN_RATE: u64 = 4096;
+/// Redirects followed per request.
+pub const MAX_REDIRECTS: usize = 5;
+/// Progress lines on the console at most this often (a 115200-baud line carries
+/// about 11 KB/s; one short line every 2 s keeps the console readable).
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Whether trying the same URL again may help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Will not heal: move on to the next URL at once.
+    Never,
+    /// May heal (server down, 5xx, connection reset): retry with backoff.
+    Transient,
+    /// The server stopped sending or is far too slow: retried, but fewer times.
+    Stall,
+}
+
+/// Why a GET failed.
+#[derive(Debug)]
+pub enum FetchError {
+    /// No connection (refused, unreachable, DNS).
+    Connect(String),
+    /// Connecting, the TLS handshake or the response headers took longer than this.
+    NoResponse(Duration),
+    /// The body stopped arriving or trickled.
+    Stalled(String),
+    /// The server's certificate or the TLS handshake was refused.
+    Tls(String),
+    /// The server answered with an error status.
+    Status(StatusCode),
+    /// A redirect that is not followed (https -> http, too many, a loop).
+    Redirect(String),
+    /// The object is larger than it may be. `declared` is the Content-Length, if any.
+    TooLarge { limit: u64, declared: Option<u64> },
+    /// The connection ended before Content-Length bytes arrived.
+    Truncated { got: u64, expected: u64, cause: String },
+    /// The body is empty.
+    Empty,
+    /// Reading the body failed otherwise (reset mid-body, protocol error).
+    Body { got: u64, cause: String },
+    /// Writing the staged copy failed (tmpfs full).
+    Local(String),
+}
+
+impl FetchError {
+    pub fn retry(&self) -> Retry {
+        match self {
+            FetchError::Connect(_) | FetchError::Truncated { .. } | FetchError::Body { .. } => Retry::Transient,
+            FetchError::Status(s) => {
+                if s.is_server_error() || *s == StatusCode::REQUEST_TIMEOUT || *s == StatusCode::TOO_MANY_REQUESTS {
+                    Retry::Transient
+                } else {
+                    Retry::Never
+                }
+            }
+            FetchError::NoResponse(_) | FetchError::Stalled(_) => Retry::Stall,
+            FetchError::Tls(_)
+            | FetchError::Redirect(_)
+            | FetchError::TooLarge { .. }
+            | FetchError::Empty
+            | FetchError::Local(_) => Retry::Never,
+        }
+    }
+
+    /// What the operator can do about it.
+    pub fn remedy(&self) -> &'static str {
+        match self {
+            FetchError::Connect(_) => "check that the server is up and reachable from this network (address, port, firewall, routes)",
+            FetchError::NoResponse(_) | FetchError::Stalled(_) => "the server or the path to it is overloaded or broken; check it, or raise stboot.stall_timeout for very slow links",
+            FetchError::Tls(_) => "the server's certificate must chain to a root in /etc/trust_policy/tls_roots.pem and name the host of the URL; check both and the server's date",
+            FetchError::Status(s) if s.is_client_error() => "check the URL and the credentials in ospkg_pointer, and that the file exists on the server",
+            FetchError::Status(_) => "the server failed; check its logs",
+            FetchError::Redirect(_) => "point ospkg_pointer (or os_pkg_url) at the final https URL",
+            FetchError::TooLarge { .. } => "give the machine more memory, or make the package smaller",
+            FetchError::Truncated { .. } | FetchError::Body { .. } => "the connection broke; check the server and the network",
+            FetchError::Empty => "the server sent an empty file: upload the package again",
+            FetchError::Local(_) => "give the machine more memory, or make the package smaller",
+        }
+    }
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::Connect(m) => write!(f, "cannot connect: {m}"),
+            FetchError::NoResponse(d) => {
+                write!(f, "no response within {} s (connect, TLS handshake and headers)", d.as_secs())
+            }
+            FetchError::Stalled(m) => f.write_str(m),
+            FetchError::Tls(m) => write!(f, "TLS: {m}"),
+            FetchError::Status(s) => write!(f, "server answered {s}"),
+            FetchError::Redirect(m) => write!(f, "redirect refused: {m}"),
+            FetchError::TooLarge { limit, declared: Some(d) } => {
+                write!(f, "the server announces {d} bytes, more than the limit of {limit} bytes")
+            }
+            FetchError::TooLarge { limit, declared: None } => {
+                write!(f, "the body is larger than the limit of {limit} bytes")
+            }
+            FetchError::Truncated { got, expected, cause } => {
+                write!(f, "the connection ended after {got} of {expected} bytes ({cause})")
+            }
+            FetchError::Empty => f.write_str("the server sent an empty body"),
+            FetchError::Body { got, cause } => write!(f, "reading the body failed after {got} bytes: {cause}"),
+            FetchError::Local(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+/// An HTTP client that trusts only the pinned roots.
+pub struct Client {
+    inner: reqwest::blocking::Client,
+    stall: Duration,
+}
+
+impl Client {
+    /// `tls_roots` (DER) are the only roots trusted for HTTPS; `stall` bounds
+    /// connecting, waiting for headers and every silent read.
+    pub fn new(tls_roots: &[Vec<u8>], stall: Duration) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            let from_https = attempt.previous().last().is_some_and(|u| u.scheme() == "https");
+            if from_https && attempt.url().scheme() != "https" {
+                let to = super::redact(attempt.url());
+                attempt.error(RedirectRefused(format!("https -> {to} would leave TLS")))
+            } else if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error(RedirectRefused(format!("more than {MAX_REDIRECTS} redirects")))
+            } else if attempt.previous().contains(attempt.url()) {
+                attempt.error(RedirectRefused("redirect loop".into()))
+            } else {
+                attempt.follow()
+            }
+        });
+        let mut b = reqwest::blocking::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .https_only(false)
+            .redirect(redirects)
+            .connect_timeout(stall)
+            // the blocking client applies this to the wait for the headers and to
+            // every single read of the body: a per-read stall timeout
+            .timeout(stall)
+            .user_agent(concat!("stboot-rs/", env!("CARGO_PKG_VERSION")));
+        for (i, der) in tls_roots.iter().enumerate() {
+            let c = reqwest::Certificate::from_der(der).with_context(|| format!("TLS root #{i}"))?;
+            b = b.add_root_certificate(c);
+        }
+        let inner = b.build().context("building the HTTP client")?;
+        Ok(Self { inner, stall })
+    }
+
+    /// GET `url`; credentials in it become Basic auth. Returns the response and the
+    /// URL that answered (after redirects).
+    pub fn get(&self, url: &Url) -> Result<(reqwest::blocking::Response, Url), FetchError> {
+        let mut clean = url.clone();
+        let user = percent_decode(url.username());
+        let pass = url.password().map(percent_decode);
+        let _ = clean.set_username("");
+        let _ = clean.set_password(None);
+        let mut req = self.inner.get(clean);
+        if !user.is_empty() || pass.is_some() {
+            req = req.basic_auth(user, pass);
+        }
+        let resp = req.send().map_err(|e| classify(&e, self.stall))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(FetchError::Status(status));
+        }
+        // the URL that answered, with the credentials back when it is still the
+        // origin they were given for (reqwest sends them there on redirects too)
+        let mut at = resp.url().clone();
+        if at.origin() == url.origin() {
+            let _ = at.set_username(url.username());
+            let _ = at.set_password(url.password());
+        }
+        Ok((resp, at))
+    }
+
+    /// GET `url` and copy its body to `out` through the stall, limit, hash and
+    /// progress adapters. Returns SHA-256 and length of what was written.
+    pub fn download(
+        &self,
+        url: &Url,
+        limit: u64,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64, Option<u64>, Duration),
+    ) -> Result<Downloaded, FetchError> {
+        let (resp, at) = self.get(url)?;
+        let total = resp.content_length();
+        if let Some(len) = total.filter(|&l| l > limit) {
+            return Err(FetchError::TooLarge { limit, declared: Some(len) });
+        }
+        let stalled = sio::Stall::new(resp, self.stall, MIN_RATE);
+        let mut hashed = sio::Hash::new(sio::Limit::new(stalled, limit));
+        let copied = {
+            let mut reader = sio::Progress::new(&mut hashed, PROGRESS_INTERVAL, |n, t| progress(n, total, t));
+            copy(&mut reader, out)
+        };
+        let (sha256, len) = hashed.finish();
+        if let Err(e) = copied {
+            return Err(match e {
+                CopyError::Write(e) => FetchError::Local(format!("writing the staged copy: {e}")),
+                CopyError::Read(e) => read_error(&e, len, total, limit, self.stall),
+            });
+        }
+        if let Some(t) = total.filter(|&t| t != len) {
+            return Err(FetchError::Truncated { got: len, expected: t, cause: "end of stream".into() });
+        }
+        if len == 0 {
+            return Err(FetchError::Empty);
+        }
+        progress(len, total, Duration::ZERO);
+        Ok(Downloaded { sha256, len, url: at })
+    }
+}
+
+/// What [`Client::download`] wrote.
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    pub sha256: [u8; 32],
+    pub len: u64,
+    /// The URL that answered, after redirects.
+    pub url: Url,
+}
+
+#[derive(Debug)]
+struct RedirectRefused(String);
+impl fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for RedirectRefused {}
+
+enum CopyError {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// `io::copy` that tells read errors (the network) from write errors (tmpfs).
+fn copy(r: &mut dyn Read, w: &mut dyn Write) -> Result<(), CopyError> {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return w.flush().map_err(CopyError::Write),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        w.write_all(&buf[..n]).map_err(CopyError::Write)?;
+    }
+}
+
+fn read_error(e: &std::io::Error, got: u64, total: Option<u64>, limit: u64, stall: Duration) -> FetchError {
+    if sio::cause::<LimitExceeded>(e).is_some() {
+        return FetchError::TooLarge { limit, declared: None };
+    }
+    if let Some(s) = sio::cause::<Stalled>(e) {
+        return FetchError::Stalled(s.to_string());
+    }
+    let timed_out = sio::cause::<reqwest::Error>(e).is_some_and(|r| r.is_timeout());
+    if timed_out {
+        return FetchError::Stalled(format!("stalled: no bytes for {} s after {got} bytes", stall.as_secs()));
+    }
+    let cause = innermost(e);
+    match total {
+        Some(t) if got < t => FetchError::Truncated { got, expected: t, cause },
+        _ => FetchError::Body { got, cause },
+    }
+}
+
+/// Sort a request error into its kind by the error types in its chain (never by
+/// searching its text).
+fn classify(e: &reqwest::Error, stall: Duration) -> FetchError {
+    if let Some(r) = chain(e).find_map(redirect_refused) {
+        return FetchError::Redirect(r.0.clone());
+    }
+    if e.is_redirect() {
+        return FetchError::Redirect(innermost(e));
+    }
+    if let Some(t) = chain(e).find_map(rustls_error) {
+        return FetchError::Tls(explain_tls(t));
+    }
+    if e.is_timeout() {
+        return FetchError::NoResponse(stall);
+    }
+    if e.is_connect() {
+        return FetchError::Connect(innermost(e));
+    }
+    FetchError::Body { got: 0, cause: innermost(e) }
+}
+
+/// The error and its sources, looking inside `io::Error`s (whose `source()` skips
+/// the error they wrap).
+fn chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    let mut next = Some(e);
+    std::iter::from_fn(move || {
+        let cur = next?;
+        next = match cur.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => cur.source(),
+        };
+        Some(cur)
+    })
+}
+
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    e.downcast_ref::<rustls::Error>()
+}
+
+fn redirect_refused<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a RedirectRefused> {
+    e.downcast_ref::<RedirectRefused>()
+}
+
+/// The last message of the chain: reqwest repeats the URL at every level above it.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    chain(e).last().map(|e| e.to_string()).unwrap_or_default()
+}
+
+/// A TLS failure in words an operator can act on.
+pub fn explain_tls(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => {
+            let why = match c {
+                C::UnknownIssuer => "it is issued by a CA that is not pinned in tls_roots.pem".to_string(),
+                C::Expired | C::ExpiredContext { .. } => format!("it has expired ({c})"),
+                C::NotValidYet | C::NotValidYetContext { .. } => {
+                    format!("it is not valid yet ({c}); is the machine's clock right?")
+                }
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    format!("it does not name the host of the URL ({c})")
+                }
+                C::BadSignature => "its signature does not verify".to_string(),
+                C::Revoked => "it is revoked".to_string(),
+                other => other.to_string(),
+            };
+            format!("the server's certificate is not trusted: {why}")
+        }
+        other => format!("handshake failed: {other}"),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        let u = Url::parse("https://user:p%40ss@h.example/x.json").unwrap();
+        assert_eq!(percent_decode(u.password().unwrap()), "p@ss");
+        assert_eq!(percent_decode("a%2"), "a%2");
+    }
+
+    #[test]
+    fn retry_classes() {
+        assert_eq!(FetchError::Status(StatusCode::NOT_FOUND).retry(), Retry::Never);
+        assert_eq!(FetchError::Status(StatusCode::SERVICE_UNAVAILABLE).retry(), Retry::Transient);
+        assert_eq!(FetchError::Status(StatusCode::TOO_MANY_REQUESTS).retry(), Retry::Transient);
+        assert_eq!(FetchError::TooLarge { limit: 1, declared: None }.retry(), Retry::Never);
+        assert_eq!(FetchError::Empty.retry(), Retry::Never);
+        assert_eq!(FetchError::Stalled(String::new()).retry(), Retry::Stall);
+        assert_eq!(FetchError::NoResponse(Duration::from_secs(1)).retry(), Retry::Stall);
+        assert_eq!(FetchError::Tls(String::new()).retry(), Retry::Never);
+    }
+
+    #[test]
+    fn tls_reasons_name_the_cause() {
+        let e = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        assert!(explain_tls(&e).contains("not pinned in tls_roots.pem"));
+        let e = rustls::Error::InvalidCertificate(rustls::CertificateError::Expired);
+        assert!(explain_tls(&e).contains("expired"));
+        let e = rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
+        assert!(explain_tls(&e).contains("host of the URL"));
+    }
+
+    #[test]
+    fn chain_looks_inside_io_errors() {
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::other(tls);
+        assert!(chain(&io).find_map(rustls_error).is_some());
+    }
+}

@@ -1,0 +1,113 @@
+//! A package as it arrives, before anyone has checked its signatures: the descriptor
+//! and an open handle on the archive bytes whose SHA-256 was taken while they were
+//! read. Only [`crate::verify::verify_package`] turns it into something that can be
+//! staged and booted.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::{Archive, Descriptor, PackagePaths};
+
+/// Where a package came from, for the console and reports. URLs are redacted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Network { descriptor: String, archive: String },
+    Files { descriptor: PathBuf, archive: PathBuf },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Network { archive, descriptor } => write!(f, "{archive} (descriptor {descriptor})"),
+            Origin::Files { archive, .. } => write!(f, "{}", archive.display()),
+        }
+    }
+}
+
+/// The archive bytes: an open file and the SHA-256 and length of its content,
+/// taken while they were read through this same handle. A staged download is
+/// removed when this is dropped.
+#[derive(Debug)]
+pub struct ArchiveFile {
+    file: File,
+    sha256: [u8; 32],
+    len: u64,
+    remove_on_drop: Option<PathBuf>,
+}
+
+impl ArchiveFile {
+    /// Hash `file` from its start.
+    pub fn hash(mut file: File, what: &Path) -> Result<Self> {
+        file.seek(SeekFrom::Start(0)).with_context(|| format!("reading {}", what.display()))?;
+        let mut h = crate::io::Hash::new(&mut file);
+        std::io::copy(&mut h, &mut std::io::sink()).with_context(|| format!("reading {}", what.display()))?;
+        let (sha256, len) = h.finish();
+        if len == 0 {
+            bail!("{}: the archive is empty", what.display());
+        }
+        Ok(Self { file, sha256, len, remove_on_drop: None })
+    }
+
+    /// A download that `crate::fetch` wrote to `path` through `file` while hashing it.
+    pub(crate) fn downloaded(file: File, sha256: [u8; 32], len: u64, path: PathBuf) -> Self {
+        Self { file, sha256, len, remove_on_drop: Some(path) }
+    }
+
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The zip, read from the start of the same handle.
+    pub fn open(&self) -> Result<Archive<BufReader<&File>>> {
+        let mut f = &self.file;
+        f.seek(SeekFrom::Start(0)).context("rewinding the archive")?;
+        Archive::open(BufReader::new(f))
+    }
+
+    /// The archive bytes, from the start of the same handle.
+    pub fn reader(&self) -> Result<impl Read + '_> {
+        let mut f = &self.file;
+        f.seek(SeekFrom::Start(0)).context("rewinding the archive")?;
+        Ok(f)
+    }
+}
+
+impl Drop for ArchiveFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.remove_on_drop {
+            let _ = std::fs::remove_file(p); // frees the tmpfs memory
+        }
+    }
+}
+
+/// A package nobody has verified yet.
+#[derive(Debug)]
+pub struct Unverified {
+    pub origin: Origin,
+    pub descriptor: Descriptor,
+    /// The descriptor bytes as received (they are measured).
+    pub descriptor_bytes: Vec<u8>,
+    pub archive: ArchiveFile,
+}
+
+impl Unverified {
+    /// Read a package from its two files (the initramfs, or stmgr's arguments).
+    pub fn from_files(paths: &PackagePaths) -> Result<Self> {
+        let (descriptor, descriptor_bytes) = super::read_descriptor(&paths.descriptor)?;
+        let f = File::open(&paths.archive).with_context(|| format!("opening {}", paths.archive.display()))?;
+        let archive = ArchiveFile::hash(f, &paths.archive)?;
+        let origin = Origin::Files { descriptor: paths.descriptor.clone(), archive: paths.archive.clone() };
+        Ok(Self { origin, descriptor, descriptor_bytes, archive })
+    }
+}

@@ -1,0 +1,376 @@
+//! The fetch step against a provisioning server that misbehaves on purpose
+//! (`integration-tests/hostile-server.py`, real TLS on 127.0.0.1). For each
+//! behaviour: the hostile URL fails with the expected kind of error within a bound
+//! derived from the (small) stall timeout, nothing unverified comes out of it, and
+//! the good URL behind it then yields a package that verifies and is byte for byte
+//! the one that was signed.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+use stboot::fetch::{self, FetchError, Fetcher, RetryPolicy, Settings};
+use stboot::keys;
+use stboot::ospkg::{self, PackagePaths};
+use stboot::verify::{self, Threshold};
+
+/// The stall timeout the tests run with.
+const STALL: Duration = Duration::from_secs(1);
+
+struct Env {
+    _dir: tempfile::TempDir,
+    www: PathBuf,
+    tls_ca_der: Vec<u8>,
+    signing_root_der: Vec<u8>,
+    tls_port: u16,
+    http_port: u16,
+    silent_port: u16,
+    _server: Server,
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl is installed");
+    assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // TLS: a CA and a server certificate for 127.0.0.1, made by openssl
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=hostile test CA",
+                "-days",
+                "2",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        );
+        std::fs::write(d.join("san.cnf"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").unwrap();
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "san.cnf",
+                "-out",
+                "server.pem",
+            ],
+        );
+        let tls_ca_der = keys::load_certificate(&d.join("ca.pem")).unwrap();
+
+        // signing PKI and a signed package with a pretend bzImage
+        let v = keys::Validity::from_args(None, None, 2).unwrap();
+        let root_key = keys::generate_key();
+        let root_pem = keys::root_certificate(&root_key, &v).unwrap();
+        let signing_root_der = keys::pem_to_der(&root_pem).unwrap();
+        let www = d.join("www");
+        std::fs::create_dir(&www).unwrap();
+        let mut kernel = b"kernel ".repeat(200_000);
+        kernel[0x202..0x206].copy_from_slice(b"HdrS");
+        std::fs::write(d.join("vmlinuz"), &kernel).unwrap();
+        std::fs::write(d.join("initrd"), b"initramfs ".repeat(30_000)).unwrap();
+        let paths = PackagePaths::from_arg(&www.join("pkg")).unwrap();
+        ospkg::create(&paths, &d.join("vmlinuz"), &d.join("initrd"), "console=ttyS0", "hostile test", "pkg.zip")
+            .unwrap();
+        for _ in 0..2 {
+            let k = keys::generate_key();
+            let leaf =
+                keys::pem_to_der(&keys::leaf_certificate(&k, &signing_root_der, &root_key, &v).unwrap()).unwrap();
+            ospkg::sign(&paths, &k, &leaf).unwrap();
+        }
+
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration-tests/hostile-server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(["--tls-port", "0", "--http-port", "0", "--silent-port", "0", "--lifetime", "900"])
+            .arg("--cert")
+            .arg(d.join("server.pem"))
+            .arg("--key")
+            .arg(d.join("server.key"))
+            .arg("--root")
+            .arg(&www)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the hostile server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let ports: Vec<u16> = line.split_whitespace().skip(1).map(|p| p.parse().unwrap()).collect();
+        assert_eq!(ports.len(), 3, "hostile server said {line:?}");
+        Env {
+            _dir: dir,
+            www,
+            tls_ca_der,
+            signing_root_der,
+            tls_port: ports[0],
+            http_port: ports[1],
+            silent_port: ports[2],
+            _server: Server(child),
+        }
+    })
+}
+
+fn fetcher(stage: &Path) -> Fetcher {
+    let e = env();
+    let settings = Settings {
+        stall_timeout: STALL,
+        retry: RetryPolicy::default(),
+        deadline: Instant::now() + Duration::from_secs(300),
+        max_archive: 64 << 20,
+    };
+    Fetcher::new(std::slice::from_ref(&e.tls_ca_der), settings, stage).unwrap()
+}
+
+fn url(mode: &str) -> Url {
+    Url::parse(&format!("https://127.0.0.1:{}/{mode}/pkg.json", env().tls_port)).unwrap()
+}
+
+/// What one hostile URL did, and that the good URL after it boots.
+struct Outcome {
+    error: anyhow::Error,
+    cost: Duration,
+}
+
+/// Try the hostile URL, then the good one, as stboot does; the good one must win
+/// with exactly the signed bytes.
+fn hostile_then_good(hostile: Url) -> Outcome {
+    let stage = tempfile::tempdir().unwrap();
+    let f = fetcher(stage.path());
+    let t = Instant::now();
+    let error = match f.fetch(&hostile, 0) {
+        Ok(pkg) => panic!("the hostile URL {hostile} yielded a package: {:?}", pkg.origin),
+        Err(e) => e,
+    };
+    let cost = t.elapsed();
+    assert!(
+        std::fs::read_dir(stage.path()).unwrap().next().is_none(),
+        "a failed download left a file in the staging directory"
+    );
+    let pkg = f.fetch(&url("good"), 1).expect("the good URL after the hostile one");
+    let e = env();
+    let (now, _) = verify::effective_now();
+    let v = verify::verify_package(pkg, std::slice::from_ref(&e.signing_root_der), Threshold::AtLeast(2), now)
+        .expect("the good package verifies");
+    let want = std::fs::read(e.www.join("pkg.zip")).unwrap();
+    assert_eq!(v.archive_sha256(), &verify::digest(&want));
+    Outcome { error, cost }
+}
+
+fn fetch_error(e: &anyhow::Error) -> &FetchError {
+    e.chain().find_map(|c| c.downcast_ref::<FetchError>()).unwrap_or_else(|| panic!("not a FetchError: {e:#}"))
+}
+
+/// The most a URL that only ever stalls may cost with the default retry policy: two
+/// attempts, each at most two stall windows of body plus one of headers, and the
+/// backoff between them, plus scheduling slack.
+fn stall_bound() -> Duration {
+    let p = RetryPolicy::default();
+    STALL * 3 * p.stall_attempts + p.first_backoff + Duration::from_secs(2)
+}
+
+#[test]
+fn headers_that_never_come_end_as_no_response_within_the_bound() {
+    let o = hostile_then_good(url("stall-headers"));
+    assert!(matches!(fetch_error(&o.error), FetchError::NoResponse(_)), "{:#}", o.error);
+    assert!(o.cost <= stall_bound(), "cost {:?} > {:?}", o.cost, stall_bound());
+    assert!(o.cost >= STALL * 2, "two attempts expected, cost {:?}", o.cost);
+}
+
+#[test]
+fn a_body_of_one_byte_every_5_s_ends_as_stalled() {
+    let o = hostile_then_good(url("stall-body"));
+    assert!(matches!(fetch_error(&o.error), FetchError::Stalled(_)), "{:#}", o.error);
+    assert!(format!("{:#}", o.error).contains("descriptor https://127.0.0.1"), "{:#}", o.error);
+    assert!(o.cost <= stall_bound(), "cost {:?}", o.cost);
+}
+
+#[test]
+fn an_archive_trickling_at_100_bytes_per_second_ends_as_stalled() {
+    let o = hostile_then_good(url("trickle"));
+    let e = fetch_error(&o.error);
+    assert!(matches!(e, FetchError::Stalled(m) if m.contains("less than the minimum")), "{:#}", o.error);
+    assert!(format!("{:#}", o.error).contains("archive https://127.0.0.1"), "{:#}", o.error);
+    assert!(o.cost <= stall_bound(), "cost {:?}", o.cost);
+}
+
+#[test]
+fn a_tls_handshake_that_never_completes_ends_as_no_response() {
+    let u = Url::parse(&format!("https://127.0.0.1:{}/x.json", env().silent_port)).unwrap();
+    let o = hostile_then_good(u);
+    assert!(matches!(fetch_error(&o.error), FetchError::NoResponse(_)), "{:#}", o.error);
+    assert!(o.cost <= stall_bound(), "cost {:?}", o.cost);
+}
+
+#[test]
+fn an_endless_archive_is_refused_at_the_limit_without_retry() {
+    let o = hostile_then_good(url("endless"));
+    assert!(matches!(fetch_error(&o.error), FetchError::TooLarge { declared: None, .. }), "{:#}", o.error);
+    assert!(o.cost < Duration::from_secs(20), "one attempt only, cost {:?}", o.cost);
+}
+
+#[test]
+fn an_endless_descriptor_is_refused_at_one_mib() {
+    let o = hostile_then_good(url("desc-endless"));
+    let msg = format!("{:#}", o.error);
+    assert!(matches!(fetch_error(&o.error), FetchError::TooLarge { limit: 1048576, .. }), "{msg}");
+}
+
+#[test]
+fn a_50_mb_descriptor_is_reported_with_its_announced_size() {
+    let o = hostile_then_good(url("desc-huge"));
+    let msg = format!("{:#}", o.error);
+    assert!(msg.contains("announces 50000000 bytes, more than the limit of 1048576 bytes"), "{msg}");
+    assert!(o.cost < Duration::from_secs(2), "refused before reading the body, cost {:?}", o.cost);
+}
+
+#[test]
+fn a_huge_content_length_is_refused_before_downloading() {
+    let o = hostile_then_good(url("huge-length"));
+    let msg = format!("{:#}", o.error);
+    assert!(msg.contains("announces 1000000000000000 bytes"), "{msg}");
+    assert!(o.cost < Duration::from_secs(2), "cost {:?}", o.cost);
+}
+
+#[test]
+fn a_reset_mid_body_is_truncated_and_retried() {
+    let o = hostile_then_good(url("reset"));
+    let e = fetch_error(&o.error);
+    assert!(matches!(e, FetchError::Truncated { .. } | FetchError::Body { .. }), "{:#}", o.error);
+    assert!(!format!("{:#}", o.error).contains("close_notify"), "not blamed on TLS: {:#}", o.error);
+    assert!(o.cost < Duration::from_secs(30), "cost {:?}", o.cost);
+}
+
+#[test]
+fn a_redirect_loop_is_refused() {
+    let o = hostile_then_good(url("redirect-loop"));
+    assert!(matches!(fetch_error(&o.error), FetchError::Redirect(_)), "{:#}", o.error);
+    assert!(o.cost < Duration::from_secs(2), "no retries, cost {:?}", o.cost);
+}
+
+#[test]
+fn a_redirect_from_https_to_http_is_refused_and_names_the_target_without_credentials() {
+    let mut u = url("to-http");
+    u.set_username("stboot").unwrap();
+    u.set_password(Some("s3cret")).unwrap();
+    let o = hostile_then_good(u);
+    let msg = format!("{:#}", o.error);
+    assert!(matches!(fetch_error(&o.error), FetchError::Redirect(_)), "{msg}");
+    assert!(msg.contains(&format!("http://127.0.0.1:{}/good/pkg.json", env().http_port)), "{msg}");
+    assert!(!msg.contains("s3cret"), "{msg}");
+}
+
+#[test]
+fn http_status_errors_move_on_or_retry_by_class() {
+    let o = hostile_then_good(url("status-404"));
+    assert!(matches!(fetch_error(&o.error), FetchError::Status(s) if s.as_u16() == 404), "{:#}", o.error);
+    assert!(o.cost < Duration::from_secs(1), "404 is not retried, cost {:?}", o.cost);
+    let o = hostile_then_good(url("status-503"));
+    assert!(matches!(fetch_error(&o.error), FetchError::Status(s) if s.as_u16() == 503), "{:#}", o.error);
+    assert!(o.cost >= Duration::from_secs(7), "503 is retried with backoff, cost {:?}", o.cost);
+}
+
+#[test]
+fn an_untrusted_server_certificate_says_why() {
+    let stage = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        stall_timeout: STALL,
+        retry: RetryPolicy::default(),
+        deadline: Instant::now() + Duration::from_secs(60),
+        max_archive: 1 << 20,
+    };
+    // pinned: the signing root, which did not issue the server's certificate
+    let f = Fetcher::new(std::slice::from_ref(&env().signing_root_der), settings, stage.path()).unwrap();
+    let t = Instant::now();
+    let e = f.fetch(&url("good"), 0).unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(matches!(fetch_error(&e), FetchError::Tls(_)), "{msg}");
+    assert!(msg.contains("not pinned in tls_roots.pem"), "{msg}");
+    assert!(t.elapsed() < Duration::from_secs(1), "not retried");
+}
+
+#[test]
+fn credentials_reach_the_server_and_never_the_messages() {
+    let stage = tempfile::tempdir().unwrap();
+    let f = fetcher(stage.path());
+    let mut u = url("auth");
+    u.set_username("stboot").unwrap();
+    u.set_password(Some("s3cret")).unwrap();
+    let pkg = f.fetch(&u, 0).expect("Basic auth from the URL, for descriptor and relative archive");
+    let origin = format!("{} {:?}", pkg.origin, pkg.origin);
+    assert!(!origin.contains("s3cret") && origin.contains("***@127.0.0.1"), "{origin}");
+    u.set_password(Some("wrong")).unwrap();
+    let msg = format!("{:#}", f.fetch(&u, 0).unwrap_err());
+    assert!(msg.contains("401") && !msg.contains("wrong"), "{msg}");
+}
+
+/// Reading the staged archive gives exactly the bytes that were hashed.
+#[test]
+fn the_staged_archive_is_the_hashed_one() {
+    let stage = tempfile::tempdir().unwrap();
+    let pkg = fetcher(stage.path()).fetch(&url("good"), 0).unwrap();
+    let mut bytes = Vec::new();
+    pkg.archive.reader().unwrap().read_to_end(&mut bytes).unwrap();
+    assert_eq!(pkg.archive.sha256(), &verify::digest(&bytes));
+    assert_eq!(bytes, std::fs::read(env().www.join("pkg.zip")).unwrap());
+    let staged: Vec<_> = std::fs::read_dir(stage.path()).unwrap().collect();
+    assert_eq!(staged.len(), 1);
+    drop(pkg);
+    assert!(std::fs::read_dir(stage.path()).unwrap().next().is_none(), "removed on drop");
+    let _ = fetch::progress(0, None, Duration::ZERO);
+}
