@@ -6,8 +6,8 @@ Listens on 127.0.0.1 only:
   --http-port    plain HTTP, serving --root (the target of https -> http redirects)
   --silent-port  accepts TCP and never answers (a TLS handshake that never completes)
 Prints one line "ready TLS_PORT HTTP_PORT SILENT_PORT" when all ports listen (a port
-given as 0 is chosen by the kernel). Stops when stdin closes or after
---lifetime seconds, so a test run can never leave it behind.
+given as 0 is chosen by the kernel). Stops after --lifetime seconds, or when its
+stdin is a pipe that closes, so a test run can never leave it behind.
 
 Paths on the TLS port are /MODE/NAME. For a NAME.json under a mode that targets the
 archive, the real descriptor ROOT/NAME.json is served, so its relative os_pkg_url
@@ -32,6 +32,7 @@ import base64
 import os
 import socket
 import ssl
+import stat
 import struct
 import sys
 import threading
@@ -182,7 +183,8 @@ def main():
         sys.stdin.read()
         os._exit(0)
 
-    threading.Thread(target=stdin_closed, daemon=True).start()
+    if stat.S_ISFIFO(os.fstat(0).st_mode):  # a test's pipe: end with it
+        threading.Thread(target=stdin_closed, daemon=True).start()
     time.sleep(a.lifetime)
     os._exit(0)
 

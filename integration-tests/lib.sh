@@ -60,7 +60,7 @@ make_pki() {
 make_pkg() {
     local name=$1 cmdline=$2; shift 2
     mkdir -p "$W/www"
-    "$STMGR" ospkg create -kernel "$KERNEL" -initramfs "$W/testos/initrd.gz" -cmdline "$cmdline" \
+    "$STMGR" ospkg create -kernel "${PKG_KERNEL:-$KERNEL}" -initramfs "$W/testos/initrd.gz" -cmdline "$cmdline" \
         -label "test OS $name" -url "$name.zip" -out "$W/www/$name" >/dev/null
     for s in "$@"; do
         "$STMGR" ospkg sign -key "$W/pki/$s.key" -cert "$W/pki/$s.pem" -ospkg "$W/www/$name" >/dev/null
@@ -83,6 +83,34 @@ def flip(s):
 d["signatures"] = [flip(s) for s in d["signatures"]]
 open(p, "w").write(json.dumps(d, indent=2))
 PY
+}
+
+# A kernel the running kernel refuses to kexec (ENOEXEC) although it is a signed
+# bzImage: Debian's kernel with the boot header's xloadflags (0x236) cleared, so
+# kexec_bzImage64_probe finds no 64-bit entry point.
+make_unbootable_kernel() {
+    cp "$KERNEL" "$W/badkernel"
+    printf '\0\0' | dd of="$W/badkernel" bs=1 seek=$((0x236)) conv=notrunc status=none
+    PKG_KERNEL=$W/badkernel make_pkg badkernel "console=ttyS0 panic=-1 testos=badkernel" leaf1 leaf2
+}
+
+# The misbehaving server (integration-tests/hostile-server.py) on 127.0.0.1:
+# TLS_PORT with the pinned CA's server certificate, serving $W/www.
+start_hostile() {
+    local port=$1
+    python3 "$ROOT/integration-tests/hostile-server.py" --tls-port "$port" --http-port $((port + 1)) \
+        --silent-port $((port + 2)) --cert "$W/pki/tls-ca-server.pem" --key "$W/pki/tls-ca-server.key" \
+        --root "$W/www" --lifetime 1800 </dev/null > "$W/hostile.ready" 2> "$W/hostile.log" &
+    echo $! > "$W/hostile.pid"
+    for _ in $(seq 50); do
+        grep -q ready "$W/hostile.ready" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    log "hostile server on $port did not start"; cat "$W/hostile.log" >&2; return 1
+}
+
+stop_hostile() {
+    [ -f "$W/hostile.pid" ] && kill "$(cat "$W/hostile.pid")" 2>/dev/null || true
 }
 
 # nginx on 127.0.0.1: PORT CERTNAME (from pki) [NAME]

@@ -11,6 +11,7 @@ build_all
 make_testos
 make_pki
 make_packages
+make_unbootable_kernel
 set +e
 
 NET=$(make_trust_policy net 2 network)
@@ -23,18 +24,25 @@ make_initramfs static-good "$NET" '{"network_mode":"static","host_ip":"10.0.2.15
 make_initramfs bad-signature "$NET" "$(dhcp $G/badsig.json)"
 make_initramfs too-few-signers "$NET" "$(dhcp $G/fewsig.json)"
 make_initramfs wrong-root "$NET" "$(dhcp $G/wrongroot.json)"
-make_initramfs fallback "$NET" "$(dhcp "$G/missing.json,https://10.0.2.2:8449/down.json,$G/badsig.json,$G/second.json")"
+# credentials in a URL (nginx ignores them) must never reach the console
+make_initramfs fallback "$NET" "$(dhcp "$G/missing.json,https://10.0.2.2:8449/down.json,$G/badsig.json,https://stboot:s3cret@10.0.2.2:8443/second.json")"
 make_initramfs tls-unpinned "$NET" "$(dhcp https://10.0.2.2:8444/good.json)"
 make_initramfs server-late "$NET" "$(dhcp https://10.0.2.2:8445/good.json)"
 make_initramfs efivar-dhcp "$NET" "" -module "$EFIVARFS"
-efivar_store "$W/efivar-dhcp.vars" "$(dhcp $G/second.json)"
+# an unknown key (a typo): stboot warns and boots, as upstream ignores it
+efivar_store "$W/efivar-dhcp.vars" '{"network_mode":"dhcp","ospkg_pointer":"'$G'/second.json","bonding_mod":""}'
 make_initramfs bonding "$NET" '{"network_mode":"dhcp","ospkg_pointer":"'$G'/good.json","bonding_mode":"active-backup","bond_name":"bond0","network_interfaces":[{"interface_name":"eth0"},{"interface_name":"eth1"}]}' \
     -module "$TLS_KO" -module "$BONDING_KO"
+H=https://10.0.2.2:8446
+make_initramfs stall-first "$NET" "$(dhcp "$H/stall-headers/good.json,$G/good.json")"
+make_initramfs endless-first "$NET" "$(dhcp "$H/endless/good.json,$G/good.json")"
+make_initramfs kexec-fails-first "$NET" "$(dhcp "$G/badkernel.json,$G/good.json")"
 make_initramfs initramfs-fetch "$INITRD" '{"network_mode":"dhcp","ospkg_pointer":"good.zip"}' -ospkg "$W/www/good"
 
 start_nginx 8443 tls-ca good
 start_nginx 8444 rogue-ca rogue
-trap 'stop_nginx good; stop_nginx rogue; stop_nginx late' EXIT
+trap 'stop_nginx good; stop_nginx rogue; stop_nginx late; stop_hostile' EXIT
+start_hostile 8446
 
 pass=0; fail=0; failed=()
 check() { # NAME: then lines "+pattern" (must appear) or "-pattern" (must not)
@@ -81,8 +89,9 @@ pair fallback bonding -nic user,model=e1000
 late_server & late=$!
 pair server-late initramfs-fetch -nic none
 wait $late
+pair stall-first endless-first
 # shellcheck disable=SC2046
-run efivar-dhcp $(ovmf_args "$W/efivar-dhcp.vars")
+pair kexec-fails-first efivar-dhcp $(ovmf_args "$W/efivar-dhcp.vars")
 
 BOOTED="TEST-OS-BOOTED"
 PCRS=$(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/good" "$NET")
@@ -90,20 +99,34 @@ check dhcp-good "+TEST-OS-PCRS $PCRS" "+measured OS package archive into PCR 12"
     "+kexec_core: Starting new kernel" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]" "+network: eth0 address 10.0.2.15/24"
 check static-good "+the kernel's random pool is not initialised yet" "+random pool ready after waiting" \
     "+network: eth0 address 10.0.2.15/24 gateway 10.0.2.2" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
-check bad-signature "+bad signature" "+0 valid, 2 required" "+BOOT FAILED at step fetch and verify" "+Recover: rebooting" "-$BOOTED" "-kexec_core"
+check bad-signature "+bad signature" "+0 valid, 2 required" "+BOOT FAILED at step fetch (attempt" "+Recover: rebooting" "-$BOOTED" "-kexec_core"
 check too-few-signers "+Signatures: 1 found, 1 valid, 2 required" "+BOOT FAILED" "+Recover: rebooting" "-$BOOTED"
 check wrong-root "+untrusted certificate" "+is not a configured signing root" "+BOOT FAILED" "-$BOOTED"
 check fallback "+404 Not Found" "+https://10.0.2.2:8449/down.json" "+bad signature" \
+    "+OS package https://***@10.0.2.2:8443/second.zip" "-s3cret" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=second]"
 check tls-unpinned "+TLS: the server's certificate is not trusted" "+BOOT FAILED" "-$BOOTED"
 check server-late "+retrying in" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
 check efivar-dhcp "+host configuration from EFI variable /sys/firmware/efi/efivars/STHostConfig-f401f2c1-b005-4be0-8cee-f2e5945bcbe7" \
-    "+module efivarfs.ko loaded" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=second]"
+    "+module efivarfs.ko loaded" "+unknown key \"bonding_mod\" (did you mean \"bonding_mode\"?)" \
+    "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=second]"
 check bonding "+module bonding.ko loaded" "+bond bond0 (active-backup) created" "+network: bond0 address 10.0.2.15/24" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
 check initramfs-fetch "+TEST-OS-PCRS $(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/good" "$INITRD")" \
     "+Loading OS package from initramfs" "+Signatures: 3 found, 3 valid, 2 required" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]" "-network:"
+
+# a hostile first URL: the good second URL boots, and the console says what the first cost
+check stall-first "+URL 1 of 2 failed after" "+no response within 10 s" "+what to do:" \
+    "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+check endless-first "+URL 1 of 2 failed after" "+the body is larger than the limit of" "-retrying in" \
+    "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+# kexec refuses the first (signed) kernel: nothing was measured for it, so the PCRs
+# the OS sees are exactly those of the package that booted
+check kexec-fails-first "+kexec_file_load failed" "+URL 1 of 2 failed after" "+TEST-OS-PCRS $PCRS" \
+    "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+n=$(grep -ac "measured OS package archive into PCR 12" "$W/kexec-fails-first.console")
+[ "$n" = 1 ] || { log "kexec-fails-first: measured $n times, expected once"; fail=$((fail + 1)); failed+=(kexec-fails-first-measured-once); }
 
 grep -ah "Timeline:" "$W/dhcp-good.console" | sed 's/^/dhcp-good /' >&2 || true
 echo "scenarios: $pass passed, $fail failed"

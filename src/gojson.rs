@@ -1,8 +1,11 @@
 //! JSON the way upstream's Go tools read and write it.
 //!
 //! Output: `json.MarshalIndent(v, "", "  ")` layout with Go's HTML escaping of
-//! `<`, `>`, `&`, U+2028 and U+2029. Input: keys are matched case-insensitively
-//! (an exact match wins), unknown keys are ignored and the last duplicate wins.
+//! `<`, `>`, `&`, U+2028 and U+2029. Input: top-level objects keep their members in
+//! document order, duplicates included ([`Object`]); a field's value is that of the
+//! last member, in document order, whose key equals the field's name under Unicode
+//! case folding, as Go's decoder assigns it (so `{"kernel":"a","Kernel":"b"}` means
+//! "b" here as in Go). Unknown keys are ignored.
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -35,40 +38,119 @@ fn go_escape(s: String) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
+/// A JSON object with its members in document order, duplicate keys kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object(pub Vec<(String, Value)>);
+
+impl Object {
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Object {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Object;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> std::result::Result<Object, A::Error> {
+                let mut v = Vec::new();
+                while let Some(e) = m.next_entry::<String, Value>()? {
+                    v.push(e);
+                }
+                Ok(Object(v))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// Parse exactly one JSON object (trailing bytes are an error, like `json.Unmarshal`).
-pub fn parse_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>> {
-    let v: Value = serde_json::from_slice(bytes).with_context(|| format!("{what}: not valid JSON"))?;
-    into_object(v, what)
+pub fn parse_object(bytes: &[u8], what: &str) -> Result<Object> {
+    match serde_json::from_slice::<Object>(bytes) {
+        Ok(o) => Ok(o),
+        Err(_) => {
+            let v: Value = serde_json::from_slice(bytes).with_context(|| format!("{what}: not valid JSON"))?;
+            bail!("{what}: expected a JSON object, found {}", type_name(&v))
+        }
+    }
 }
 
 /// Parse the first JSON value and ignore what follows (like `json.Decoder.Decode`).
-pub fn parse_first_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>> {
-    let mut it = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
-    match it.next() {
-        Some(v) => into_object(v.with_context(|| format!("{what}: not valid JSON"))?, what),
+pub fn parse_first_object(bytes: &[u8], what: &str) -> Result<Object> {
+    match serde_json::Deserializer::from_slice(bytes).into_iter::<Object>().next() {
+        Some(Ok(o)) => Ok(o),
         None => bail!("{what}: empty, expected a JSON object"),
+        Some(Err(_)) => match serde_json::Deserializer::from_slice(bytes).into_iter::<Value>().next() {
+            Some(Ok(v)) => bail!("{what}: expected a JSON object, found {}", type_name(&v)),
+            Some(Err(e)) => Err(anyhow::Error::new(e).context(format!("{what}: not valid JSON"))),
+            None => bail!("{what}: empty, expected a JSON object"),
+        },
     }
 }
 
-fn into_object(v: Value, what: &str) -> Result<Map<String, Value>> {
-    match v {
-        Value::Object(m) => Ok(m),
-        other => bail!("{what}: expected a JSON object, found {}", type_name(&other)),
+/// Whether two keys are equal under Unicode simple case folding, as Go's
+/// `bytes.EqualFold` says (the Kelvin sign folds to k, the long s to s).
+pub fn equal_fold(a: &str, b: &str) -> bool {
+    fn one(c: char, to: impl Iterator<Item = char>) -> char {
+        let mut it = to;
+        match (it.next(), it.next()) {
+            (Some(x), None) => x,
+            _ => c,
+        }
+    }
+    let (mut x, mut y) = (a.chars(), b.chars());
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return true,
+            (Some(c), Some(d)) => {
+                let same = c == d
+                    || one(c, c.to_lowercase()) == one(d, d.to_lowercase())
+                    || one(c, c.to_uppercase()) == one(d, d.to_uppercase());
+                if !same {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
     }
 }
 
-/// Look up `key` as Go's decoder does: exact match first, else case-insensitive.
-pub fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).or_else(|| obj.iter().filter(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v).next_back())
+/// Objects a field can be looked up in.
+pub trait Members {
+    /// The value Go's decoder would assign to the field `key`.
+    fn field(&self, key: &str) -> Option<&Value>;
+}
+
+impl Members for Object {
+    /// The last member in document order whose key folds to `key`.
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.0.iter().rev().find(|(k, _)| equal_fold(k, key)).map(|(_, v)| v)
+    }
+}
+
+impl Members for Map<String, Value> {
+    /// Nested objects have lost their order: an exact match first, else a folded one.
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.get(key).or_else(|| self.iter().filter(|(k, _)| equal_fold(k, key)).map(|(_, v)| v).next_back())
+    }
+}
+
+/// Look up `key` as Go's decoder does.
+pub fn get<'a, M: Members + ?Sized>(obj: &'a M, key: &str) -> Option<&'a Value> {
+    obj.field(key)
 }
 
 /// The value of `key`, with JSON `null` treated as absent.
-pub fn get_non_null<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub fn get_non_null<'a, M: Members + ?Sized>(obj: &'a M, key: &str) -> Option<&'a Value> {
     get(obj, key).filter(|v| !v.is_null())
 }
 
 /// An optional string field; `null` and absent are both `None`.
-pub fn opt_string(obj: &Map<String, Value>, key: &str, what: &str) -> Result<Option<String>> {
+pub fn opt_string<M: Members + ?Sized>(obj: &M, key: &str, what: &str) -> Result<Option<String>> {
     match get_non_null(obj, key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -102,12 +184,22 @@ mod tests {
         assert_eq!(marshal_indent(&T { a: "q" }), "{\n  \"a\": \"q\"\n}");
     }
 
+    /// Go assigns every member whose key folds to the field's name, in document
+    /// order: the last one wins, exact match or not.
     #[test]
-    fn keys_are_case_insensitive_exact_first() {
+    fn the_last_folded_match_in_document_order_wins_as_in_go() {
         let m = parse_object(br#"{"Version": 2, "version": 1}"#, "t").unwrap();
         assert_eq!(get(&m, "version"), Some(&Value::from(1)));
+        let m = parse_object(br#"{"version": 1, "Version": 2}"#, "t").unwrap();
+        assert_eq!(get(&m, "version"), Some(&Value::from(2)));
+        let m = parse_object(br#"{"kernel": "a", "Kernel": "b", "kernel": "c"}"#, "t").unwrap();
+        assert_eq!(get(&m, "kernel"), Some(&Value::from("c")));
         let m = parse_object(br#"{"VERSION": 3}"#, "t").unwrap();
         assert_eq!(get(&m, "version"), Some(&Value::from(3)));
+        // U+212A KELVIN SIGN folds to k, U+017F LONG S to s
+        let m = parse_object("{\"\u{212a}ernel\": \"kelvin\", \"label\": \"\u{17f}\"}".as_bytes(), "t").unwrap();
+        assert_eq!(get(&m, "kernel"), Some(&Value::from("kelvin")));
+        assert!(equal_fold("ſ", "S") && !equal_fold("kernel", "kernal"));
     }
 
     #[test]

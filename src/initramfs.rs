@@ -18,28 +18,28 @@ pub const MODULES_LIST: &str = "lib/modules-load.d/stboot.conf";
 #[derive(clap::Args, Debug, Clone)]
 pub struct BuildArgs {
     /// The stboot binary (static); becomes /init.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub stboot: PathBuf,
     /// Trust policy directory: trust_policy.json, ospkg_signing_root.pem and (for HTTPS) tls_roots.pem.
-    #[arg(long = "trustPolicy")]
+    #[arg(long = "trustPolicy", value_name = "DIR")]
     pub trust_policy: PathBuf,
     /// Host configuration, becomes /etc/host_configuration.json.
-    #[arg(long = "hostConfig")]
+    #[arg(long = "hostConfig", value_name = "FILE")]
     pub host_config: Option<PathBuf>,
     /// Kernel module (.ko) for /lib/modules; repeat, in load order.
-    #[arg(long = "module")]
+    #[arg(long = "module", value_name = "FILE")]
     pub modules: Vec<PathBuf>,
     /// OS package (either file or the stem) for /ospkg/ (fetch method initramfs); repeatable.
-    #[arg(long = "ospkg")]
+    #[arg(long = "ospkg", value_name = "NAME")]
     pub ospkgs: Vec<PathBuf>,
     /// Extra file, as SOURCE:/PATH/IN/INITRAMFS; repeatable.
-    #[arg(long = "file")]
+    #[arg(long = "file", value_name = "SRC:/PATH")]
     pub files: Vec<String>,
     /// Compression: gzip or none.
     #[arg(long, default_value = "gzip")]
     pub compress: String,
     /// Output file.
-    #[arg(long, default_value = "stboot-initramfs.cpio.gz")]
+    #[arg(long, default_value = "stboot-initramfs.cpio.gz", value_name = "FILE")]
     pub out: PathBuf,
 }
 
@@ -129,6 +129,7 @@ impl Tree {
 /// Assemble the tree for `args`.
 pub fn tree(args: &BuildArgs) -> Result<Tree> {
     let mut t = Tree::default();
+    check_stboot(&args.stboot)?;
     t.file_from("init", &args.stboot, 0o755)?;
     for d in ["dev", "proc", "sys", "tmp", "etc", "run"] {
         t.dir(d)?;
@@ -144,10 +145,23 @@ pub fn tree(args: &BuildArgs) -> Result<Tree> {
         }
     }
     // Refuse a trust policy stboot would refuse at boot.
-    crate::config::TrustConfig::load(tp, None).with_context(|| format!("checking trust policy {}", tp.display()))?;
+    let trust = crate::config::TrustConfig::load(tp, None)
+        .with_context(|| format!("checking trust policy {}", tp.display()))?;
+    check_signing_roots(&tp.join(SIGNING_ROOT_FILE), &trust.signing_roots)?;
     if let Some(h) = &args.host_config {
         let bytes = std::fs::read(h).with_context(|| format!("reading {}", h.display()))?;
-        crate::config::HostConfig::parse(&bytes).with_context(|| format!("checking {}", h.display()))?;
+        let cfg = crate::config::HostConfig::parse(&bytes).with_context(|| format!("checking {}", h.display()))?;
+        if let Some(k) = crate::config::host_config::unknown_keys(&bytes).first() {
+            bail!("{}: {k}; stboot would ignore it", h.display());
+        }
+        let https = cfg.pointer().split(',').any(|u| u.trim().starts_with("https://"));
+        if https && trust.tls_roots.is_empty() {
+            bail!(
+                "{}: ospkg_pointer has https URLs, but {} has no {TLS_ROOTS_FILE}: stboot could not trust any server; add the CA that issued the servers' certificates",
+                h.display(),
+                tp.display()
+            );
+        }
         t.file("etc/host_configuration.json", bytes, 0o644)?;
     }
     let mut order = String::new();
@@ -156,6 +170,7 @@ pub fn tree(args: &BuildArgs) -> Result<Tree> {
         if !name.ends_with(".ko") {
             bail!("{}: expected an uncompressed kernel module (.ko)", m.display());
         }
+        check_module(m)?;
         t.file_from(&format!("lib/modules/{name}"), m, 0o644)?;
         order.push_str(&name);
         order.push('\n');
@@ -191,6 +206,90 @@ pub fn build(args: &BuildArgs) -> Result<(PathBuf, u64)> {
     };
     std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
     Ok((args.out.clone(), bytes.len() as u64))
+}
+
+/// What an ELF file's header says, as far as the checks below need.
+struct Elf {
+    class64: bool,
+    machine: u16,
+    kind: u16,
+    interpreter: bool,
+}
+
+const ET_REL: u16 = 1;
+const EM_X86_64: u16 = 62;
+
+fn read_elf(bytes: &[u8]) -> Option<Elf> {
+    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[5] != 1 {
+        return None;
+    }
+    let u16_at = |o: usize| bytes.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let class64 = bytes[4] == 2;
+    let (kind, machine) = (u16_at(16)?, u16_at(18)?);
+    let mut interpreter = false;
+    if class64 {
+        let phoff = u64::from_le_bytes(bytes[32..40].try_into().ok()?) as usize;
+        let (phentsize, phnum) = (u16_at(54)? as usize, u16_at(56)? as usize);
+        for i in 0..phnum {
+            let at = phoff.checked_add(i.checked_mul(phentsize)?)?;
+            let p_type = bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))?;
+            interpreter |= p_type == 3; // PT_INTERP: dynamically linked
+        }
+    }
+    Some(Elf { class64, machine, kind, interpreter })
+}
+
+/// stboot becomes /init: it must be a static x86-64 executable.
+fn check_stboot(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let expected =
+        "expected the static x86-64 stboot (cargo build --release --target x86_64-unknown-linux-musl --bin stboot)";
+    match read_elf(&bytes) {
+        None if crate::ospkg::archive::is_bzimage(&bytes) => {
+            bail!("-stboot {}: this is a Linux kernel, {expected}", path.display())
+        }
+        None => bail!("-stboot {}: not an ELF executable; {expected}", path.display()),
+        Some(e) if !e.class64 || e.machine != EM_X86_64 => {
+            bail!("-stboot {}: not an x86-64 program; {expected}", path.display())
+        }
+        Some(e) if e.kind == ET_REL => bail!("-stboot {}: an object file, not a program; {expected}", path.display()),
+        Some(e) if e.interpreter => bail!(
+            "-stboot {}: dynamically linked (it names a program interpreter), but the initramfs has no C library; {expected}",
+            path.display()
+        ),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A kernel module must be an x86-64 ELF relocatable object; its vermagic, when it
+/// can be read, is checked by the kernel at load time.
+fn check_module(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    match read_elf(&bytes) {
+        Some(e) if e.kind == ET_REL && e.machine == EM_X86_64 && e.class64 => Ok(()),
+        _ => bail!(
+            "-module {}: not an x86-64 kernel module (an ELF relocatable object); compressed modules (.ko.xz, .ko.zst) must be decompressed first",
+            path.display()
+        ),
+    }
+}
+
+/// Signing roots must be CA certificates: a signing (leaf) certificate there would let
+/// only packages signed by that one key boot, which is never what was meant.
+fn check_signing_roots(path: &Path, roots: &[Vec<u8>]) -> Result<()> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    for (i, der) in roots.iter().enumerate() {
+        let (_, c) = X509Certificate::from_der(der).map_err(|e| anyhow!("{}: certificate {i}: {e}", path.display()))?;
+        let ca = matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+        if !ca {
+            bail!(
+                "{}: certificate {i} ({}) is not a CA certificate (basicConstraints cA is not set): put the root certificate there (stmgr keygen certificate -isCA), not a signing certificate",
+                path.display(),
+                crate::verify::printable(&c.subject().to_string())
+            );
+        }
+    }
+    Ok(())
 }
 
 fn base_name(p: &Path) -> Result<String> {

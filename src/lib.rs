@@ -32,6 +32,7 @@ pub mod ospkg;
 pub mod pem;
 pub mod recovery;
 pub mod sys;
+pub mod text;
 pub mod verify;
 
 /// The version printed in the start-up summary and by `--version`.

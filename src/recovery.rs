@@ -23,7 +23,7 @@ impl fmt::Display for Step {
         f.write_str(match self {
             Step::Config => "configuration",
             Step::Network => "network",
-            Step::Fetch => "fetch and verify",
+            Step::Fetch => "fetch",
             Step::Verify => "verification",
             Step::Stage => "staging",
             Step::Kexec => "kexec",

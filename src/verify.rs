@@ -25,10 +25,18 @@ use crate::ospkg::package::Unverified;
 use crate::ospkg::{Archive, Descriptor, Manifest};
 
 const OID_ED25519: &str = "1.3.101.112";
-const WEAK_SIG_ALGS: [&str; 3] = [
-    "1.2.840.113549.1.1.4", // md5WithRSAEncryption
-    "1.2.840.113549.1.1.5", // sha1WithRSAEncryption
-    "1.2.840.10045.4.1",    // ecdsa-with-SHA1
+/// Certificate signature algorithms accepted (those Go's crypto/x509 verifies by
+/// default, without SHA-1): an allowlist, so SHA-1 or MD5 under any OID (such as
+/// OIW's 1.3.14.3.2.29) is refused.
+const SIG_ALGS: [(&str, &str); 8] = [
+    ("1.3.101.112", "Ed25519"),
+    ("1.2.840.10045.4.3.2", "ecdsa-with-SHA256"),
+    ("1.2.840.10045.4.3.3", "ecdsa-with-SHA384"),
+    ("1.2.840.10045.4.3.4", "ecdsa-with-SHA512"),
+    ("1.2.840.113549.1.1.11", "sha256WithRSAEncryption"),
+    ("1.2.840.113549.1.1.12", "sha384WithRSAEncryption"),
+    ("1.2.840.113549.1.1.13", "sha512WithRSAEncryption"),
+    ("1.2.840.113549.1.1.10", "RSASSA-PSS"),
 ];
 
 /// How many valid, distinct signers a package needs.
@@ -145,6 +153,18 @@ impl Report {
 }
 
 impl Verdict {
+    /// What the operator can do about a signature that did not count.
+    pub fn remedy(&self) -> &'static str {
+        match self {
+            Verdict::Valid => "nothing",
+            Verdict::Duplicate { .. } => "a key counts once: sign with another key of a different certificate",
+            Verdict::MalformedCertificate(_) => "the certificate in the descriptor is damaged: sign the package again",
+            Verdict::UntrustedCertificate(_) => "sign with a certificate issued by a root in ospkg_signing_root.pem; if it expired or is not valid yet, issue a new one (stmgr keygen certificate) and sign again, or check the clock",
+            Verdict::UnsupportedKey(_) => "sign with an Ed25519 key and its certificate",
+            Verdict::BadSignature(_) => "the archive changed after signing, or the signature was made with another key: sign the package again",
+        }
+    }
+
     /// A short name of the kind of verdict.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -345,6 +365,9 @@ fn check_one(
         Ok(d) => d,
         Err(m) => return (None, Err(Verdict::MalformedCertificate(m))),
     };
+    if let Err(m) = strict_der_outline(&der) {
+        return (None, Err(Verdict::MalformedCertificate(m)));
+    }
     let leaf = match X509Certificate::from_der(&der) {
         Ok(([], c)) => c,
         Ok(_) => return (None, Err(Verdict::MalformedCertificate("trailing bytes after the certificate".into()))),
@@ -428,8 +451,12 @@ fn check_issuer(leaf: &X509Certificate, root: &X509Certificate, now: ASN1Time) -
         Err(e) => return Err(format!("root {name:?}: bad keyUsage: {e}")),
     }
     let alg = leaf.signature_algorithm.algorithm.to_id_string();
-    if WEAK_SIG_ALGS.contains(&alg.as_str()) {
-        return Err(format!("certificate is signed with a weak algorithm ({alg})"));
+    if !SIG_ALGS.iter().any(|(oid, _)| *oid == alg) {
+        let names: Vec<&str> = SIG_ALGS.iter().map(|(_, n)| *n).collect();
+        return Err(format!(
+            "certificate is signed with algorithm {alg}, which is not accepted (SHA-1 and MD5 never are); accepted: {}",
+            names.join(", ")
+        ));
     }
     leaf.verify_signature(Some(root.public_key()))
         .map_err(|e| format!("certificate's signature does not verify under root {name:?}: {e}"))
@@ -459,11 +486,62 @@ fn check_cert_profile(c: &X509Certificate, now: ASN1Time, what: &str) -> std::re
             | ParsedExtension::SubjectKeyIdentifier(_)
             | ParsedExtension::AuthorityKeyIdentifier(_)
             | ParsedExtension::CertificatePolicies(_) => {}
+            ParsedExtension::ParseError { error } => {
+                // Go refuses a certificate whose known extension does not parse,
+                // critical or not; so does stboot
+                return Err(format!("{what} has a malformed extension {}: {error}", ext.oid.to_id_string()));
+            }
             _ if ext.critical => {
                 return Err(format!("{what} has an unsupported critical extension {}", ext.oid.to_id_string()))
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// The outer structure of a certificate in strict DER, as Go and OpenSSL demand and
+/// x509-parser does not fully check: `SEQUENCE { tbsCertificate SEQUENCE,
+/// signatureAlgorithm SEQUENCE, signatureValue BIT STRING (primitive, no unused
+/// bits) }` with definite minimal lengths and nothing after it.
+fn strict_der_outline(der: &[u8]) -> std::result::Result<(), String> {
+    /// One TLV at the start of `b`: (tag, contents, rest).
+    fn tlv(b: &[u8]) -> std::result::Result<(u8, &[u8], &[u8]), String> {
+        let (&tag, rest) = b.split_first().ok_or("truncated")?;
+        let (&first, rest) = rest.split_first().ok_or("truncated length")?;
+        let (len, rest) = if first < 0x80 {
+            (first as usize, rest)
+        } else {
+            let n = (first & 0x7f) as usize;
+            if n == 0 || n > 4 || rest.len() < n {
+                return Err("length is not definite DER".into());
+            }
+            let len = rest[..n].iter().fold(0usize, |a, &d| (a << 8) | d as usize);
+            if rest[0] == 0 || len < 0x80 || (n > 1 && len < 1 << (8 * (n - 1))) {
+                return Err("length is not minimally encoded".into());
+            }
+            (len, &rest[n..])
+        };
+        if rest.len() < len {
+            return Err("truncated".into());
+        }
+        Ok((tag, &rest[..len], &rest[len..]))
+    }
+    let bad = |m: String| format!("not strict DER: {m}");
+    let (tag, body, trailing) = tlv(der).map_err(bad)?;
+    if tag != 0x30 || !trailing.is_empty() {
+        return Err(bad("expected one SEQUENCE".into()));
+    }
+    let (t1, _, rest) = tlv(body).map_err(bad)?;
+    let (t2, _, rest) = tlv(rest).map_err(bad)?;
+    let (t3, sig, rest) = tlv(rest).map_err(bad)?;
+    if (t1, t2) != (0x30, 0x30) || !rest.is_empty() {
+        return Err(bad("expected tbsCertificate, signatureAlgorithm and signatureValue".into()));
+    }
+    if t3 != 0x03 || sig.first() != Some(&0) {
+        return Err(bad(format!(
+            "signatureValue has tag {t3:#04x}, expected a primitive BIT STRING (0x03) without unused bits"
+        )));
     }
     Ok(())
 }

@@ -217,3 +217,91 @@ fn mutated_inputs_never_panic() {
         }
     }
 }
+
+/// Replace every occurrence of `from` with `to` (same length) in `z`.
+fn patch_all(z: &mut [u8], from: &[u8], to: &[u8]) -> usize {
+    assert_eq!(from.len(), to.len());
+    let mut n = 0;
+    let mut i = 0;
+    while i + from.len() <= z.len() {
+        if &z[i..i + from.len()] == from {
+            z[i..i + from.len()].copy_from_slice(to);
+            n += 1;
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    n
+}
+
+/// Two `manifest.json` entries: Go's reader takes the first, the zip crate (and the
+/// first release) the last. The same signed bytes must not mean two things: refused.
+#[test]
+fn duplicate_entry_names_are_refused_as_ambiguous() {
+    use zip::write::SimpleFileOptions;
+    let mut zw = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = SimpleFileOptions::default();
+    zw.start_file("boot/vmlinuz", opts).unwrap();
+    zw.write_all(&[7u8; 600]).unwrap();
+    zw.start_file("boot/initrd", opts).unwrap();
+    zw.write_all(b"initrd").unwrap();
+    zw.start_file("manifest.json", opts).unwrap();
+    zw.write_all(manifest().to_json().as_bytes()).unwrap();
+    let evil = Manifest { kernel: "boot/initrd".into(), initramfs: "boot/vmlinuz".into(), ..manifest() };
+    zw.start_file("manifesX.json", opts).unwrap();
+    zw.write_all(evil.to_json().as_bytes()).unwrap();
+    let mut z = zw.finish().unwrap().into_inner();
+    assert!(Archive::open(Cursor::new(&z)).is_ok(), "distinct names are fine");
+    assert_eq!(patch_all(&mut z, b"manifesX.json", b"manifest.json"), 2, "local and central name");
+    let e = Archive::open(Cursor::new(&z)).err().expect("refused").to_string();
+    assert!(e.contains("ambiguous") && e.contains("same name"), "{e}");
+}
+
+/// A local header whose name differs from the central directory's: readers that
+/// stream by local headers and readers that use the directory disagree. Refused.
+#[test]
+fn local_header_disagreeing_with_the_central_directory_is_refused() {
+    let mut z = good_zip();
+    let local = z.windows(4).position(|w| w == b"PK\x03\x04").unwrap();
+    let name_len = u16::from_le_bytes([z[local + 26], z[local + 27]]) as usize;
+    assert!(name_len > 0);
+    z[local + 30] ^= 0x20; // first letter of the first entry's local name only
+    let e = Archive::open(Cursor::new(&z)).err().expect("refused").to_string();
+    assert!(e.contains("ambiguous"), "{e}");
+}
+
+/// An Info-ZIP Unicode Path field renames an entry for the zip crate and not for
+/// Go's reader: refused wherever it appears.
+#[test]
+fn unicode_path_extra_fields_are_refused() {
+    use zip::write::{ExtendedFileOptions, FileOptions};
+    let mut zw = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let mut opts = FileOptions::<ExtendedFileOptions>::default();
+    let name = b"boot/vmlinuz";
+    let mut field = vec![1u8];
+    field.extend_from_slice(&crc32fast::hash(name).to_le_bytes());
+    field.extend_from_slice(name);
+    opts.add_extra_field(0x7075, field, false).unwrap();
+    zw.start_file("boot/vmlinuz", opts).unwrap();
+    zw.write_all(&[7u8; 600]).unwrap();
+    zw.start_file("boot/initrd", FileOptions::<ExtendedFileOptions>::default()).unwrap();
+    zw.write_all(b"initrd").unwrap();
+    zw.start_file("manifest.json", FileOptions::<ExtendedFileOptions>::default()).unwrap();
+    zw.write_all(manifest().to_json().as_bytes()).unwrap();
+    let z = zw.finish().unwrap().into_inner();
+    let e = Archive::open(Cursor::new(&z)).err().expect("refused").to_string();
+    assert!(e.contains("Unicode Path"), "{e}");
+}
+
+/// The manifest's kernel must be a bzImage; verification checks it.
+#[test]
+fn a_kernel_that_is_not_a_bzimage_is_refused_by_the_checked_manifest() {
+    let z = good_zip();
+    let e = Archive::open(Cursor::new(&z)).unwrap().manifest_checked().unwrap_err().to_string();
+    assert!(e.contains("not an x86 bzImage"), "{e}");
+    let mut k = vec![7u8; 5000];
+    k[0x202..0x206].copy_from_slice(b"HdrS");
+    let z = archive::write(Cursor::new(Vec::new()), &manifest(), &k, b"initrd").unwrap().into_inner();
+    assert_eq!(Archive::open(Cursor::new(&z)).unwrap().manifest_checked().unwrap(), manifest());
+}

@@ -345,3 +345,194 @@ fn config_checks() {
     let e = fails(d, &["hostconfig", "check", "h.json"]);
     assert!(e.contains("\"host_ip\" is missing"), "{e}");
 }
+
+/// Package names with dots: only a final .json/.zip is taken off, so two releases
+/// never overwrite or sign each other (the first release dropped everything after
+/// the first dot).
+#[test]
+fn dotted_package_names_name_the_right_package() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    ok(d, &["keygen", "certificate", "-isCA"]);
+    ok(d, &["keygen", "certificate", "-certOut", "leaf.pem", "-keyOut", "leaf.key"]);
+    std::fs::write(d.join("vmlinuz"), pretend_bzimage()).unwrap();
+    std::fs::write(d.join("initrd.cpio"), b"initramfs".repeat(100)).unwrap();
+    let create = |out: &str, label: &str| {
+        ok(
+            d,
+            &[
+                "ospkg",
+                "create",
+                "-kernel",
+                "vmlinuz",
+                "-initramfs",
+                "initrd.cpio",
+                "-label",
+                label,
+                "-url",
+                &format!("{out}.zip"),
+                "-out",
+                out,
+            ],
+        )
+    };
+    let out = create("os-2026-11.v1", "v1");
+    assert!(out.contains("os-2026-11.v1.zip") && out.contains("os-2026-11.v1.json"), "{out}");
+    create("os-2026-11.v2", "v2");
+    for f in ["os-2026-11.v1.zip", "os-2026-11.v1.json", "os-2026-11.v2.zip", "os-2026-11.v2.json"] {
+        assert!(d.join(f).exists(), "{f}");
+    }
+    assert!(!d.join("os-2026-11.zip").exists());
+    let out = ok(d, &["ospkg", "sign", "-key", "leaf.key", "-cert", "leaf.pem", "-ospkg", "os-2026-11.v2.json"]);
+    assert!(out.contains("signed os-2026-11.v2.json"), "{out}");
+    let tp = policy(d, "tp", 1, &["rootcert.pem"]);
+    let out = ok(d, &["ospkg", "verify", "-trustPolicy", tp.to_str().unwrap(), "-ospkg", "os-2026-11.v2"]);
+    assert!(out.contains("accepted") && out.contains("label \"v2\""), "{out}");
+    let out = fails(d, &["ospkg", "verify", "-trustPolicy", tp.to_str().unwrap(), "-ospkg", "os-2026-11.v1.zip"]);
+    assert!(out.contains("0 valid") && out.contains("REJECTED"), "v1 was never signed: {out}");
+}
+
+/// `ospkg verify` exits 0 only for what stboot would boot: with a network trust
+/// policy the descriptor must name a .zip URL; the kernel must be a bzImage.
+#[test]
+fn verify_applies_every_check_stboot_applies() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    ok(d, &["keygen", "certificate", "-isCA"]);
+    ok(d, &["keygen", "certificate", "-certOut", "leaf.pem", "-keyOut", "leaf.key"]);
+    std::fs::write(d.join("vmlinuz"), pretend_bzimage()).unwrap();
+    std::fs::write(d.join("vmlinux"), vec![0x7f; 4096]).unwrap();
+    std::fs::write(d.join("initrd.cpio"), b"initramfs".repeat(100)).unwrap();
+    let tp = policy(d, "tp", 1, &["rootcert.pem"]);
+    let make = |name: &str, kernel: &str, url: &str| {
+        ok(d, &["ospkg", "create", "-kernel", kernel, "-initramfs", "initrd.cpio", "-url", url, "-out", name]);
+        ok(d, &["ospkg", "sign", "-key", "leaf.key", "-cert", "leaf.pem", "-ospkg", name]);
+        stmgr(d, &["ospkg", "verify", "-trustPolicy", tp.to_str().unwrap(), "-ospkg", name])
+    };
+    let text = |o: &Output| String::from_utf8_lossy(&o.stdout).to_string();
+    let o = make("good", "vmlinuz", "good.zip");
+    assert!(o.status.success(), "{}", text(&o));
+    let o = make("nourl", "vmlinuz", "");
+    assert!(!o.status.success() && text(&o).contains("\"os_pkg_url\" is empty"), "{}", text(&o));
+    let o = make("tar", "vmlinuz", "https://h.example/os.tar");
+    assert!(!o.status.success() && text(&o).contains("does not name a .zip"), "{}", text(&o));
+    let o = make("elf", "vmlinux", "elf.zip");
+    assert!(!o.status.success() && text(&o).contains("not an x86 bzImage"), "{}", text(&o));
+    std::fs::copy(d.join("initrd.cpio"), d.join("sub-initrd")).unwrap();
+    std::fs::create_dir(d.join("k")).unwrap();
+    std::fs::copy(d.join("vmlinuz"), d.join("k/initrd.cpio")).unwrap();
+    let e = fails(d, &["ospkg", "create", "-kernel", "k/initrd.cpio", "-initramfs", "initrd.cpio", "-out", "same"]);
+    assert!(e.contains("same file name"), "{e}");
+}
+
+/// Every help text fits an 80-column serial console and has examples.
+#[test]
+fn help_fits_80_columns_everywhere_with_examples() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let paths: &[&[&str]] = &[
+        &[],
+        &["keygen"],
+        &["keygen", "certificate"],
+        &["ospkg"],
+        &["ospkg", "create"],
+        &["ospkg", "sign"],
+        &["ospkg", "verify"],
+        &["hostconfig", "check"],
+        &["trustpolicy", "check"],
+        &["initramfs", "build"],
+    ];
+    for p in paths {
+        let mut args: Vec<&str> = p.to_vec();
+        args.push("--help");
+        let out = ok(d, &args);
+        for line in out.lines() {
+            assert!(line.chars().count() <= 80, "stmgr {p:?} --help: {} columns: {line:?}", line.chars().count());
+        }
+        if p.len() == 2 || p.is_empty() {
+            assert!(out.contains("Examples:"), "stmgr {p:?} --help has no examples:\n{out}");
+        }
+    }
+}
+
+/// A typo in a flag or subcommand is named as typed, with a suggestion; a value
+/// that starts with a dash is still a value.
+#[test]
+fn unknown_flags_and_subcommands_are_named_with_suggestions() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = fails(d, &["ospkg", "create", "-kernel", "k", "-initramfs", "i", "-lable", "x"]);
+    assert!(e.contains("'-lable'") && e.contains("'-label'"), "{e}");
+    let e = fails(d, &["keygen", "certificate", "-isca"]);
+    assert!(e.contains("'-isca'") && e.contains("'-isCA'"), "{e}");
+    let e = fails(d, &["ospkg", "creat"]);
+    assert!(e.contains("'creat'") && e.contains("'create'"), "{e}");
+    let e = fails(d, &["ospkg", "verify", "-loglevel", "d", "-ospkg", "x"]);
+    assert!(e.contains("'-loglevel'"), "{e}");
+    assert!(!e.contains("'-l'"), "not read as short flags: {e}");
+}
+
+/// `hostconfig check` refuses keys no version of upstream knows, naming them and
+/// suggesting the key that was probably meant.
+#[test]
+fn hostconfig_check_refuses_unknown_keys_with_suggestions() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = fails(
+        d,
+        &[
+            "hostconfig",
+            "check",
+            r#"{"network_mode":"dhcp","ospkg_pointer":"https://h/x.json","netwrk_interfaces":null,"bonding_mod":"","network_interfaces":[{"interface_name":"eth0","mac_adress":"aa:bb:cc:dd:ee:ff"}]}"#,
+        ],
+    );
+    assert!(e.contains("unknown key \"netwrk_interfaces\" (did you mean \"network_interfaces\"?)"), "{e}");
+    assert!(e.contains("unknown key \"bonding_mod\" (did you mean \"bonding_mode\"?)"), "{e}");
+    assert!(e.contains("network_interfaces[0].\"mac_adress\" (did you mean \"mac_address\"?)"), "{e}");
+    // every key some upstream version wrote is fine, in any case
+    ok(
+        d,
+        &[
+            "hostconfig",
+            "check",
+            r#"{"version":1,"Network_Mode":"dhcp","ospkg_pointer":"https://h/x.json","timestamp":1,"bonding":false,"network_interface":"aa:bb:cc:dd:ee:ff"}"#,
+        ],
+    );
+}
+
+/// `initramfs build` refuses inputs stboot could not use, and says what is wrong.
+#[test]
+fn initramfs_build_checks_its_inputs() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    ok(d, &["keygen", "certificate", "-isCA"]);
+    ok(d, &["keygen", "certificate", "-certOut", "leaf.pem", "-keyOut", "leaf.key"]);
+    let tp = policy(d, "tp", 1, &["rootcert.pem"]);
+    let leaf_tp = policy(d, "leaftp", 1, &["leaf.pem"]);
+    std::fs::write(d.join("kernel"), pretend_bzimage()).unwrap();
+    std::fs::write(d.join("https.json"), r#"{"network_mode":"dhcp","ospkg_pointer":"https://h/x.json"}"#).unwrap();
+    let stmgr_bin = env!("CARGO_BIN_EXE_stmgr"); // dynamically linked: not a valid /init
+    let build = |stboot: &str, tpd: &Path, extra: &[&str]| {
+        let mut a =
+            vec!["initramfs", "build", "-stboot", stboot, "-trustPolicy", tpd.to_str().unwrap(), "-out", "x.cpio"];
+        a.extend_from_slice(extra);
+        fails(d, &a)
+    };
+    let e = build("kernel", &tp, &[]);
+    assert!(e.contains("this is a Linux kernel"), "{e}");
+    let e = build(stmgr_bin, &tp, &[]);
+    assert!(e.contains("dynamically linked"), "{e}");
+    let e = build("rootcert.pem", &tp, &[]);
+    assert!(e.contains("not an ELF executable"), "{e}");
+    // the remaining checks need a static stboot: Debian's ldconfig (package
+    // libc-bin, always installed) is a static-pie x86-64 program and stands in
+    let init = "/sbin/ldconfig";
+    assert!(Path::new(init).exists(), "{init} (Debian's libc-bin) is needed as a static stand-in for stboot");
+    let e = build(init, &leaf_tp, &[]);
+    assert!(e.contains("not a CA certificate"), "{e}");
+    let e = build(init, &tp, &["-hostConfig", "https.json"]);
+    assert!(e.contains("no tls_roots.pem"), "{e}");
+    std::fs::copy(d.join("kernel"), d.join("fake.ko")).unwrap();
+    let e = build(init, &tp, &["-module", "fake.ko"]);
+    assert!(e.contains("not an x86-64 kernel module"), "{e}");
+}

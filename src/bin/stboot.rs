@@ -444,7 +444,10 @@ fn load_config() -> Result<(TrustConfig, HostConfig, HostConfigSource)> {
         Path::new(config::TRUST_POLICY_DIR),
         Some(Path::new(config::trust_policy::LEGACY_TLS_ROOTS)),
     )?;
-    let (host, source) =
-        config::load_host_config(Path::new(config::HOST_CONFIG_PATH), Path::new(config::HOST_CONFIG_EFIVAR))?;
+    let (host, source, bytes) =
+        config::load_host_config_bytes(Path::new(config::HOST_CONFIG_PATH), Path::new(config::HOST_CONFIG_EFIVAR))?;
+    for w in config::host_config::unknown_keys(&bytes) {
+        warn!("{w} in {source}: ignored, as upstream does");
+    }
     Ok((trust, host, source))
 }

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Result};
 use serde::{Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::gojson;
 
@@ -201,7 +201,7 @@ impl HostConfig {
         Self::from_object(&obj)
     }
 
-    fn from_object(obj: &Map<String, Value>) -> Result<Self> {
+    fn from_object(obj: &gojson::Object) -> Result<Self> {
         let get = |k| gojson::get_non_null(obj, k);
         let network_mode = match get("network_mode") {
             None => bail!("{W}: field \"network_mode\" is missing, expected \"static\" or \"dhcp\""),
@@ -347,7 +347,57 @@ impl HostConfig {
 /// The pointer of the synthesised provisioning configuration.
 pub const PROVISION_POINTER: &str = "provision.zip";
 
-fn parse_interfaces(obj: &Map<String, Value>) -> Result<Option<Vec<NetworkInterface>>> {
+/// Every key some version of upstream's host configuration has (stboot v0.2 to
+/// v0.6, stprov), matched case-insensitively as Go's decoder does.
+pub const KNOWN_KEYS: [&str; 16] = [
+    "version",
+    "network_mode",
+    "host_ip",
+    "gateway",
+    "dns",
+    "network_interface",
+    "network_interfaces",
+    "ospkg_pointer",
+    "provisioning_urls",
+    "identity",
+    "authentication",
+    "timestamp",
+    "bonding",
+    "bonding_mode",
+    "bond_name",
+    "description",
+];
+/// The keys of a `network_interfaces` entry.
+pub const INTERFACE_KEYS: [&str; 2] = ["interface_name", "mac_address"];
+
+/// Keys of the host configuration `bytes` that no version of upstream knows, each as
+/// a message with the key's path and, where one is close, a suggestion. Upstream
+/// ignores unknown keys, so stboot warns and carries on; `stmgr hostconfig check`
+/// refuses them (a typo in an optional key otherwise changes nothing, silently).
+pub fn unknown_keys(bytes: &[u8]) -> Vec<String> {
+    let Ok(obj) = gojson::parse_first_object(bytes, W) else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut check = |keys: Vec<&String>, at: &str, known: &[&str]| {
+        for k in keys {
+            if !known.iter().any(|n| gojson::equal_fold(n, k)) {
+                let hint =
+                    crate::text::suggest(k, known).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
+                out.push(format!("{W}: unknown key {at}{}{hint}", crate::verify::printable(&format!("{k:?}"))));
+            }
+        }
+    };
+    check(obj.keys().collect(), "", &KNOWN_KEYS);
+    if let Some(Value::Array(ifs)) = gojson::get(&obj, "network_interfaces") {
+        for (i, v) in ifs.iter().enumerate() {
+            if let Value::Object(o) = v {
+                check(o.keys().collect(), &format!("network_interfaces[{i}]."), &INTERFACE_KEYS);
+            }
+        }
+    }
+    out
+}
+
+fn parse_interfaces(obj: &gojson::Object) -> Result<Option<Vec<NetworkInterface>>> {
     const K: &str = "network_interfaces";
     let mut list = match gojson::get_non_null(obj, K) {
         None => None,

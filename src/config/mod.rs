@@ -46,10 +46,16 @@ impl fmt::Display for HostConfigSource {
 /// variable if it exists, else the provisioning defaults. An existing but invalid
 /// source is an error, never skipped (as upstream).
 pub fn load_host_config(file: &Path, efivar: &Path) -> Result<(HostConfig, HostConfigSource)> {
+    load_host_config_bytes(file, efivar).map(|(c, s, _)| (c, s))
+}
+
+/// [`load_host_config`], and the JSON bytes it parsed (empty for the provisioning
+/// defaults), for [`host_config::unknown_keys`].
+pub fn load_host_config_bytes(file: &Path, efivar: &Path) -> Result<(HostConfig, HostConfigSource, Vec<u8>)> {
     if file.exists() {
         let bytes = crate::files::read_capped(file, MAX_HOST_CONFIG_BYTES)?;
         let cfg = HostConfig::parse(&bytes).with_context(|| format!("in {}", file.display()))?;
-        return Ok((cfg, HostConfigSource::File(file.to_path_buf())));
+        return Ok((cfg, HostConfigSource::File(file.to_path_buf()), bytes));
     }
     if efivar.exists() {
         let bytes = crate::files::read_capped(efivar, MAX_HOST_CONFIG_BYTES)?;
@@ -58,9 +64,9 @@ pub fn load_host_config(file: &Path, efivar: &Path) -> Result<(HostConfig, HostC
         }
         let json = trim_nuls(&bytes[4..]);
         let cfg = HostConfig::parse(json).with_context(|| format!("in {}", efivar.display()))?;
-        return Ok((cfg, HostConfigSource::EfiVariable(efivar.to_path_buf())));
+        return Ok((cfg, HostConfigSource::EfiVariable(efivar.to_path_buf()), json.to_vec()));
     }
-    Ok((HostConfig::provisioning(), HostConfigSource::Provisioning))
+    Ok((HostConfig::provisioning(), HostConfigSource::Provisioning, Vec::new()))
 }
 
 fn trim_nuls(b: &[u8]) -> &[u8] {

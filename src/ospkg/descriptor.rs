@@ -112,7 +112,7 @@ fn validate_url(s: &str) -> Result<()> {
     }
 }
 
-fn base64_array(obj: &serde_json::Map<String, Value>, key: &str) -> Result<Vec<Vec<u8>>> {
+fn base64_array(obj: &gojson::Object, key: &str) -> Result<Vec<Vec<u8>>> {
     let items = match gojson::get_non_null(obj, key) {
         None => return Ok(Vec::new()),
         Some(Value::Array(a)) => a,

@@ -151,13 +151,25 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 /// last element is replaced (as upstream). A pointer that would leave `/ospkg` is refused.
 pub fn initramfs_paths(pointer: &str) -> Result<PackagePaths> {
     use std::path::Component;
+    let expected = "expected a relative file name under /ospkg without \"..\"";
     let p = Path::new(pointer);
     if pointer.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_))) {
-        bail!("ospkg_pointer {pointer:?}: expected a relative file name under /ospkg without \"..\"");
+        bail!("ospkg_pointer {pointer:?}: {expected}");
     }
-    let stem = if p.extension().is_some() { p.with_extension("") } else { p.to_path_buf() };
-    let base = Path::new("/ospkg").join(stem);
-    Ok(PackagePaths { descriptor: base.with_extension("json"), archive: base.with_extension("zip") })
+    // upstream takes off any suffix of the last element; what is left must be a name
+    // of its own ("x/..json" would leave "x/.", which is /ospkg/x itself)
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let stem = name.rfind('.').map_or(name, |i| &name[..i]);
+    if stem.is_empty() || stem == "." || stem == ".." {
+        bail!("ospkg_pointer {pointer:?}: {expected} (the name without its suffix is {stem:?})");
+    }
+    let base = Path::new("/ospkg").join(p.with_file_name(stem));
+    let with = |ext: &str| {
+        let mut s = base.clone().into_os_string();
+        s.push(ext);
+        PathBuf::from(s)
+    };
+    Ok(PackagePaths { descriptor: with(".json"), archive: with(".zip") })
 }
 
 #[cfg(test)]
@@ -177,7 +189,9 @@ mod tests {
             assert_eq!(p.archive, Path::new(&format!("{stem}.zip")), "{ptr}");
             assert_eq!(p.descriptor, Path::new(&format!("{stem}.json")), "{ptr}");
         }
-        for bad in ["", "../etc/x.zip", "/etc/x.zip", "a/../../b.zip", "./x.zip"] {
+        for bad in
+            ["", "../etc/x.zip", "/etc/x.zip", "a/../../b.zip", "./x.zip", "x/..json", "x/...zip", ".json", "x/.zip"]
+        {
             assert!(initramfs_paths(bad).is_err(), "{bad}");
         }
     }

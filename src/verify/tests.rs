@@ -335,3 +335,126 @@ fn archive_file_hash_matches_digest_of_bytes() {
     let e = crate::ospkg::package::ArchiveFile::hash(std::fs::File::open(&p).unwrap(), &p).unwrap_err();
     assert!(e.to_string().contains("a.zip: the archive is empty"), "{e}");
 }
+
+/// DER helpers for hand-made certificates: split a constructed value's contents into
+/// whole TLVs, and encode a TLV.
+fn der_items(contents: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut b = contents;
+    while !b.is_empty() {
+        let (len, hdr) = match b[1] {
+            l if l < 0x80 => (l as usize, 2),
+            l => {
+                let n = (l & 0x7f) as usize;
+                (b[2..2 + n].iter().fold(0usize, |a, &d| (a << 8) | d as usize), 2 + n)
+            }
+        };
+        out.push(b[..hdr + len].to_vec());
+        b = &b[hdr + len..];
+    }
+    out
+}
+
+fn der_tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    match contents.len() {
+        l if l < 0x80 => v.push(l as u8),
+        l if l < 0x100 => v.extend([0x81, l as u8]),
+        l => v.extend([0x82, (l >> 8) as u8, l as u8]),
+    }
+    v.extend_from_slice(contents);
+    v
+}
+
+fn der_contents(tlv: &[u8]) -> &[u8] {
+    let hdr = if tlv[1] < 0x80 { 2 } else { 2 + (tlv[1] & 0x7f) as usize };
+    &tlv[hdr..]
+}
+
+/// A leaf whose signature algorithm is SHA-1 with RSA under OIW's OID 1.3.14.3.2.29,
+/// which a denylist of the usual SHA-1 OIDs let through. The allowlist refuses it
+/// before any signature check.
+#[test]
+fn sha1_under_the_oiw_oid_is_refused() {
+    let r = root();
+    let (k, der) = leaf(&r);
+    let outer = der_items(der_contents(&der));
+    let mut tbs = der_items(der_contents(&outer[0]));
+    let oiw_sha1_rsa = [der_tlv(0x06, &[0x2b, 0x0e, 0x03, 0x02, 0x1d]), der_tlv(0x05, &[])].concat();
+    let alg = der_tlv(0x30, &oiw_sha1_rsa);
+    tbs[2] = alg.clone();
+    let cert = der_tlv(0x30, &[der_tlv(0x30, &tbs.concat()), alg, outer[2].clone()].concat());
+    let rep = run(&signed(&[&(k, cert)]), &[&r], Threshold::AtLeast(1));
+    assert!(!rep.accepted());
+    let v = rep.checks[0].verdict.to_string();
+    assert!(v.contains("1.3.14.3.2.29") && v.contains("not accepted"), "{v}");
+}
+
+/// A signatureValue in a constructed BIT STRING (BER, not DER): Go and OpenSSL
+/// refuse the certificate, and so does stboot.
+#[test]
+fn a_non_der_signature_value_is_refused() {
+    let r = root();
+    let (k, der) = leaf(&r);
+    let outer = der_items(der_contents(&der));
+    let constructed = der_tlv(0x23, &outer[2]);
+    let cert = der_tlv(0x30, &[outer[0].clone(), outer[1].clone(), constructed].concat());
+    let rep = run(&signed(&[&(k.clone(), cert)]), &[&r], Threshold::AtLeast(1));
+    assert!(!rep.accepted());
+    let v = rep.checks[0].verdict.to_string();
+    assert!(v.contains("malformed certificate") && v.contains("not strict DER"), "{v}");
+    // the untouched certificate still counts: the check is not too strict
+    assert!(run(&signed(&[&(k, der)]), &[&r], Threshold::AtLeast(1)).accepted());
+}
+
+/// A malformed extendedKeyUsage that is not critical used to be ignored; Go refuses
+/// the certificate, and so does stboot.
+#[test]
+fn a_malformed_non_critical_eku_is_refused() {
+    let r = root();
+    let eku_oid = [2u64, 5, 29, 37];
+    // not a SEQUENCE at all: the extension does not parse
+    let bad = rcgen::CustomExtension::from_oid_content(&eku_oid, vec![0x04, 0x00]);
+    let l = custom_leaf(&r, |p| p.custom_extensions.push(bad));
+    let rep = run(&signed(&[&l]), &[&r], Threshold::AtLeast(1));
+    assert!(!rep.accepted());
+    let v = rep.checks[0].verdict.to_string();
+    assert!(v.contains("malformed extension 2.5.29.37"), "{v}");
+    // an INTEGER where the KeyPurposeId OIDs belong: x509-parser reads no purpose
+    let odd = rcgen::CustomExtension::from_oid_content(&eku_oid, vec![0x30, 0x03, 0x02, 0x01, 0x05]);
+    let l = custom_leaf(&r, |p| p.custom_extensions.push(odd));
+    assert!(!run(&signed(&[&l]), &[&r], Threshold::AtLeast(1)).accepted());
+}
+
+/// Certificate subjects are printed with control characters escaped: a subject
+/// with CR/LF cannot forge a console line such as "OS package passed verification".
+#[test]
+fn signer_names_cannot_forge_console_lines() {
+    let r = root();
+    let l = custom_leaf(&r, |p| {
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name
+            .push(DnType::CommonName, "x\r\n[ 9.0] stboot:  INFO OS package passed verification\x1b[2J");
+    });
+    let rep = run(&signed(&[&l]), &[&r], Threshold::AtLeast(1));
+    let lines = rep.lines(3);
+    assert!(lines.iter().all(|l| !l.contains(['\r', '\n', '\x1b'])), "{lines:?}");
+    assert!(lines[0].contains("\\r\\n"), "{lines:?}");
+}
+
+/// A flood of signatures is summarised: at most `per_kind` lines per kind of verdict.
+#[test]
+fn report_lines_are_capped_per_verdict_kind() {
+    let r = root();
+    let good = leaf(&r);
+    let mut d = signed(&[&good]);
+    for _ in 0..10_000 {
+        d.certificates.push(b"not a certificate".to_vec());
+        d.signatures.push(vec![0; 64]);
+    }
+    let rep = verify(&d, &digest(ARCHIVE), std::slice::from_ref(&r.der), Threshold::AtLeast(1), NOW).unwrap();
+    let lines = rep.lines(3);
+    assert_eq!(lines.len(), 1 + 3 + 1 + 1, "{lines:?}");
+    assert!(lines[4].contains("9997 more signatures like signature 1 (malformed certificate)"), "{lines:?}");
+    assert_eq!(lines[5], "Signatures: 10001 found, 1 valid, 1 required");
+}

@@ -1,0 +1,70 @@
+//! `stmgr hostconfig check` and `stmgr trustpolicy check`.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use stboot::config::{host_config, HostConfig, TrustPolicy};
+
+#[derive(Subcommand)]
+pub enum HostconfigCmd {
+    /// Print the normalised host configuration, or what is wrong with it.
+    #[command(after_help = "\
+Keys no version of upstream knows are refused, with a suggestion: stboot
+ignores them, so a typo in an optional key would change nothing, silently.
+
+Examples:
+  stmgr hostconfig check host_configuration.json
+  stmgr hostconfig check '{\"network_mode\":\"dhcp\",\"ospkg_pointer\":\"https://h/os.json\"}'")]
+    Check(JsonArg),
+}
+
+#[derive(Subcommand)]
+pub enum TrustpolicyCmd {
+    /// Print the normalised trust policy, or what is wrong with it.
+    #[command(after_help = "\
+Examples:
+  stmgr trustpolicy check trust_policy/trust_policy.json
+  stmgr trustpolicy check '{\"ospkg_signature_threshold\":2,\"ospkg_fetch_method\":\"network\"}'")]
+    Check(JsonArg),
+}
+
+#[derive(clap::Args)]
+pub struct JsonArg {
+    /// The JSON text, or the path of a file holding it.
+    json: String,
+}
+
+impl HostconfigCmd {
+    pub fn run(self) -> Result<ExitCode> {
+        let HostconfigCmd::Check(a) = self;
+        let bytes = a.read()?;
+        let cfg = HostConfig::parse(&bytes)?;
+        let unknown = host_config::unknown_keys(&bytes);
+        if !unknown.is_empty() {
+            bail!("{}", unknown.join("\n"));
+        }
+        print!("{}", cfg.to_json());
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl TrustpolicyCmd {
+    pub fn run(self) -> Result<ExitCode> {
+        let TrustpolicyCmd::Check(a) = self;
+        let p = TrustPolicy::parse(&a.read()?)?;
+        print!("{}", p.to_json());
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl JsonArg {
+    /// The text itself, or a file holding it.
+    fn read(&self) -> Result<Vec<u8>> {
+        let t = self.json.trim_start();
+        if t.starts_with('{') || t.starts_with('[') {
+            return Ok(self.json.as_bytes().to_vec());
+        }
+        stboot::files::read_capped(std::path::Path::new(&self.json), 1 << 20)
+    }
+}

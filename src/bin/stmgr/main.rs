@@ -1,0 +1,94 @@
+//! stmgr: the operator CLI. Keys and certificates, OS packages, config checks and
+//! the stboot initramfs; one file per subcommand. Accepts upstream's single-dash
+//! flags (`-kernel`) as well as `--kernel` (see `flags`).
+//!
+//! Help text stays within 80 columns (a serial console is 80 wide); a test renders
+//! every subcommand's help and checks it.
+
+mod check;
+mod flags;
+mod initramfs;
+mod keygen;
+mod ospkg;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// System Transparency operator tool (stboot-rs).
+#[derive(Parser)]
+#[command(name = "stmgr", version, about, help_expected = true, term_width = 80, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  stmgr keygen certificate -isCA
+  stmgr ospkg create -kernel vmlinuz -initramfs initrd.gz -url os.zip -out os
+  stmgr ospkg sign -key signer.key -cert signer.pem -ospkg os
+  stmgr ospkg verify -trustPolicy trust_policy/ -ospkg os
+  stmgr hostconfig check host_configuration.json";
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Make keys and certificates.
+    #[command(subcommand)]
+    Keygen(keygen::KeygenCmd),
+    /// Create, sign and verify OS packages.
+    #[command(subcommand)]
+    Ospkg(ospkg::OspkgCmd),
+    /// Check a host configuration.
+    #[command(subcommand)]
+    Hostconfig(check::HostconfigCmd),
+    /// Check a trust policy.
+    #[command(subcommand)]
+    Trustpolicy(check::TrustpolicyCmd),
+    /// Build the stboot initramfs.
+    #[command(subcommand)]
+    Initramfs(initramfs::InitramfsCmd),
+}
+
+fn main() -> ExitCode {
+    let cmd = Cli::command();
+    let rewritten = flags::upstream_flags(std::env::args().collect(), &cmd);
+    let cli = match cmd.clone().try_get_matches_from(&rewritten.args).and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(c) => c,
+        Err(e) if e.use_stderr() => {
+            eprintln!("{}", flags::render_error(&e, &rewritten.typed, &cmd).trim_end());
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // --help, --version
+            let text = e.render().to_string();
+            println!("{}", text.trim_end());
+            return ExitCode::SUCCESS;
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("stmgr: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Keygen(c) => c.run(),
+        Cmd::Ospkg(c) => c.run(),
+        Cmd::Hostconfig(c) => c.run(),
+        Cmd::Trustpolicy(c) => c.run(),
+        Cmd::Initramfs(c) => c.run(),
+    }
+}
+
+/// Write a file and say so.
+fn write_out(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<()> {
+    stboot::files::write_file(path, bytes, mode)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}

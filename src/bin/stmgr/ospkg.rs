@@ -1,0 +1,176 @@
+//! `stmgr ospkg`: create, sign and verify OS packages.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use stboot::config::{trust_policy, FetchMethod, TrustPolicy};
+use stboot::keys;
+use stboot::ospkg::package::Unverified;
+use stboot::ospkg::{self, PackagePaths};
+use stboot::verify::{self, printable, Threshold, Verdict};
+
+#[derive(Subcommand)]
+pub enum OspkgCmd {
+    /// Create NAME.zip and an unsigned NAME.json.
+    #[command(after_help = "\
+Examples:
+  stmgr ospkg create -kernel vmlinuz -initramfs initrd.cpio.gz \\
+      -cmdline 'console=ttyS0' -label 'OS 2026-11' -url os-2026-11.zip \\
+      -out os-2026-11
+      writes os-2026-11.zip and os-2026-11.json (dots in names are kept)")]
+    Create(CreateArgs),
+    /// Add a signature to NAME.json.
+    #[command(after_help = "\
+Examples:
+  stmgr ospkg sign -key signer1.key -cert signer1.pem -ospkg os-2026-11
+  stmgr ospkg sign -key signer2.key -cert signer2.pem -ospkg os-2026-11.json")]
+    Sign(SignArgs),
+    /// Check a package as stboot would; exit status 0 only when it would boot.
+    #[command(after_help = "\
+Exit status 0 means stboot would accept the package under this trust policy:
+enough valid signatures, an unambiguous archive with a manifest, a bzImage
+kernel and, for the network fetch method, an archive URL in the descriptor.
+
+Examples:
+  stmgr ospkg verify -trustPolicy trust_policy/ -ospkg os-2026-11
+  stmgr ospkg verify -rootCerts rootcert.pem -ospkg os-2026-11.zip")]
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    /// The OS kernel (bzImage).
+    #[arg(long)]
+    kernel: PathBuf,
+    /// The OS initramfs.
+    #[arg(long)]
+    initramfs: PathBuf,
+    /// Kernel command line of the OS.
+    #[arg(long, default_value = "")]
+    cmdline: String,
+    /// Free-text label.
+    #[arg(long, default_value = "")]
+    label: String,
+    /// URL of the archive (absolute, or relative to the descriptor's URL).
+    #[arg(long, default_value = "")]
+    url: String,
+    /// Output: NAME, NAME.json, NAME.zip, or a directory.
+    #[arg(long, default_value = ospkg::DEFAULT_NAME)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct SignArgs {
+    /// Ed25519 private key (PKCS#8 PEM or OpenSSH).
+    #[arg(long)]
+    key: PathBuf,
+    /// The key's certificate (PEM).
+    #[arg(long)]
+    cert: PathBuf,
+    /// The package: NAME, NAME.json or NAME.zip.
+    #[arg(long)]
+    ospkg: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// Trust policy directory (trust_policy.json, ospkg_signing_root.pem).
+    #[arg(long = "trustPolicy", conflicts_with = "root_certs", required_unless_present = "root_certs")]
+    trust_policy: Option<PathBuf>,
+    /// Root certificates (PEM); every signature present must then be valid.
+    #[arg(long = "rootCerts")]
+    root_certs: Option<PathBuf>,
+    /// The package: NAME, NAME.json or NAME.zip.
+    #[arg(long)]
+    ospkg: PathBuf,
+}
+
+impl OspkgCmd {
+    pub fn run(self) -> Result<ExitCode> {
+        match self {
+            OspkgCmd::Create(a) => create(a),
+            OspkgCmd::Sign(a) => sign(a),
+            OspkgCmd::Verify(a) => verify_cmd(a),
+        }
+    }
+}
+
+fn create(a: CreateArgs) -> Result<ExitCode> {
+    let paths = PackagePaths::from_arg(&a.out)?;
+    ospkg::create(&paths, &a.kernel, &a.initramfs, &a.cmdline, &a.label, &a.url)?;
+    println!("wrote {} and {}", paths.archive.display(), paths.descriptor.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sign(a: SignArgs) -> Result<ExitCode> {
+    let paths = PackagePaths::from_arg(&a.ospkg)?;
+    let key = keys::load_signing_key(&a.key)?;
+    let cert = keys::load_certificate(&a.cert)?;
+    ospkg::sign(&paths, &key, &cert).with_context(|| {
+        format!("signing {} with -key {} and -cert {}", paths.descriptor.display(), a.key.display(), a.cert.display())
+    })?;
+    println!("signed {}", paths.descriptor.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
+    let paths = PackagePaths::from_arg(&a.ospkg)?;
+    let (roots, threshold, method) = match (a.trust_policy, a.root_certs) {
+        (Some(dir), _) => {
+            let p = dir.join(trust_policy::TRUST_POLICY_FILE);
+            let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+            let policy = TrustPolicy::parse(&bytes).with_context(|| format!("in {}", p.display()))?;
+            let roots = trust_policy::read_certs(&dir.join(trust_policy::SIGNING_ROOT_FILE))?;
+            (roots, Threshold::AtLeast(policy.ospkg_signature_threshold), Some(policy.ospkg_fetch_method))
+        }
+        (None, Some(f)) => (trust_policy::read_certs(&f)?, Threshold::All, None),
+        (None, None) => bail!("give -trustPolicy DIR or -rootCerts FILE"),
+    };
+    let unverified = Unverified::from_files(&paths)?;
+    // what stboot checks before it fetches the archive over the network
+    let url_problem = match method {
+        Some(FetchMethod::Network) => {
+            let base = reqwest::Url::parse("https://provisioning.invalid/ospkg/descriptor.json")?;
+            unverified.descriptor.archive_url(&base).err()
+        }
+        _ => None,
+    };
+    let (now, behind) = verify::effective_now();
+    if behind {
+        eprintln!(
+            "warning: the system clock is before this tool's build time; checking certificates at the build time"
+        );
+    }
+    let name = printable(&paths.archive.display().to_string());
+    match verify::verify_package(unverified, &roots, threshold, now) {
+        Ok(pkg) => {
+            println!("{}", pkg.report());
+            if let Some(e) = url_problem {
+                println!("REJECTED: {name}: {e:#} (stboot fetches the archive from this URL)");
+                println!(
+                    "what to do: create the package with -url NAME.zip (relative to the descriptor) or a full URL"
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("accepted: {name} (label {:?})", printable(&pkg.manifest().label));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(rej) => {
+            if let Some(r) = &rej.report {
+                println!("{r}");
+                let mut seen: Vec<&str> = Vec::new();
+                for c in r.checks.iter().filter(|c| c.verdict != Verdict::Valid) {
+                    let remedy = c.verdict.remedy();
+                    if !seen.contains(&remedy) {
+                        seen.push(remedy);
+                        println!("what to do ({}): {remedy}", c.verdict.kind());
+                    }
+                }
+            }
+            println!("REJECTED: {name}: {}", printable(&format!("{:#}", rej.error)));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Small text helpers for messages.
+
+/// The candidate closest to `word`, if one is close enough to be a likely typo
+/// (what clap's "did you mean" does for flags).
+pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let w = word.to_ascii_lowercase();
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(&w, &c.to_ascii_lowercase()), *c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        let keys = ["network_interfaces", "bonding_mode", "bond_name", "label"];
+        assert_eq!(suggest("netwrk_interfaces", &keys), Some("network_interfaces"));
+        assert_eq!(suggest("bonding_mod", &keys), Some("bonding_mode"));
+        assert_eq!(suggest("lable", &keys), Some("label"));
+        assert_eq!(suggest("zzz", &keys), None);
+        assert_eq!(suggest("isca", &["isCA", "rootCert"]), Some("isCA"));
+    }
+}

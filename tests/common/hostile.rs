@@ -1,0 +1,190 @@
+//! A provisioning server that misbehaves on purpose
+//! (`integration-tests/hostile-server.py`, real TLS on 127.0.0.1), a signed package
+//! it serves, and the trust anchors to fetch and verify it. Shared by
+//! `tests/fetch_hostile.rs` and `benches/hostile.rs`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use reqwest::Url;
+use stboot::keys;
+use stboot::ospkg::{self, PackagePaths};
+
+pub struct Env {
+    _dir: tempfile::TempDir,
+    pub www: PathBuf,
+    pub tls_ca_der: Vec<u8>,
+    pub signing_root_der: Vec<u8>,
+    pub tls_port: u16,
+    pub http_port: u16,
+    pub silent_port: u16,
+    _server: Server,
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl is installed");
+    assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+pub fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // TLS: a CA and a server certificate for 127.0.0.1, made by openssl
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=hostile test CA",
+                "-days",
+                "2",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        );
+        std::fs::write(d.join("san.cnf"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").unwrap();
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "san.cnf",
+                "-out",
+                "server.pem",
+            ],
+        );
+        let tls_ca_der = keys::load_certificate(&d.join("ca.pem")).unwrap();
+
+        // signing PKI and a signed package with a pretend bzImage
+        let v = keys::Validity::from_args(None, None, 2).unwrap();
+        let root_key = keys::generate_key();
+        let root_pem = keys::root_certificate(&root_key, &v).unwrap();
+        let signing_root_der = keys::pem_to_der(&root_pem).unwrap();
+        let www = d.join("www");
+        std::fs::create_dir(&www).unwrap();
+        let mut kernel = b"kernel ".repeat(200_000);
+        kernel[0x202..0x206].copy_from_slice(b"HdrS");
+        std::fs::write(d.join("vmlinuz"), &kernel).unwrap();
+        std::fs::write(d.join("initrd"), b"initramfs ".repeat(30_000)).unwrap();
+        let paths = PackagePaths::from_arg(&www.join("pkg")).unwrap();
+        ospkg::create(&paths, &d.join("vmlinuz"), &d.join("initrd"), "console=ttyS0", "hostile test", "pkg.zip")
+            .unwrap();
+        for _ in 0..2 {
+            let k = keys::generate_key();
+            let leaf =
+                keys::pem_to_der(&keys::leaf_certificate(&k, &signing_root_der, &root_key, &v).unwrap()).unwrap();
+            ospkg::sign(&paths, &k, &leaf).unwrap();
+        }
+
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration-tests/hostile-server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(["--tls-port", "0", "--http-port", "0", "--silent-port", "0", "--lifetime", "900"])
+            .arg("--cert")
+            .arg(d.join("server.pem"))
+            .arg("--key")
+            .arg(d.join("server.key"))
+            .arg("--root")
+            .arg(&www)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the hostile server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let ports: Vec<u16> = line.split_whitespace().skip(1).map(|p| p.parse().unwrap()).collect();
+        assert_eq!(ports.len(), 3, "hostile server said {line:?}");
+        Env {
+            _dir: dir,
+            www,
+            tls_ca_der,
+            signing_root_der,
+            tls_port: ports[0],
+            http_port: ports[1],
+            silent_port: ports[2],
+            _server: Server(child),
+        }
+    })
+}
+
+pub fn url(mode: &str) -> Url {
+    Url::parse(&format!("https://127.0.0.1:{}/{mode}/pkg.json", env().tls_port)).unwrap()
+}
+
+/// The URL of every hostile behaviour, with a short name.
+pub fn behaviours() -> Vec<(&'static str, Url)> {
+    let mut v: Vec<(&'static str, Url)> = [
+        ("headers never come", "stall-headers"),
+        ("descriptor: 1 byte every 5 s", "stall-body"),
+        ("archive at 100 bytes/s", "trickle"),
+        ("endless descriptor", "desc-endless"),
+        ("50 MB descriptor", "desc-huge"),
+        ("endless archive", "endless"),
+        ("huge Content-Length", "huge-length"),
+        ("reset mid-body", "reset"),
+        ("redirect loop", "redirect-loop"),
+        ("https -> http redirect", "to-http"),
+        ("404", "status-404"),
+        ("503", "status-503"),
+    ]
+    .into_iter()
+    .map(|(n, m)| (n, url(m)))
+    .collect();
+    v.push((
+        "TLS handshake never completes",
+        Url::parse(&format!("https://127.0.0.1:{}/x.json", env().silent_port)).unwrap(),
+    ));
+    v
+}
