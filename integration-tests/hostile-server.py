@@ -20,6 +20,8 @@ leads back into the same mode for the archive.
   desc-huge       (json) Content-Length: 50000000, then bytes
   redirect-loop   (json) 302 to /redirect-loop2/NAME, which redirects back
   to-http         (json) 302 to http://127.0.0.1:HTTP_PORT/NAME
+  to-other-name   (json) 302 to https://localhost:TLS_PORT/good/NAME, a name the
+                  certificate (for 127.0.0.1) does not carry
   auth            (json and zip) ROOT/NAME behind Basic auth stboot:s3cret
   trickle         (zip) Content-Length of the real file, 100 bytes/s
   endless         (zip) no length, bytes at full speed forever
@@ -117,6 +119,9 @@ def handler(root, http_port):
             elif mode in ("redirect-loop", "redirect-loop2"):
                 other = "redirect-loop2" if mode == "redirect-loop" else "redirect-loop"
                 self.send(302, b"", [("Location", "/%s/%s" % (other, name))])
+            elif mode == "to-other-name":
+                port = self.server.server_address[1]
+                self.send(302, b"", [("Location", "https://localhost:%d/good/%s" % (port, name))])
             elif mode == "to-http":
                 self.send(302, b"", [("Location", "http://127.0.0.1:%d/good/%s" % (http_port, name))])
             elif mode == "trickle":

@@ -13,6 +13,35 @@ use crate::sys;
 /// Where packages are staged (a tmpfs: nothing is written to disk).
 pub const STAGING_DIR: &str = "/tmp/stboot";
 
+/// Timestamps like the kernel's: seconds since boot, so console lines line up with dmesg.
+struct Uptime;
+
+impl tracing_subscriber::fmt::time::FormatTime for Uptime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let t =
+            nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).unwrap_or(nix::sys::time::TimeSpec::new(0, 0));
+        write!(w, "[{:5}.{:06}] stboot:", t.tv_sec(), t.tv_nsec() / 1000)
+    }
+}
+
+/// Log to stderr (the console) at `level`, with the kernel's timestamps.
+pub fn setup_logging(level: &str) {
+    let level = match level {
+        "error" => tracing::Level::ERROR,
+        "warn" => tracing::Level::WARN,
+        "debug" => tracing::Level::DEBUG,
+        "trace" => tracing::Level::TRACE,
+        _ => tracing::Level::INFO,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_timer(Uptime)
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// Mount proc, sys, devtmpfs, tmpfs staging, and securityfs/efivarfs when present.
 /// Already-mounted filesystems (EBUSY) are fine.
 pub fn mount_filesystems() -> Vec<String> {

@@ -146,6 +146,42 @@ pub fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The measurements of booting `pkg` under `trust`, in order.
+pub fn for_package(pkg: &crate::verify::VerifiedOsPackage, trust: &crate::config::TrustConfig) -> Vec<Measurement> {
+    let policy = crate::gojson::marshal(&trust.policy);
+    measurements(pkg.archive_sha256(), pkg.descriptor_bytes(), &policy, &trust.signing_roots, &trust.tls_roots, "")
+}
+
+/// Extend the TPM's PCRs with what is about to boot, and log each step. A missing or
+/// failing TPM is reported and the boot goes on (as upstream: the measurements are
+/// for attestation, the signatures are what gate the boot).
+pub fn extend_for(pkg: &crate::verify::VerifiedOsPackage, trust: &crate::config::TrustConfig) {
+    use tracing::{info, warn};
+    let ms = for_package(pkg, trust);
+    let mut tpm = match Tpm::open() {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            warn!("no TPM found: measurements skipped");
+            return;
+        }
+        Err(e) => {
+            warn!("TPM unusable, measurements skipped: {e:#}");
+            return;
+        }
+    };
+    for m in &ms {
+        match tpm.extend(m.pcr, &m.extend_value()) {
+            Ok(()) => info!("measured {} into PCR {}: {}", m.what, m.pcr, hex(&m.digest)),
+            Err(e) => warn!("measuring {} into PCR {} failed: {e:#}", m.what, m.pcr),
+        }
+    }
+    for pcr in [12, 13, 14] {
+        if let Ok(v) = tpm.read_pcr(pcr) {
+            info!("PCR {pcr} = {}", hex(&v));
+        }
+    }
+}
+
 /// PCR value after extending a zero PCR with `values` in order (for tests and logs).
 pub fn replay(values: &[[u8; 32]]) -> [u8; 32] {
     values.iter().fold([0u8; 32], |pcr, v| {

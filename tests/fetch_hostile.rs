@@ -164,6 +164,19 @@ fn a_redirect_from_https_to_http_is_refused_and_names_the_target_without_credent
     assert!(!msg.contains("s3cret"), "{msg}");
 }
 
+/// A certificate problem at a redirect target is blamed on that target.
+#[test]
+fn a_bad_certificate_at_a_redirect_target_names_the_target() {
+    let o = hostile_then_good(url("to-other-name"));
+    let msg = format!("{:#}", o.error);
+    assert!(matches!(fetch_error(&o.error), FetchError::Tls(_)), "{msg}");
+    assert!(msg.contains("does not name the host of the URL"), "{msg}");
+    assert!(
+        msg.contains(&format!("at the redirect target https://localhost:{}/good/pkg.json", env().tls_port)),
+        "{msg}"
+    );
+}
+
 #[test]
 fn http_status_errors_move_on_or_retry_by_class() {
     let o = hostile_then_good(url("status-404"));

@@ -111,6 +111,7 @@ fn round_trip_threshold_and_tampering() {
     assert!(e.contains("certificate has already been used"), "{e}");
     let e = fails(d, &["ospkg", "sign", "-key", "leaf3.key", "-cert", "leaf1.pem", "-ospkg", "os"]);
     assert!(e.contains("does not belong to the certificate"), "{e}");
+    assert!(e.contains("-key leaf3.key") && e.contains("-cert leaf1.pem"), "names both files: {e}");
 
     let desc: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("os.json")).unwrap()).unwrap();
     assert_eq!(desc["signatures"].as_array().unwrap().len(), 2);
@@ -535,4 +536,34 @@ fn initramfs_build_checks_its_inputs() {
     std::fs::copy(d.join("kernel"), d.join("fake.ko")).unwrap();
     let e = build(init, &tp, &["-module", "fake.ko"]);
     assert!(e.contains("not an x86-64 kernel module"), "{e}");
+}
+
+/// An expired signing certificate is reported as expired, with its dates and what to
+/// do, not only as "untrusted".
+#[test]
+fn an_expired_certificate_says_expired_with_dates_and_a_remedy() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    ok(d, &["keygen", "certificate", "-isCA", "-validFrom", "2020-01-01T00:00:00Z"]);
+    ok(
+        d,
+        &[
+            "keygen",
+            "certificate",
+            "-certOut",
+            "old.pem",
+            "-keyOut",
+            "old.key",
+            "-validFrom",
+            "2020-01-01T00:00:00Z",
+            "-validUntil",
+            "2021-01-01T00:00:00Z",
+        ],
+    );
+    package(d);
+    ok(d, &["ospkg", "sign", "-key", "old.key", "-cert", "old.pem", "-ospkg", "os"]);
+    let tp = policy(d, "tp", 1, &["rootcert.pem"]);
+    let out = fails(d, &["ospkg", "verify", "-trustPolicy", tp.to_str().unwrap(), "-ospkg", "os"]);
+    assert!(out.contains("expired at") && out.contains("2021"), "{out}");
+    assert!(out.contains("what to do (untrusted certificate):") && out.contains("issue a new one"), "{out}");
 }

@@ -23,12 +23,13 @@ use tracing::{error, info, warn};
 const REPORT_LINES_PER_KIND: usize = 3;
 
 const USAGE: &str = "\
-stboot: System Transparency's network bootloader (PID 1 of a LinuxBoot initramfs)
+stboot: System Transparency's network bootloader, PID 1 of an initramfs
 
-As PID 1 it reads /etc/trust_policy and the host configuration, brings up the
-network, fetches, verifies and kexecs an OS package. Options come from the kernel
-command line (stboot.loglevel=, stboot.deadline=, stboot.stall_timeout=, ...; see
-docs/operator-guide.md) and from init arguments after `--`.
+As PID 1 it reads /etc/trust_policy and the host configuration, brings up
+the network, fetches, verifies and kexecs an OS package. Options come from the
+kernel command line (stboot.loglevel=, stboot.deadline=,
+stboot.stall_timeout=, ...; see docs/operator-guide.md) and from init
+arguments after `--`.
 
 Outside PID 1 only a dry run is allowed:
   stboot --dry-run [--configure-network] [-loglevel=d]
@@ -36,34 +37,6 @@ Outside PID 1 only a dry run is allowed:
       configuration; no modules, no kexec, no TPM; the network is left as it is
       unless --configure-network is given
   stboot --version";
-
-/// Timestamps like the kernel's: seconds since boot, so console lines line up with dmesg.
-struct Uptime;
-
-impl tracing_subscriber::fmt::time::FormatTime for Uptime {
-    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        let t =
-            nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).unwrap_or(nix::sys::time::TimeSpec::new(0, 0));
-        write!(w, "[{:5}.{:06}] stboot:", t.tv_sec(), t.tv_nsec() / 1000)
-    }
-}
-
-fn setup_logging(level: &str) {
-    let level = match level {
-        "error" => tracing::Level::ERROR,
-        "warn" => tracing::Level::WARN,
-        "debug" => tracing::Level::DEBUG,
-        "trace" => tracing::Level::TRACE,
-        _ => tracing::Level::INFO,
-    };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_timer(Uptime)
-        .with_target(false)
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .init();
-}
 
 /// Durations of the steps of one boot attempt.
 #[derive(Default)]
@@ -146,7 +119,7 @@ fn main() {
     } else {
         Vec::new()
     };
-    setup_logging(&opts.log_level);
+    init::setup_logging(&opts.log_level);
     std::panic::set_hook(Box::new(|p| error!("BUG: stboot panicked: {p}")));
     info!("stboot-rs {} starting (PID {})", stboot::VERSION, std::process::id());
     if let Mode::HostDryRun { configure_network } = mode {
@@ -337,7 +310,7 @@ impl Boot {
             .step("stage", || boot::stage(&pkg, &self.stage_dir, budget))
             .map_err(|e| Failure::new(Step::Stage, e))?;
         if self.mode.dry_run() {
-            for m in measurements(&pkg, trust) {
+            for m in stboot::measure::for_package(&pkg, trust) {
                 info!("dry run: would measure {} into PCR {}: {}", m.what, m.pcr, stboot::measure::hex(&m.digest));
             }
             info!("{}", tl.summary(self.started.elapsed()));
@@ -346,7 +319,7 @@ impl Boot {
         let loaded = tl.step("kexec_load", || boot::load(staged)).map_err(|e| Failure::new(Step::Kexec, e))?;
         // measured only now that the kernel has accepted the image: a package that
         // fails before this point leaves no trace in the PCRs
-        tl.step("measure", || measure(&pkg, trust));
+        tl.step("measure", || stboot::measure::extend_for(&pkg, trust));
         info!("{}", tl.summary(self.started.elapsed()));
         info!("Handing over control - kexec");
         Err(Failure { step: Step::Kexec, error: boot::execute(loaded), fatal: true })
@@ -394,48 +367,6 @@ fn log_config(trust: &TrustConfig, source: &HostConfigSource, method: FetchMetho
             }
         }
         None => info!("no TLS roots: only http:// URLs can be fetched"),
-    }
-}
-
-fn measurements(pkg: &VerifiedOsPackage, trust: &TrustConfig) -> Vec<stboot::measure::Measurement> {
-    let policy = stboot::gojson::marshal(&trust.policy);
-    stboot::measure::measurements(
-        pkg.archive_sha256(),
-        pkg.descriptor_bytes(),
-        &policy,
-        &trust.signing_roots,
-        &trust.tls_roots,
-        "",
-    )
-}
-
-/// Extend the TPM's PCRs with what is about to boot. A missing or failing TPM is
-/// reported, and the boot goes on (as upstream: the measurements are for attestation,
-/// the signatures are what gate the boot).
-fn measure(pkg: &VerifiedOsPackage, trust: &TrustConfig) {
-    let ms = measurements(pkg, trust);
-    let mut tpm = match stboot::measure::Tpm::open() {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            warn!("no TPM found: measurements skipped");
-            return;
-        }
-        Err(e) => {
-            warn!("TPM unusable, measurements skipped: {e:#}");
-            return;
-        }
-    };
-    for m in &ms {
-        let hex = stboot::measure::hex(&m.digest);
-        match tpm.extend(m.pcr, &m.extend_value()) {
-            Ok(()) => info!("measured {} into PCR {}: {hex}", m.what, m.pcr),
-            Err(e) => warn!("measuring {} into PCR {} failed: {e:#}", m.what, m.pcr),
-        }
-    }
-    for pcr in [12, 13, 14] {
-        if let Ok(v) = tpm.read_pcr(pcr) {
-            info!("PCR {pcr} = {}", stboot::measure::hex(&v));
-        }
     }
 }
 

@@ -66,6 +66,18 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// The same error, naming the URL it happened at (a redirect target).
+    fn at(self, url: &str) -> Self {
+        let at = |m: String| format!("{m} (at the redirect target {url})");
+        match self {
+            FetchError::Connect(m) => FetchError::Connect(at(m)),
+            FetchError::Tls(m) => FetchError::Tls(at(m)),
+            FetchError::Stalled(m) => FetchError::Stalled(at(m)),
+            FetchError::Body { got, cause } => FetchError::Body { got, cause: at(cause) },
+            other => other,
+        }
+    }
+
     pub fn retry(&self) -> Retry {
         match self {
             FetchError::Connect(_) | FetchError::Truncated { .. } | FetchError::Body { .. } => Retry::Transient,
@@ -131,10 +143,12 @@ impl fmt::Display for FetchError {
 
 impl std::error::Error for FetchError {}
 
-/// An HTTP client that trusts only the pinned roots.
+/// An HTTP client that trusts only the pinned roots. One request at a time (the
+/// redirect target of a failed request is remembered for its error message).
 pub struct Client {
     inner: reqwest::blocking::Client,
     stall: Duration,
+    last_redirect: std::sync::Arc<std::sync::Mutex<Option<Url>>>,
 }
 
 impl Client {
@@ -142,7 +156,12 @@ impl Client {
     /// connecting, waiting for headers and every silent read.
     pub fn new(tls_roots: &[Vec<u8>], stall: Duration) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        let last_redirect = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let followed = last_redirect.clone();
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if let Ok(mut l) = followed.lock() {
+                *l = Some(attempt.url().clone());
+            }
             let from_https = attempt.previous().last().is_some_and(|u| u.scheme() == "https");
             if from_https && attempt.url().scheme() != "https" {
                 let to = super::redact(attempt.url());
@@ -170,22 +189,30 @@ impl Client {
             b = b.add_root_certificate(c);
         }
         let inner = b.build().context("building the HTTP client")?;
-        Ok(Self { inner, stall })
+        Ok(Self { inner, stall, last_redirect })
     }
 
     /// GET `url`; credentials in it become Basic auth. Returns the response and the
     /// URL that answered (after redirects).
     pub fn get(&self, url: &Url) -> Result<(reqwest::blocking::Response, Url), FetchError> {
-        let mut clean = url.clone();
         let user = percent_decode(url.username());
         let pass = url.password().map(percent_decode);
-        let _ = clean.set_username("");
-        let _ = clean.set_password(None);
-        let mut req = self.inner.get(clean);
+        let mut req = self.inner.get(url_without_credentials(url));
         if !user.is_empty() || pass.is_some() {
             req = req.basic_auth(user, pass);
         }
-        let resp = req.send().map_err(|e| classify(&e, self.stall))?;
+        if let Ok(mut l) = self.last_redirect.lock() {
+            *l = None;
+        }
+        let resp = req.send().map_err(|e| {
+            let err = classify(&e, self.stall);
+            // a failure at a redirect target is that target's, not the URL's
+            let target = self.last_redirect.lock().ok().and_then(|l| l.clone());
+            match target {
+                Some(at) if !matches!(err, FetchError::Redirect(_)) => err.at(&super::redact(&at)),
+                _ => err,
+            }
+        })?;
         let status = resp.status();
         if !status.is_success() {
             return Err(FetchError::Status(status));
@@ -245,6 +272,13 @@ pub struct Downloaded {
     pub len: u64,
     /// The URL that answered, after redirects.
     pub url: Url,
+}
+
+fn url_without_credentials(url: &Url) -> Url {
+    let mut clean = url.clone();
+    let _ = clean.set_username("");
+    let _ = clean.set_password(None);
+    clean
 }
 
 #[derive(Debug)]

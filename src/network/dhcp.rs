@@ -172,7 +172,7 @@ fn receive(
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
             Err(e) => return Err(e.into()),
         };
-        let Ok(m) = Message::decode(&mut Decoder::new(&buf[..n])) else { continue };
+        let Ok(m) = decode(&buf[..n]) else { continue };
         if m.xid() != xid || m.opcode() != v4::Opcode::BootReply {
             continue;
         }
@@ -219,7 +219,25 @@ fn rand_u32() -> u32 {
     rand_core::OsRng.next_u32()
 }
 
-/// Parse a DHCP reply (exposed for tests).
+/// Parse a DHCP reply: the one place stboot decodes what the network sent.
+///
+/// dhcproto has `debug_assert!`s that a crafted packet can trip; in a debug build
+/// (tests, fuzzing) that would be a panic, so it is caught and made an error. The
+/// release build (`panic = "abort"`) compiles those assertions out.
 pub fn decode(bytes: &[u8]) -> Result<Message> {
-    Message::decode(&mut Decoder::new(bytes)).map_err(|e| anyhow!("bad DHCP message: {e}"))
+    let r = std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(bytes)));
+    match r {
+        Ok(m) => m.map_err(|e| anyhow!("bad DHCP message: {e}")),
+        Err(_) => Err(anyhow!("bad DHCP message: the decoder refused it")),
+    }
+}
+
+/// What stboot reads from a reply, as text (for tests and fuzzing: the same option
+/// accessors `lease_from` uses).
+pub fn summary(m: &Message) -> String {
+    let l = lease_from(&Candidate { name: String::new(), index: 0, mac: Vec::new() }, m);
+    format!(
+        "{} /{} via {:?} dns {:?} lease {:?} server {:?}",
+        l.address, l.prefix, l.router, l.dns, l.lease_time, l.server
+    )
 }

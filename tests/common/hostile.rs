@@ -176,6 +176,7 @@ pub fn behaviours() -> Vec<(&'static str, Url)> {
         ("reset mid-body", "reset"),
         ("redirect loop", "redirect-loop"),
         ("https -> http redirect", "to-http"),
+        ("redirect to a name not in the cert", "to-other-name"),
         ("404", "status-404"),
         ("503", "status-503"),
     ]
