@@ -11,7 +11,7 @@ mod hostile;
 
 use std::time::{Duration, Instant};
 
-use stboot::fetch::{FetchError, Fetcher, RetryPolicy, Settings};
+use stboot::fetch::FetchError;
 
 const GOAL: Duration = Duration::from_secs(60);
 
@@ -19,19 +19,13 @@ fn main() {
     let stall = stboot::config::Options::default().stall_timeout;
     let e = hostile::env();
     let stage = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        stall_timeout: stall,
-        retry: RetryPolicy::default(),
-        deadline: Instant::now() + Duration::from_secs(3600),
-        max_archive: 256 << 20,
-    };
-    let f = Fetcher::new(std::slice::from_ref(&e.tls_ca_der), settings, stage.path()).unwrap();
+    let f = hostile::fetcher_with(stage.path(), stall, std::slice::from_ref(&e.tls_ca_der));
     println!(
         "stall timeout {} s, default retry policy; goal: at most {} s per hostile URL",
         stall.as_secs(),
         GOAL.as_secs()
     );
-    println!("{:<32} {:>9}  {:<6} error", "behaviour", "cost", "goal");
+    println!("{:<36} {:>9}  {:<6} error", "behaviour", "cost", "goal");
     let mut worst = Duration::ZERO;
     for (name, url) in hostile::behaviours() {
         let t = Instant::now();
@@ -44,10 +38,10 @@ fn main() {
         let kind = err.chain().find_map(|c| c.downcast_ref::<FetchError>()).map(|e| e.to_string()).unwrap_or_default();
         let kind: String = kind.chars().take(60).collect();
         let ok = if cost <= GOAL { "ok" } else { "OVER" };
-        println!("{name:<32} {:>8.1}s  {ok:<6} {kind}", cost.as_secs_f64());
+        println!("{name:<36} {:>8.1}s  {ok:<6} {kind}", cost.as_secs_f64());
     }
     let t = Instant::now();
     f.fetch(&hostile::url("good"), 1).expect("the good URL");
-    println!("{:<32} {:>8.1}s", "good URL (for comparison)", t.elapsed().as_secs_f64());
+    println!("{:<36} {:>8.1}s", "good URL (for comparison)", t.elapsed().as_secs_f64());
     println!("worst hostile URL: {:.1} s (goal {} s)", worst.as_secs_f64(), GOAL.as_secs());
 }

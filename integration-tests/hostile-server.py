@@ -27,6 +27,7 @@ leads back into the same mode for the archive.
   endless         (zip) no length, bytes at full speed forever
   huge-length     (zip) Content-Length: 10^15, then bytes
   reset           (zip) Content-Length of the real file, a tenth of it, then TCP RST
+  empty           (zip) 200 with an empty body
   status-404, status-503   (json) that status
 """
 import argparse
@@ -41,7 +42,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-ARCHIVE_MODES = {"trickle", "endless", "huge-length", "reset"}
+ARCHIVE_MODES = {"trickle", "endless", "huge-length", "reset", "empty"}
 
 
 def handler(root, http_port):
@@ -140,6 +141,8 @@ def handler(root, http_port):
                 raw = sock.unwrap() if isinstance(sock, ssl.SSLSocket) else sock
                 raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 raw.close()
+            elif mode == "empty":
+                self.send(200, b"")
             elif mode.startswith("status-"):
                 self.send(int(mode[len("status-") :]), b"no")
             else:

@@ -11,23 +11,16 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::hostile::{env, url};
+use common::hostile::{env, fetcher_with, url};
 use reqwest::Url;
-use stboot::fetch::{self, FetchError, Fetcher, RetryPolicy, Settings};
+use stboot::fetch::{self, FetchError, Fetcher, RetryPolicy};
 use stboot::verify::{self, Threshold};
 
 /// The stall timeout the tests run with.
 const STALL: Duration = Duration::from_secs(1);
 
 fn fetcher(stage: &Path) -> Fetcher {
-    let e = env();
-    let settings = Settings {
-        stall_timeout: STALL,
-        retry: RetryPolicy::default(),
-        deadline: Instant::now() + Duration::from_secs(300),
-        max_archive: 64 << 20,
-    };
-    Fetcher::new(std::slice::from_ref(&e.tls_ca_der), settings, stage).unwrap()
+    fetcher_with(stage, STALL, std::slice::from_ref(&env().tls_ca_der))
 }
 
 /// What one hostile URL did, and that the good URL after it boots.
@@ -145,6 +138,14 @@ fn a_reset_mid_body_is_truncated_and_retried() {
     assert!(o.cost < Duration::from_secs(30), "cost {:?}", o.cost);
 }
 
+/// An empty body cannot heal: one attempt, then the next URL.
+#[test]
+fn an_empty_archive_is_not_retried() {
+    let o = hostile_then_good(url("empty"));
+    assert!(matches!(fetch_error(&o.error), FetchError::Empty), "{:#}", o.error);
+    assert!(o.cost < Duration::from_secs(1), "not retried, cost {:?}", o.cost);
+}
+
 #[test]
 fn a_redirect_loop_is_refused() {
     let o = hostile_then_good(url("redirect-loop"));
@@ -190,14 +191,8 @@ fn http_status_errors_move_on_or_retry_by_class() {
 #[test]
 fn an_untrusted_server_certificate_says_why() {
     let stage = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        stall_timeout: STALL,
-        retry: RetryPolicy::default(),
-        deadline: Instant::now() + Duration::from_secs(60),
-        max_archive: 1 << 20,
-    };
     // pinned: the signing root, which did not issue the server's certificate
-    let f = Fetcher::new(std::slice::from_ref(&env().signing_root_der), settings, stage.path()).unwrap();
+    let f = fetcher_with(stage.path(), STALL, std::slice::from_ref(&env().signing_root_der));
     let t = Instant::now();
     let e = f.fetch(&url("good"), 0).unwrap_err();
     let msg = format!("{e:#}");

@@ -193,4 +193,9 @@ fn write_seed_corpus() {
     let mut buf = Vec::new();
     msg.encode(&mut Encoder::new(&mut buf)).unwrap();
     write("dhcp", "offer.bin", &buf);
+    // Rapid Commit (80) must be empty; with a byte it trips dhcproto's debug_assert
+    let end = buf.iter().rposition(|&b| b == 255).unwrap();
+    let mut rapid = buf.clone();
+    rapid.splice(end..end, [80, 1, 0]);
+    write("dhcp", "rapid-commit-with-data.bin", &rapid);
 }

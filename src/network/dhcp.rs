@@ -241,3 +241,18 @@ pub fn summary(m: &Message) -> String {
         l.address, l.prefix, l.router, l.dns, l.lease_time, l.server
     )
 }
+
+#[cfg(test)]
+mod decode_tests {
+    /// An offer whose Rapid Commit option (80) carries a byte: dhcproto's debug
+    /// assertion would panic a debug build; it is an error instead.
+    #[test]
+    fn a_rapid_commit_option_with_data_is_an_error_not_a_panic() {
+        let offer = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/dhcp/rapid-commit-with-data.bin"))
+            .expect("the fuzz corpus has this input");
+        let r = super::decode(&offer);
+        if cfg!(debug_assertions) {
+            assert!(r.is_err(), "{r:?}");
+        }
+    }
+}

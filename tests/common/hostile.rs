@@ -159,6 +159,19 @@ pub fn env() -> &'static Env {
     })
 }
 
+/// A fetcher as stboot makes one, with `stall` as the stall timeout, the default retry
+/// policy and `tls_roots` pinned, staging into `stage`.
+pub fn fetcher_with(stage: &Path, stall: std::time::Duration, tls_roots: &[Vec<u8>]) -> stboot::fetch::Fetcher {
+    use std::time::{Duration, Instant};
+    let settings = stboot::fetch::Settings {
+        stall_timeout: stall,
+        retry: stboot::fetch::RetryPolicy::default(),
+        deadline: Instant::now() + Duration::from_secs(3600),
+        max_archive: 256 << 20,
+    };
+    stboot::fetch::Fetcher::new(tls_roots, settings, stage).unwrap()
+}
+
 pub fn url(mode: &str) -> Url {
     Url::parse(&format!("https://127.0.0.1:{}/{mode}/pkg.json", env().tls_port)).unwrap()
 }
@@ -174,6 +187,7 @@ pub fn behaviours() -> Vec<(&'static str, Url)> {
         ("endless archive", "endless"),
         ("huge Content-Length", "huge-length"),
         ("reset mid-body", "reset"),
+        ("empty archive", "empty"),
         ("redirect loop", "redirect-loop"),
         ("https -> http redirect", "to-http"),
         ("redirect to a name not in the cert", "to-other-name"),
