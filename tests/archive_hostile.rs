@@ -305,3 +305,49 @@ fn a_kernel_that_is_not_a_bzimage_is_refused_by_the_checked_manifest() {
     let z = archive::write(Cursor::new(Vec::new()), &manifest(), &k, b"initrd").unwrap().into_inner();
     assert_eq!(Archive::open(Cursor::new(&z)).unwrap().manifest_checked().unwrap(), manifest());
 }
+
+/// A stored entry whose bytes do not match its CRC-32 (local header and central
+/// directory agree on the wrong value): the mismatch is named, decided from the
+/// bytes, not from the zip crate's message.
+#[test]
+fn a_crc_mismatch_is_named() {
+    use zip::write::SimpleFileOptions;
+    let mut zw = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zw.start_file("boot/vmlinuz", stored).unwrap();
+    zw.write_all(&[7u8; 600]).unwrap();
+    zw.start_file("manifest.json", stored).unwrap();
+    zw.write_all(manifest().to_json().as_bytes()).unwrap();
+    let mut z = zw.finish().unwrap().into_inner();
+    let find = |z: &[u8], sig: &[u8; 4], name_at: usize| {
+        (0..z.len() - name_at - 12)
+            .find(|&i| &z[i..i + 4] == sig && &z[i + name_at..i + name_at + 12] == b"boot/vmlinuz")
+    };
+    let local = find(&z, b"PK\x03\x04", 30).unwrap();
+    let central = find(&z, b"PK\x01\x02", 46).unwrap();
+    z[local + 14] ^= 1;
+    z[central + 16] ^= 1;
+    let mut a = Archive::open(Cursor::new(&z)).expect("headers agree");
+    let e = format!("{:#}", a.extract("boot/vmlinuz", 1 << 20, &mut Vec::new()).unwrap_err());
+    assert!(e.contains("CRC-32 mismatch"), "{e}");
+}
+
+/// A write error (the staging tmpfs is full) stays an `io::Error` in the chain, so
+/// staging can say what it means.
+#[test]
+fn a_write_error_keeps_its_errno() {
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let z = good_zip();
+    let mut a = Archive::open(Cursor::new(&z)).unwrap();
+    let e = a.extract("boot/vmlinuz", 1 << 20, &mut Full).unwrap_err();
+    let errno = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>()).and_then(|io| io.raw_os_error());
+    assert_eq!(errno, Some(28), "{e:#}");
+}

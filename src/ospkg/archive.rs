@@ -104,17 +104,31 @@ impl<R: Read + Seek> Archive<R> {
         if entry.size() > limit {
             bail!("archive: entry {name:?} declares {} bytes, more than the limit of {limit} bytes", entry.size());
         }
+        let (declared, want_crc) = (entry.size(), entry.crc32());
         let mut limited = entry.take(limit + 1);
-        let n = std::io::copy(&mut limited, out).map_err(|e| {
-            let msg = e.to_string();
-            if msg.contains("checksum") {
-                anyhow::anyhow!("archive: entry {name:?}: CRC-32 mismatch, the archive is corrupt")
-            } else {
-                anyhow::anyhow!("archive: entry {name:?}: {msg}")
+        let mut crc = crc32fast::Hasher::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut n: u64 = 0;
+        loop {
+            let k = match limited.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // the zip crate checks the CRC when the entry ends and says only
+                    // "invalid data": tell a mismatch by the bytes themselves
+                    if n == declared && crc.clone().finalize() != want_crc {
+                        bail!("archive: entry {name:?}: CRC-32 mismatch, the archive is corrupt");
+                    }
+                    return Err(anyhow::Error::new(e).context(format!("archive: entry {name:?}: reading")));
+                }
+            };
+            crc.update(&buf[..k]);
+            n += k as u64;
+            if n > limit {
+                bail!("archive: entry {name:?} expands to more than the limit of {limit} bytes");
             }
-        })?;
-        if n > limit {
-            bail!("archive: entry {name:?} expands to more than the limit of {limit} bytes");
+            out.write_all(&buf[..k]).with_context(|| format!("archive: entry {name:?}: writing"))?;
         }
         if n == 0 {
             bail!("archive: entry {name:?} is empty");
