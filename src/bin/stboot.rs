@@ -33,9 +33,9 @@ arguments after `--`.
 
 Outside PID 1 only a dry run is allowed:
   stboot --dry-run [--configure-network] [-loglevel=d]
-      fetch and verify with this machine's /etc/trust_policy and host
+      fetch and verify once with this machine's /etc/trust_policy and host
       configuration; no modules, no kexec, no TPM; the network is left as it is
-      unless --configure-network is given
+      unless --configure-network is given; exit 0 if it would boot
   stboot --version";
 
 /// Durations of the steps of one boot attempt.
@@ -167,18 +167,27 @@ fn main() {
         }
     };
 
+    let host_dry_run = matches!(mode, Mode::HostDryRun { .. });
+    let cleanup = stage_dir.clone();
+    let finish = |ok: bool| -> ! {
+        if host_dry_run {
+            let _ = std::fs::remove_dir_all(&cleanup);
+        }
+        finish(pid1, ok)
+    };
     let mut b = Boot { opts, mode, started, network_up: false, stage_dir };
-    let attempts = b.opts.boot_attempts;
+    // a dry run on a running system answers once; an init keeps trying
+    let attempts = if host_dry_run { 1 } else { b.opts.boot_attempts };
     for attempt in 1..=attempts {
         match b.attempt() {
             Ok(()) => {
                 info!("Dry run: verified the OS package and did not boot it");
-                finish(pid1, true);
+                finish(true);
             }
             Err(f) if f.fatal => {
                 f.report(attempt, attempts);
                 error!("measurements were made for a kernel that did not start: rebooting to reset the PCRs");
-                finish(pid1, false);
+                finish(false);
             }
             Err(f) => f.report(attempt, attempts),
         }
@@ -189,7 +198,7 @@ fn main() {
         }
     }
     error!("giving up after {attempts} boot attempts");
-    finish(pid1, false);
+    finish(false);
 }
 
 /// End the process: an init never exits (a dry run idles, a failure reboots).
