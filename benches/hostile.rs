@@ -19,7 +19,7 @@ fn main() {
     let stall = stboot::config::Options::default().stall_timeout;
     let e = hostile::env();
     let stage = tempfile::tempdir().unwrap();
-    let f = hostile::fetcher_with(stage.path(), stall, std::slice::from_ref(&e.tls_ca_der));
+    let f = hostile::fetcher_with(stage.path(), stall, std::slice::from_ref(&e.tls_ca_der), 256 << 20);
     println!(
         "stall timeout {} s, default retry policy; goal: at most {} s per hostile URL",
         stall.as_secs(),

@@ -29,6 +29,7 @@ leads back into the same mode for the archive.
   reset           (zip) Content-Length of the real file, a tenth of it, then TCP RST
   empty           (zip) 200 with an empty body
   status-404, status-503   (json) that status
+  count           /count/MODE/NAME answers how many requests /MODE/NAME has had
 """
 import argparse
 import base64
@@ -43,6 +44,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ARCHIVE_MODES = {"trickle", "endless", "huge-length", "reset", "empty"}
+COUNTS = {}
+COUNTS_LOCK = threading.Lock()
 
 
 def handler(root, http_port):
@@ -82,6 +85,12 @@ def handler(root, http_port):
                 pass
 
         def do_GET(self):
+            if self.path.startswith("/count/"):
+                with COUNTS_LOCK:
+                    n = COUNTS.get(self.path[len("/count") :], 0)
+                return self.send(200, str(n).encode())
+            with COUNTS_LOCK:
+                COUNTS[self.path] = COUNTS.get(self.path, 0) + 1
             parts = self.path.strip("/").split("/", 1)
             if len(parts) != 2:
                 return self.send(404, b"")

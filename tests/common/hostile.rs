@@ -160,16 +160,35 @@ pub fn env() -> &'static Env {
 }
 
 /// A fetcher as stboot makes one, with `stall` as the stall timeout, the default retry
-/// policy and `tls_roots` pinned, staging into `stage`.
-pub fn fetcher_with(stage: &Path, stall: std::time::Duration, tls_roots: &[Vec<u8>]) -> stboot::fetch::Fetcher {
+/// policy, `tls_roots` pinned and archives up to `max_archive` bytes, staging into
+/// `stage`.
+pub fn fetcher_with(
+    stage: &Path,
+    stall: std::time::Duration,
+    tls_roots: &[Vec<u8>],
+    max_archive: u64,
+) -> stboot::fetch::Fetcher {
     use std::time::{Duration, Instant};
     let settings = stboot::fetch::Settings {
         stall_timeout: stall,
         retry: stboot::fetch::RetryPolicy::default(),
         deadline: Instant::now() + Duration::from_secs(3600),
-        max_archive: 256 << 20,
+        max_archive,
     };
     stboot::fetch::Fetcher::new(tls_roots, settings, stage).unwrap()
+}
+
+/// How many requests the server has had for `/MODE/NAME` (`path`).
+pub fn requests(path: &str) -> u64 {
+    let e = env();
+    let client = reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_der(&e.tls_ca_der).unwrap())
+        .build()
+        .unwrap();
+    let u = format!("https://127.0.0.1:{}/count{path}", e.tls_port);
+    client.get(u).send().unwrap().text().unwrap().trim().parse().unwrap()
 }
 
 pub fn url(mode: &str) -> Url {
