@@ -10,8 +10,7 @@ use tracing::{info, warn};
 
 use crate::sys;
 
-/// Where packages are staged (a tmpfs: nothing is written to disk).
-pub const STAGING_DIR: &str = "/tmp/stboot";
+pub use crate::config::paths::STAGING_DIR;
 
 /// Timestamps like the kernel's: seconds since boot, so console lines line up with dmesg.
 struct Uptime;
@@ -42,23 +41,22 @@ pub fn setup_logging(level: &str) {
         .init();
 }
 
+/// What PID 1 mounts, in order: (source, mount point, type, flags, data). The mount
+/// points outside /sys must be directories of the initramfs layout (a test checks).
+const NODEV: MsFlags = MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV).union(MsFlags::MS_NOEXEC);
+pub const MOUNTS: [(&str, &str, &str, MsFlags, Option<&str>); 6] = [
+    ("proc", "/proc", "proc", NODEV, None),
+    ("sysfs", "/sys", "sysfs", NODEV, None),
+    ("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID, Some("mode=0755")),
+    ("tmpfs", "/tmp", "tmpfs", MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV), Some("mode=1777")),
+    ("tmpfs", "/run", "tmpfs", MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV), Some("mode=0755")),
+    ("securityfs", "/sys/kernel/security", "securityfs", NODEV, None),
+];
+
 /// Mount proc, sys, devtmpfs, tmpfs staging, and securityfs/efivarfs when present.
 /// Already-mounted filesystems (EBUSY) are fine.
 pub fn mount_filesystems() -> Vec<String> {
-    let mut report = Vec::new();
-    let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let table: [(&str, &str, &str, MsFlags, Option<&str>); 6] = [
-        ("proc", "/proc", "proc", nodev, None),
-        ("sysfs", "/sys", "sysfs", nodev, None),
-        ("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID, Some("mode=0755")),
-        ("tmpfs", "/tmp", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777")),
-        ("tmpfs", "/run", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755")),
-        ("securityfs", "/sys/kernel/security", "securityfs", nodev, None),
-    ];
-    for (src, dst, fs, flags, data) in table {
-        report.push(mount_one(src, dst, fs, flags, data));
-    }
-    report
+    MOUNTS.iter().map(|&(src, dst, fs, flags, data)| mount_one(src, dst, fs, flags, data)).collect()
 }
 
 /// efivarfs may be a module: mount it after modules are loaded.
@@ -67,7 +65,7 @@ pub fn mount_efivarfs() -> Option<String> {
     if !Path::new("/sys/firmware/efi").exists() {
         return None;
     }
-    Some(mount_one("efivarfs", dir, "efivarfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None))
+    Some(mount_one("efivarfs", dir, "efivarfs", NODEV, None))
 }
 
 fn mount_one(src: &str, dst: &str, fs: &str, flags: MsFlags, data: Option<&str>) -> String {
@@ -81,7 +79,7 @@ fn mount_one(src: &str, dst: &str, fs: &str, flags: MsFlags, data: Option<&str>)
 
 /// Make /dev/console stdin, stdout and stderr.
 pub fn attach_console() {
-    if let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/console") {
+    if let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(crate::config::paths::CONSOLE) {
         sys::attach_stdio(&f);
     }
 }

@@ -1,8 +1,9 @@
-//! The stboot initramfs: a newc cpio (optionally gzip-compressed) with stboot as
-//! `/init`, the trust policy, an optional host configuration, kernel modules and
-//! extra files. Entries are sorted, owned by root, dated 0 and numbered in order, so
-//! the same inputs give the same bytes. `/dev/console` is a device node in the
-//! archive, so no root privileges are needed to build it.
+//! The stboot initramfs: a newc cpio (optionally gzip-compressed) laid out as
+//! `initramfs/layout.txt` says ([`LAYOUT`]): stboot as `/init`, the trust policy, an
+//! optional host configuration, kernel modules, OS packages, and extra files.
+//! Entries are sorted, owned by root, dated 0 and numbered in order, so the same
+//! inputs give the same bytes. `/dev/console` is a device node in the archive, so no
+//! root privileges are needed to build it.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -12,8 +13,105 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::config::trust_policy::{SIGNING_ROOT_FILE, TLS_ROOTS_FILE, TRUST_POLICY_FILE};
 
-/// The file listing kernel modules in load order (one file name per line).
-pub const MODULES_LIST: &str = "lib/modules-load.d/stboot.conf";
+/// The initramfs layout, as data: the one description of where things go.
+pub const LAYOUT: &str = include_str!("../initramfs/layout.txt");
+
+/// One line of the layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    Nod {
+        path: String,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    },
+    /// A file from input `input` (absent inputs are allowed where `optional`).
+    File {
+        path: String,
+        input: String,
+        optional: bool,
+        mode: u32,
+    },
+    /// Any number of files from input `input`, each under its base name in `dir`.
+    Files {
+        dir: String,
+        input: String,
+        mode: u32,
+    },
+}
+
+/// The inputs the builder gives the layout, by name.
+pub const INPUTS: [&str; 8] = [
+    "stboot",
+    "trust_policy.json",
+    "ospkg_signing_root.pem",
+    "tls_roots.pem",
+    "host_config",
+    "modules",
+    "modules.list",
+    "ospkg",
+];
+
+/// Parse a layout (gen_init_cpio syntax with `@INPUT` sources and `files`).
+pub fn parse_layout(text: &str) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let bad = |why: &str| anyhow!("initramfs/layout.txt line {}: {why}: {raw:?}", i + 1);
+        let mode = |s: &str| u32::from_str_radix(s, 8).map_err(|_| bad("mode is not octal"));
+        let owner_root = |a: &str, b: &str| if a == "0" && b == "0" { Ok(()) } else { Err(bad("owner must be 0 0")) };
+        let input = |s: &str| -> Result<(String, bool)> {
+            let name = s.strip_prefix('@').ok_or_else(|| bad("a source must be an @INPUT"))?;
+            let (name, optional) = match name.strip_suffix('?') {
+                Some(n) => (n, true),
+                None => (name, false),
+            };
+            if !INPUTS.contains(&name) {
+                return Err(bad(&format!("unknown input @{name}")));
+            }
+            Ok((name.to_string(), optional))
+        };
+        out.push(match w.as_slice() {
+            ["dir", p, m, u, g] => {
+                owner_root(u, g)?;
+                Entry::Dir { path: p.to_string(), mode: mode(m)? }
+            }
+            ["nod", p, m, u, g, "c", maj, min] => {
+                owner_root(u, g)?;
+                let n = |s: &str| s.parse::<u32>().map_err(|_| bad("device number"));
+                Entry::Nod { path: p.to_string(), mode: mode(m)?, major: n(maj)?, minor: n(min)? }
+            }
+            ["file", p, src, m, u, g] => {
+                owner_root(u, g)?;
+                let (input, optional) = input(src)?;
+                Entry::File { path: p.to_string(), input, optional, mode: mode(m)? }
+            }
+            ["files", d, src, m, u, g] => {
+                owner_root(u, g)?;
+                let (input, optional) = input(src)?;
+                if optional {
+                    return Err(bad("files takes any number of inputs already; no ?"));
+                }
+                Entry::Files { dir: d.to_string(), input, mode: mode(m)? }
+            }
+            _ => return Err(bad("expected dir, nod, file or files")),
+        });
+    }
+    Ok(out)
+}
+
+/// The layout stboot's initramfs has.
+pub fn layout() -> Vec<Entry> {
+    parse_layout(LAYOUT).expect("initramfs/layout.txt is checked by a test")
+}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BuildArgs {
@@ -44,7 +142,7 @@ pub struct BuildArgs {
 }
 
 enum Node {
-    Dir,
+    Dir { mode: u32 },
     File { data: Vec<u8>, mode: u32 },
     CharDev { major: u32, minor: u32, mode: u32 },
 }
@@ -64,7 +162,7 @@ impl Tree {
                 p.push('/');
             }
             p.push_str(part);
-            self.nodes.entry(p.clone()).or_insert(Node::Dir);
+            self.nodes.entry(p.clone()).or_insert(Node::Dir { mode: 0o755 });
         }
     }
 
@@ -91,10 +189,10 @@ impl Tree {
         self.file(path, data, mode)
     }
 
-    pub fn dir(&mut self, path: &str) -> Result<()> {
+    pub fn dir(&mut self, path: &str, mode: u32) -> Result<()> {
         let p = Self::clean(path)?;
         self.add_parents(&p);
-        self.nodes.entry(p).or_insert(Node::Dir);
+        self.nodes.insert(p, Node::Dir { mode });
         Ok(())
     }
 
@@ -110,7 +208,7 @@ impl Tree {
         for (ino, (name, node)) in self.nodes.iter().enumerate() {
             let b = cpio::newc::Builder::new(name).ino(ino as u32 + 1).uid(0).gid(0).mtime(0);
             w = match node {
-                Node::Dir => b.mode(0o040755).nlink(2).write(w, 0).finish()?,
+                Node::Dir { mode } => b.mode(0o040000 | mode).nlink(2).write(w, 0).finish()?,
                 Node::File { data, mode } => {
                     let size = u32::try_from(data.len()).map_err(|_| anyhow!("/{name} is larger than 4 GiB"))?;
                     let mut fw = b.mode(0o100000 | mode).nlink(1).write(w, size);
@@ -126,20 +224,24 @@ impl Tree {
     }
 }
 
-/// Assemble the tree for `args`.
+/// What one input of the layout holds.
+enum Input {
+    One(Vec<u8>),
+    Many(Vec<(String, Vec<u8>)>),
+}
+
+/// Assemble the tree for `args`, as the layout says.
 pub fn tree(args: &BuildArgs) -> Result<Tree> {
-    let mut t = Tree::default();
     check_stboot(&args.stboot)?;
-    t.file_from("init", &args.stboot, 0o755)?;
-    for d in ["dev", "proc", "sys", "tmp", "etc", "run"] {
-        t.dir(d)?;
-    }
-    t.char_dev("dev/console", 5, 1, 0o600)?;
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let mut inputs: BTreeMap<&str, Input> = BTreeMap::new();
+    inputs.insert("stboot", Input::One(read(&args.stboot)?));
+
     let tp = &args.trust_policy;
     for (name, required) in [(TRUST_POLICY_FILE, true), (SIGNING_ROOT_FILE, true), (TLS_ROOTS_FILE, false)] {
         let src = tp.join(name);
         if src.exists() {
-            t.file_from(&format!("etc/trust_policy/{name}"), &src, 0o644)?;
+            inputs.insert(name, Input::One(read(&src)?));
         } else if required {
             bail!("{}: missing; the trust policy directory needs {name}", src.display());
         }
@@ -149,7 +251,7 @@ pub fn tree(args: &BuildArgs) -> Result<Tree> {
         .with_context(|| format!("checking trust policy {}", tp.display()))?;
     check_signing_roots(&tp.join(SIGNING_ROOT_FILE), &trust.signing_roots)?;
     if let Some(h) = &args.host_config {
-        let bytes = std::fs::read(h).with_context(|| format!("reading {}", h.display()))?;
+        let bytes = read(h)?;
         let cfg = crate::config::HostConfig::parse(&bytes).with_context(|| format!("checking {}", h.display()))?;
         if let Some(k) = crate::config::host_config::unknown_keys(&bytes).first() {
             bail!("{}: {k}; stboot would ignore it", h.display());
@@ -162,8 +264,9 @@ pub fn tree(args: &BuildArgs) -> Result<Tree> {
                 tp.display()
             );
         }
-        t.file("etc/host_configuration.json", bytes, 0o644)?;
+        inputs.insert("host_config", Input::One(bytes));
     }
+    let mut modules = Vec::new();
     let mut order = String::new();
     for m in &args.modules {
         let name = base_name(m)?;
@@ -171,18 +274,45 @@ pub fn tree(args: &BuildArgs) -> Result<Tree> {
             bail!("{}: expected an uncompressed kernel module (.ko)", m.display());
         }
         check_module(m)?;
-        t.file_from(&format!("lib/modules/{name}"), m, 0o644)?;
         order.push_str(&name);
         order.push('\n');
+        modules.push((name, read(m)?));
     }
     if !order.is_empty() {
-        t.file(MODULES_LIST, order.into_bytes(), 0o644)?;
+        inputs.insert("modules.list", Input::One(order.into_bytes()));
     }
+    inputs.insert("modules", Input::Many(modules));
+    let mut packages = Vec::new();
     for p in &args.ospkgs {
         let paths = crate::ospkg::PackagePaths::from_arg(p)?;
         for f in [&paths.descriptor, &paths.archive] {
-            t.file_from(&format!("ospkg/{}", base_name(f)?), f, 0o644)?;
+            packages.push((base_name(f)?, read(f)?));
         }
+    }
+    inputs.insert("ospkg", Input::Many(packages));
+
+    let mut t = Tree::default();
+    for e in layout() {
+        match e {
+            Entry::Dir { path, mode } => t.dir(&path, mode)?,
+            Entry::Nod { path, mode, major, minor } => t.char_dev(&path, major, minor, mode)?,
+            Entry::File { path, input, optional, mode } => match inputs.remove(input.as_str()) {
+                Some(Input::One(data)) => t.file(&path, data, mode)?,
+                None if optional => {}
+                _ => bail!("initramfs layout: input @{input} for {path} was not given"),
+            },
+            Entry::Files { dir, input, mode } => match inputs.remove(input.as_str()) {
+                Some(Input::Many(files)) => {
+                    for (name, data) in files {
+                        t.file(&format!("{dir}/{name}"), data, mode)?;
+                    }
+                }
+                _ => bail!("initramfs layout: input @{input} for {dir} was not given"),
+            },
+        }
+    }
+    if let Some(name) = inputs.keys().next() {
+        bail!("initramfs layout: input @{name} is given but the layout does not place it");
     }
     for spec in &args.files {
         let (src, dst) = spec.split_once(':').ok_or_else(|| anyhow!("--file {spec:?}: expected SOURCE:/PATH"))?;
@@ -299,6 +429,149 @@ fn base_name(p: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::paths;
+
+    fn file_at(l: &[Entry], input: &str) -> String {
+        l.iter()
+            .find_map(|e| match e {
+                Entry::File { path, input: i, .. } if i == input => Some(path.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("layout has no file from @{input}"))
+    }
+
+    fn files_dir(l: &[Entry], input: &str) -> String {
+        l.iter()
+            .find_map(|e| match e {
+                Entry::Files { dir, input: i, .. } if i == input => Some(dir.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("layout has no files from @{input}"))
+    }
+
+    /// The layout puts every file where stboot reads it, and has every directory
+    /// stboot mounts on.
+    #[test]
+    fn layout_matches_the_paths_stboot_reads() {
+        let l = parse_layout(LAYOUT).unwrap();
+        assert_eq!(file_at(&l, "stboot"), paths::INIT);
+        let tp = |f: &str| format!("{}/{f}", paths::TRUST_POLICY_DIR);
+        assert_eq!(file_at(&l, "trust_policy.json"), tp(TRUST_POLICY_FILE));
+        assert_eq!(file_at(&l, "ospkg_signing_root.pem"), tp(SIGNING_ROOT_FILE));
+        assert_eq!(file_at(&l, "tls_roots.pem"), tp(TLS_ROOTS_FILE));
+        assert_eq!(file_at(&l, "host_config"), paths::HOST_CONFIG_PATH);
+        assert_eq!(files_dir(&l, "modules"), paths::MODULES_DIR);
+        assert_eq!(file_at(&l, "modules.list"), paths::MODULES_LIST);
+        assert!(paths::MODULES_LIST.starts_with(&format!("{}/", paths::MODULES_LOAD_DIR)));
+        assert_eq!(files_dir(&l, "ospkg"), paths::OSPKG_DIR);
+        assert!(l.contains(&Entry::Nod { path: paths::CONSOLE.into(), mode: 0o600, major: 5, minor: 1 }));
+        let dirs: Vec<&str> = l
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Dir { path, .. } => Some(path.as_str()),
+                _ => None,
+            })
+            .collect();
+        // mount points, except those inside an earlier mount (sysfs makes /sys/kernel/security)
+        let mounts: Vec<&str> = crate::init::MOUNTS.iter().map(|m| m.1).collect();
+        for (i, m) in mounts.iter().enumerate() {
+            if !mounts[..i].iter().any(|earlier| m.starts_with(&format!("{earlier}/"))) {
+                assert!(dirs.contains(m), "mount point {m} is not a directory of the layout");
+            }
+        }
+        let staging_parent = Path::new(paths::STAGING_DIR).parent().unwrap().to_str().unwrap();
+        assert!(dirs.contains(&staging_parent), "{staging_parent}");
+        // every input the builder knows is placed exactly once
+        for input in INPUTS {
+            let n = l
+                .iter()
+                .filter(|e| matches!(e, Entry::File { input: i, .. } | Entry::Files { input: i, .. } if i == input))
+                .count();
+            assert_eq!(n, 1, "@{input}");
+        }
+    }
+
+    #[test]
+    fn layout_errors_name_the_line() {
+        for (text, want) in [
+            ("dir /x 0755 0 0\nfile /y /etc/passwd 0644 0 0", "line 2: a source must be an @INPUT"),
+            ("file /y @nope 0644 0 0", "unknown input @nope"),
+            ("dir /x 9 0 0", "not octal"),
+            ("dir /x 0755 1000 0", "owner must be 0 0"),
+            ("slink /a /b 0777 0 0", "expected dir, nod, file or files"),
+            ("files /m @modules? 0644 0 0", "no ?"),
+        ] {
+            let e = parse_layout(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    /// `stmgr initramfs build` with every input gives every entry of the layout,
+    /// with the layout's modes.
+    #[test]
+    fn a_built_initramfs_has_every_entry_of_the_layout() {
+        let d = tempfile::tempdir().unwrap();
+        let p = |n: &str| d.path().join(n);
+        let v = crate::keys::Validity::from_args(None, None, 1).unwrap();
+        let root_key = crate::keys::generate_key();
+        let tpd = p("tp");
+        std::fs::create_dir(&tpd).unwrap();
+        std::fs::write(
+            tpd.join(TRUST_POLICY_FILE),
+            br#"{"ospkg_signature_threshold":1,"ospkg_fetch_method":"network"}"#,
+        )
+        .unwrap();
+        let root = crate::keys::root_certificate(&root_key, &v).unwrap();
+        std::fs::write(tpd.join(SIGNING_ROOT_FILE), &root).unwrap();
+        std::fs::write(tpd.join(TLS_ROOTS_FILE), &root).unwrap();
+        std::fs::write(p("host.json"), br#"{"network_mode":"dhcp","ospkg_pointer":"https://h/os.json"}"#).unwrap();
+        // an ELF header of an x86-64 relocatable object is all the module check reads
+        let mut ko = vec![0u8; 64];
+        ko[..4].copy_from_slice(b"\x7fELF");
+        (ko[4], ko[5], ko[16], ko[18]) = (2, 1, 1, 62);
+        std::fs::write(p("e1000.ko"), &ko).unwrap();
+        let mut kernel = vec![0u8; 4096];
+        kernel[0x202..0x206].copy_from_slice(b"HdrS");
+        std::fs::write(p("vmlinuz"), &kernel).unwrap();
+        std::fs::write(p("initrd"), b"initrd").unwrap();
+        let pkg = crate::ospkg::PackagePaths::from_arg(&p("provision")).unwrap();
+        crate::ospkg::create(&pkg, &p("vmlinuz"), &p("initrd"), "", "", "provision.zip").unwrap();
+        let args = BuildArgs {
+            stboot: "/sbin/ldconfig".into(), // a static x86-64 program standing in for stboot
+            trust_policy: tpd,
+            host_config: Some(p("host.json")),
+            modules: vec![p("e1000.ko")],
+            ospkgs: vec![p("provision")],
+            files: vec![],
+            compress: "none".into(),
+            out: p("out.cpio"),
+        };
+        let t = tree(&args).unwrap();
+        let built: BTreeMap<String, u32> = t
+            .nodes
+            .iter()
+            .map(|(name, n)| {
+                let mode = match n {
+                    Node::Dir { mode } => 0o040000 | mode,
+                    Node::File { mode, .. } => 0o100000 | mode,
+                    Node::CharDev { mode, .. } => 0o020000 | mode,
+                };
+                (format!("/{name}"), mode)
+            })
+            .collect();
+        for e in layout() {
+            let (path, mode) = match e {
+                Entry::Dir { path, mode } => (path, 0o040000 | mode),
+                Entry::Nod { path, mode, .. } => (path, 0o020000 | mode),
+                Entry::File { path, mode, .. } => (path, 0o100000 | mode),
+                Entry::Files { dir, input, mode } => {
+                    let name = if input == "modules" { "e1000.ko" } else { "provision.zip" };
+                    (format!("{dir}/{name}"), 0o100000 | mode)
+                }
+            };
+            assert_eq!(built.get(&path), Some(&mode), "{path}");
+        }
+    }
 
     #[test]
     fn cpio_is_sorted_with_parents_and_console() {

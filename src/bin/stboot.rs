@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
-use stboot::config::{self, FetchMethod, HostConfig, HostConfigSource, Options, TrustConfig};
+use stboot::config::{self, paths, FetchMethod, HostConfig, HostConfigSource, Options, TrustConfig};
 use stboot::fetch::{self, FetchError, Fetcher};
 use stboot::ospkg::package::Unverified;
 use stboot::recovery::{self, Failure, Step};
@@ -139,9 +139,11 @@ fn main() {
         warn!("kernel command line: {w}");
     }
     if pid1 {
-        for (name, r) in
-            init::load_modules(Path::new("/lib/modules"), Path::new("/lib/modules-load.d"), opts.modules.as_deref())
-        {
+        for (name, r) in init::load_modules(
+            Path::new(paths::MODULES_DIR),
+            Path::new(paths::MODULES_LOAD_DIR),
+            opts.modules.as_deref(),
+        ) {
             match r {
                 Ok(d) => info!("module {name} loaded ({} ms)", d.as_millis()),
                 Err(e) => warn!("module {name} failed: {e:#}"),

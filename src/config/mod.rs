@@ -3,6 +3,7 @@
 
 pub mod cmdline;
 pub mod host_config;
+pub mod paths;
 pub mod trust_policy;
 
 use std::fmt;
@@ -14,12 +15,7 @@ pub use cmdline::Options;
 pub use host_config::HostConfig;
 pub use trust_policy::{FetchMethod, TrustConfig, TrustPolicy};
 
-/// Where stboot reads its trust policy directory.
-pub const TRUST_POLICY_DIR: &str = "/etc/trust_policy";
-/// The host configuration in the initramfs.
-pub const HOST_CONFIG_PATH: &str = "/etc/host_configuration.json";
-/// The host configuration in an EFI variable (4 attribute bytes, then JSON).
-pub const HOST_CONFIG_EFIVAR: &str = "/sys/firmware/efi/efivars/STHostConfig-f401f2c1-b005-4be0-8cee-f2e5945bcbe7";
+pub use paths::{HOST_CONFIG_EFIVAR, HOST_CONFIG_PATH, TRUST_POLICY_DIR};
 /// A host configuration is small; larger sources are refused unread.
 pub const MAX_HOST_CONFIG_BYTES: u64 = 64 * 1024;
 

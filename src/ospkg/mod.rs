@@ -163,7 +163,7 @@ pub fn initramfs_paths(pointer: &str) -> Result<PackagePaths> {
     if stem.is_empty() || stem == "." || stem == ".." {
         bail!("ospkg_pointer {pointer:?}: {expected} (the name without its suffix is {stem:?})");
     }
-    let base = Path::new("/ospkg").join(p.with_file_name(stem));
+    let base = Path::new(crate::config::paths::OSPKG_DIR).join(p.with_file_name(stem));
     let with = |ext: &str| {
         let mut s = base.clone().into_os_string();
         s.push(ext);
