@@ -162,9 +162,11 @@ make_trust_policy() {
 }
 
 # make_initramfs NAME TRUST_DIR HOSTCONFIG_JSON|"" [extra stmgr args...]
+# (MODULES="" for a kernel with the NIC driver built in; default: Debian's e1000.ko)
 make_initramfs() {
     local name=$1 tp=$2 hc=$3; shift 3
-    local args=(initramfs build -stboot "$STBOOT" -trustPolicy "$tp" -module "$E1000" -out "$W/$name.cpio.gz")
+    local args=(initramfs build -stboot "$STBOOT" -trustPolicy "$tp" -out "$W/$name.cpio.gz")
+    [ -n "${MODULES-$E1000}" ] && args+=(-module "${MODULES-$E1000}")
     if [ -n "$hc" ]; then
         printf '%s\n' "$hc" > "$W/$name.host.json"
         args+=(-hostConfig "$W/$name.host.json")
@@ -172,16 +174,19 @@ make_initramfs() {
     "$STMGR" "${args[@]}" "$@" >/dev/null
 }
 
-# boot NAME [qemu args...]: boots $W/NAME.cpio.gz, console to $W/NAME.console
+# boot NAME [qemu args...]: boots $W/NAME.cpio.gz with Debian's kernel, or the
+# kernel $BOOT_KERNEL with its embedded initramfs; console to $W/NAME.console
 boot_qemu() {
     local name=$1; shift
+    local payload=(-kernel "$KERNEL" -initrd "$W/$name.cpio.gz")
+    [ -n "${BOOT_KERNEL:-}" ] && payload=(-kernel "$BOOT_KERNEL")
     local tpm=$W/tpm-$name
     rm -rf "$tpm"; mkdir -p "$tpm"
     swtpm socket --tpm2 --tpmstate dir="$tpm" --ctrl type=unixio,path="$tpm/sock" >/dev/null 2>&1 &
     for _ in $(seq 50); do [ -S "$tpm/sock" ] && break; sleep 0.1; done
     timeout "${QEMU_TIMEOUT:-150}" qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 \
         -display none -monitor none -serial "file:$W/$name.console" -no-reboot \
-        -kernel "$KERNEL" -initrd "$W/$name.cpio.gz" \
+        "${payload[@]}" \
         -append "console=ttyS0 panic=-1 ${APPEND:-stboot.boot_attempts=1}" \
         -nic user,model=e1000 \
         -chardev socket,id=chrtpm,path="$tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \

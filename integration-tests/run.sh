@@ -37,6 +37,11 @@ H=https://10.0.2.2:8446
 make_initramfs stall-first "$NET" "$(dhcp "$H/stall-headers/good.json,$G/good.json")"
 make_initramfs endless-first "$NET" "$(dhcp "$H/endless/good.json,$G/good.json")"
 make_initramfs kexec-fails-first "$NET" "$(dhcp "$G/badkernel.json,$G/good.json")"
+# the project's LinuxBoot kernel (kernel-config/) with this initramfs embedded:
+# one file is the whole payload, the NIC driver is built in
+MODULES="" make_initramfs linuxboot "$NET" "$(dhcp $G/good.json)"
+log "building the LinuxBoot kernel with the linuxboot initramfs embedded"
+LINUXBOOT=$(bash "$ROOT/scripts/build-kernel.sh" "$W/linuxboot.cpio.gz") || { log "kernel build failed"; exit 1; }
 make_initramfs initramfs-fetch "$INITRD" '{"network_mode":"dhcp","ospkg_pointer":"good.zip"}' -ospkg "$W/www/good"
 
 start_nginx 8443 tls-ca good
@@ -90,6 +95,7 @@ late_server & late=$!
 pair server-late initramfs-fetch -nic none
 wait $late
 pair stall-first endless-first
+BOOT_KERNEL=$LINUXBOOT run linuxboot
 # shellcheck disable=SC2046
 pair kexec-fails-first efivar-dhcp $(ovmf_args "$W/efivar-dhcp.vars")
 
@@ -116,6 +122,9 @@ check initramfs-fetch "+TEST-OS-PCRS $(python3 "$(dirname "$0")/expected-pcrs.py
     "+Loading OS package from initramfs" "+Signatures: 3 found, 3 valid, 2 required" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]" "-network:"
 
+check linuxboot "+Linux version 6.1" "+stboot-rs" "-module e1000.ko" "+network: eth0 address 10.0.2.15/24" \
+    "+Signatures: 3 found, 3 valid, 2 required" "+TEST-OS-PCRS $PCRS" \
+    "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
 # a hostile first URL: the good second URL boots, and the console says what the first cost
 check stall-first "+URL 1 of 2 failed after" "+no response within 10 s" "+what to do:" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Builds the LinuxBoot kernel for stboot from Debian's linux-source-6.1:
+# `make tinyconfig`, then kernel-config/stboot.config merged on with allnoconfig
+# semantics; fails if any requested symbol did not reach .config (Kconfig drops
+# symbols with unmet dependencies without a word). With an initramfs argument
+# (a cpio, gzip-compressed or not), it is embedded, so one file is the whole payload.
+#
+#   scripts/build-kernel.sh [INITRAMFS]   prints the path of the bzImage
+#
+# Builds are cached under target/linuxboot/, keyed on the kernel source, the
+# fragment and the initramfs: a second run with the same inputs builds nothing.
+# Reproducible: build timestamp, user and host are fixed.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+initramfs=${1:-}
+fragment=$root/kernel-config/stboot.config
+tarball=/usr/src/linux-source-6.1.tar.xz
+base=$root/target/linuxboot
+log() { printf 'build-kernel: %s\n' "$*" >&2; }
+
+need=(linux-source-6.1 flex bison bc libelf-dev xz-utils zstd make gcc)
+missing=()
+for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+version=$(dpkg-query -W -f='${Version}' linux-source-6.1)
+src=$base/src-$version
+if [ ! -f "$src/.extracted" ]; then
+    log "unpacking linux-source-6.1 $version"
+    rm -rf "$src"; mkdir -p "$src"
+    tar -xf "$tarball" -C "$src" --strip-components=1
+    touch "$src/.extracted"
+fi
+
+key=$( {
+    echo "$version"
+    cat "$fragment" "$0"
+    if [ -n "$initramfs" ]; then sha256sum < "$initramfs"; fi
+} | sha256sum | cut -c1-16)
+out=$base/bzImage-$key
+if [ -f "$out" ]; then
+    log "cached: $out"
+    echo "$out"
+    exit 0
+fi
+
+obj=$base/obj
+mkdir -p "$obj"
+# the fragment without comments, plus the embedded initramfs
+grep -o '^CONFIG_[A-Za-z0-9_]*=[^ #]*' "$fragment" > "$obj/stboot.fragment"
+if [ -n "$initramfs" ]; then
+    if gzip -t "$initramfs" 2>/dev/null; then
+        gzip -dc "$initramfs" > "$obj/initramfs.cpio"
+    else
+        cp "$initramfs" "$obj/initramfs.cpio"
+    fi
+    printf 'CONFIG_INITRAMFS_SOURCE="%s"\nCONFIG_INITRAMFS_COMPRESSION_NONE=y\n' "$obj/initramfs.cpio" >> "$obj/stboot.fragment"
+fi
+
+export KBUILD_BUILD_TIMESTAMP="1970-01-01 00:00:00 UTC" KBUILD_BUILD_USER=stboot KBUILD_BUILD_HOST=stboot KBUILD_BUILD_VERSION=1
+mk() { make -s -C "$src" O="$obj" ARCH=x86_64 "$@"; }
+mk tinyconfig >/dev/null
+(cd "$src" && ARCH=x86_64 scripts/kconfig/merge_config.sh -n -O "$obj" "$obj/.config" "$obj/stboot.fragment" >"$obj/merge.log" 2>&1) ||
+    { cat "$obj/merge.log" >&2; exit 1; }
+
+# every requested symbol must be in .config, with the requested value
+dropped=()
+while IFS= read -r line; do
+    grep -qxF -- "$line" "$obj/.config" || dropped+=("$line")
+done < "$obj/stboot.fragment"
+if [ ${#dropped[@]} -gt 0 ]; then
+    log "these requested symbols did not reach .config (unmet dependencies?):"
+    printf '  %s\n' "${dropped[@]}" >&2
+    exit 1
+fi
+
+log "building (about 6 min of CPU from scratch, seconds when only the initramfs changed)"
+mk -j"$(nproc)" bzImage >/dev/null
+mk savedefconfig >/dev/null
+# kernel-config/defconfig is this configuration, minus the embedded initramfs
+if ! diff -u "$root/kernel-config/defconfig" <(grep -v 'CONFIG_INITRAMFS_' "$obj/defconfig") >&2; then
+    log "kernel-config/defconfig is not current (diff above): update it with"
+    log "  grep -v CONFIG_INITRAMFS_ $obj/defconfig > kernel-config/defconfig"
+    exit 1
+fi
+cp "$obj/arch/x86/boot/bzImage" "$out.tmp"
+mv "$out.tmp" "$out"
+log "$(stat -c %s "$out") bytes: $out"
+echo "$out"
