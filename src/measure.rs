@@ -152,12 +152,11 @@ pub fn for_package(pkg: &crate::verify::VerifiedOsPackage, trust: &crate::config
     measurements(pkg.archive_sha256(), pkg.descriptor_bytes(), &policy, &trust.signing_roots, &trust.tls_roots, "")
 }
 
-/// Extend the TPM's PCRs with what is about to boot, and log each step. A missing or
-/// failing TPM is reported and the boot goes on (as upstream: the measurements are
-/// for attestation, the signatures are what gate the boot).
-pub fn extend_for(pkg: &crate::verify::VerifiedOsPackage, trust: &crate::config::TrustConfig) {
+/// Extend the TPM's PCRs with `ms`, and log each step. A missing or failing TPM is
+/// reported and the boot goes on (as upstream: the measurements are for
+/// attestation, the signatures are what gate the boot).
+pub fn extend(ms: &[Measurement]) {
     use tracing::{info, warn};
-    let ms = for_package(pkg, trust);
     let mut tpm = match Tpm::open() {
         Ok(Some(t)) => t,
         Ok(None) => {
@@ -169,7 +168,7 @@ pub fn extend_for(pkg: &crate::verify::VerifiedOsPackage, trust: &crate::config:
             return;
         }
     };
-    for m in &ms {
+    for m in ms {
         match tpm.extend(m.pcr, &m.extend_value()) {
             Ok(()) => info!("measured {} into PCR {}: {}", m.what, m.pcr, hex(&m.digest)),
             Err(e) => warn!("measuring {} into PCR {} failed: {e:#}", m.what, m.pcr),

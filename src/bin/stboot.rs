@@ -320,17 +320,20 @@ impl Boot {
         let staged = tl
             .step("stage", || boot::stage(&pkg, &self.stage_dir, budget))
             .map_err(|e| Failure::new(Step::Stage, e))?;
+        let measurements = stboot::measure::for_package(&pkg, trust);
         if self.mode.dry_run() {
-            for m in stboot::measure::for_package(&pkg, trust) {
+            for m in &measurements {
                 info!("dry run: would measure {} into PCR {}: {}", m.what, m.pcr, stboot::measure::hex(&m.digest));
             }
             info!("{}", tl.summary(self.started.elapsed()));
             return Ok(());
         }
+        // the archive's tmpfs copy goes before kexec_file_load copies kernel and initramfs
+        drop(pkg);
         let loaded = tl.step("kexec_load", || boot::load(staged)).map_err(|e| Failure::new(Step::Kexec, e))?;
         // measured only now that the kernel has accepted the image: a package that
         // fails before this point leaves no trace in the PCRs
-        tl.step("measure", || stboot::measure::extend_for(&pkg, trust));
+        tl.step("measure", || stboot::measure::extend(&measurements));
         info!("{}", tl.summary(self.started.elapsed()));
         info!("Handing over control - kexec");
         Err(Failure { step: Step::Kexec, error: boot::execute(loaded), fatal: true })
