@@ -117,6 +117,55 @@ impl<R: Read> Read for Stall<R> {
     }
 }
 
+/// CRC-32 (IEEE, as zip uses) of every byte read through it.
+pub struct Crc32<R> {
+    inner: R,
+    hasher: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<R: Read> Crc32<R> {
+    pub fn new(inner: R) -> Self {
+        Self { inner, hasher: crc32fast::Hasher::new(), len: 0 }
+    }
+    /// The CRC-32 and the number of bytes of everything read so far.
+    pub fn value(&self) -> (u32, u64) {
+        (self.hasher.clone().finalize(), self.len)
+    }
+}
+
+impl<R: Read> Read for Crc32<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+}
+
+/// Which side of a [`copy`] failed.
+#[derive(Debug)]
+pub enum CopyError {
+    /// Reading (the network, a zip entry).
+    Read(io::Error),
+    /// Writing (the staging tmpfs).
+    Write(io::Error),
+}
+
+/// `std::io::copy` that tells read errors from write errors.
+pub fn copy(r: &mut dyn Read, w: &mut dyn io::Write) -> Result<(), CopyError> {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return w.flush().map_err(CopyError::Write),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        w.write_all(&buf[..n]).map_err(CopyError::Write)?;
+    }
+}
+
 /// SHA-256 of every byte read through it.
 pub struct Hash<R> {
     inner: R,

@@ -11,7 +11,7 @@
 //! * Credentials in the URL are sent as HTTP Basic auth and never printed.
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
@@ -245,13 +245,13 @@ impl Client {
         let mut hashed = sio::Hash::new(sio::Limit::new(stalled, limit));
         let copied = {
             let mut reader = sio::Progress::new(&mut hashed, PROGRESS_INTERVAL, |n, t| progress(n, total, t));
-            copy(&mut reader, out)
+            sio::copy(&mut reader, out)
         };
         let (sha256, len) = hashed.finish();
         if let Err(e) = copied {
             return Err(match e {
-                CopyError::Write(e) => FetchError::Local(format!("writing the staged copy: {e}")),
-                CopyError::Read(e) => read_error(&e, len, total, limit, self.stall),
+                sio::CopyError::Write(e) => FetchError::Local(format!("writing the staged copy: {e}")),
+                sio::CopyError::Read(e) => read_error(&e, len, total, limit, self.stall),
             });
         }
         if let Some(t) = total.filter(|&t| t != len) {
@@ -289,25 +289,6 @@ impl fmt::Display for RedirectRefused {
     }
 }
 impl std::error::Error for RedirectRefused {}
-
-enum CopyError {
-    Read(std::io::Error),
-    Write(std::io::Error),
-}
-
-/// `io::copy` that tells read errors (the network) from write errors (tmpfs).
-fn copy(r: &mut dyn Read, w: &mut dyn Write) -> Result<(), CopyError> {
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => return w.flush().map_err(CopyError::Write),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CopyError::Read(e)),
-        };
-        w.write_all(&buf[..n]).map_err(CopyError::Write)?;
-    }
-}
 
 fn read_error(e: &std::io::Error, got: u64, total: Option<u64>, limit: u64, stall: Duration) -> FetchError {
     if sio::cause::<LimitExceeded>(e).is_some() {

@@ -105,30 +105,25 @@ impl<R: Read + Seek> Archive<R> {
             bail!("archive: entry {name:?} declares {} bytes, more than the limit of {limit} bytes", entry.size());
         }
         let (declared, want_crc) = (entry.size(), entry.crc32());
-        let mut limited = entry.take(limit + 1);
-        let mut crc = crc32fast::Hasher::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut n: u64 = 0;
-        loop {
-            let k = match limited.read(&mut buf) {
-                Ok(0) => break,
-                Ok(k) => k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // the zip crate checks the CRC when the entry ends and says only
-                    // "invalid data": tell a mismatch by the bytes themselves
-                    if n == declared && crc.clone().finalize() != want_crc {
-                        bail!("archive: entry {name:?}: CRC-32 mismatch, the archive is corrupt");
-                    }
-                    return Err(anyhow::Error::new(e).context(format!("archive: entry {name:?}: reading")));
-                }
-            };
-            crc.update(&buf[..k]);
-            n += k as u64;
-            if n > limit {
-                bail!("archive: entry {name:?} expands to more than the limit of {limit} bytes");
+        let mut reader = crate::io::Crc32::new(crate::io::Limit::new(entry, limit));
+        let copied = crate::io::copy(&mut reader, out);
+        let (crc, n) = reader.value();
+        match copied {
+            Ok(()) => {}
+            Err(crate::io::CopyError::Read(e)) if crate::io::cause::<crate::io::LimitExceeded>(&e).is_some() => {
+                bail!("archive: entry {name:?} expands to more than the limit of {limit} bytes")
             }
-            out.write_all(&buf[..k]).with_context(|| format!("archive: entry {name:?}: writing"))?;
+            // the zip crate checks the CRC when the entry ends and says only "invalid
+            // data": tell a mismatch by the bytes themselves
+            Err(crate::io::CopyError::Read(_)) if n == declared && crc != want_crc => {
+                bail!("archive: entry {name:?}: CRC-32 mismatch, the archive is corrupt")
+            }
+            Err(crate::io::CopyError::Read(e)) => {
+                return Err(anyhow::Error::new(e).context(format!("archive: entry {name:?}: reading")))
+            }
+            Err(crate::io::CopyError::Write(e)) => {
+                return Err(anyhow::Error::new(e).context(format!("archive: entry {name:?}: writing")))
+            }
         }
         if n == 0 {
             bail!("archive: entry {name:?} is empty");
