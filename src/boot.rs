@@ -24,12 +24,6 @@ pub struct Staged {
     cmdline: String,
 }
 
-impl Staged {
-    pub fn cmdline(&self) -> &str {
-        &self.cmdline
-    }
-}
-
 /// A file stboot wrote, known by its inode so that what is loaded is what was written.
 #[derive(Debug)]
 struct StagedFile {

@@ -260,7 +260,6 @@ impl Client {
         if len == 0 {
             return Err(FetchError::Empty);
         }
-        progress(len, total, Duration::ZERO);
         Ok(Downloaded { sha256, len, url: at })
     }
 }

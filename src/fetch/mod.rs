@@ -99,9 +99,7 @@ impl Fetcher {
                 || {
                     let mut f = create_private(path)?;
                     let dl = self.client.download(url, self.settings.max_archive, &mut f, &mut |n, total, t| {
-                        if !t.is_zero() {
-                            info!("{}", progress(n, total, t));
-                        }
+                        info!("{}", progress(n, total, t))
                     });
                     match dl {
                         Ok(dl) => Ok((f, dl)),
