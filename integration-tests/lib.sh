@@ -17,7 +17,6 @@ build_all() {
     (cd "$ROOT" && cargo build --quiet --release --target $MUSL --bin stboot && cargo build --quiet --release --bin stmgr)
     KERNEL=$(ls "$ROOT"/target/kernel/boot/vmlinuz-* | head -1)
     E1000=$(find "$ROOT"/target/kernel/lib/modules -name e1000.ko | head -1)
-    EFIVARFS=$(find "$ROOT"/target/kernel/lib/modules -name efivarfs.ko | head -1)
     TLS_KO=$(find "$ROOT"/target/kernel/lib/modules -path '*/net/tls/tls.ko' | head -1)
     BONDING_KO=$(find "$ROOT"/target/kernel/lib/modules -name bonding.ko | head -1)
     [ -f "$KERNEL" ] && [ -f "$E1000" ] || { log "kernel or e1000.ko missing: run scripts/setup.sh"; return 1; }
@@ -174,12 +173,19 @@ make_initramfs() {
     "$STMGR" "${args[@]}" "$@" >/dev/null
 }
 
-# boot NAME [qemu args...]: boots $W/NAME.cpio.gz with Debian's kernel, or the
-# kernel $BOOT_KERNEL with its embedded initramfs; console to $W/NAME.console
+# embed_kernel NAME: the project's LinuxBoot kernel (kernel-config/) with
+# $W/NAME.cpio.gz embedded, as $W/NAME.bzImage: one file is the whole payload
+embed_kernel() {
+    bash "$ROOT/scripts/build-kernel.sh" "$W/$1.cpio.gz" "$W/$1.bzImage" >/dev/null 2>"$W/$1.kernel.log" ||
+        { cat "$W/$1.kernel.log" >&2; log "building the LinuxBoot kernel for $1 failed"; return 1; }
+}
+
+# boot NAME [qemu args...]: boots $W/NAME.bzImage (embed_kernel) if there is one,
+# else Debian's kernel with $W/NAME.cpio.gz beside it; console to $W/NAME.console
 boot_qemu() {
     local name=$1; shift
     local payload=(-kernel "$KERNEL" -initrd "$W/$name.cpio.gz")
-    [ -n "${BOOT_KERNEL:-}" ] && payload=(-kernel "$BOOT_KERNEL")
+    [ -f "$W/$name.bzImage" ] && payload=(-kernel "$W/$name.bzImage")
     local tpm=$W/tpm-$name
     rm -rf "$tpm"; mkdir -p "$tpm"
     swtpm socket --tpm2 --tpmstate dir="$tpm" --ctrl type=unixio,path="$tpm/sock" >/dev/null 2>&1 &
