@@ -13,8 +13,9 @@ log() { printf '%s [it] %s\n' "$(date +%T)" "$*" >&2; }
 build_all() {
     export PATH="$HOME/.cargo/bin:$PATH"
     command -v x86_64-linux-musl-gcc >/dev/null || export CC_x86_64_unknown_linux_musl=musl-gcc
-    log "building stboot (static, $MUSL) and stmgr"
-    (cd "$ROOT" && cargo build --quiet --release --target $MUSL --bin stboot && cargo build --quiet --release --bin stmgr)
+    log "building stboot (static, $MUSL, reproducibly: scripts/build-stboot.sh) and stmgr"
+    bash "$ROOT/scripts/build-stboot.sh" >/dev/null
+    (cd "$ROOT" && cargo build --quiet --release --bin stmgr)
     KERNEL=$(ls "$ROOT"/target/kernel/boot/vmlinuz-* | head -1)
     E1000=$(find "$ROOT"/target/kernel/lib/modules -name e1000.ko | head -1)
     TLS_KO=$(find "$ROOT"/target/kernel/lib/modules -path '*/net/tls/tls.ko' | head -1)
@@ -180,12 +181,16 @@ embed_kernel() {
         { cat "$W/$1.kernel.log" >&2; log "building the LinuxBoot kernel for $1 failed"; return 1; }
 }
 
-# boot NAME [qemu args...]: boots $W/NAME.bzImage (embed_kernel) if there is one,
-# else Debian's kernel with $W/NAME.cpio.gz beside it; console to $W/NAME.console
+# boot NAME [qemu args...]: boots the coreboot ROM $W/NAME.rom if there is one, else
+# $W/NAME.bzImage (embed_kernel), else Debian's kernel with $W/NAME.cpio.gz beside
+# it; console to $W/NAME.console
 boot_qemu() {
     local name=$1; shift
     local payload=(-kernel "$KERNEL" -initrd "$W/$name.cpio.gz")
     [ -f "$W/$name.bzImage" ] && payload=(-kernel "$W/$name.bzImage")
+    payload+=(-append "console=ttyS0 panic=-1 ${APPEND:-stboot.boot_attempts=1}")
+    # the ROM's payload carries its own command line
+    [ -f "$W/$name.rom" ] && payload=(-machine q35 -bios "$W/$name.rom")
     local tpm=$W/tpm-$name
     rm -rf "$tpm"; mkdir -p "$tpm"
     swtpm socket --tpm2 --tpmstate dir="$tpm" --ctrl type=unixio,path="$tpm/sock" >/dev/null 2>&1 &
@@ -193,7 +198,6 @@ boot_qemu() {
     timeout "${QEMU_TIMEOUT:-150}" qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 \
         -display none -monitor none -serial "file:$W/$name.console" -no-reboot \
         "${payload[@]}" \
-        -append "console=ttyS0 panic=-1 ${APPEND:-stboot.boot_attempts=1}" \
         -nic user,model=e1000 \
         -chardev socket,id=chrtpm,path="$tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \
         "$@" </dev/null >"$W/$name.qemu.log" 2>&1 || true

@@ -37,9 +37,17 @@ make_initramfs server-late "$NET" "$(dhcp https://10.0.2.2:8445/good.json)"
 make_initramfs efivar-dhcp "$NET" ""
 # an unknown key (a typo): stboot warns and boots, as upstream ignores it
 efivar_store "$W/efivar-dhcp.vars" '{"network_mode":"dhcp","ospkg_pointer":"'$G'/second.json","bonding_mod":""}'
-# Debian's generic kernel: the NIC driver, bonding and kTLS come as modules
+# Debian's generic kernel: the NIC driver, bonding and kTLS come as modules, and so
+# does virtio-blk, so stboot's kernel sees the disk attached below (which must be
+# unchanged afterwards: no disk is ever written)
+virtio=()
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk; do
+    virtio+=(-module "$(find "$ROOT"/target/kernel/lib/modules -name "$m.ko" | head -1)")
+done
 MODULES=$E1000 make_initramfs debian-modules "$NET" '{"network_mode":"dhcp","ospkg_pointer":"'$G'/good.json","bonding_mode":"active-backup","bond_name":"bond0","network_interfaces":[{"interface_name":"eth0"},{"interface_name":"eth1"}]}' \
-    -module "$TLS_KO" -module "$BONDING_KO"
+    -module "$TLS_KO" -module "$BONDING_KO" "${virtio[@]}"
+head -c 64M /dev/urandom > "$W/disk.raw"
+DISK_BEFORE=$(sha256sum < "$W/disk.raw")
 H=https://10.0.2.2:8446
 make_initramfs stall-first "$NET" "$(dhcp "$H/stall-headers/good.json,$G/good.json")"
 make_initramfs endless-first "$NET" "$(dhcp "$H/endless/good.json,$G/good.json")"
@@ -97,7 +105,7 @@ pair() {
 pair dhcp-good static-good -cpu qemu64
 pair bad-signature too-few-signers
 pair wrong-root tls-unpinned
-pair fallback debian-modules -nic user,model=e1000
+pair fallback debian-modules -nic user,model=e1000 -drive file="$W/disk.raw",format=raw,if=virtio
 late_server & late=$!
 pair server-late initramfs-fetch -nic none
 wait $late
@@ -122,8 +130,10 @@ check server-late "+retrying in" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testo
 check efivar-dhcp "+host configuration from EFI variable /sys/firmware/efi/efivars/STHostConfig-f401f2c1-b005-4be0-8cee-f2e5945bcbe7" \
     "+unknown key \"bonding_mod\" (did you mean \"bonding_mode\"?)" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=second]"
-check debian-modules "-(stboot@stboot)" "+module e1000.ko loaded" "+module bonding.ko loaded" "+bond bond0 (active-backup) created" "+network: bond0 address 10.0.2.15/24" \
+check debian-modules "-(stboot@stboot)" "+module e1000.ko loaded" "+module bonding.ko loaded" "+module virtio_blk.ko loaded" "+[vda] 131072 512-byte logical blocks" "+bond bond0 (active-backup) created" "+network: bond0 address 10.0.2.15/24" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+[ "$(sha256sum < "$W/disk.raw")" = "$DISK_BEFORE" ] || { log "debian-modules: the disk changed"; fail=$((fail + 1)); failed+=(disk-unchanged); }
+log "debian-modules: disk SHA-256 before and after: ${DISK_BEFORE%% *}"
 check initramfs-fetch "+TEST-OS-PCRS $(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/good" "$INITRD")" \
     "+Loading OS package from initramfs" "+Signatures: 3 found, 3 valid, 2 required" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]" "-network:"

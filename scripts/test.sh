@@ -25,3 +25,5 @@ else
     echo "demo: 0 passed, 1 failed"
     exit 1
 fi
+echo "== reproducible builds (stboot, initramfs, kernel, built twice in different places)"
+bash scripts/check-reproducible.sh
