@@ -4,7 +4,9 @@
 # would), a real HTTPS server (nginx) on 127.0.0.1, real DHCP (QEMU's), real
 # signatures. One scenario (debian-modules) boots Debian's generic kernel with the NIC
 # driver, bonding and tls as modules; efivar-dhcp boots through OVMF and the EFI stub.
-# Each scenario is judged by the lines on the serial console. Two QEMUs at a time.
+# With COREBOOT_DIR set, two more boot a coreboot ROM (scripts/build-rom.sh); without,
+# they are reported as skipped. Each scenario is judged by the lines on the serial
+# console. Two QEMUs at a time.
 set -uo pipefail
 W=${W:-$(cd "$(dirname "$0")/.." && pwd)/target/it}
 rm -rf "$W"; mkdir -p "$W"
@@ -59,6 +61,21 @@ for s in dhcp-good static-good bad-signature too-few-signers wrong-root fallback
     embed_kernel $s || exit 1
 done
 
+# coreboot: the q35 ROM with the LinuxBoot kernel as payload, and the same ROM after
+# an operator put a new stboot initramfs into it with cbfstool (build-rom.sh --replace)
+if [ -n "${COREBOOT_DIR:-}" ]; then
+    make_initramfs coreboot "$NET" "$(dhcp $G/good.json)"
+    make_initramfs coreboot-replaced "$NET" "$(dhcp $G/second.json)"
+    embed_kernel coreboot && embed_kernel coreboot-replaced || exit 1
+    export ROM_CMDLINE="console=ttyS0 panic=-1 stboot.boot_attempts=1"
+    log "building the coreboot ROM from $COREBOOT_DIR"
+    bash "$ROOT/scripts/build-rom.sh" "$W/coreboot.bzImage" "$W/coreboot.rom" >/dev/null 2>"$W/coreboot.rom.log" ||
+        { cat "$W/coreboot.rom.log" >&2; exit 1; }
+    cp "$W/coreboot.rom" "$W/coreboot-replaced.rom"
+    bash "$ROOT/scripts/build-rom.sh" --replace "$W/coreboot-replaced.rom" "$W/coreboot-replaced.bzImage" >/dev/null 2>&1 ||
+        { log "replacing the payload failed"; exit 1; }
+fi
+
 start_nginx 8443 tls-ca good
 start_nginx 8444 rogue-ca rogue
 trap 'stop_nginx good; stop_nginx rogue; stop_nginx late; stop_hostile' EXIT
@@ -110,6 +127,7 @@ late_server & late=$!
 pair server-late initramfs-fetch -nic none
 wait $late
 pair stall-first endless-first
+[ -n "${COREBOOT_DIR:-}" ] && pair coreboot coreboot-replaced
 # shellcheck disable=SC2046
 pair kexec-fails-first efivar-dhcp $(ovmf_args "$W/efivar-dhcp.vars")
 
@@ -150,6 +168,18 @@ check kexec-fails-first "+kexec_file_load failed" "+URL 1 of 2 failed after" "+T
 n=$(grep -ac "measured OS package archive into PCR 12" "$W/kexec-fails-first.console")
 [ "$n" = 1 ] || { log "kexec-fails-first: measured $n times, expected once"; fail=$((fail + 1)); failed+=(kexec-fails-first-measured-once); }
 
+skipped=0
+if [ -n "${COREBOOT_DIR:-}" ]; then
+    check coreboot "+coreboot-" "+ramstage starting" "+(stboot@stboot)" "+Signatures: 3 found, 3 valid, 2 required" \
+        "+TEST-OS-PCRS $PCRS" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+    check coreboot-replaced "+coreboot-" "+(stboot@stboot)" \
+        "+TEST-OS-PCRS $(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/second" "$NET")" \
+        "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=second]"
+else
+    skipped=2
+    log "SKIPPED coreboot, coreboot-replaced: COREBOOT_DIR is not set (a coreboot tree with 3rdparty/vboot cannot be downloaded here); run them with COREBOOT_DIR=/path/to/coreboot bash integration-tests/run.sh"
+fi
+
 grep -ah "Timeline:" "$W/dhcp-good.console" | sed 's/^/dhcp-good /' >&2 || true
-echo "scenarios: $pass passed, $fail failed"
+echo "scenarios: $pass passed, $fail failed, $skipped skipped"
 [ $fail = 0 ] || { log "failed: ${failed[*]}"; exit 1; }

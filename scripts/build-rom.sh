@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# A coreboot ROM whose payload is the LinuxBoot kernel with stboot inside.
+#
+#   COREBOOT_DIR=~/coreboot scripts/build-rom.sh BZIMAGE [OUT.rom]
+#       builds coreboot's QEMU q35 board (Debian's gcc/binutils/iasl,
+#       CONFIG_ANY_TOOLCHAIN) with BZIMAGE as its Linux payload, writes the ROM to
+#       OUT.rom (default target/coreboot/coreboot.rom) and prints its CBFS layout
+#   scripts/build-rom.sh --replace ROM BZIMAGE
+#       puts a new LinuxBoot kernel (a new stboot, trust policy or key) into an
+#       existing ROM with cbfstool, keeping everything else; prints the layout
+#
+# BZIMAGE is what scripts/build-kernel.sh INITRAMFS prints: stboot's initramfs is
+# embedded in it. COREBOOT_DIR is a coreboot tree with 3rdparty/vboot (for example
+# `git clone --recurse-submodules https://review.coreboot.org/coreboot.git`; nothing
+# else of 3rdparty/ is needed for the QEMU boards). The tree is not modified: the
+# build goes to target/coreboot/. A real board: set BOARD (a Kconfig symbol, see
+# the docs/operator-guide.md section "Building firmware") and flash the ROM with
+# flashrom or the board's own tools.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out_dir=${COREBOOT_OUT:-$root/target/coreboot}
+cmdline=${ROM_CMDLINE:-console=ttyS0 panic=-1}
+log() { printf 'build-rom: %s\n' "$*" >&2; }
+
+need=(build-essential gcc-multilib flex bison acpica-tools zlib1g-dev libssl-dev uuid-dev pkg-config python3 m4)
+missing=()
+for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cbfstool() {
+    if [ -x "$out_dir/build/cbfstool" ]; then "$out_dir/build/cbfstool" "$@"; else command cbfstool "$@"; fi
+}
+
+if [ "${1:-}" = "--replace" ]; then
+    rom=${2:?usage: build-rom.sh --replace ROM BZIMAGE}; bz=${3:?usage: build-rom.sh --replace ROM BZIMAGE}
+    [ -f "$rom" ] || { log "$rom: no such ROM"; exit 1; }
+    [ -f "$bz" ] || { log "$bz: no such kernel"; exit 1; }
+    cbfstool "$rom" print 2>/dev/null | grep -q '^fallback/payload ' ||
+        { log "$rom has no fallback/payload: is it a coreboot ROM?"; exit 1; }
+    cbfstool "$rom" remove -n fallback/payload
+    cbfstool "$rom" add-payload -f "$bz" -n fallback/payload -C "$cmdline"
+    log "payload of $rom replaced with $bz"
+    cbfstool "$rom" print
+    exit 0
+fi
+
+bz=${1:?usage: COREBOOT_DIR=... build-rom.sh BZIMAGE [OUT.rom]}
+rom=${2:-$out_dir/coreboot.rom}
+bz=$(realpath "$bz")
+: "${COREBOOT_DIR:?COREBOOT_DIR must name a coreboot tree (with 3rdparty/vboot); see the comment at the top of $0}"
+[ -f "$COREBOOT_DIR/Makefile" ] && [ -d "$COREBOOT_DIR/src/mainboard" ] ||
+    { log "COREBOOT_DIR=$COREBOOT_DIR is not a coreboot tree"; exit 1; }
+[ -f "$COREBOOT_DIR/3rdparty/vboot/Makefile" ] ||
+    { log "$COREBOOT_DIR/3rdparty/vboot is empty: git submodule update --init 3rdparty/vboot"; exit 1; }
+
+mkdir -p "$out_dir"
+cat > "$out_dir/defconfig" <<EOF
+CONFIG_VENDOR_EMULATION=y
+CONFIG_${BOARD:-BOARD_EMULATION_QEMU_X86_Q35}=y
+CONFIG_ANY_TOOLCHAIN=y
+CONFIG_COREBOOT_ROMSIZE_KB_16384=y
+CONFIG_PAYLOAD_LINUX=y
+CONFIG_PAYLOAD_FILE="$bz"
+CONFIG_LINUX_COMMAND_LINE="$cmdline"
+EOF
+cp "$out_dir/defconfig" "$out_dir/.config"
+mk() { make -s -C "$COREBOOT_DIR" obj="$out_dir/build" DOTCONFIG="$out_dir/.config" "$@"; }
+log "configuring $(grep -o 'BOARD_[A-Z0-9_]*' "$out_dir/defconfig") in $out_dir"
+mk olddefconfig >/dev/null
+for want in CONFIG_ANY_TOOLCHAIN=y CONFIG_PAYLOAD_LINUX=y; do
+    grep -qx "$want" "$out_dir/.config" || { log "$want did not reach .config"; exit 1; }
+done
+log "building (about 90 s of CPU the first time, 45 s after a payload change)"
+mk -j"$(nproc)" >"$out_dir/build.log" 2>&1 || { tail -n 40 "$out_dir/build.log" >&2; log "coreboot build failed (log: $out_dir/build.log)"; exit 1; }
+[ "$rom" = "$out_dir/build/coreboot.rom" ] || cp "$out_dir/build/coreboot.rom" "$rom"
+cbfstool "$rom" print >&2
+log "$(stat -c %s "$rom") bytes: $rom"
+echo "$rom"
