@@ -189,8 +189,18 @@ boot_qemu() {
     local payload=(-kernel "$KERNEL" -initrd "$W/$name.cpio.gz")
     [ -f "$W/$name.bzImage" ] && payload=(-kernel "$W/$name.bzImage")
     payload+=(-append "console=ttyS0 panic=-1 ${APPEND:-stboot.boot_attempts=1}")
-    # the ROM's payload carries its own command line
+    # the ROM's payload and the UKI carry their own command line
     [ -f "$W/$name.rom" ] && payload=(-machine q35 -bios "$W/$name.rom")
+    if [ -f "$W/$name.iso" ]; then
+        cp /usr/share/OVMF/OVMF_VARS_4M.fd "$W/$name.vars"
+        # shellcheck disable=SC2207
+        payload=($(ovmf_args "$W/$name.vars") -cdrom "$W/$name.iso")
+    fi
+    if [ -f "$W/$name.esp" ]; then
+        cp /usr/share/OVMF/OVMF_VARS_4M.fd "$W/$name.vars"
+        # shellcheck disable=SC2207
+        payload=($(ovmf_args "$W/$name.vars") -drive "file=$W/$name.esp,format=raw,if=virtio")
+    fi
     local tpm=$W/tpm-$name
     rm -rf "$tpm"; mkdir -p "$tpm"
     swtpm socket --tpm2 --tpmstate dir="$tpm" --ctrl type=unixio,path="$tpm/sock" >/dev/null 2>&1 &
@@ -211,6 +221,14 @@ efivar_store() {
     hex=$(printf '%s' "$json" | od -An -v -tx1 | tr -d ' \n')
     printf '{"version":2,"variables":[{"name":"STHostConfig","guid":"f401f2c1-b005-4be0-8cee-f2e5945bcbe7","attr":7,"data":"%s"}]}' "$hex" > "$out.json"
     "$ROOT/target/venv/bin/virt-fw-vars" -i /usr/share/OVMF/OVMF_VARS_4M.fd -o "$out" --set-json "$out.json" >/dev/null
+}
+
+# make_esp OUT EFI_PROGRAM: a FAT EFI system partition image with the program as the
+# removable-media boot path EFI/BOOT/BOOTX64.EFI (mtools; no root, no loop device)
+make_esp() {
+    rm -f "$1"
+    truncate -s $(( ($(stat -c %s "$2") / 1048576 + 8) ))M "$1"
+    mformat -i "$1" :: && mmd -i "$1" ::/EFI ::/EFI/BOOT && mcopy -i "$1" "$2" ::/EFI/BOOT/BOOTX64.EFI
 }
 
 # QEMU arguments for UEFI firmware with variable store $1

@@ -56,6 +56,15 @@ make_initramfs endless-first "$NET" "$(dhcp "$H/endless/good.json,$G/good.json")
 make_initramfs kexec-fails-first "$NET" "$(dhcp "$G/badkernel.json,$G/good.json")"
 make_initramfs initramfs-fetch "$INITRD" '{"network_mode":"dhcp","ospkg_pointer":"good.zip"}' -ospkg "$W/www/good"
 log "building the LinuxBoot kernel, then embedding each scenario's initramfs"
+# uki: the LinuxBoot kernel and the stboot initramfs in a UKI (stmgr uki create), on
+# an EFI system partition that OVMF boots as removable media (EFI/BOOT/BOOTX64.EFI)
+make_initramfs uki "$NET" "$(dhcp $G/good.json)"
+PLAIN_KERNEL=$(bash "$ROOT/scripts/build-kernel.sh" 2>"$W/plain-kernel.log") || { cat "$W/plain-kernel.log" >&2; exit 1; }
+# iso: the same UKI in stmgr's ISO (El Torito EFI boot image), on OVMF's CD drive
+"$STMGR" uki create -format uki,iso -kernel "$PLAIN_KERNEL" -initramfs "$W/uki.cpio.gz" \
+    -cmdline "console=ttyS0 panic=-1 stboot.boot_attempts=1" -out "$W/uki" >/dev/null || exit 1
+make_esp "$W/uki.esp" "$W/uki.uki"
+mv "$W/uki.iso" "$W/iso.iso"
 for s in dhcp-good static-good bad-signature too-few-signers wrong-root fallback tls-unpinned \
     server-late efivar-dhcp stall-first endless-first kexec-fails-first initramfs-fetch; do
     embed_kernel $s || exit 1
@@ -128,6 +137,7 @@ pair server-late initramfs-fetch -nic none
 wait $late
 pair stall-first endless-first
 [ -n "${COREBOOT_DIR:-}" ] && pair coreboot coreboot-replaced
+pair uki iso
 # shellcheck disable=SC2046
 pair kexec-fails-first efivar-dhcp $(ovmf_args "$W/efivar-dhcp.vars")
 
@@ -168,6 +178,10 @@ check kexec-fails-first "+kexec_file_load failed" "+URL 1 of 2 failed after" "+T
 n=$(grep -ac "measured OS package archive into PCR 12" "$W/kexec-fails-first.console")
 [ "$n" = 1 ] || { log "kexec-fails-first: measured $n times, expected once"; fail=$((fail + 1)); failed+=(kexec-fails-first-measured-once); }
 
+check uki "+stboot-rs" "+(stboot@stboot)" "+Signatures: 3 found, 3 valid, 2 required" "+TEST-OS-PCRS $PCRS" \
+    "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+check iso "+stboot-rs" "+(stboot@stboot)" "+Signatures: 3 found, 3 valid, 2 required" "+TEST-OS-PCRS $PCRS" \
+    "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
 skipped=0
 if [ -n "${COREBOOT_DIR:-}" ]; then
     check coreboot "+coreboot-" "+ramstage starting" "+(stboot@stboot)" "+Signatures: 3 found, 3 valid, 2 required" \

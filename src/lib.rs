@@ -25,6 +25,7 @@ pub mod gojson;
 pub mod init;
 pub mod initramfs;
 pub mod io;
+pub mod iso;
 pub mod keys;
 pub mod measure;
 pub mod network;
@@ -33,6 +34,7 @@ pub mod pem;
 pub mod recovery;
 pub mod sys;
 pub mod text;
+pub mod uki;
 pub mod verify;
 
 /// The version printed in the start-up summary and by `--version`.

@@ -567,3 +567,156 @@ fn an_expired_certificate_says_expired_with_dates_and_a_remedy() {
     assert!(out.contains("expired at") && out.contains("2021"), "{out}");
     assert!(out.contains("what to do (untrusted certificate):") && out.contains("issue a new one"), "{out}");
 }
+
+/// `stmgr uki create` around Debian's systemd-stub: objdump (binutils, an
+/// independent PE reader) sees the sections in upstream's order, and each holds
+/// exactly its input. Booting a UKI is the `uki` QEMU scenario.
+#[test]
+fn uki_create_adds_the_sections_upstream_adds() {
+    let stub = Path::new(stboot::uki::DEBIAN_STUB);
+    assert!(stub.exists(), "{} is missing: apt-get install systemd-boot-efi (scripts/setup.sh does)", stub.display());
+    let d = tempfile::tempdir().unwrap();
+    let mut kernel = pretend_bzimage();
+    kernel[..2].copy_from_slice(b"MZ");
+    std::fs::write(d.path().join("bzImage"), &kernel).unwrap();
+    std::fs::write(d.path().join("initrd"), b"070701 pretend cpio").unwrap();
+    let out = ok(
+        d.path(),
+        &[
+            "uki",
+            "create",
+            "-format",
+            "uki",
+            "-kernel",
+            "bzImage",
+            "-initramfs",
+            "initrd",
+            "-cmdline",
+            "console=ttyS0",
+            "-out",
+            "st",
+        ],
+    );
+    assert!(out.contains("wrote st.uki"), "{out}");
+    let uki = std::fs::read(d.path().join("st.uki")).unwrap();
+    for (name, want) in [
+        (".osrel", stboot::uki::DEFAULT_OSREL.as_bytes()),
+        (".cmdline", b"console=ttyS0\n".as_slice()),
+        (".initrd", b"070701 pretend cpio".as_slice()),
+        (".linux", kernel.as_slice()),
+    ] {
+        assert_eq!(stboot::uki::section_data(&uki, name).unwrap().unwrap(), want, "section {name}");
+    }
+    let o = Command::new("objdump").arg("-h").arg(d.path().join("st.uki")).output().expect("run objdump");
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "objdump -h: {table}");
+    let names: Vec<&str> = table.lines().filter_map(|l| l.split_whitespace().nth(1)).collect();
+    let at = |n: &str| names.iter().position(|x| *x == n).unwrap_or_else(|| panic!("{n} missing:\n{table}"));
+    assert!(
+        at(".sbat") < at(".osrel")
+            && at(".osrel") < at(".cmdline")
+            && at(".cmdline") < at(".initrd")
+            && at(".initrd") < at(".linux")
+    );
+
+    // same inputs, same bytes
+    ok(
+        d.path(),
+        &[
+            "uki",
+            "create",
+            "-format",
+            "uki",
+            "-kernel",
+            "bzImage",
+            "-initramfs",
+            "initrd",
+            "-cmdline",
+            "console=ttyS0",
+            "-out",
+            "again",
+        ],
+    );
+    assert_eq!(std::fs::read(d.path().join("again.uki")).unwrap(), uki);
+
+    // the ISO, read by xorriso and mtools: its El Torito EFI boot image is a FAT
+    // image whose EFI/BOOT/BOOTX64.EFI is the UKI, byte for byte
+    ok(
+        d.path(),
+        &[
+            "uki",
+            "create",
+            "-format",
+            "iso",
+            "-kernel",
+            "bzImage",
+            "-initramfs",
+            "initrd",
+            "-cmdline",
+            "console=ttyS0",
+            "-out",
+            "st",
+        ],
+    );
+    let run = |cmd: &str, args: &[&str]| {
+        let o = Command::new(cmd)
+            .current_dir(d.path())
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {cmd} (scripts/setup.sh installs it): {e}"));
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success(), "{cmd} {args:?}: {text}");
+        text
+    };
+    let report = run("xorriso", &["-indev", "st.iso", "-report_el_torito", "plain"]);
+    assert!(
+        report.lines().any(|l| l.starts_with("El Torito boot img")
+            && l.contains("UEFI")
+            && l.contains(" y ")
+            && l.contains("none")),
+        "{report}"
+    );
+    assert!(report.contains("El Torito img path :   1  /ESP.IMG"), "{report}");
+    run("xorriso", &["-osirrox", "on", "-indev", "st.iso", "-extract", "/ESP.IMG", "esp.img"]);
+    run("mcopy", &["-i", "esp.img", "::/EFI/BOOT/BOOTX64.EFI", "from-iso.efi"]);
+    assert_eq!(std::fs::read(d.path().join("from-iso.efi")).unwrap(), uki);
+    let e = fails(
+        d.path(),
+        &["uki", "create", "-format", "iso", "-kernel", "bzImage", "-initramfs", "initrd", "-out", "st"],
+    );
+    assert!(e.contains("st.iso: the ISO exists; pass -force"), "{e}");
+    ok(
+        d.path(),
+        &[
+            "uki",
+            "create",
+            "-format",
+            "iso",
+            "-kernel",
+            "bzImage",
+            "-initramfs",
+            "initrd",
+            "-cmdline",
+            "console=ttyS0",
+            "-out",
+            "st",
+            "-force",
+        ],
+    );
+
+    // bad input: named, with a remedy
+    let e = fails(d.path(), &["uki", "create", "-format", "uki", "-kernel", "initrd", "-initramfs", "initrd"]);
+    assert!(e.contains("-kernel initrd: not an EFI program") && e.contains("CONFIG_EFI_STUB"), "{e}");
+    let e = fails(
+        d.path(),
+        &["uki", "create", "-format", "uki", "-kernel", "bzImage", "-initramfs", "initrd", "-stub", "st.uki"],
+    );
+    assert!(e.contains("already has a .osrel section") && e.contains("-stub"), "{e}");
+    let e = fails(d.path(), &["uki", "create", "-format", "tar", "-kernel", "bzImage", "-initramfs", "initrd"]);
+    assert!(e.contains("-format \"tar\""), "{e}");
+    let e = fails(
+        d.path(),
+        &["uki", "create", "-format", "uki", "-kernel", "bzImage", "-initramfs", "initrd", "-signkey", "k"],
+    );
+    assert!(e.contains("both -signcert and -signkey"), "{e}");
+}

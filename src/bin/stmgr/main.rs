@@ -10,6 +10,7 @@ mod flags;
 mod initramfs;
 mod keygen;
 mod ospkg;
+mod uki;
 
 use std::process::ExitCode;
 
@@ -49,6 +50,9 @@ enum Cmd {
     /// Build the stboot initramfs.
     #[command(subcommand)]
     Initramfs(initramfs::InitramfsCmd),
+    /// Make a unified kernel image (UKI) for UEFI machines.
+    #[command(subcommand)]
+    Uki(uki::UkiCmd),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +87,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Hostconfig(c) => c.run(),
         Cmd::Trustpolicy(c) => c.run(),
         Cmd::Initramfs(c) => c.run(),
+        Cmd::Uki(c) => c.run(),
     }
 }
 

@@ -1,0 +1,146 @@
+//! `stmgr uki create`: a unified kernel image (stub + kernel + initramfs + command
+//! line) for UEFI machines, with upstream's flags.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use stboot::uki;
+
+#[derive(Subcommand)]
+pub enum UkiCmd {
+    /// Make a UKI of a kernel and the stboot initramfs.
+    #[command(after_help = "\
+The UKI is systemd-stub (Debian package systemd-boot-efi) with .osrel,
+.cmdline, .initrd and .linux sections added; UEFI firmware boots it directly.
+The ISO carries a FAT image with the UKI as EFI/BOOT/BOOTX64.EFI as its
+El Torito EFI boot image (for a BMC's virtual media).
+
+Examples:
+  stmgr uki create -format uki,iso -kernel bzImage \\
+      -initramfs stboot.cpio.gz -cmdline console=ttyS0,115200 -out stboot")]
+    Create(CreateArgs),
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Output formats, comma separated: uki, iso.
+    #[arg(long, default_value = "iso", value_name = "LIST")]
+    format: String,
+    /// Output path; .uki or .iso is added unless present.
+    #[arg(long, default_value = "stmgr", value_name = "PATH")]
+    out: PathBuf,
+    /// Kernel to boot (an EFI-stub bzImage).
+    #[arg(long, value_name = "FILE")]
+    kernel: PathBuf,
+    /// Initramfs (the stboot initramfs).
+    #[arg(long, value_name = "FILE")]
+    initramfs: PathBuf,
+    /// Kernel command line.
+    #[arg(long, default_value = "", value_name = "TEXT")]
+    cmdline: String,
+    /// os-release file for the .osrel section (default: stboot's).
+    #[arg(long, value_name = "FILE")]
+    osrelease: Option<PathBuf>,
+    /// EFI stub (default: systemd-boot-efi's linuxx64.efi.stub).
+    #[arg(long, value_name = "FILE")]
+    stub: Option<PathBuf>,
+    /// Replace an existing ISO (a UKI is always replaced, as upstream does).
+    #[arg(long)]
+    force: bool,
+    /// SBAT metadata (not supported yet: the stub's own .sbat is kept).
+    #[arg(long, value_name = "FILE")]
+    sbat: Option<PathBuf>,
+    /// Append -sbat to the stub's SBAT (not supported yet).
+    #[arg(long = "append-sbat")]
+    append_sbat: bool,
+    /// Certificate for Secure Boot signing (not supported yet).
+    #[arg(long, value_name = "FILE")]
+    signcert: Option<PathBuf>,
+    /// Private key for Secure Boot signing (not supported yet).
+    #[arg(long, value_name = "FILE")]
+    signkey: Option<PathBuf>,
+}
+
+impl UkiCmd {
+    pub fn run(self) -> Result<ExitCode> {
+        let UkiCmd::Create(a) = self;
+        create(&a)?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn read(what: &str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("-{what} {}: cannot read", path.display()))
+}
+
+fn create(a: &CreateArgs) -> Result<()> {
+    let (mut want_uki, mut want_iso) = (false, false);
+    for f in a.format.split(',') {
+        match f {
+            "uki" => want_uki = true,
+            "iso" => want_iso = true,
+            "" => {}
+            other => bail!("-format {other:?}: expected a comma-separated list of uki and iso"),
+        }
+    }
+    if !want_uki && !want_iso {
+        bail!("-format {:?}: no output format given; expected uki, iso or both", a.format);
+    }
+    if a.signcert.is_some() != a.signkey.is_some() {
+        bail!("both -signcert and -signkey are required for signing the UKI");
+    }
+    if a.signcert.is_some() {
+        bail!("-signcert/-signkey: Secure Boot signing is not implemented in stboot-rs's stmgr yet; sign the UKI with sbsign (Debian package sbsigntool)");
+    }
+    if a.sbat.is_some() || a.append_sbat {
+        bail!("-sbat/-append-sbat are not supported yet: the stub's own .sbat section is kept");
+    }
+    let stub_path = a.stub.clone().unwrap_or_else(|| PathBuf::from(uki::DEBIAN_STUB));
+    let stub = std::fs::read(&stub_path).with_context(|| {
+        format!(
+            "-stub {}: cannot read the EFI stub; install Debian's systemd-boot-efi or pass -stub FILE",
+            stub_path.display()
+        )
+    })?;
+    let kernel = read("kernel", &a.kernel)?;
+    if kernel.get(..2) != Some(b"MZ") {
+        bail!("-kernel {}: not an EFI program (no MZ header); the kernel needs CONFIG_EFI_STUB", a.kernel.display());
+    }
+    let initramfs = read("initramfs", &a.initramfs)?;
+    let osrel = match &a.osrelease {
+        Some(p) => read("osrelease", p)?,
+        None => uki::DEFAULT_OSREL.as_bytes().to_vec(),
+    };
+    let cmdline = format!("{}\n", a.cmdline);
+    // upstream's order
+    let image = uki::append_sections(
+        &stub,
+        &[(".osrel", &osrel), (".cmdline", cmdline.as_bytes()), (".initrd", &initramfs), (".linux", &kernel)],
+    )
+    .with_context(|| format!("-stub {}", stub_path.display()))?;
+    if want_uki {
+        let out = with_suffix(&a.out, ".uki");
+        std::fs::write(&out, &image).with_context(|| format!("-out {}: cannot write", out.display()))?;
+        println!("wrote {} ({} bytes)", out.display(), image.len());
+    }
+    if want_iso {
+        let out = with_suffix(&a.out, ".iso");
+        if out.exists() && !a.force {
+            bail!("-out {}: the ISO exists; pass -force to replace it", out.display());
+        }
+        let iso = stboot::iso::iso_image(&stboot::iso::esp_image(&image)?)?;
+        std::fs::write(&out, &iso).with_context(|| format!("-out {}: cannot write", out.display()))?;
+        println!("wrote {} ({} bytes; EFI boot image EFI/BOOT/BOOTX64.EFI = the UKI)", out.display(), iso.len());
+    }
+    Ok(())
+}
+
+fn with_suffix(out: &Path, suffix: &str) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    if !s.to_string_lossy().ends_with(suffix) {
+        s.push(suffix);
+    }
+    PathBuf::from(s)
+}
