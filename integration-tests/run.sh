@@ -178,9 +178,10 @@ check kexec-fails-first "+kexec_file_load failed" "+URL 1 of 2 failed after" "+T
 n=$(grep -ac "measured OS package archive into PCR 12" "$W/kexec-fails-first.console")
 [ "$n" = 1 ] || { log "kexec-fails-first: measured $n times, expected once"; fail=$((fail + 1)); failed+=(kexec-fails-first-measured-once); }
 
-check uki "+stboot-rs" "+(stboot@stboot)" "+Signatures: 3 found, 3 valid, 2 required" "+TEST-OS-PCRS $PCRS" \
+# the initramfs came from the UKI's .initrd through systemd-stub; the ISO from the CD
+check uki "+EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path" "+stboot-rs" "+(stboot@stboot)" "+Signatures: 3 found, 3 valid, 2 required" "+TEST-OS-PCRS $PCRS" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
-check iso "+stboot-rs" "+(stboot@stboot)" "+Signatures: 3 found, 3 valid, 2 required" "+TEST-OS-PCRS $PCRS" \
+check iso "+BdsDxe: starting Boot0001 \"UEFI QEMU DVD-ROM" "+EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path" "+stboot-rs" "+(stboot@stboot)" "+Signatures: 3 found, 3 valid, 2 required" "+TEST-OS-PCRS $PCRS" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
 skipped=0
 if [ -n "${COREBOOT_DIR:-}" ]; then
