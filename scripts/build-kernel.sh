@@ -22,15 +22,8 @@ tarball=/usr/src/linux-source-6.1.tar.xz
 base=${LINUXBOOT_DIR:-$root/target/linuxboot}
 log() { printf 'build-kernel: %s\n' "$*" >&2; }
 
-need=(linux-source-6.1 flex bison bc libelf-dev xz-utils zstd make gcc)
-missing=()
-for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$root/scripts/apt-need.sh"
+apt_need build-kernel linux-source-6.1 flex bison bc libelf-dev xz-utils zstd make gcc
 
 version=$(dpkg-query -W -f='${Version}' linux-source-6.1)
 src=$base/src-$version

@@ -22,15 +22,11 @@ out_dir=${COREBOOT_OUT:-$root/target/coreboot}
 cmdline=${ROM_CMDLINE:-console=ttyS0 panic=-1}
 log() { printf 'build-rom: %s\n' "$*" >&2; }
 
-need=(build-essential gcc-multilib flex bison acpica-tools zlib1g-dev libssl-dev uuid-dev pkg-config python3 m4)
-missing=()
-for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$root/scripts/apt-need.sh"
+apt_need build-rom build-essential gcc-multilib flex bison acpica-tools zlib1g-dev libssl-dev uuid-dev pkg-config python3 m4
+
+# a bzImage has the x86 boot protocol's "HdrS" at 0x202
+is_bzimage() { [ "$(dd if="$1" bs=1 skip=514 count=4 2>/dev/null)" = HdrS ]; }
 
 cbfstool() {
     if [ -x "$out_dir/build/cbfstool" ]; then "$out_dir/build/cbfstool" "$@"; else command cbfstool "$@"; fi
@@ -39,7 +35,7 @@ cbfstool() {
 if [ "${1:-}" = "--replace" ]; then
     rom=${2:?usage: build-rom.sh --replace ROM BZIMAGE}; bz=${3:?usage: build-rom.sh --replace ROM BZIMAGE}
     [ -f "$rom" ] || { log "$rom: no such ROM"; exit 1; }
-    [ -f "$bz" ] || { log "$bz: no such kernel"; exit 1; }
+    is_bzimage "$bz" || { log "$bz: not a Linux bzImage (scripts/build-kernel.sh INITRAMFS prints one)"; exit 1; }
     cbfstool "$rom" print 2>/dev/null | grep -q '^fallback/payload ' ||
         { log "$rom has no fallback/payload: is it a coreboot ROM?"; exit 1; }
     cbfstool "$rom" remove -n fallback/payload
@@ -51,6 +47,7 @@ fi
 
 bz=${1:?usage: COREBOOT_DIR=... build-rom.sh BZIMAGE [OUT.rom]}
 rom=${2:-$out_dir/coreboot.rom}
+is_bzimage "$bz" || { log "$bz: not a Linux bzImage (scripts/build-kernel.sh INITRAMFS prints one)"; exit 1; }
 bz=$(realpath "$bz")
 : "${COREBOOT_DIR:?COREBOOT_DIR must name a coreboot tree (with 3rdparty/vboot); see the comment at the top of $0}"
 [ -f "$COREBOOT_DIR/Makefile" ] && [ -d "$COREBOOT_DIR/src/mainboard" ] ||

@@ -568,6 +568,14 @@ fn an_expired_certificate_says_expired_with_dates_and_a_remedy() {
     assert!(out.contains("what to do (untrusted certificate):") && out.contains("issue a new one"), "{out}");
 }
 
+/// `stmgr uki create -format FORMAT` of ./bzImage and ./initrd to OUT.
+fn uki_args<'a>(format: &'a str, out: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["uki", "create", "-format", format, "-kernel", "bzImage", "-initramfs", "initrd"];
+    v.extend(["-cmdline", "console=ttyS0", "-out", out]);
+    v.extend_from_slice(more);
+    v
+}
+
 /// `stmgr uki create` around Debian's systemd-stub: objdump (binutils, an
 /// independent PE reader) sees the sections in upstream's order, and each holds
 /// exactly its input. Booting a UKI is the `uki` QEMU scenario.
@@ -580,23 +588,7 @@ fn uki_create_adds_the_sections_upstream_adds() {
     kernel[..2].copy_from_slice(b"MZ");
     std::fs::write(d.path().join("bzImage"), &kernel).unwrap();
     std::fs::write(d.path().join("initrd"), b"070701 pretend cpio").unwrap();
-    let out = ok(
-        d.path(),
-        &[
-            "uki",
-            "create",
-            "-format",
-            "uki",
-            "-kernel",
-            "bzImage",
-            "-initramfs",
-            "initrd",
-            "-cmdline",
-            "console=ttyS0",
-            "-out",
-            "st",
-        ],
-    );
+    let out = ok(d.path(), &uki_args("uki", "st", &[]));
     assert!(out.contains("wrote st.uki"), "{out}");
     let uki = std::fs::read(d.path().join("st.uki")).unwrap();
     for (name, want) in [
@@ -620,44 +612,12 @@ fn uki_create_adds_the_sections_upstream_adds() {
     );
 
     // same inputs, same bytes
-    ok(
-        d.path(),
-        &[
-            "uki",
-            "create",
-            "-format",
-            "uki",
-            "-kernel",
-            "bzImage",
-            "-initramfs",
-            "initrd",
-            "-cmdline",
-            "console=ttyS0",
-            "-out",
-            "again",
-        ],
-    );
+    ok(d.path(), &uki_args("uki", "again", &[]));
     assert_eq!(std::fs::read(d.path().join("again.uki")).unwrap(), uki);
 
     // the ISO, read by xorriso and mtools: its El Torito EFI boot image is a FAT
     // image whose EFI/BOOT/BOOTX64.EFI is the UKI, byte for byte
-    ok(
-        d.path(),
-        &[
-            "uki",
-            "create",
-            "-format",
-            "iso",
-            "-kernel",
-            "bzImage",
-            "-initramfs",
-            "initrd",
-            "-cmdline",
-            "console=ttyS0",
-            "-out",
-            "st",
-        ],
-    );
+    ok(d.path(), &uki_args("iso", "st", &[]));
     let run = |cmd: &str, args: &[&str]| {
         let o = Command::new(cmd)
             .current_dir(d.path())
@@ -685,24 +645,7 @@ fn uki_create_adds_the_sections_upstream_adds() {
         &["uki", "create", "-format", "iso", "-kernel", "bzImage", "-initramfs", "initrd", "-out", "st"],
     );
     assert!(e.contains("st.iso: the ISO exists; pass -force"), "{e}");
-    ok(
-        d.path(),
-        &[
-            "uki",
-            "create",
-            "-format",
-            "iso",
-            "-kernel",
-            "bzImage",
-            "-initramfs",
-            "initrd",
-            "-cmdline",
-            "console=ttyS0",
-            "-out",
-            "st",
-            "-force",
-        ],
-    );
+    ok(d.path(), &uki_args("iso", "st", &["-force"]));
 
     // bad input: named, with a remedy
     let e = fails(d.path(), &["uki", "create", "-format", "uki", "-kernel", "initrd", "-initramfs", "initrd"]);
