@@ -200,17 +200,40 @@ boot_qemu() {
         cp /usr/share/OVMF/OVMF_VARS_4M.fd "$W/$name.vars"
         # shellcheck disable=SC2207
         payload=($(ovmf_args "$W/$name.vars") -drive "file=$W/$name.esp,format=raw,if=virtio")
+        # Secure Boot enforced: the firmware built with it and keys enrolled
+        if [ -f "$W/$name.sbvars" ]; then
+            cp "$W/$name.sbvars" "$W/$name.vars"
+            payload=(-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on
+                -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd
+                -drive "if=pflash,format=raw,unit=1,file=$W/$name.vars" -drive "file=$W/$name.esp,format=raw,if=virtio")
+        fi
     fi
+    # one e1000 NIC on QEMU's user network, unless the scenario passes `-nic none`
+    # (QEMU itself would keep an explicit -nic despite a later -nic none)
+    local nic=(-nic user,model=e1000) a prev=
+    for a in "$@"; do [ "$prev $a" = "-nic none" ] && nic=(); prev=$a; done
     local tpm=$W/tpm-$name
     rm -rf "$tpm"; mkdir -p "$tpm"
     swtpm socket --tpm2 --tpmstate dir="$tpm" --ctrl type=unixio,path="$tpm/sock" >/dev/null 2>&1 &
     for _ in $(seq 50); do [ -S "$tpm/sock" ] && break; sleep 0.1; done
-    timeout "${QEMU_TIMEOUT:-150}" qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 \
+    # STOP_AT: end the run as soon as this console line appears (a firmware that
+    # refused to boot waits for a key press forever)
+    rm -f "$W/$name.pid" "$W/$name.done" "$W/$name.console"
+    if [ -n "${STOP_AT:-}" ]; then
+        (while [ ! -f "$W/$name.done" ]; do
+            if [ -s "$W/$name.pid" ] && grep -aqF -- "$STOP_AT" "$W/$name.console" 2>/dev/null; then
+                kill "$(cat "$W/$name.pid" 2>/dev/null)" 2>/dev/null
+                break
+            fi
+            sleep 0.2
+        done) &
+    fi
+    timeout "${QEMU_TIMEOUT:-150}" qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 -pidfile "$W/$name.pid" \
         -display none -monitor none -serial "file:$W/$name.console" -no-reboot \
-        "${payload[@]}" \
-        -nic user,model=e1000 \
+        "${payload[@]}" "${nic[@]}" \
         -chardev socket,id=chrtpm,path="$tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \
         "$@" </dev/null >"$W/$name.qemu.log" 2>&1 || true
+    touch "$W/$name.done"
 }
 
 # An OVMF variable store with the host configuration in STHostConfig (as stprov
@@ -229,6 +252,20 @@ make_esp() {
     rm -f "$1"
     truncate -s $(( ($(stat -c %s "$2") / 1048576 + 8) ))M "$1"
     mformat -i "$1" :: && mmd -i "$1" ::/EFI ::/EFI/BOOT && mcopy -i "$1" "$2" ::/EFI/BOOT/BOOTX64.EFI
+}
+
+# make_secureboot_keys: RSA keys and certificates for PK, KEK and db, the OVMF
+# variable store $W/sb/enrolled.vars with them enrolled and Secure Boot on
+# (virt-firmware), and a stranger's key that is not enrolled
+make_secureboot_keys() {
+    local d=$W/sb owner=f401f2c1-b005-4be0-8cee-f2e5945bcbe7 n
+    mkdir -p "$d"
+    for n in pk kek db stranger; do
+        openssl req -new -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=stboot-rs test Secure Boot $n/" \
+            -keyout "$d/$n.key" -out "$d/$n.crt" >/dev/null 2>&1 || { log "openssl could not make the $n key"; return 1; }
+    done
+    "$ROOT/target/venv/bin/virt-fw-vars" -i /usr/share/OVMF/OVMF_VARS_4M.fd -o "$d/enrolled.vars" \
+        --set-pk $owner "$d/pk.crt" --add-kek $owner "$d/kek.crt" --add-db $owner "$d/db.crt" --secure-boot >/dev/null 2>&1
 }
 
 # QEMU arguments for UEFI firmware with variable store $1

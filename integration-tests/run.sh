@@ -65,6 +65,20 @@ PLAIN_KERNEL=$(bash "$ROOT/scripts/build-kernel.sh" 2>"$W/plain-kernel.log") || 
     -cmdline "console=ttyS0 panic=-1 stboot.boot_attempts=1" -out "$W/uki" >/dev/null || exit 1
 make_esp "$W/uki.esp" "$W/uki.uki"
 mv "$W/uki.iso" "$W/iso.iso"
+# secureboot: OVMF with Secure Boot enforced and our own PK, KEK and db enrolled boots
+# the UKI signed with the db key; it refuses the same UKI unsigned (the one the uki
+# scenario boots without Secure Boot) and one signed by a key it does not know
+# (with a line added to the stub's SBAT, which must not upset the firmware)
+make_secureboot_keys || exit 1
+echo "stboot,1,System Transparency,stboot-rs,0.1,https://system-transparency.org" > "$W/sb/sbat.csv"
+for s in secureboot:db secureboot-wrong-key:stranger; do
+    "$STMGR" uki create -format uki -kernel "$PLAIN_KERNEL" -initramfs "$W/uki.cpio.gz" \
+        -cmdline "console=ttyS0 panic=-1 stboot.boot_attempts=1" -out "$W/${s%%:*}" \
+        -signkey "$W/sb/${s#*:}.key" -signcert "$W/sb/${s#*:}.crt" -sbat "$W/sb/sbat.csv" -append-sbat >/dev/null || exit 1
+    make_esp "$W/${s%%:*}.esp" "$W/${s%%:*}.uki"
+done
+make_esp "$W/secureboot-unsigned.esp" "$W/uki.uki"
+for s in secureboot secureboot-unsigned secureboot-wrong-key; do cp "$W/sb/enrolled.vars" "$W/$s.sbvars"; done
 for s in dhcp-good static-good bad-signature too-few-signers wrong-root fallback tls-unpinned \
     server-late efivar-dhcp stall-first endless-first kexec-fails-first initramfs-fetch; do
     embed_kernel $s || exit 1
@@ -138,6 +152,12 @@ wait $late
 pair stall-first endless-first
 [ -n "${COREBOOT_DIR:-}" ] && pair coreboot coreboot-replaced
 pair uki iso
+# the refused ones have no NIC (the firmware would go on to network boot) and end
+# at the refusal
+run secureboot & sb=$!
+STOP_AT=": Access Denied" run secureboot-unsigned -nic none
+STOP_AT=": Access Denied" run secureboot-wrong-key -nic none
+wait $sb
 # shellcheck disable=SC2046
 pair kexec-fails-first efivar-dhcp $(ovmf_args "$W/efivar-dhcp.vars")
 
@@ -183,6 +203,11 @@ check uki "+EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
 check iso "+BdsDxe: starting Boot0001 \"UEFI QEMU DVD-ROM" "+EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path" "+stboot-rs" "+(stboot@stboot)" "+Signatures: 3 found, 3 valid, 2 required" "+TEST-OS-PCRS $PCRS" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+check secureboot "+EFI stub: UEFI Secure Boot is enabled." "+secureboot: Secure boot enabled" "+(stboot@stboot)" \
+    "+Signatures: 3 found, 3 valid, 2 required" "+TEST-OS-PCRS $PCRS" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+for s in secureboot-unsigned secureboot-wrong-key; do
+    check $s "+BdsDxe: failed to load Boot0002 \"UEFI Non-Block Boot Device\"" "+: Access Denied" "-Linux version" "-stboot"
+done
 skipped=0
 if [ -n "${COREBOOT_DIR:-}" ]; then
     check coreboot "+coreboot-" "+ramstage starting" "+(stboot@stboot)" "+Signatures: 3 found, 3 valid, 2 required" \

@@ -14,8 +14,9 @@
 //! | staging and kexec | [`boot`] |
 //! | what happens after a failure | [`recovery`] |
 //!
-//! Operator-side helpers used by `stmgr` live in [`keys`] (keys and certificates)
-//! and [`initramfs`] (the cpio builder).
+//! Operator-side helpers used by `stmgr` live in [`keys`] (keys and certificates),
+//! [`initramfs`] (the cpio builder), [`uki`] and [`iso`] (UEFI images) and
+//! [`secureboot`] (Authenticode signing of the UKI).
 
 pub mod boot;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod network;
 pub mod ospkg;
 pub mod pem;
 pub mod recovery;
+pub mod secureboot;
 pub mod sys;
 pub mod text;
 pub mod uki;

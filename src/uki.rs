@@ -126,6 +126,116 @@ pub fn section_data<'a>(pe: &'a [u8], name: &str) -> Result<Option<&'a [u8]>> {
     pe.get(start..start + len).map(Some).context("a section lies outside the file")
 }
 
+/// `pe` without its section `name` (the stub's .sbat, replaced by `-sbat`): the
+/// header is taken out of the table, the section's bytes are zeroed (they are no
+/// longer loaded or covered by a signature, so they must say nothing) and the
+/// initialised-data size and checksum are updated. Unchanged when there is no such
+/// section.
+pub fn remove_section(pe: &[u8], name: &str) -> Result<Vec<u8>> {
+    let h = headers(pe)?;
+    let all = sections(pe)?;
+    let Some(i) = all.iter().position(|s| s.name == name) else {
+        return Ok(pe.to_vec());
+    };
+    let s = &all[i];
+    let mut out = pe.to_vec();
+    let (start, end) = (s.raw_offset as usize, s.raw_offset as usize + s.raw_size as usize);
+    out.get_mut(start..end).context("a section lies outside the file")?.fill(0);
+    let table = h.sections_at;
+    out.copy_within(table + (i + 1) * SECTION_HEADER..table + h.count * SECTION_HEADER, table + i * SECTION_HEADER);
+    let last = table + (h.count - 1) * SECTION_HEADER;
+    out[last..last + SECTION_HEADER].fill(0);
+    put_u16(&mut out, h.coff + 2, (h.count - 1) as u16);
+    let initialised = u32_at(&out, h.opt + 8)?.saturating_sub(s.raw_size);
+    put_u32(&mut out, h.opt + 8, initialised);
+    let sum = checksum(&out, h.opt + 64);
+    put_u32(&mut out, h.opt + 64, sum);
+    Ok(out)
+}
+
+/// The SBAT header line shim requires first (SBAT.md).
+pub const SBAT_HEADER: &str = "sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md";
+
+/// The contents of a new .sbat section: `lines` (a CSV file, as `-sbat` takes), or
+/// with `stub_sbat` given, the stub's SBAT followed by `lines` (`-append-sbat`).
+/// Each line needs shim's six fields with a numeric generation; a replacement must
+/// start with the `sbat,1` header, and added lines must not repeat it.
+pub fn sbat(stub_sbat: Option<&[u8]>, lines: &[u8]) -> Result<Vec<u8>> {
+    let text = std::str::from_utf8(lines).map_err(|_| anyhow::anyhow!("not text; expected SBAT CSV lines"))?;
+    let mut count = 0;
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split(',').collect();
+        ensure!(
+            fields.len() == 6,
+            "line {}: {} fields, expected 6 (component,generation,vendor,package,version,url)",
+            n + 1,
+            fields.len()
+        );
+        ensure!(fields[1].trim().parse::<u32>().is_ok(), "line {}: generation {:?} is not a number", n + 1, fields[1]);
+        let header = fields[0] == "sbat";
+        match (count, stub_sbat.is_some()) {
+            (0, false) if !header => bail!("line {}: the first line must be the SBAT header {SBAT_HEADER}", n + 1),
+            (_, true) if header => bail!(
+                "line {}: the stub's SBAT already has the sbat header; with -append-sbat give only the lines to add",
+                n + 1
+            ),
+            _ => {}
+        }
+        count += 1;
+    }
+    ensure!(count > 0, "no SBAT lines");
+    let mut out = Vec::new();
+    if let Some(old) = stub_sbat {
+        // the section is NUL-padded
+        let old = &old[..old.iter().position(|&b| b == 0).unwrap_or(old.len())];
+        out.extend_from_slice(old);
+        if !out.is_empty() && !out.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+    }
+    out.extend_from_slice(text.trim_end_matches('\n').as_bytes());
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// What Authenticode signing needs to know of a PE32+ image's layout.
+#[derive(Debug)]
+pub struct PeLayout {
+    pub sections: Vec<Section>,
+    /// File offset of the optional header's CheckSum field.
+    pub checksum_field: usize,
+    /// File offset of the certificate (security) data directory entry.
+    pub security_directory: usize,
+    pub size_of_headers: usize,
+    /// The certificate table (file offset, size); size 0 when unsigned.
+    pub certificate_table: (u32, u32),
+}
+
+/// The layout of a PE32+ image, for [`crate::secureboot`].
+pub fn pe_layout(pe: &[u8]) -> Result<PeLayout> {
+    let h = headers(pe)?;
+    let rva_count = u32_at(pe, h.opt + 108)? as usize;
+    ensure!(rva_count > SECURITY_DIRECTORY, "the PE has no certificate directory entry ({rva_count} data directories)");
+    let security_directory = h.opt + 112 + SECURITY_DIRECTORY * 8;
+    Ok(PeLayout {
+        sections: sections(pe)?,
+        checksum_field: h.opt + 64,
+        security_directory,
+        size_of_headers: h.size_of_headers,
+        certificate_table: (u32_at(pe, security_directory)?, u32_at(pe, security_directory + 4)?),
+    })
+}
+
+/// Points the certificate directory at (`offset`, `size`) and recomputes the checksum.
+pub fn set_certificate_table(pe: &mut [u8], offset: u32, size: u32) -> Result<()> {
+    let layout = pe_layout(pe)?;
+    put_u32(pe, layout.security_directory, offset);
+    put_u32(pe, layout.security_directory + 4, size);
+    let sum = checksum(pe, layout.checksum_field);
+    put_u32(pe, layout.checksum_field, sum);
+    Ok(())
+}
+
 /// Appends `add` (name, contents) as new read-only data sections to the PE32+ image
 /// `stub` and returns the new image.
 pub fn append_sections(stub: &[u8], add: &[(&str, &[u8])]) -> Result<Vec<u8>> {
@@ -278,6 +388,40 @@ mod tests {
         assert_eq!((u32_at(&uki, 0x84 + 8).unwrap(), u32_at(&uki, 0x84 + 12).unwrap()), (0, 0));
         assert!(!uki.windows(8).any(|w| w == [0xaa; 8]), "symbol table bytes left in the image");
         assert_eq!(section_data(&uki, ".osrel").unwrap().unwrap(), b"ID=stboot\n");
+    }
+
+    #[test]
+    fn a_removed_section_is_gone_and_its_bytes_zeroed() {
+        let uki = append_sections(&tiny_pe(), &[(".sbat", b"sbat,1\n"), (".osrel", b"ID=stboot\n")]).unwrap();
+        let without = remove_section(&uki, ".sbat").unwrap();
+        let s = sections(&without).unwrap();
+        assert_eq!(s.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), [".text", ".osrel"]);
+        assert_eq!(section_data(&without, ".osrel").unwrap().unwrap(), b"ID=stboot\n");
+        assert!(!without.windows(6).any(|w| w == b"sbat,1"), "the removed section's bytes are still there");
+        assert_eq!(checksum(&without, 0x84 + 20 + 64), u32_at(&without, 0x84 + 20 + 64).unwrap());
+        assert_eq!(remove_section(&without, ".sbat").unwrap(), without);
+        // and a new one can be appended again
+        let again = append_sections(&without, &[(".sbat", b"sbat,1,new\n")]).unwrap();
+        assert_eq!(section_data(&again, ".sbat").unwrap().unwrap(), b"sbat,1,new\n");
+    }
+
+    #[test]
+    fn sbat_replaces_or_appends_and_checks_its_lines() {
+        let line = "stboot,1,System Transparency,stboot,0.1,https://system-transparency.org";
+        let new = format!("{SBAT_HEADER}\n{line}\n");
+        assert_eq!(sbat(None, new.as_bytes()).unwrap(), new.as_bytes());
+        let stub = format!("{SBAT_HEADER}\nsystemd,1,The systemd Developers,systemd,252,https://systemd.io/\n\0\0");
+        let both = sbat(Some(stub.as_bytes()), line.as_bytes()).unwrap();
+        assert_eq!(String::from_utf8(both).unwrap(), format!("{}{line}\n", stub.trim_end_matches('\0')));
+        let e = sbat(None, line.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("line 1: the first line must be the SBAT header"), "{e}");
+        let e = sbat(Some(stub.as_bytes()), new.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("line 1: the stub's SBAT already has the sbat header"), "{e}");
+        let e = sbat(None, b"sbat,1,x\n").unwrap_err().to_string();
+        assert!(e.contains("line 1: 3 fields, expected 6"), "{e}");
+        let e = sbat(Some(b""), b"a,one,b,c,d,e").unwrap_err().to_string();
+        assert!(e.contains("generation \"one\" is not a number"), "{e}");
+        assert!(sbat(None, b"\n").unwrap_err().to_string().contains("no SBAT lines"));
     }
 
     #[test]

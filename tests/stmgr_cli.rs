@@ -663,3 +663,147 @@ fn uki_create_adds_the_sections_upstream_adds() {
     );
     assert!(e.contains("both -signcert and -signkey"), "{e}");
 }
+
+/// Runs a helper tool in `dir`; returns (success, stdout and stderr).
+fn tool(dir: &Path, cmd: &str, args: &[&str]) -> (bool, String) {
+    let o = Command::new(cmd)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd} (scripts/setup.sh installs it): {e}"));
+    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+/// `-signkey -signcert`: sbsigntool's sbverify accepts the signature with the
+/// signing certificate and refuses it with another; sbsign, signing the same
+/// unsigned UKI, signs the same Authenticode digest (so both agree on which bytes
+/// count); signing is deterministic; `uki to-iso` carries the signed UKI unchanged.
+/// That OVMF with Secure Boot enforced boots it (and refuses others) is the
+/// `secureboot` QEMU scenario.
+#[test]
+fn uki_secure_boot_signature_is_accepted_by_sbverify_and_matches_sbsign() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let mut kernel = pretend_bzimage();
+    kernel[..2].copy_from_slice(b"MZ");
+    std::fs::write(p.join("bzImage"), &kernel).unwrap();
+    std::fs::write(p.join("initrd"), b"070701 pretend cpio").unwrap();
+    for (name, bits) in [("db", "2048"), ("other", "3072")] {
+        let key = format!("rsa:{bits}");
+        openssl(
+            p,
+            &["req", "-new", "-x509", "-newkey", &key, "-nodes", "-days", "30", "-subj", &format!("/CN={name}/")]
+                .into_iter()
+                .chain(["-keyout", &format!("{name}.key"), "-out", &format!("{name}.crt")])
+                .collect::<Vec<_>>(),
+        );
+    }
+    let out = ok(p, &uki_args("uki", "signed", &["-signkey", "db.key", "-signcert", "db.crt"]));
+    assert!(out.contains("wrote signed.uki") && out.contains("Secure Boot signed"), "{out}");
+    let (good, text) = tool(p, "sbverify", &["--cert", "db.crt", "signed.uki"]);
+    assert!(good && text.contains("Signature verification OK"), "{text}");
+    let (good, text) = tool(p, "sbverify", &["--cert", "other.crt", "signed.uki"]);
+    assert!(!good && text.contains("Signature verification failed"), "{text}");
+
+    // sbsign over the unsigned UKI signs the same digest
+    ok(p, &uki_args("uki", "plain", &[]));
+    let (good, text) =
+        tool(p, "sbsign", &["--key", "db.key", "--cert", "db.crt", "--output", "sbsigned.uki", "plain.uki"]);
+    assert!(good, "{text}");
+    let ours = std::fs::read(p.join("signed.uki")).unwrap();
+    let theirs = std::fs::read(p.join("sbsigned.uki")).unwrap();
+    let our = stboot::secureboot::signatures(&ours).unwrap().remove(0);
+    let their = stboot::secureboot::signatures(&theirs).unwrap().remove(0);
+    assert_eq!(our.digest, their.digest, "stmgr and sbsign sign different Authenticode digests");
+    assert_eq!(our.digest, stboot::secureboot::digest(&ours).unwrap(), "the signed digest is not the image's");
+    assert_eq!(our.certificates, their.certificates, "the signing certificate is not in the signature");
+    // the signature does not change the sections
+    let plain = std::fs::read(p.join("plain.uki")).unwrap();
+    assert_eq!(
+        stboot::uki::section_data(&ours, ".linux").unwrap(),
+        stboot::uki::section_data(&plain, ".linux").unwrap()
+    );
+
+    let signer = stboot::secureboot::Signer::from_pem(
+        &std::fs::read(p.join("db.key")).unwrap(),
+        &std::fs::read(p.join("db.crt")).unwrap(),
+    )
+    .unwrap();
+    let e = signer.sign(&ours).unwrap_err().to_string();
+    assert!(e.contains("already signed"), "{e}");
+
+    // deterministic: no signing time
+    ok(p, &uki_args("uki", "again", &["-signkey", "db.key", "-signcert", "db.crt"]));
+    assert_eq!(std::fs::read(p.join("again.uki")).unwrap(), ours);
+
+    // to-iso: the default name drops .uki, the UKI goes in unchanged, and an existing
+    // ISO is not overwritten
+    let out = ok(p, &["uki", "to-iso", "-in", "signed.uki"]);
+    assert!(out.contains("wrote signed.iso"), "{out}");
+    assert!(tool(p, "xorriso", &["-osirrox", "on", "-indev", "signed.iso", "-extract", "/ESP.IMG", "esp.img"]).0);
+    assert!(tool(p, "mcopy", &["-i", "esp.img", "::/EFI/BOOT/BOOTX64.EFI", "from-iso.efi"]).0);
+    assert_eq!(std::fs::read(p.join("from-iso.efi")).unwrap(), ours);
+    let e = fails(p, &["uki", "to-iso", "-in", "signed.uki"]);
+    assert!(e.contains("signed.iso: the ISO exists; remove it first"), "{e}");
+    ok(p, &["uki", "to-iso", "-in", "signed.uki", "-out", "other.iso"]);
+    let e = fails(p, &["uki", "to-iso", "-in", "initrd"]);
+    assert!(e.contains("-in initrd: not a UKI"), "{e}");
+    let e = fails(p, &["uki", "to-iso"]);
+    assert!(e.contains("-in"), "{e}");
+
+    // bad keys: named, with what was expected
+    let mismatch = ["-signkey", "other.key", "-signcert", "db.crt"];
+    let e = fails(p, &uki_args("uki", "x", &mismatch));
+    assert!(e.contains("-signkey other.key -signcert db.crt") && e.contains("do not belong together"), "{e}");
+    ok(p, &["keygen", "certificate", "-isCA", "-certOut", "ed.pem", "-keyOut", "ed.key"]);
+    let e = fails(p, &uki_args("uki", "x", &["-signkey", "ed.key", "-signcert", "ed.pem"]));
+    assert!(e.contains("-signkey ed.key") && e.contains("Secure Boot needs RSA"), "{e}");
+    let e = fails(p, &uki_args("uki", "x", &["-signkey", "db.crt", "-signcert", "db.crt"]));
+    assert!(e.contains("\"CERTIFICATE\" PEM block; expected an RSA private key"), "{e}");
+    assert!(!p.join("x.uki").exists(), "a UKI was written although signing failed");
+}
+
+/// `-sbat FILE` replaces the stub's .sbat section and `-append-sbat` adds to it, as
+/// objcopy (binutils) reads the result: one .sbat, after .linux, with the expected
+/// lines; bad lines are named.
+#[test]
+fn uki_sbat_replaces_or_extends_the_stubs_sbat() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let mut kernel = pretend_bzimage();
+    kernel[..2].copy_from_slice(b"MZ");
+    std::fs::write(p.join("bzImage"), &kernel).unwrap();
+    std::fs::write(p.join("initrd"), b"070701 pretend cpio").unwrap();
+    let line = "stboot,1,System Transparency,stboot,0.1,https://system-transparency.org\n";
+    std::fs::write(p.join("add.csv"), line).unwrap();
+    std::fs::write(p.join("new.csv"), format!("{}\n{line}", stboot::uki::SBAT_HEADER)).unwrap();
+    let stub = std::fs::read(stboot::uki::DEBIAN_STUB).unwrap();
+    let stub_sbat = stboot::uki::section_data(&stub, ".sbat").unwrap().expect("Debian's stub has .sbat").to_vec();
+    let stub_sbat = String::from_utf8(stub_sbat).unwrap().trim_end_matches('\0').to_string();
+    assert!(stub_sbat.starts_with("sbat,1,"), "{stub_sbat}");
+
+    let sbat_of = |name: &str| {
+        let (good, text) = tool(p, "objdump", &["-h", name]);
+        assert!(good, "{text}");
+        let names: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().nth(1)).collect();
+        assert_eq!(names.iter().filter(|n| **n == ".sbat").count(), 1, "{text}");
+        assert_eq!(names.iter().rev().find(|n| n.starts_with('.')), Some(&".sbat"), "{text}");
+        let (good, text) = tool(p, "objcopy", &["-O", "binary", "--only-section=.sbat", name, "sbat.bin"]);
+        assert!(good, "{text}");
+        String::from_utf8(std::fs::read(p.join("sbat.bin")).unwrap()).unwrap()
+    };
+    ok(p, &uki_args("uki", "replaced", &["-sbat", "new.csv"]));
+    assert_eq!(sbat_of("replaced.uki"), format!("{}\n{line}", stboot::uki::SBAT_HEADER));
+    ok(p, &uki_args("uki", "appended", &["-sbat", "add.csv", "-append-sbat"]));
+    assert_eq!(sbat_of("appended.uki"), format!("{stub_sbat}{line}"));
+    // the other sections are untouched
+    let uki = std::fs::read(p.join("appended.uki")).unwrap();
+    assert_eq!(stboot::uki::section_data(&uki, ".linux").unwrap().unwrap(), kernel.as_slice());
+
+    let e = fails(p, &uki_args("uki", "x", &["-sbat", "add.csv"]));
+    assert!(e.contains("-sbat add.csv: line 1: the first line must be the SBAT header"), "{e}");
+    let e = fails(p, &uki_args("uki", "x", &["-sbat", "new.csv", "-append-sbat"]));
+    assert!(e.contains("-sbat new.csv: line 1: the stub's SBAT already has the sbat header"), "{e}");
+    let e = fails(p, &uki_args("uki", "x", &["-append-sbat"]));
+    assert!(e.contains("-append-sbat: give the SBAT lines to add with -sbat FILE"), "{e}");
+}

@@ -21,6 +21,22 @@ Examples:
   stmgr uki create -format uki,iso -kernel bzImage \\
       -initramfs stboot.cpio.gz -cmdline console=ttyS0,115200 -out stboot")]
     Create(CreateArgs),
+    /// Put an existing UKI (for example one signed with sbsign) into a bootable ISO.
+    #[command(after_help = "\
+Examples:
+  stmgr uki to-iso -in stboot.uki              # writes stboot.iso
+  stmgr uki to-iso -in signed.efi -out boot.iso")]
+    ToIso(ToIsoArgs),
+}
+
+#[derive(Args)]
+pub struct ToIsoArgs {
+    /// The UKI (an EFI program).
+    #[arg(long = "in", value_name = "FILE")]
+    input: PathBuf,
+    /// Output ISO (default: the input name without .uki, plus .iso).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -49,24 +65,26 @@ pub struct CreateArgs {
     /// Replace an existing ISO (a UKI is always replaced, as upstream does).
     #[arg(long)]
     force: bool,
-    /// SBAT metadata (not supported yet: the stub's own .sbat is kept).
+    /// SBAT metadata (CSV) that replaces the stub's .sbat section.
     #[arg(long, value_name = "FILE")]
     sbat: Option<PathBuf>,
-    /// Append -sbat to the stub's SBAT (not supported yet).
+    /// Add the -sbat lines after the stub's own SBAT instead of replacing it.
     #[arg(long = "append-sbat")]
     append_sbat: bool,
-    /// Certificate for Secure Boot signing (not supported yet).
+    /// Certificate for Secure Boot signing (PEM; enrolled in db, or issued by one that is).
     #[arg(long, value_name = "FILE")]
     signcert: Option<PathBuf>,
-    /// Private key for Secure Boot signing (not supported yet).
+    /// RSA private key for Secure Boot signing (PEM, unencrypted).
     #[arg(long, value_name = "FILE")]
     signkey: Option<PathBuf>,
 }
 
 impl UkiCmd {
     pub fn run(self) -> Result<ExitCode> {
-        let UkiCmd::Create(a) = self;
-        create(&a)?;
+        match self {
+            UkiCmd::Create(a) => create(&a)?,
+            UkiCmd::ToIso(a) => to_iso(&a)?,
+        }
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -91,19 +109,33 @@ fn create(a: &CreateArgs) -> Result<()> {
     if a.signcert.is_some() != a.signkey.is_some() {
         bail!("both -signcert and -signkey are required for signing the UKI");
     }
-    if a.signcert.is_some() {
-        bail!("-signcert/-signkey: Secure Boot signing is not implemented in stboot-rs's stmgr yet; sign the UKI with sbsign (Debian package sbsigntool)");
-    }
-    if a.sbat.is_some() || a.append_sbat {
-        bail!("-sbat/-append-sbat are not supported yet: the stub's own .sbat section is kept");
-    }
+    // read and check the signing key before the work is done
+    let signer = match (&a.signkey, &a.signcert) {
+        (Some(key), Some(cert)) => Some(
+            stboot::secureboot::Signer::from_pem(&read("signkey", key)?, &read("signcert", cert)?)
+                .with_context(|| format!("-signkey {} -signcert {}", key.display(), cert.display()))?,
+        ),
+        _ => None,
+    };
     let stub_path = a.stub.clone().unwrap_or_else(|| PathBuf::from(uki::DEBIAN_STUB));
-    let stub = std::fs::read(&stub_path).with_context(|| {
+    let mut stub = std::fs::read(&stub_path).with_context(|| {
         format!(
             "-stub {}: cannot read the EFI stub; install Debian's systemd-boot-efi or pass -stub FILE",
             stub_path.display()
         )
     })?;
+    let sbat = match &a.sbat {
+        None if a.append_sbat => bail!("-append-sbat: give the SBAT lines to add with -sbat FILE"),
+        None => None,
+        Some(path) => {
+            let lines = read("sbat", path)?;
+            let old = uki::section_data(&stub, ".sbat").with_context(|| format!("-stub {}", stub_path.display()))?;
+            let sbat = uki::sbat(old.filter(|_| a.append_sbat), &lines)
+                .with_context(|| format!("-sbat {}", path.display()))?;
+            stub = uki::remove_section(&stub, ".sbat")?;
+            Some(sbat)
+        }
+    };
     let kernel = read("kernel", &a.kernel)?;
     if kernel.get(..2) != Some(b"MZ") {
         bail!("-kernel {}: not an EFI program (no MZ header); the kernel needs CONFIG_EFI_STUB", a.kernel.display());
@@ -115,26 +147,55 @@ fn create(a: &CreateArgs) -> Result<()> {
     };
     let cmdline = format!("{}\n", a.cmdline);
     // upstream's order
-    let image = uki::append_sections(
-        &stub,
-        &[(".osrel", &osrel), (".cmdline", cmdline.as_bytes()), (".initrd", &initramfs), (".linux", &kernel)],
-    )
-    .with_context(|| format!("-stub {}", stub_path.display()))?;
+    let mut sections: Vec<(&str, &[u8])> =
+        vec![(".osrel", &osrel), (".cmdline", cmdline.as_bytes()), (".initrd", &initramfs), (".linux", &kernel)];
+    if let Some(sbat) = &sbat {
+        sections.push((".sbat", sbat));
+    }
+    let image = uki::append_sections(&stub, &sections).with_context(|| format!("-stub {}", stub_path.display()))?;
+    let image = match &signer {
+        Some(s) => s.sign(&image).context("Secure Boot signing the UKI")?,
+        None => image,
+    };
     if want_uki {
         let out = with_suffix(&a.out, ".uki");
         std::fs::write(&out, &image).with_context(|| format!("-out {}: cannot write", out.display()))?;
-        println!("wrote {} ({} bytes)", out.display(), image.len());
+        let signed = if signer.is_some() { ", Secure Boot signed" } else { "" };
+        println!("wrote {} ({} bytes{signed})", out.display(), image.len());
     }
     if want_iso {
         let out = with_suffix(&a.out, ".iso");
         if out.exists() && !a.force {
             bail!("-out {}: the ISO exists; pass -force to replace it", out.display());
         }
-        let iso = stboot::iso::iso_image(&stboot::iso::esp_image(&image)?)?;
-        std::fs::write(&out, &iso).with_context(|| format!("-out {}: cannot write", out.display()))?;
-        println!("wrote {} ({} bytes; EFI boot image EFI/BOOT/BOOTX64.EFI = the UKI)", out.display(), iso.len());
+        write_iso(&image, &out)?;
     }
     Ok(())
+}
+
+fn write_iso(uki: &[u8], out: &Path) -> Result<()> {
+    let iso = stboot::iso::iso_image(&stboot::iso::esp_image(uki)?)?;
+    std::fs::write(out, &iso).with_context(|| format!("-out {}: cannot write", out.display()))?;
+    println!("wrote {} ({} bytes; EFI boot image EFI/BOOT/BOOTX64.EFI = the UKI)", out.display(), iso.len());
+    Ok(())
+}
+
+fn to_iso(a: &ToIsoArgs) -> Result<()> {
+    let uki = read("in", &a.input)?;
+    // a UKI signed elsewhere is taken as it is; it must at least be an EFI program
+    stboot::uki::sections(&uki).with_context(|| format!("-in {}: not a UKI", a.input.display()))?;
+    let out = match &a.out {
+        Some(o) => o.clone(),
+        None => {
+            let name = a.input.to_string_lossy();
+            PathBuf::from(format!("{}.iso", name.strip_suffix(".uki").unwrap_or(&name)))
+        }
+    };
+    // upstream's to-iso refuses to overwrite (and has no -force)
+    if out.exists() {
+        bail!("-out {}: the ISO exists; remove it first", out.display());
+    }
+    write_iso(&uki, &out)
 }
 
 fn with_suffix(out: &Path, suffix: &str) -> PathBuf {
