@@ -4,7 +4,7 @@ stboot's code: upstream's layout, SHA-256 bank extended with SHA-256(D).
 
 usage: expected-pcrs.py PKG_STEM TRUST_POLICY_DIR  -> "pcr12=.. pcr13=.. pcr14=.."
 """
-import hashlib, json, ssl, sys
+import hashlib, json, os, ssl, sys
 
 def h(b): return hashlib.sha256(b).digest()
 
@@ -31,6 +31,7 @@ compact = json.dumps({"ospkg_signature_threshold": policy["ospkg_signature_thres
                       "ospkg_fetch_method": policy["ospkg_fetch_method"]}, separators=(",", ":"))
 p12 = replay([h(open(stem + ".zip", "rb").read()), h(open(stem + ".json", "rb").read())])
 p13 = replay([h(compact.encode())] + [h(r) for r in pems(tp + "/ospkg_signing_root.pem")]
-             + [h(b"".join(pems(tp + "/tls_roots.pem")))])
+             + [h(b"".join(pems(tp + "/tls_roots.pem")))]
+             + ([h(open(tp + "/ospkg_trust_policy", "rb").read())] if os.path.exists(tp + "/ospkg_trust_policy") else []))
 p14 = replay([h(b"")])
 print(f"pcr12={p12} pcr13={p13} pcr14={p14}")

@@ -74,6 +74,13 @@ make_packages() {
     make_pkg fewsig "$c testos=fewsig" leaf1
     make_pkg wrongroot "$c testos=wrongroot" other1 other2
     make_pkg badsig "$c testos=badsig" leaf1 leaf2
+    # sigsum: one plain signature (leaf1) and a Sigsum proof by leaf2 from an
+    # independent test log with three witnesses (integration-tests/sigsum-log.py),
+    # attached with stmgr ospkg sigsum; $W/sigsum.policy trusts that log, 2 of 3
+    make_pkg sigsum "$c testos=sigsum" leaf1
+    python3 "$ROOT/integration-tests/sigsum-log.py" "$W/sigsum-log" "$W/www/sigsum.zip" "$W/pki/leaf2.key" \
+        "$W/www/sigsum.zip.proof" --policy-out "$W/sigsum.policy" --size 5 --quorum 2
+    "$STMGR" ospkg sigsum -proof "$W/www/sigsum.zip.proof" -cert "$W/pki/leaf2.pem" -ospkg "$W/www/sigsum" >/dev/null
     # flip one bit in each signature of badsig
     python3 - "$W/www/badsig.json" <<'PY'
 import base64, json, sys

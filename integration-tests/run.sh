@@ -54,6 +54,11 @@ H=https://10.0.2.2:8446
 make_initramfs stall-first "$NET" "$(dhcp "$H/stall-headers/good.json,$G/good.json")"
 make_initramfs endless-first "$NET" "$(dhcp "$H/endless/good.json,$G/good.json")"
 make_initramfs kexec-fails-first "$NET" "$(dhcp "$G/badkernel.json,$G/good.json")"
+# a package whose threshold of 2 is met only when its Sigsum proof counts
+SIGSUM=$(make_trust_policy sigsum 2 network)
+cp "$W/sigsum.policy" "$SIGSUM/ospkg_trust_policy"
+make_initramfs sigsum "$SIGSUM" "$(dhcp $G/sigsum.json)"
+make_initramfs sigsum-no-policy "$NET" "$(dhcp $G/sigsum.json)"
 make_initramfs initramfs-fetch "$INITRD" '{"network_mode":"dhcp","ospkg_pointer":"good.zip"}' -ospkg "$W/www/good"
 log "building the LinuxBoot kernel, then embedding each scenario's initramfs"
 # uki: the LinuxBoot kernel and the stboot initramfs in a UKI (stmgr uki create), on
@@ -80,7 +85,7 @@ done
 make_esp "$W/secureboot-unsigned.esp" "$W/uki.uki"
 for s in secureboot secureboot-unsigned secureboot-wrong-key; do cp "$W/sb/enrolled.vars" "$W/$s.sbvars"; done
 for s in dhcp-good static-good bad-signature too-few-signers wrong-root fallback tls-unpinned \
-    server-late efivar-dhcp stall-first endless-first kexec-fails-first initramfs-fetch; do
+    server-late efivar-dhcp stall-first endless-first kexec-fails-first initramfs-fetch sigsum sigsum-no-policy; do
     embed_kernel $s || exit 1
 done
 
@@ -150,6 +155,7 @@ late_server & late=$!
 pair server-late initramfs-fetch -nic none
 wait $late
 pair stall-first endless-first
+pair sigsum sigsum-no-policy
 [ -n "${COREBOOT_DIR:-}" ] && pair coreboot coreboot-replaced
 pair uki iso
 # the refused ones have no NIC (the firmware would go on to network boot) and end
@@ -197,6 +203,13 @@ check kexec-fails-first "+kexec_file_load failed" "+URL 1 of 2 failed after" "+T
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
 n=$(grep -ac "measured OS package archive into PCR 12" "$W/kexec-fails-first.console")
 [ "$n" = 1 ] || { log "kexec-fails-first: measured $n times, expected once"; fail=$((fail + 1)); failed+=(kexec-fails-first-measured-once); }
+
+check sigsum "+Sigsum policy: 1 log(s)" "+signature 0 (signature by" "+signature 1 (Sigsum proof by" \
+    "+3 of 3 cosignatures by policy witnesses" "+Signatures: 2 found, 2 valid, 2 required" \
+    "+TEST-OS-PCRS $(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/sigsum" "$SIGSUM")" \
+    "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=sigsum]"
+check sigsum-no-policy "+the trust policy has no Sigsum policy (ospkg_trust_policy)" "+Signatures: 2 found, 1 valid, 2 required" \
+    "+BOOT FAILED" "-$BOOTED"
 
 # the initramfs came from the UKI's .initrd through systemd-stub; the ISO from the CD
 check uki "+EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path" "+stboot-rs" "+(stboot@stboot)" "+Signatures: 3 found, 3 valid, 2 required" "+TEST-OS-PCRS $PCRS" \

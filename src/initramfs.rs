@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::config::trust_policy::{SIGNING_ROOT_FILE, TLS_ROOTS_FILE, TRUST_POLICY_FILE};
+use crate::config::trust_policy::{SIGNING_ROOT_FILE, SIGSUM_POLICY_FILE, TLS_ROOTS_FILE, TRUST_POLICY_FILE};
 
 /// The initramfs layout, as data: the one description of where things go.
 pub const LAYOUT: &str = include_str!("../initramfs/layout.txt");
@@ -45,11 +45,12 @@ pub enum Entry {
 }
 
 /// The inputs the builder gives the layout, by name.
-pub const INPUTS: [&str; 8] = [
+pub const INPUTS: [&str; 9] = [
     "stboot",
     "trust_policy.json",
     "ospkg_signing_root.pem",
     "tls_roots.pem",
+    "ospkg_trust_policy",
     "host_config",
     "modules",
     "modules.list",
@@ -238,7 +239,9 @@ pub fn tree(args: &BuildArgs) -> Result<Tree> {
     inputs.insert("stboot", Input::One(read(&args.stboot)?));
 
     let tp = &args.trust_policy;
-    for (name, required) in [(TRUST_POLICY_FILE, true), (SIGNING_ROOT_FILE, true), (TLS_ROOTS_FILE, false)] {
+    for (name, required) in
+        [(TRUST_POLICY_FILE, true), (SIGNING_ROOT_FILE, true), (TLS_ROOTS_FILE, false), (SIGSUM_POLICY_FILE, false)]
+    {
         let src = tp.join(name);
         if src.exists() {
             inputs.insert(name, Input::One(read(&src)?));
@@ -459,6 +462,7 @@ mod tests {
         assert_eq!(file_at(&l, "trust_policy.json"), tp(TRUST_POLICY_FILE));
         assert_eq!(file_at(&l, "ospkg_signing_root.pem"), tp(SIGNING_ROOT_FILE));
         assert_eq!(file_at(&l, "tls_roots.pem"), tp(TLS_ROOTS_FILE));
+        assert_eq!(file_at(&l, "ospkg_trust_policy"), tp(SIGSUM_POLICY_FILE));
         assert_eq!(file_at(&l, "host_config"), paths::HOST_CONFIG_PATH);
         assert_eq!(files_dir(&l, "modules"), paths::MODULES_DIR);
         assert_eq!(file_at(&l, "modules.list"), paths::MODULES_LIST);
@@ -524,6 +528,7 @@ mod tests {
         let root = crate::keys::root_certificate(&root_key, &v).unwrap();
         std::fs::write(tpd.join(SIGNING_ROOT_FILE), &root).unwrap();
         std::fs::write(tpd.join(TLS_ROOTS_FILE), &root).unwrap();
+        std::fs::write(tpd.join(SIGSUM_POLICY_FILE), "quorum none\n").unwrap();
         std::fs::write(p("host.json"), br#"{"network_mode":"dhcp","ospkg_pointer":"https://h/os.json"}"#).unwrap();
         // an ELF header of an x86-64 relocatable object is all the module check reads
         let mut ko = vec![0u8; 64];

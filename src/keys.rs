@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use rand_core::{OsRng, RngCore};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber};
 use sha2::{Digest, Sha256};
@@ -48,9 +48,14 @@ pub fn parse_signing_key(text: &str) -> Result<SigningKey> {
     bail!("expected a PEM \"PRIVATE KEY\" (PKCS#8) or \"OPENSSH PRIVATE KEY\" block")
 }
 
-/// PKCS#8 PEM text of a key.
+/// PKCS#8 PEM text of a key: version 1, the private key alone (RFC 8410), as Go's
+/// `x509.MarshalPKCS8PrivateKey` (upstream stmgr) and `openssl genpkey` write it.
+/// (ed25519-dalek's own encoding adds the public key as PKCS#8 version 2, which
+/// OpenSSL 3.0 cannot read.)
 pub fn signing_key_pem(key: &SigningKey) -> Result<String> {
-    Ok(key.to_pkcs8_pem(Default::default()).map_err(|e| anyhow!("encoding key: {e}"))?.to_string())
+    use ed25519_dalek::pkcs8::{EncodePrivateKey, KeypairBytes};
+    let v1 = KeypairBytes { secret_key: key.to_bytes(), public_key: None };
+    Ok(v1.to_pkcs8_pem(Default::default()).map_err(|e| anyhow!("encoding key: {e}"))?.to_string())
 }
 
 /// Read a certificate file holding exactly one PEM CERTIFICATE block and nothing else;
@@ -123,9 +128,9 @@ fn rcgen_key(key: &SigningKey) -> Result<KeyPair> {
     KeyPair::try_from(der.as_bytes()).map_err(|e| anyhow!("loading key: {e}"))
 }
 
-fn params_for(key: &SigningKey, validity: &Validity) -> Result<CertificateParams> {
+fn params_for(key: &VerifyingKey, validity: &Validity) -> Result<CertificateParams> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
-    let cn = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(key.verifying_key().as_bytes()));
+    let cn = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(key.as_bytes()));
     p.distinguished_name = rcgen::DistinguishedName::new();
     p.distinguished_name.push(DnType::CommonName, cn);
     p.not_before = validity.not_before;
@@ -139,7 +144,7 @@ fn params_for(key: &SigningKey, validity: &Validity) -> Result<CertificateParams
 
 /// A self-signed root certificate (PEM) for `key`.
 pub fn root_certificate(key: &SigningKey, validity: &Validity) -> Result<String> {
-    let mut p = params_for(key, validity)?;
+    let mut p = params_for(&key.verifying_key(), validity)?;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign];
     Ok(p.self_signed(&rcgen_key(key)?)?.pem())
@@ -152,17 +157,69 @@ pub fn leaf_certificate(
     root_key: &SigningKey,
     validity: &Validity,
 ) -> Result<String> {
+    leaf_certificate_for(&leaf_key.verifying_key(), root_der, root_key, validity)
+}
+
+/// A leaf certificate (PEM) for the public key `leaf`, issued by the root `root_der`
+/// whose key is `root_key` (the private half of `leaf` is not needed: it may live
+/// elsewhere, say as a Sigsum submit key or in ssh-agent).
+pub fn leaf_certificate_for(
+    leaf: &VerifyingKey,
+    root_der: &[u8],
+    root_key: &SigningKey,
+    validity: &Validity,
+) -> Result<String> {
     let root_pub = certificate_ed25519_key(root_der).ok_or_else(|| anyhow!("root certificate has no Ed25519 key"))?;
     if root_pub != *root_key.verifying_key().as_bytes() {
         bail!("the root key does not belong to the root certificate");
     }
-    let mut p = params_for(leaf_key, validity)?;
+    let mut p = params_for(leaf, validity)?;
     p.is_ca = IsCa::NoCa;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.use_authority_key_identifier_extension = true;
     let issuer = Issuer::from_ca_cert_der(&root_der.to_vec().into(), rcgen_key(root_key)?)
         .map_err(|e| anyhow!("reading the root certificate: {e}"))?;
-    Ok(p.signed_by(&rcgen_key(leaf_key)?, &issuer)?.pem())
+    let spki = [&ED25519_SPKI_PREFIX[..], leaf.as_bytes()].concat();
+    let leaf_spki = rcgen::SubjectPublicKeyInfo::from_der(&spki).map_err(|e| anyhow!("encoding the leaf key: {e}"))?;
+    Ok(p.signed_by(&leaf_spki, &issuer)?.pem())
+}
+
+/// DER SubjectPublicKeyInfo of an Ed25519 key, up to the 32 key bytes (RFC 8410).
+const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+
+/// Load the Ed25519 public key a certificate is to be issued for: a public key
+/// (OpenSSH `ssh-ed25519 ...` as ssh-keygen and sigsum-key write, or PEM
+/// `PUBLIC KEY`), as upstream's `-leafKey` takes; or a private key, whose public
+/// half is used (an addition of stboot-rs).
+pub fn load_public_key(path: &Path) -> Result<VerifyingKey> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_public_key(&text).with_context(|| format!("in {}", path.display()))
+}
+
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey> {
+    let trimmed = text.trim();
+    if !trimmed.is_empty() && !trimmed.contains("-----BEGIN") && !trimmed.contains('\n') {
+        let algorithm = trimmed.split_whitespace().next().unwrap_or("");
+        if algorithm != "ssh-ed25519" {
+            bail!("the OpenSSH public key is {algorithm:?}, expected ssh-ed25519 (only Ed25519 keys sign OS packages), or PEM \"PUBLIC KEY\"");
+        }
+        let k =
+            ssh_key::PublicKey::from_openssh(trimmed).map_err(|e| anyhow!("not a valid OpenSSH public key: {e}"))?;
+        let ed = k
+            .key_data()
+            .ed25519()
+            .ok_or_else(|| anyhow!("the OpenSSH key is {}, expected ssh-ed25519", k.algorithm()))?;
+        return VerifyingKey::from_bytes(&ed.0).map_err(|e| anyhow!("invalid Ed25519 key: {e}"));
+    }
+    if text.contains("-----BEGIN PUBLIC KEY-----") {
+        use ed25519_dalek::pkcs8::DecodePublicKey;
+        return VerifyingKey::from_public_key_pem(text)
+            .map_err(|e| anyhow!("not an Ed25519 public key ({e}); only Ed25519 keys sign OS packages"));
+    }
+    if text.contains("PRIVATE KEY-----") {
+        return Ok(parse_signing_key(text)?.verifying_key());
+    }
+    bail!("expected an Ed25519 public key (OpenSSH \"ssh-ed25519 ...\" or PEM \"PUBLIC KEY\") or private key")
 }
 
 /// DER of a PEM certificate made by this module.

@@ -8,6 +8,7 @@
 //! | 13 | trust policy | SHA-256 of the compact trust policy JSON |
 //! | 13 | signing root(s) | SHA-256 of each root's DER, in file order |
 //! | 13 | TLS roots | SHA-256 of all TLS roots' DER, concatenated |
+//! | 13 | Sigsum policy (only when `ospkg_trust_policy` exists) | SHA-256 of the file |
 //! | 14 | UX identity | SHA-256 of the identity string (empty here) |
 //!
 //! Like upstream, the SHA-256 bank is extended with SHA-256(D), not D itself
@@ -48,6 +49,7 @@ pub fn measurements(
     trust_policy_compact_json: &str,
     signing_roots: &[Vec<u8>],
     tls_roots: &[Vec<u8>],
+    sigsum_policy: Option<&[u8]>,
     identity: &str,
 ) -> Vec<Measurement> {
     let mut v = vec![
@@ -59,6 +61,11 @@ pub fn measurements(
         v.push(Measurement { pcr: 13, what: "OS package signing root", digest: sha(r) });
     }
     v.push(Measurement { pcr: 13, what: "TLS roots", digest: sha(&tls_roots.concat()) });
+    // the Sigsum policy decides which proofs count, so it is security configuration
+    // like the roots (not measured by upstream as far as is known; docs/formats.md)
+    if let Some(p) = sigsum_policy {
+        v.push(Measurement { pcr: 13, what: "Sigsum policy", digest: sha(p) });
+    }
     v.push(Measurement { pcr: 14, what: "UX identity", digest: sha(identity.as_bytes()) });
     v
 }
@@ -149,7 +156,16 @@ pub fn hex(d: &[u8]) -> String {
 /// The measurements of booting `pkg` under `trust`, in order.
 pub fn for_package(pkg: &crate::verify::VerifiedOsPackage, trust: &crate::config::TrustConfig) -> Vec<Measurement> {
     let policy = crate::gojson::marshal(&trust.policy);
-    measurements(pkg.archive_sha256(), pkg.descriptor_bytes(), &policy, &trust.signing_roots, &trust.tls_roots, "")
+    let sigsum = trust.sigsum_policy.as_ref().map(|p| p.bytes.as_slice());
+    measurements(
+        pkg.archive_sha256(),
+        pkg.descriptor_bytes(),
+        &policy,
+        &trust.signing_roots,
+        &trust.tls_roots,
+        sigsum,
+        "",
+    )
 }
 
 /// Extend the TPM's PCRs with `ms`, and log each step. A missing or failing TPM is
@@ -203,10 +219,14 @@ mod tests {
             "{\"a\":1}",
             &[b"r1".to_vec(), b"r2".to_vec()],
             &[b"t1".to_vec(), b"t2".to_vec()],
+            None,
             "",
         );
         let pcrs: Vec<u32> = m.iter().map(|x| x.pcr).collect();
         assert_eq!(pcrs, [12, 12, 13, 13, 13, 13, 14]);
+        let with = measurements(&[1; 32], b"{}", "{}", &[], &[], Some(b"quorum none\n"), "");
+        assert_eq!(with[4].what, "Sigsum policy");
+        assert_eq!((with[4].pcr, with[4].digest), (13, sha(b"quorum none\n")));
         assert_eq!(m[0].digest, [1; 32]);
         assert_eq!(m[5].digest, sha(b"t1t2"));
         assert_eq!(m[0].extend_value(), sha(&[1; 32]));

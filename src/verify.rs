@@ -24,6 +24,8 @@ use x509_parser::prelude::{ASN1Time, FromDer};
 use crate::ospkg::package::Unverified;
 use crate::ospkg::{Archive, Descriptor, Manifest};
 
+pub mod sigsum;
+
 const OID_ED25519: &str = "1.3.101.112";
 /// Certificate signature algorithms accepted (those Go's crypto/x509 verifies by
 /// default, without SHA-1): an allowlist, so SHA-1 or MD5 under any OID (such as
@@ -65,6 +67,8 @@ pub enum Verdict {
     UnsupportedKey(String),
     /// The signature does not verify under the certificate's key.
     BadSignature(String),
+    /// A Sigsum proof that does not verify (or cannot: no Sigsum policy).
+    BadProof(String),
 }
 
 impl fmt::Display for Verdict {
@@ -76,8 +80,18 @@ impl fmt::Display for Verdict {
             Verdict::UntrustedCertificate(m) => write!(f, "not counted: untrusted certificate: {m}"),
             Verdict::UnsupportedKey(m) => write!(f, "not counted: {m}"),
             Verdict::BadSignature(m) => write!(f, "not counted: bad signature: {m}"),
+            Verdict::BadProof(m) => write!(f, "not counted: bad Sigsum proof: {m}"),
         }
     }
+}
+
+/// What a signature entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Form {
+    /// A 64-byte Ed25519 signature (or something that is not a proof).
+    Plain,
+    /// A Sigsum proof; what it said when it verified.
+    Proof(Option<sigsum::ProofSummary>),
 }
 
 /// The outcome for one signature.
@@ -86,7 +100,34 @@ pub struct SignatureCheck {
     pub index: usize,
     /// The certificate's subject, when it could be read.
     pub signer: Option<String>,
+    pub form: Form,
     pub verdict: Verdict,
+}
+
+/// What signatures are checked against: the signing roots (DER) and, for Sigsum
+/// proofs, the Sigsum policy (`ospkg_trust_policy`).
+#[derive(Debug, Clone, Copy)]
+pub struct Anchors<'a> {
+    pub roots: &'a [Vec<u8>],
+    pub sigsum_policy: Option<&'a sigsum::Policy>,
+}
+
+impl<'a> From<&'a [Vec<u8>]> for Anchors<'a> {
+    fn from(roots: &'a [Vec<u8>]) -> Self {
+        Anchors { roots, sigsum_policy: None }
+    }
+}
+
+impl<'a, const N: usize> From<&'a [Vec<u8>; N]> for Anchors<'a> {
+    fn from(roots: &'a [Vec<u8>; N]) -> Self {
+        Anchors { roots, sigsum_policy: None }
+    }
+}
+
+impl<'a> From<&'a Vec<Vec<u8>>> for Anchors<'a> {
+    fn from(roots: &'a Vec<Vec<u8>>) -> Self {
+        Anchors { roots, sigsum_policy: None }
+    }
 }
 
 /// The outcome of a verification: what was found, what counted, and the decision.
@@ -138,7 +179,16 @@ impl Report {
             shown[slot].1 += 1;
             if shown[slot].1 <= per_kind {
                 let who = c.signer.as_deref().map(printable).unwrap_or_else(|| "?".into());
-                out.push(format!("signature {} ({who}): {}", c.index, printable(&c.verdict.to_string())));
+                let (form, detail) = match &c.form {
+                    Form::Plain => ("signature", String::new()),
+                    Form::Proof(None) => ("Sigsum proof", String::new()),
+                    Form::Proof(Some(p)) => ("Sigsum proof", format!(" ({})", printable(&p.to_string()))),
+                };
+                out.push(format!(
+                    "signature {} ({form} by {who}): {}{detail}",
+                    c.index,
+                    printable(&c.verdict.to_string())
+                ));
             }
         }
         for (_, n, first) in shown {
@@ -162,6 +212,7 @@ impl Verdict {
             Verdict::UntrustedCertificate(_) => "sign with a certificate issued by a root in ospkg_signing_root.pem; if it expired or is not valid yet, issue a new one (stmgr keygen certificate) and sign again, or check the clock",
             Verdict::UnsupportedKey(_) => "sign with an Ed25519 key and its certificate",
             Verdict::BadSignature(_) => "the archive changed after signing, or the signature was made with another key: sign the package again",
+            Verdict::BadProof(_) => "check that ospkg_trust_policy names the log and witnesses the proof was made with, and that the proof is for this archive and the certificate's key (stmgr ospkg sigsum checks both); or submit the archive again and attach the new proof",
         }
     }
 
@@ -174,6 +225,7 @@ impl Verdict {
             Verdict::UntrustedCertificate(_) => "untrusted certificate",
             Verdict::UnsupportedKey(_) => "unsupported key",
             Verdict::BadSignature(_) => "bad signature",
+            Verdict::BadProof(_) => "bad Sigsum proof",
         }
     }
 }
@@ -247,13 +299,13 @@ impl fmt::Display for Rejected {
 /// Verify `pkg`: signatures over the SHA-256 of exactly the bytes that were read,
 /// the threshold, and that the archive is an unambiguous zip whose manifest names a
 /// kernel and an initramfs that are present (what stboot needs to boot it).
-pub fn verify_package(
+pub fn verify_package<'a>(
     pkg: Unverified,
-    roots: &[Vec<u8>],
+    anchors: impl Into<Anchors<'a>>,
     threshold: Threshold,
     now_unix: i64,
 ) -> std::result::Result<VerifiedOsPackage, Rejected> {
-    let report = match verify(&pkg.descriptor, pkg.archive.sha256(), roots, threshold, now_unix) {
+    let report = match verify(&pkg.descriptor, pkg.archive.sha256(), anchors, threshold, now_unix) {
         Ok(r) => r,
         Err(error) => return Err(Rejected { report: None, error }),
     };
@@ -287,16 +339,19 @@ pub fn digest(archive: &[u8]) -> [u8; 32] {
     Sha256::digest(archive).into()
 }
 
-/// Check every signature of `descriptor` over `archive_sha256` against `roots` (DER).
+/// Check every signature of `descriptor` over `archive_sha256` against the signing
+/// roots (DER) and, for Sigsum proofs, the Sigsum policy of `anchors`.
 /// Errors only when the question cannot be asked (no roots, more signatures than
 /// certificates); every per-signature problem is a verdict in the report.
-pub fn verify(
+pub fn verify<'a>(
     descriptor: &Descriptor,
     archive_sha256: &[u8; 32],
-    roots: &[Vec<u8>],
+    anchors: impl Into<Anchors<'a>>,
     threshold: Threshold,
     now_unix: i64,
 ) -> Result<Report> {
+    let anchors = anchors.into();
+    let roots = anchors.roots;
     if roots.is_empty() {
         bail!("no signing root certificates configured");
     }
@@ -318,7 +373,13 @@ pub fn verify(
     let mut counted: Vec<([u8; 32], usize)> = Vec::new();
     let mut checks = Vec::with_capacity(ns);
     for (i, sig) in descriptor.signatures.iter().enumerate() {
-        let (signer, verdict) = check_one(&descriptor.certificates[i], sig, archive_sha256, roots, &parsed_roots, now);
+        let form = if sigsum::is_proof(sig) { Form::Proof(None) } else { Form::Plain };
+        let (signer, verdict) =
+            check_one(&descriptor.certificates[i], sig, archive_sha256, &anchors, &parsed_roots, now);
+        let (form, verdict) = match verdict {
+            Ok((key, proof)) => (if proof.is_some() { Form::Proof(proof) } else { form }, Ok(key)),
+            Err(v) => (form, Err(v)),
+        };
         let verdict = match verdict {
             Ok(key) => match counted.iter().find(|(k, _)| *k == key) {
                 Some((_, of)) => Verdict::Duplicate { of: *of },
@@ -329,7 +390,7 @@ pub fn verify(
             },
             Err(v) => v,
         };
-        checks.push(SignatureCheck { index: i, signer, verdict });
+        checks.push(SignatureCheck { index: i, signer, form, verdict });
     }
     Ok(Report { found: ns, valid: counted.len(), threshold, checks })
 }
@@ -353,14 +414,18 @@ pub fn decode_certificate(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> 
     }
 }
 
+/// The key that made a valid signature, and what a proof said.
+type Counted = ([u8; 32], Option<sigsum::ProofSummary>);
+
 fn check_one(
     cert_bytes: &[u8],
     sig: &[u8],
     message: &[u8; 32],
-    roots_der: &[Vec<u8>],
+    anchors: &Anchors,
     roots: &[X509Certificate],
     now: ASN1Time,
-) -> (Option<String>, std::result::Result<[u8; 32], Verdict>) {
+) -> (Option<String>, std::result::Result<Counted, Verdict>) {
+    let roots_der = anchors.roots;
     let der = match decode_certificate(cert_bytes) {
         Ok(d) => d,
         Err(m) => return (None, Err(Verdict::MalformedCertificate(m))),
@@ -395,6 +460,12 @@ fn check_one(
         Ok(k) => k,
         Err(e) => return (signer, Err(Verdict::UnsupportedKey(format!("invalid Ed25519 key: {e}")))),
     };
+    if sigsum::is_proof(sig) {
+        return match sigsum::check(sig, message, &key_bytes, anchors.sigsum_policy) {
+            Ok(summary) => (signer, Ok((key_bytes, Some(summary)))),
+            Err(m) => (signer, Err(Verdict::BadProof(m))),
+        };
+    }
     let Ok(sig) = Signature::from_slice(sig) else {
         return (
             signer,
@@ -402,7 +473,7 @@ fn check_one(
         );
     };
     match key.verify_strict(message, &sig) {
-        Ok(()) => (signer, Ok(key_bytes)),
+        Ok(()) => (signer, Ok((key_bytes, None))),
         Err(_) => (
             signer,
             Err(Verdict::BadSignature("does not match this archive's SHA-256 under the certificate's key".into())),

@@ -807,3 +807,197 @@ fn uki_sbat_replaces_or_extends_the_stubs_sbat() {
     let e = fails(p, &uki_args("uki", "x", &["-append-sbat"]));
     assert!(e.contains("-append-sbat: give the SBAT lines to add with -sbat FILE"), "{e}");
 }
+
+/// Runs integration-tests/sigsum-log.py (an independent Sigsum log and witnesses)
+/// in `dir`: logs FILE submitted with KEY, writes PROOF; `more` are its options.
+fn sigsum_log(dir: &Path, state: &str, file: &str, key: &str, proof: &str, more: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration-tests/sigsum-log.py");
+    let (good, text) = tool(dir, "python3", &[&[script.to_str().unwrap(), state, file, key, proof][..], more].concat());
+    assert!(good, "sigsum-log.py {more:?}: {text} (scripts/setup.sh installs python3-cryptography)");
+}
+
+/// Sigsum proofs made by an independent log (integration-tests/sigsum-log.py) count
+/// toward the threshold only when they verify under the trust policy's Sigsum
+/// policy, and each failure names the check that failed.
+#[test]
+fn sigsum_proofs_count_only_when_log_witnesses_and_inclusion_check_out() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    ok(d, &["keygen", "certificate", "-isCA"]);
+    for n in ["plain", "sigsum", "other"] {
+        ok(d, &["keygen", "certificate", "-certOut", &format!("{n}.pem"), "-keyOut", &format!("{n}.key")]);
+    }
+    package(d);
+    std::fs::write(d.join("another.zip"), b"another archive").unwrap();
+    ok(d, &["ospkg", "sign", "-key", "plain.key", "-cert", "plain.pem", "-ospkg", "os"]);
+    let tp = policy(d, "tp", 2, &["rootcert.pem"]);
+    let policy_file = tp.join("ospkg_trust_policy");
+    sigsum_log(d, "log", "os.zip", "sigsum.key", "good.proof", &["--policy-out", policy_file.to_str().unwrap()]);
+
+    // stmgr ospkg sigsum attaches it verbatim; with the proof the threshold of 2 is met
+    let unsigned = std::fs::read(d.join("os.json")).unwrap();
+    let out = ok(d, &["ospkg", "sigsum", "-proof", "good.proof", "-cert", "sigsum.pem", "-ospkg", "os"]);
+    assert!(out.contains("attached the Sigsum proof to os.json"), "{out}");
+    let (desc, _) = stboot::ospkg::read_descriptor(&d.join("os.json")).unwrap();
+    assert_eq!(desc.signatures[1], std::fs::read(d.join("good.proof")).unwrap());
+    let out = ok(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "os"]);
+    assert!(out.contains("signature 0 (signature by CN=") && out.contains("): valid"), "{out}");
+    assert!(
+        out.contains("signature 1 (Sigsum proof by CN=") && out.contains("3 of 3 cosignatures by policy witnesses"),
+        "{out}"
+    );
+    assert!(out.contains("(http://log.invalid)") && out.contains("Signatures: 2 found, 2 valid, 2 required"), "{out}");
+
+    // without the Sigsum policy the proof does not count, and the output says why
+    std::fs::rename(&policy_file, d.join("policy.saved")).unwrap();
+    let out = fails(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "os"]);
+    assert!(out.contains("the trust policy has no Sigsum policy (ospkg_trust_policy)"), "{out}");
+    assert!(
+        out.contains("Signatures: 2 found, 1 valid, 2 required") && out.contains("what to do (bad Sigsum proof)"),
+        "{out}"
+    );
+    std::fs::rename(d.join("policy.saved"), &policy_file).unwrap();
+    // -rootCerts has no Sigsum policy either (as upstream)
+    let out = fails(d, &["ospkg", "verify", "-rootCerts", "rootcert.pem", "-ospkg", "os"]);
+    assert!(out.contains("no Sigsum policy"), "{out}");
+
+    // stmgr ospkg sigsum checks the leaf before it attaches anything
+    std::fs::write(d.join("os.json"), &unsigned).unwrap();
+    let e = fails(d, &["ospkg", "sigsum", "-proof", "good.proof", "-cert", "other.pem", "-ospkg", "os"]);
+    assert!(e.contains("leaf was signed by another key than the certificate's"), "{e}");
+    sigsum_log(d, "log", "another.zip", "sigsum.key", "another.proof", &[]);
+    let e = fails(d, &["ospkg", "sigsum", "-proof", "another.proof", "-cert", "sigsum.pem", "-ospkg", "os"]);
+    assert!(e.contains("does not verify for this archive"), "{e}");
+    let e = fails(d, &["ospkg", "sigsum", "-proof", "os.zip", "-cert", "sigsum.pem", "-ospkg", "os"]);
+    assert!(e.contains("not a Sigsum proof"), "{e}");
+    assert_eq!(std::fs::read(d.join("os.json")).unwrap(), unsigned, "a refused proof changed the descriptor");
+
+    // each check, through the library stboot uses (proof for os.zip by sigsum.key)
+    let digest = stboot::verify::digest(&std::fs::read(d.join("os.zip")).unwrap());
+    let key =
+        stboot::keys::certificate_ed25519_key(&stboot::keys::load_certificate(&d.join("sigsum.pem")).unwrap()).unwrap();
+    let pol = stboot::verify::sigsum::parse_policy(&std::fs::read(&policy_file).unwrap(), "policy").unwrap();
+    let check =
+        |proof: &str| stboot::verify::sigsum::check(&std::fs::read(d.join(proof)).unwrap(), &digest, &key, Some(&pol));
+    let cases: &[(&str, &[&str], Option<&str>)] = &[
+        ("size1", &["--size", "1"], None),
+        ("v1", &["--version", "1"], None),
+        ("v1-size1", &["--version", "1", "--size", "1"], None),
+        ("first-leaf", &["--size", "9", "--index", "0"], None),
+        ("quorum-met", &["--cosign", "2"], None),
+        ("quorum-not-met", &["--cosign", "1"], Some("quorum is not met: 1 of 1 cosignatures are by policy witnesses")),
+        ("no-cosignatures", &["--cosign", "0"], Some("quorum is not met: 0 of 0")),
+        ("wrong-root", &["--tamper", "root"], Some("the tree head is not signed by log")),
+        ("signed-wrong-root", &["--tamper", "signed-root"], Some("inclusion proof does not lead from this leaf")),
+        ("bad-path", &["--tamper", "path"], Some("inclusion proof does not lead from this leaf")),
+        ("leaf-other-key", &["--tamper", "leafsig"], Some("leaf signature does not verify for this archive")),
+        // as sigsum-go: a cosignature that does not verify is not counted, the rest may do
+        ("bad-cosignature", &["--tamper", "cosig"], None),
+        (
+            "bad-cosignature-no-quorum",
+            &["--tamper", "cosig", "--cosign", "2"],
+            Some("quorum is not met: 2 of 2 cosignatures are by policy witnesses, 1 of them did not verify"),
+        ),
+    ];
+    for (name, opts, want) in cases {
+        sigsum_log(d, "log", "os.zip", "sigsum.key", name, opts);
+        match (check(name), want) {
+            (Ok(s), None) => {
+                assert_eq!(s.version, if name.starts_with("v1") { 1 } else { 2 }, "{name}");
+                assert_eq!(s.failed, usize::from(*name == "bad-cosignature"), "{name}: {s}");
+            }
+            (Err(e), Some(w)) => assert!(e.contains(w), "{name}: {e}"),
+            (got, want) => panic!("{name}: got {got:?}, wanted {want:?}"),
+        }
+    }
+    // a log the policy does not name; a proof for another archive (v1: its short checksum)
+    sigsum_log(d, "otherlog", "os.zip", "sigsum.key", "unknown-log", &[]);
+    assert!(check("unknown-log").unwrap_err().contains("is not a log of the Sigsum policy"));
+    sigsum_log(d, "log", "another.zip", "sigsum.key", "another-v1", &["--version", "1"]);
+    assert!(check("another-v1").unwrap_err().contains("a proof for another archive"));
+    assert!(check("another.proof").unwrap_err().contains("does not verify for this archive"));
+    // the proof's signer, checked against another certificate's key
+    let other =
+        stboot::keys::certificate_ed25519_key(&stboot::keys::load_certificate(&d.join("other.pem")).unwrap()).unwrap();
+    let e = stboot::verify::sigsum::check(&std::fs::read(d.join("good.proof")).unwrap(), &digest, &other, Some(&pol))
+        .unwrap_err();
+    assert!(e.contains("leaf was signed by another key"), "{e}");
+
+    // a key counts once: a plain signature and a proof by the same key are one signer
+    ok(d, &["ospkg", "sign", "-key", "sigsum.key", "-cert", "sigsum.pem", "-ospkg", "os"]);
+    let (mut desc, _) = stboot::ospkg::read_descriptor(&d.join("os.json")).unwrap();
+    desc.signatures.push(std::fs::read(d.join("good.proof")).unwrap());
+    desc.certificates.push(desc.certificates[1].clone());
+    let roots = stboot::config::trust_policy::read_certs(&d.join("rootcert.pem")).unwrap();
+    let anchors = stboot::verify::Anchors { roots: &roots, sigsum_policy: Some(&pol) };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let r = stboot::verify::verify(&desc, &digest, anchors, stboot::verify::Threshold::AtLeast(3), now).unwrap();
+    assert_eq!((r.found, r.valid, r.accepted()), (3, 2, false), "{r}");
+    assert!(
+        r.to_string().contains("signature 2 (Sigsum proof by")
+            && r.to_string().contains("same signing key as signature 1"),
+        "{r}"
+    );
+
+    // a policy that does not parse is named, with its line
+    std::fs::write(&policy_file, "log nothex\nquorum none\n").unwrap();
+    let e = fails(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "os"]);
+    assert!(e.contains("ospkg_trust_policy: line 1") && e.contains("expected Sigsum policy lines"), "{e}");
+}
+
+/// The private keys stmgr writes are PKCS#8 version 1 (private key only), as
+/// upstream's Go stmgr and `openssl genpkey` write them, so OpenSSL 3.0 (and
+/// Python's cryptography, which the Sigsum test log uses) read them; they were
+/// version 2 before, which OpenSSL 3.0 refuses.
+#[test]
+fn written_keys_are_pkcs8_v1_that_openssl_reads() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    ok(d, &["keygen", "certificate", "-isCA"]);
+    ok(d, &["keygen", "certificate", "-certOut", "leaf.pem", "-keyOut", "leaf.key"]);
+    for key in ["rootkey.pem", "leaf.key"] {
+        let text = openssl(d, &["pkey", "-in", key, "-noout", "-text"]);
+        assert!(text.contains("ED25519 Private-Key"), "{text}");
+        let asn1 = openssl(d, &["asn1parse", "-in", key]);
+        assert!(asn1.contains("INTEGER           :00") && !asn1.contains("cont [ 1 ]"), "{asn1}");
+    }
+    // and the public key openssl derives is the certificate's
+    let from_key = openssl(d, &["pkey", "-in", "leaf.key", "-pubout"]);
+    let from_cert = openssl(d, &["x509", "-in", "leaf.pem", "-noout", "-pubkey"]);
+    assert_eq!(from_key, from_cert);
+}
+
+/// `keygen certificate -leafKey` takes a public key, as upstream: OpenSSH (what
+/// ssh-keygen and sigsum-key write) or PEM; a private key still works. The
+/// certificate certifies exactly that key, and signatures by its private half count.
+#[test]
+fn leaf_key_may_be_a_public_key() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    ok(d, &["keygen", "certificate", "-isCA"]);
+    let (good, text) = tool(d, "ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-C", "signer", "-f", "ssh.key"]);
+    assert!(good, "{text}");
+    openssl(d, &["genpkey", "-algorithm", "ed25519", "-out", "ossl.key"]);
+    openssl(d, &["pkey", "-in", "ossl.key", "-pubout", "-out", "ossl.pub"]);
+    package(d);
+    for (leaf, private) in [("ssh.key.pub", "ssh.key"), ("ossl.pub", "ossl.key"), ("ossl.key", "ossl.key")] {
+        let cert = format!("{leaf}.pem");
+        let out = ok(d, &["keygen", "certificate", "-leafKey", leaf, "-certOut", &cert]);
+        assert!(!d.join("key.pem").exists(), "a key was written for an existing -leafKey: {out}");
+        let der = stboot::keys::load_certificate(&d.join(&cert)).unwrap();
+        let want = stboot::keys::load_signing_key(&d.join(private)).unwrap().verifying_key();
+        assert_eq!(stboot::keys::certificate_ed25519_key(&der), Some(*want.as_bytes()), "{leaf}");
+    }
+    ok(d, &["ospkg", "sign", "-key", "ssh.key", "-cert", "ssh.key.pub.pem", "-ospkg", "os"]);
+    ok(d, &["ospkg", "sign", "-key", "ossl.key", "-cert", "ossl.pub.pem", "-ospkg", "os"]);
+    let tp = policy(d, "tp", 2, &["rootcert.pem"]);
+    let out = ok(d, &["ospkg", "verify", "-trustPolicy", tp.to_str().unwrap(), "-ospkg", "os"]);
+    assert!(out.contains("Signatures: 2 found, 2 valid, 2 required"), "{out}");
+    // not a key: named, with what was expected
+    let e = fails(d, &["keygen", "certificate", "-leafKey", "os.json", "-certOut", "x.pem"]);
+    assert!(e.contains("-leafKey os.json") && e.contains("expected an Ed25519 public key"), "{e}");
+    let (good, text) = tool(d, "ssh-keygen", &["-q", "-t", "ecdsa", "-N", "", "-f", "ec.key"]);
+    assert!(good, "{text}");
+    let e = fails(d, &["keygen", "certificate", "-leafKey", "ec.key.pub", "-certOut", "x.pem"]);
+    assert!(e.contains("expected ssh-ed25519"), "{e}");
+}

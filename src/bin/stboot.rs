@@ -345,7 +345,7 @@ fn verify_logged(pkg: Unverified, trust: &TrustConfig) -> Result<VerifiedOsPacka
     let threshold = Threshold::AtLeast(trust.policy.ospkg_signature_threshold);
     let (now, _) = verify::effective_now();
     let t = Instant::now();
-    let r = verify::verify_package(pkg, &trust.signing_roots, threshold, now);
+    let r = verify::verify_package(pkg, trust.anchors(), threshold, now);
     let report = match &r {
         Ok(p) => Some(p.report()),
         Err(rej) => rej.report.as_ref(),
@@ -371,6 +371,9 @@ fn remedy(f: &Failure) -> &'static str {
 fn log_config(trust: &TrustConfig, source: &HostConfigSource, method: FetchMethod) {
     info!("host configuration from {source}");
     info!("trust policy: threshold {}, fetch method {:?}", trust.policy.ospkg_signature_threshold, method);
+    if let Some(p) = &trust.sigsum_policy {
+        info!("Sigsum policy: {} log(s); Sigsum proofs can count toward the threshold", p.policy.logs().count());
+    }
     for r in &trust.signing_roots {
         info!("signing root: {}", verify::describe_certificate(r));
     }

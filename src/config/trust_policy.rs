@@ -12,6 +12,9 @@ use crate::gojson;
 pub const TRUST_POLICY_FILE: &str = "trust_policy.json";
 pub const SIGNING_ROOT_FILE: &str = "ospkg_signing_root.pem";
 pub const TLS_ROOTS_FILE: &str = "tls_roots.pem";
+/// The Sigsum policy (logs, witnesses, quorum) under which Sigsum proofs count;
+/// optional.
+pub const SIGSUM_POLICY_FILE: &str = "ospkg_trust_policy";
 /// Where stboot before v0.3.2 kept its TLS roots.
 pub const LEGACY_TLS_ROOTS: &str = "/etc/ssl/certs/isrgrootx1.pem";
 
@@ -73,6 +76,15 @@ pub struct TrustConfig {
     /// DER of each TLS root; empty when no TLS roots file exists.
     pub tls_roots: Vec<Vec<u8>>,
     pub tls_roots_path: Option<PathBuf>,
+    /// The Sigsum policy, when `ospkg_trust_policy` exists.
+    pub sigsum_policy: Option<std::sync::Arc<SigsumPolicy>>,
+}
+
+/// `ospkg_trust_policy`: the parsed Sigsum policy and the file's bytes (measured).
+#[derive(Debug)]
+pub struct SigsumPolicy {
+    pub policy: crate::verify::sigsum::Policy,
+    pub bytes: Vec<u8>,
 }
 
 impl TrustConfig {
@@ -95,8 +107,28 @@ impl TrustConfig {
                 break;
             }
         }
-        Ok(Self { policy, signing_roots, signing_roots_path, tls_roots, tls_roots_path })
+        let sigsum_policy = read_sigsum_policy(dir)?.map(std::sync::Arc::new);
+        Ok(Self { policy, signing_roots, signing_roots_path, tls_roots, tls_roots_path, sigsum_policy })
     }
+
+    /// What OS package signatures are checked against.
+    pub fn anchors(&self) -> crate::verify::Anchors<'_> {
+        crate::verify::Anchors {
+            roots: &self.signing_roots,
+            sigsum_policy: self.sigsum_policy.as_ref().map(|p| &p.policy),
+        }
+    }
+}
+
+/// The Sigsum policy of a trust policy directory, if it has one.
+pub fn read_sigsum_policy(dir: &Path) -> Result<Option<SigsumPolicy>> {
+    let path = dir.join(SIGSUM_POLICY_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let policy = crate::verify::sigsum::parse_policy(&bytes, &path.display().to_string())?;
+    Ok(Some(SigsumPolicy { policy, bytes }))
 }
 
 /// Read a PEM file of one or more certificates.

@@ -31,7 +31,8 @@ pub struct CertificateArgs {
     /// Root private key [default: rootkey.pem; with -isCA, a new key].
     #[arg(long = "rootKey")]
     root_key: Option<PathBuf>,
-    /// Existing leaf private key [default: a new key].
+    /// Existing leaf key to certify: a public key (OpenSSH or PEM, as upstream) or a
+    /// private key [default: a new key].
     #[arg(long = "leafKey")]
     leaf_key: Option<PathBuf>,
     /// Where to write the certificate [default: rootcert.pem or cert.pem].
@@ -51,24 +52,33 @@ pub struct CertificateArgs {
 impl KeygenCmd {
     pub fn run(self) -> Result<ExitCode> {
         let KeygenCmd::Certificate(a) = self;
-        // with -isCA the key being certified is -rootKey; otherwise -leafKey
-        let (key_path, cert_name, key_name, days) = if a.is_ca {
-            (a.root_key.clone(), "rootcert.pem", "rootkey.pem", keys::DEFAULT_ROOT_VALIDITY_DAYS)
-        } else {
-            (a.leaf_key, "cert.pem", "key.pem", keys::DEFAULT_LEAF_VALIDITY_DAYS)
-        };
-        let (key, new) = match &key_path {
-            Some(p) => (keys::load_signing_key(p)?, false),
-            None => (keys::generate_key(), true),
-        };
-        let v = Validity::from_args(a.valid_from.as_deref(), a.valid_until.as_deref(), days)?;
+        let v = Validity::from_args(
+            a.valid_from.as_deref(),
+            a.valid_until.as_deref(),
+            if a.is_ca { keys::DEFAULT_ROOT_VALIDITY_DAYS } else { keys::DEFAULT_LEAF_VALIDITY_DAYS },
+        )?;
+        // the key being certified: with -isCA -rootKey, otherwise -leafKey (a
+        // public key is enough there); without one, a new key written to -keyOut
+        let (cert_name, key_name) = if a.is_ca { ("rootcert.pem", "rootkey.pem") } else { ("cert.pem", "key.pem") };
+        let given = if a.is_ca { &a.root_key } else { &a.leaf_key };
+        let new_key = if given.is_none() { Some(keys::generate_key()) } else { None };
         let pem = if a.is_ca {
+            let key = match (&new_key, given) {
+                (Some(k), _) => k.clone(),
+                (None, Some(p)) => keys::load_signing_key(p)?,
+                (None, None) => unreachable!("a key is either given or new"),
+            };
             keys::root_certificate(&key, &v)?
         } else {
+            let leaf = match (&new_key, given) {
+                (Some(k), _) => k.verifying_key(),
+                (None, Some(p)) => keys::load_public_key(p).with_context(|| format!("-leafKey {}", p.display()))?,
+                (None, None) => unreachable!("a key is either given or new"),
+            };
             let root_key = a.root_key.unwrap_or_else(|| "rootkey.pem".into());
             let rkey = keys::load_signing_key(&root_key)?;
             let rcert = keys::load_certificate(&a.root_cert)?;
-            keys::leaf_certificate(&key, &rcert, &rkey, &v).with_context(|| {
+            keys::leaf_certificate_for(&leaf, &rcert, &rkey, &v).with_context(|| {
                 format!(
                     "issuing a certificate with -rootCert {} and -rootKey {}",
                     a.root_cert.display(),
@@ -77,9 +87,9 @@ impl KeygenCmd {
             })?
         };
         super::write_out(&a.cert_out.unwrap_or_else(|| cert_name.into()), pem.as_bytes(), 0o644)?;
-        if new {
+        if let Some(key) = &new_key {
             let key_out = a.key_out.unwrap_or_else(|| key_name.into());
-            super::write_out(&key_out, keys::signing_key_pem(&key)?.as_bytes(), 0o600)?;
+            super::write_out(&key_out, keys::signing_key_pem(key)?.as_bytes(), 0o600)?;
         }
         Ok(ExitCode::SUCCESS)
     }

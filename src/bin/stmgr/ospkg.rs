@@ -27,6 +27,16 @@ Examples:
   stmgr ospkg sign -key signer1.key -cert signer1.pem -ospkg os-2026-11
   stmgr ospkg sign -key signer2.key -cert signer2.pem -ospkg os-2026-11.json")]
     Sign(SignArgs),
+    /// Attach a Sigsum proof of NAME.zip (from sigsum-submit) to NAME.json.
+    #[command(after_help = "\
+The proof's leaf must be NAME.zip's SHA-256 signed by the certificate's key; the
+log and witnesses are checked when the package is verified, under the Sigsum
+policy in the trust policy directory (ospkg_trust_policy).
+
+Examples:
+  sigsum-submit -k signer.key -p trust_policy/ospkg_trust_policy os-2026-11.zip
+  stmgr ospkg sigsum -proof os-2026-11.zip.proof -cert signer.pem -ospkg os-2026-11")]
+    Sigsum(SigsumArgs),
     /// Check a package as stboot would; exit status 0 only when it would boot.
     #[command(after_help = "\
 Exit status 0 means stboot would accept the package under this trust policy:
@@ -75,8 +85,22 @@ pub struct SignArgs {
 }
 
 #[derive(clap::Args)]
+pub struct SigsumArgs {
+    /// The Sigsum proof (sigsum-submit writes NAME.zip.proof).
+    #[arg(long)]
+    proof: PathBuf,
+    /// Certificate of the key that submitted it (PEM).
+    #[arg(long)]
+    cert: PathBuf,
+    /// The package: NAME, NAME.json or NAME.zip.
+    #[arg(long)]
+    ospkg: PathBuf,
+}
+
+#[derive(clap::Args)]
 pub struct VerifyArgs {
-    /// Trust policy directory (trust_policy.json, ospkg_signing_root.pem).
+    /// Trust policy directory (trust_policy.json, ospkg_signing_root.pem, and
+    /// ospkg_trust_policy for Sigsum proofs).
     #[arg(long = "trustPolicy", conflicts_with = "root_certs", required_unless_present = "root_certs")]
     trust_policy: Option<PathBuf>,
     /// Root certificates (PEM); every signature present must then be valid.
@@ -92,6 +116,7 @@ impl OspkgCmd {
         match self {
             OspkgCmd::Create(a) => create(a),
             OspkgCmd::Sign(a) => sign(a),
+            OspkgCmd::Sigsum(a) => sigsum(a),
             OspkgCmd::Verify(a) => verify_cmd(a),
         }
     }
@@ -115,17 +140,35 @@ fn sign(a: SignArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn sigsum(a: SigsumArgs) -> Result<ExitCode> {
+    let paths = PackagePaths::from_arg(&a.ospkg)?;
+    let proof = std::fs::read(&a.proof).with_context(|| format!("-proof {}: cannot read", a.proof.display()))?;
+    let cert = keys::load_certificate(&a.cert)?;
+    ospkg::attach_sigsum_proof(&paths, &proof, &cert).with_context(|| {
+        format!(
+            "attaching -proof {} with -cert {} to {}",
+            a.proof.display(),
+            a.cert.display(),
+            paths.descriptor.display()
+        )
+    })?;
+    println!("attached the Sigsum proof to {}", paths.descriptor.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
     let paths = PackagePaths::from_arg(&a.ospkg)?;
-    let (roots, threshold, method) = match (a.trust_policy, a.root_certs) {
+    let (roots, sigsum_policy, threshold, method) = match (a.trust_policy, a.root_certs) {
         (Some(dir), _) => {
             let p = dir.join(trust_policy::TRUST_POLICY_FILE);
             let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
             let policy = TrustPolicy::parse(&bytes).with_context(|| format!("in {}", p.display()))?;
             let roots = trust_policy::read_certs(&dir.join(trust_policy::SIGNING_ROOT_FILE))?;
-            (roots, Threshold::AtLeast(policy.ospkg_signature_threshold), Some(policy.ospkg_fetch_method))
+            let sigsum = trust_policy::read_sigsum_policy(&dir)?.map(|p| p.policy);
+            (roots, sigsum, Threshold::AtLeast(policy.ospkg_signature_threshold), Some(policy.ospkg_fetch_method))
         }
-        (None, Some(f)) => (trust_policy::read_certs(&f)?, Threshold::All, None),
+        // as upstream: no Sigsum policy, so a proof cannot count
+        (None, Some(f)) => (trust_policy::read_certs(&f)?, None, Threshold::All, None),
         (None, None) => bail!("give -trustPolicy DIR or -rootCerts FILE"),
     };
     let unverified = Unverified::from_files(&paths)?;
@@ -144,7 +187,8 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
         );
     }
     let name = printable(&paths.archive.display().to_string());
-    match verify::verify_package(unverified, &roots, threshold, now) {
+    let anchors = verify::Anchors { roots: &roots, sigsum_policy: sigsum_policy.as_ref() };
+    match verify::verify_package(unverified, anchors, threshold, now) {
         Ok(pkg) => {
             println!("{}", pkg.report());
             if let Some(e) = url_problem {

@@ -1,0 +1,228 @@
+//! Sigsum proofs as OS package signatures (System Transparency 1.3).
+//!
+//! A `signatures[i]` entry that is the text of a Sigsum proof (it starts with
+//! `version=`) instead of a 64-byte Ed25519 signature says: the key of certificate
+//! *i* signed SHA-256(archive), and a Sigsum log, cosigned by witnesses, has
+//! published that signature. It counts like a plain signature of that key when the
+//! proof verifies under the Sigsum policy of the trust policy directory
+//! (`ospkg_trust_policy`): the leaf is signed by the certificate's key, the log is
+//! one the policy names and signed the tree head, the witnesses' valid cosignatures
+//! meet the policy's quorum, and the inclusion proof leads from the leaf to the
+//! signed root. Without a policy a proof never counts.
+//!
+//! The checks themselves are the `sigsum` crate's (mullvad/sigsum-rs); this module
+//! accepts version 1 proofs too (sigsum-go does; the crate reads version 2 only) and
+//! turns the crate's terse errors into what an operator can act on.
+
+use sha2::{Digest, Sha256};
+
+pub use ::sigsum::Policy;
+
+/// What a proof said, for the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofSummary {
+    pub version: u32,
+    /// The log's key hash (hex), and its URL when the policy has one.
+    pub log: String,
+    /// Cosignature lines in the proof.
+    pub cosignatures: usize,
+    /// Of those, the ones by witnesses the policy names.
+    pub by_policy_witnesses: usize,
+    /// Of those, the ones whose signature did not verify (not counted).
+    pub failed: usize,
+}
+
+impl std::fmt::Display for ProofSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "log {}, {} of {} cosignatures by policy witnesses",
+            self.log, self.by_policy_witnesses, self.cosignatures
+        )?;
+        if self.failed > 0 {
+            write!(f, ", {} of them did not verify", self.failed)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parse the Sigsum policy file (sigsum-go's grammar); `what` names the file.
+pub fn parse_policy(bytes: &[u8], what: &str) -> anyhow::Result<Policy> {
+    let text = std::str::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{what}: not text; expected a Sigsum policy"))?;
+    Policy::parse(text).map_err(|e| {
+        anyhow::anyhow!(
+            "{what}: {e}; expected Sigsum policy lines (log KEY [URL], witness NAME KEY [URL], group NAME K|all|any MEMBER..., quorum NAME|none)"
+        )
+    })
+}
+
+/// Whether a signature entry is a Sigsum proof rather than a raw signature.
+pub fn is_proof(entry: &[u8]) -> bool {
+    entry.starts_with(b"version=")
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The value of the first `key=` line.
+fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+}
+
+/// A version 1 proof rewritten as version 2: the leaf line drops its short checksum
+/// (the first two bytes of SHA-256(message), checked here).
+fn as_version_2(text: &str, checksum: &[u8; 32]) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "version=1" {
+            out.push_str("version=2\n");
+        } else if let Some(rest) = line.strip_prefix("leaf=") {
+            let mut parts = rest.trim_end().splitn(2, ' ');
+            let short = parts.next().unwrap_or("");
+            let others = parts.next().unwrap_or("");
+            if short.len() != 4 {
+                return Err(format!("version 1 leaf line: short checksum {short:?} is not 4 hex digits"));
+            }
+            if short != hex(&checksum[..2]) {
+                return Err(format!(
+                    "version 1 leaf line: short checksum {short} is not this archive's ({}): a proof for another archive",
+                    hex(&checksum[..2])
+                ));
+            }
+            out.push_str("leaf=");
+            out.push_str(others);
+            out.push('\n');
+        } else {
+            out.push_str(line);
+        }
+    }
+    Ok(out)
+}
+
+/// Check a proof for `message` (the archive's SHA-256, the message that was logged)
+/// by the Ed25519 `key` of its certificate. The error says which check failed.
+pub fn check(
+    proof: &[u8],
+    message: &[u8; 32],
+    key: &[u8; 32],
+    policy: Option<&Policy>,
+) -> Result<ProofSummary, String> {
+    let text = std::str::from_utf8(proof).map_err(|_| "the proof is not text".to_string())?;
+    let version: u32 = field(text, "version")
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "the proof's version line is not a number".to_string())?;
+    let checksum: [u8; 32] = Sha256::digest(message).into();
+    let text = match version {
+        2 => text.to_string(),
+        1 => as_version_2(text, &checksum)?,
+        v => return Err(format!("proof version {v} is not supported (1 and 2 are)")),
+    };
+    // A proof from a tree of one leaf has no inclusion block (sigsum-go writes none:
+    // the leaf hash is the root); the crate wants one, so give it the empty path.
+    let text = if text.split("\n\n").count() == 2 && field(&text, "size").map(str::trim) == Some("1") {
+        format!("{}\nleaf_index=0\n", text.trim_end_matches('\n').to_string() + "\n")
+    } else {
+        text
+    };
+    let parse =
+        |text: &str| ::sigsum::SigsumSignature::from_ascii(text).map_err(|e| format!("not a valid Sigsum proof: {e}"));
+    let mut parsed = parse(&text)?;
+    let log_hash = field(&text, "log").unwrap_or("").trim().to_string();
+    let cosigners: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("cosignature="))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_string)
+        .collect();
+    let Some(policy) = policy else {
+        return Err(format!(
+            "a Sigsum proof (log {log_hash}), but the trust policy has no Sigsum policy (ospkg_trust_policy): without one a proof cannot count"
+        ));
+    };
+    let log = policy.logs().find(|l| hex(::sigsum::Hash::new(&l.pubkey).as_ref()) == log_hash);
+    let by_policy_witnesses = cosigners
+        .iter()
+        .filter(|h| {
+            let Some(bytes) = decode_hex32(h) else { return false };
+            policy.get_witness_by_keyhash(&::sigsum::Hash::from(bytes)).is_some()
+        })
+        .count();
+    let mut summary = ProofSummary {
+        version,
+        log: match log.as_ref().and_then(|l| l.url.clone()) {
+            Some(url) => format!("{log_hash} ({url})"),
+            None => log_hash.clone(),
+        },
+        cosignatures: cosigners.len(),
+        by_policy_witnesses,
+        failed: 0,
+    };
+    let signer = ::sigsum::PublicKey::from(*key);
+    let mut text = text;
+    loop {
+        let e = match ::sigsum::verify(&::sigsum::Hash::from(*message), &parsed, std::slice::from_ref(&signer), policy)
+        {
+            Ok(()) => return Ok(summary),
+            Err(e) => e.to_string(),
+        };
+        let e = e.strip_prefix("verify error: ").unwrap_or(&e);
+        // A policy witness's cosignature that does not verify is not counted, and
+        // the others may still meet the quorum, as sigsum-go decides; the crate
+        // refuses the whole proof, so drop that cosignature and ask again.
+        if let Some(witness) = e.strip_prefix("bad witness cosignature from ") {
+            if let Some(key) = decode_hex32(witness.trim()) {
+                let keyhash = hex(::sigsum::Hash::new(key).as_ref());
+                let prefix = format!("cosignature={keyhash} ");
+                if text.contains(&prefix) && summary.failed < cosigners.len() {
+                    text = text.lines().filter(|l| !l.starts_with(&prefix)).map(|l| format!("{l}\n")).collect();
+                    parsed = parse(&text)?;
+                    summary.failed += 1;
+                    continue;
+                }
+            }
+        }
+        return Err(match e {
+            "unknown leaf keyhash" => "the proof's leaf was signed by another key than the certificate's".to_string(),
+            "bad leaf signature" => {
+                "the leaf signature does not verify for this archive under the certificate's key (a proof for another archive?)"
+                    .to_string()
+            }
+            "unknown log keyhash" => format!("log {log_hash} is not a log of the Sigsum policy"),
+            "bad log signature" => format!("the tree head is not signed by log {log_hash}"),
+            "not enough valid cosignatures" => format!(
+                "the policy's witness quorum is not met: {} of {} cosignatures are by policy witnesses{}",
+                by_policy_witnesses,
+                cosigners.len(),
+                if summary.failed > 0 { format!(", {} of them did not verify", summary.failed) } else { String::new() }
+            ),
+            "bad inclusion proof" => "the inclusion proof does not lead from this leaf to the signed root hash".to_string(),
+            other => other.to_string(),
+        });
+    }
+}
+
+/// Check only the proof's leaf: that it is `message` signed by `key` (what
+/// `stmgr ospkg sigsum` checks before it attaches a proof; the log and witnesses are
+/// judged at verification, under the trust policy). Done by the crate's own
+/// verification under an empty policy: its leaf checks come first, so failing only
+/// at the log means the leaf is right.
+pub fn check_leaf(proof: &[u8], message: &[u8; 32], key: &[u8; 32]) -> Result<(), String> {
+    let empty = ::sigsum::PolicyBuilder::new().build();
+    match check(proof, message, key, Some(&empty)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.contains("is not a log of the Sigsum policy") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn decode_hex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
