@@ -1001,3 +1001,26 @@ fn leaf_key_may_be_a_public_key() {
     let e = fails(d, &["keygen", "certificate", "-leafKey", "ec.key.pub", "-certOut", "x.pem"]);
     assert!(e.contains("expected ssh-ed25519"), "{e}");
 }
+
+/// `-loglevel` (upstream has it on every subcommand) is accepted anywhere after
+/// `stmgr`; from warn up the "wrote" lines go, results stay; a bad level is named.
+#[test]
+fn loglevel_is_accepted_and_quietens_informational_lines() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let out = ok(d, &["keygen", "certificate", "-isCA", "-loglevel", "error"]);
+    assert!(out.trim().is_empty(), "{out}");
+    let out = ok(d, &["keygen", "certificate", "-loglevel", "debug", "-certOut", "l.pem", "-keyOut", "l.key"]);
+    assert!(out.contains("wrote l.pem"), "{out}");
+    std::fs::write(d.join("vmlinuz"), pretend_bzimage()).unwrap();
+    std::fs::write(d.join("initrd"), b"initrd").unwrap();
+    let out =
+        ok(d, &["ospkg", "create", "-loglevel", "warn", "-kernel", "vmlinuz", "-initramfs", "initrd", "-out", "os"]);
+    assert!(!out.contains("wrote"), "{out}");
+    let out = ok(d, &["ospkg", "sign", "-loglevel", "info", "-key", "l.key", "-cert", "l.pem", "-ospkg", "os"]);
+    assert!(out.contains("signed os.json"), "{out}");
+    let out = ok(d, &["-loglevel", "panic", "ospkg", "verify", "-rootCerts", "rootcert.pem", "-ospkg", "os"]);
+    assert!(out.contains("Signatures: 1 found, 1 valid"), "results are always printed: {out}");
+    let e = fails(d, &["hostconfig", "check", "-loglevel", "loud", "{}"]);
+    assert!(e.contains("'loud'") && e.contains("debug, info, warn, error, panic"), "{e}");
+}

@@ -24,7 +24,7 @@ impl InitramfsCmd {
     pub fn run(self) -> Result<ExitCode> {
         let InitramfsCmd::Build(args) = self;
         let (path, n) = stboot::initramfs::build(&args)?;
-        println!("wrote {} ({n} bytes)", path.display());
+        super::info(format_args!("wrote {} ({n} bytes)", path.display()));
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -23,6 +23,32 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// debug, info (default), warn, error or panic, as upstream: from warn up,
+    /// what was written is not said; from error up, warnings are not printed.
+    /// Results (verify's report) and errors are always printed.
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = ["debug", "info", "warn", "error", "panic"])]
+    loglevel: Option<String>,
+}
+
+/// The -loglevel: 0 debug, 1 info, 2 warn, 3 error, 4 panic.
+static LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+
+fn level() -> u8 {
+    LEVEL.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// An informational line (what was written), on stdout, up to -loglevel info.
+fn info(msg: std::fmt::Arguments) {
+    if level() <= 1 {
+        println!("{msg}");
+    }
+}
+
+/// A warning, on stderr, up to -loglevel warn.
+fn warn(msg: std::fmt::Arguments) {
+    if level() <= 2 {
+        eprintln!("warning: {msg}");
+    }
 }
 
 const EXAMPLES: &str = "\
@@ -81,6 +107,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let l = match cli.loglevel.as_deref() {
+        Some("debug") => 0,
+        Some("warn") => 2,
+        Some("error") => 3,
+        Some("panic") => 4,
+        _ => 1,
+    };
+    LEVEL.store(l, std::sync::atomic::Ordering::Relaxed);
     match cli.cmd {
         Cmd::Keygen(c) => c.run(),
         Cmd::Ospkg(c) => c.run(),
@@ -94,6 +128,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// Write a file and say so.
 fn write_out(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<()> {
     stboot::files::write_file(path, bytes, mode)?;
-    println!("wrote {}", path.display());
+    info(format_args!("wrote {}", path.display()));
     Ok(())
 }

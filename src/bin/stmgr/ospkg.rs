@@ -125,7 +125,7 @@ impl OspkgCmd {
 fn create(a: CreateArgs) -> Result<ExitCode> {
     let paths = PackagePaths::from_arg(&a.out)?;
     ospkg::create(&paths, &a.kernel, &a.initramfs, &a.cmdline, &a.label, &a.url)?;
-    println!("wrote {} and {}", paths.archive.display(), paths.descriptor.display());
+    super::info(format_args!("wrote {} and {}", paths.archive.display(), paths.descriptor.display()));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -136,7 +136,7 @@ fn sign(a: SignArgs) -> Result<ExitCode> {
     ospkg::sign(&paths, &key, &cert).with_context(|| {
         format!("signing {} with -key {} and -cert {}", paths.descriptor.display(), a.key.display(), a.cert.display())
     })?;
-    println!("signed {}", paths.descriptor.display());
+    super::info(format_args!("signed {}", paths.descriptor.display()));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -152,7 +152,7 @@ fn sigsum(a: SigsumArgs) -> Result<ExitCode> {
             paths.descriptor.display()
         )
     })?;
-    println!("attached the Sigsum proof to {}", paths.descriptor.display());
+    super::info(format_args!("attached the Sigsum proof to {}", paths.descriptor.display()));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -182,9 +182,9 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
     };
     let (now, behind) = verify::effective_now();
     if behind {
-        eprintln!(
-            "warning: the system clock is before this tool's build time; checking certificates at the build time"
-        );
+        super::warn(format_args!(
+            "the system clock is before this tool's build time; checking certificates at the build time"
+        ));
     }
     let name = printable(&paths.archive.display().to_string());
     let anchors = verify::Anchors { roots: &roots, sigsum_policy: sigsum_policy.as_ref() };

@@ -161,7 +161,7 @@ fn create(a: &CreateArgs) -> Result<()> {
         let out = with_suffix(&a.out, ".uki");
         std::fs::write(&out, &image).with_context(|| format!("-out {}: cannot write", out.display()))?;
         let signed = if signer.is_some() { ", Secure Boot signed" } else { "" };
-        println!("wrote {} ({} bytes{signed})", out.display(), image.len());
+        super::info(format_args!("wrote {} ({} bytes{signed})", out.display(), image.len()));
     }
     if want_iso {
         let out = with_suffix(&a.out, ".iso");
@@ -176,7 +176,11 @@ fn create(a: &CreateArgs) -> Result<()> {
 fn write_iso(uki: &[u8], out: &Path) -> Result<()> {
     let iso = stboot::iso::iso_image(&stboot::iso::esp_image(uki)?)?;
     std::fs::write(out, &iso).with_context(|| format!("-out {}: cannot write", out.display()))?;
-    println!("wrote {} ({} bytes; EFI boot image EFI/BOOT/BOOTX64.EFI = the UKI)", out.display(), iso.len());
+    super::info(format_args!(
+        "wrote {} ({} bytes; EFI boot image EFI/BOOT/BOOTX64.EFI = the UKI)",
+        out.display(),
+        iso.len()
+    ));
     Ok(())
 }
 
