@@ -225,7 +225,9 @@ boot_qemu() {
     for _ in $(seq 50); do [ -S "$tpm/sock" ] && break; sleep 0.1; done
     # STOP_AT: end the run as soon as this console line appears (a firmware that
     # refused to boot waits for a key press forever)
-    rm -f "$W/$name.pid" "$W/$name.done" "$W/$name.console"
+    # (emptied, not removed: scripts/demo.sh follows it with tail -f)
+    rm -f "$W/$name.pid" "$W/$name.done"
+    : > "$W/$name.console"
     if [ -n "${STOP_AT:-}" ]; then
         (while [ ! -f "$W/$name.done" ]; do
             if [ -s "$W/$name.pid" ] && grep -aqF -- "$STOP_AT" "$W/$name.console" 2>/dev/null; then
