@@ -9,12 +9,92 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::DecodePrivateKey;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use rand_core::{OsRng, RngCore};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyUsagePurpose, SerialNumber};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+
+pub mod agent;
+
+/// A key that signs: a private key file, or ssh-agent holding the private half of
+/// a public key file.
+pub enum Key {
+    Local(SigningKey),
+    Agent(agent::AgentKey),
+}
+
+impl Key {
+    pub fn public(&self) -> VerifyingKey {
+        match self {
+            Key::Local(k) => k.verifying_key(),
+            Key::Agent(a) => *a.public(),
+        }
+    }
+
+    /// Pure Ed25519 over `msg`.
+    pub fn sign(&self, msg: &[u8]) -> Result<[u8; 64]> {
+        match self {
+            Key::Local(k) => Ok(k.sign(msg).to_bytes()),
+            Key::Agent(a) => a.sign(msg),
+        }
+    }
+}
+
+/// Load a key to sign with: a private key file (PKCS#8 PEM or OpenSSH), or, as
+/// upstream, a public key file (OpenSSH or PEM) whose private half ssh-agent holds.
+pub fn load_key(path: &Path) -> Result<Key> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if text.contains("PRIVATE KEY-----") {
+        return Ok(Key::Local(parse_signing_key(&text).with_context(|| format!("in {}", path.display()))?));
+    }
+    let public = parse_public_key(&text).with_context(|| format!("in {}", path.display()))?;
+    Ok(Key::Agent(agent::AgentKey::find(public).with_context(|| format!("{}", path.display()))?))
+}
+
+/// A [`Key`] as rcgen's signer; keeps the reason when the agent fails (rcgen's
+/// error cannot carry it).
+struct CertSigner<'a> {
+    key: &'a Key,
+    public: [u8; 32],
+    failure: std::sync::Mutex<Option<String>>,
+}
+
+impl<'a> CertSigner<'a> {
+    fn new(key: &'a Key) -> Self {
+        CertSigner { key, public: key.public().to_bytes(), failure: std::sync::Mutex::new(None) }
+    }
+
+    /// rcgen's error, or the agent's reason behind it.
+    fn explain(&self, e: rcgen::Error) -> anyhow::Error {
+        match self.failure.lock().ok().and_then(|mut f| f.take()) {
+            Some(reason) => anyhow!("{reason}"),
+            None => anyhow!("{e}"),
+        }
+    }
+}
+
+impl rcgen::PublicKeyData for CertSigner<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        &self.public
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ED25519
+    }
+}
+
+impl rcgen::SigningKey for CertSigner<'_> {
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
+        self.key.sign(msg).map(|s| s.to_vec()).map_err(|e| {
+            if let Ok(mut f) = self.failure.lock() {
+                *f = Some(format!("{e:#}"));
+            }
+            rcgen::Error::RemoteKeyError
+        })
+    }
+}
 
 /// Default validity of a new root certificate (upstream's 72 hours made packages
 /// "expire" three days after signing; see docs/operator-guide.md).
@@ -123,11 +203,6 @@ impl Validity {
     }
 }
 
-fn rcgen_key(key: &SigningKey) -> Result<KeyPair> {
-    let der = key.to_pkcs8_der().map_err(|e| anyhow!("encoding key: {e}"))?;
-    KeyPair::try_from(der.as_bytes()).map_err(|e| anyhow!("loading key: {e}"))
-}
-
 fn params_for(key: &VerifyingKey, validity: &Validity) -> Result<CertificateParams> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     let cn = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(key.as_bytes()));
@@ -144,10 +219,16 @@ fn params_for(key: &VerifyingKey, validity: &Validity) -> Result<CertificatePara
 
 /// A self-signed root certificate (PEM) for `key`.
 pub fn root_certificate(key: &SigningKey, validity: &Validity) -> Result<String> {
-    let mut p = params_for(&key.verifying_key(), validity)?;
+    root_certificate_with(&Key::Local(key.clone()), validity)
+}
+
+/// A self-signed root certificate (PEM) for `key`, which may be in ssh-agent.
+pub fn root_certificate_with(key: &Key, validity: &Validity) -> Result<String> {
+    let mut p = params_for(&key.public(), validity)?;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign];
-    Ok(p.self_signed(&rcgen_key(key)?)?.pem())
+    let signer = CertSigner::new(key);
+    Ok(p.self_signed(&signer).map_err(|e| signer.explain(e))?.pem())
 }
 
 /// A leaf certificate (PEM) for `leaf_key`, issued by the root `root_der` whose key is `root_key`.
@@ -157,7 +238,7 @@ pub fn leaf_certificate(
     root_key: &SigningKey,
     validity: &Validity,
 ) -> Result<String> {
-    leaf_certificate_for(&leaf_key.verifying_key(), root_der, root_key, validity)
+    leaf_certificate_for(&leaf_key.verifying_key(), root_der, &Key::Local(root_key.clone()), validity)
 }
 
 /// A leaf certificate (PEM) for the public key `leaf`, issued by the root `root_der`
@@ -166,22 +247,23 @@ pub fn leaf_certificate(
 pub fn leaf_certificate_for(
     leaf: &VerifyingKey,
     root_der: &[u8],
-    root_key: &SigningKey,
+    root_key: &Key,
     validity: &Validity,
 ) -> Result<String> {
     let root_pub = certificate_ed25519_key(root_der).ok_or_else(|| anyhow!("root certificate has no Ed25519 key"))?;
-    if root_pub != *root_key.verifying_key().as_bytes() {
+    if root_pub != *root_key.public().as_bytes() {
         bail!("the root key does not belong to the root certificate");
     }
     let mut p = params_for(leaf, validity)?;
     p.is_ca = IsCa::NoCa;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.use_authority_key_identifier_extension = true;
-    let issuer = Issuer::from_ca_cert_der(&root_der.to_vec().into(), rcgen_key(root_key)?)
+    let signer = CertSigner::new(root_key);
+    let issuer = Issuer::from_ca_cert_der(&root_der.to_vec().into(), &signer)
         .map_err(|e| anyhow!("reading the root certificate: {e}"))?;
     let spki = [&ED25519_SPKI_PREFIX[..], leaf.as_bytes()].concat();
     let leaf_spki = rcgen::SubjectPublicKeyInfo::from_der(&spki).map_err(|e| anyhow!("encoding the leaf key: {e}"))?;
-    Ok(p.signed_by(&leaf_spki, &issuer)?.pem())
+    Ok(p.signed_by(&leaf_spki, &issuer).map_err(|e| signer.explain(e))?.pem())
 }
 
 /// DER SubjectPublicKeyInfo of an Ed25519 key, up to the 32 key bytes (RFC 8410).

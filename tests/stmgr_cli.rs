@@ -1024,3 +1024,92 @@ fn loglevel_is_accepted_and_quietens_informational_lines() {
     let e = fails(d, &["hostconfig", "check", "-loglevel", "loud", "{}"]);
     assert!(e.contains("'loud'") && e.contains("debug, info, warn, error, panic"), "{e}");
 }
+
+/// As upstream: `-rootKey` and `ospkg sign -key` may be public keys whose private
+/// halves ssh-agent holds (a real ssh-agent, started for the test). The root
+/// certificate, a leaf issued by it and a package signature made through the agent
+/// verify; without the agent, or with a key it does not hold, the error says what to do.
+#[test]
+fn root_and_signing_keys_may_live_in_ssh_agent() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    for n in ["root", "signer"] {
+        let (good, text) = tool(d, "ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-C", n, "-f", n]);
+        assert!(good, "{text}");
+    }
+    let sock = d.join("agent.sock");
+    let agent = Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run ssh-agent (openssh-client; scripts/setup.sh installs it)");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _agent = Kill(agent);
+    for _ in 0..100 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let with_agent = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_stmgr"))
+            .current_dir(d)
+            .env("SSH_AUTH_SOCK", &sock)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let add =
+        Command::new("ssh-add").current_dir(d).env("SSH_AUTH_SOCK", &sock).args(["-q", "root", "signer"]).output();
+    assert!(add.as_ref().is_ok_and(|o| o.status.success()), "ssh-add: {add:?}");
+    // the private key files are gone: only the agent can sign
+    std::fs::rename(d.join("root"), d.join("root.gone")).unwrap();
+    std::fs::rename(d.join("signer"), d.join("signer.gone")).unwrap();
+
+    let o = with_agent(&["keygen", "certificate", "-isCA", "-rootKey", "root.pub", "-certOut", "rootcert.pem"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = with_agent(&[
+        "keygen",
+        "certificate",
+        "-rootCert",
+        "rootcert.pem",
+        "-rootKey",
+        "root.pub",
+        "-leafKey",
+        "signer.pub",
+        "-certOut",
+        "signer.pem",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    package(d);
+    let o = with_agent(&["ospkg", "sign", "-key", "signer.pub", "-cert", "signer.pem", "-ospkg", "os"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // openssl agrees the root is self-signed by the root key and issued the leaf
+    let text = openssl(d, &["verify", "-CAfile", "rootcert.pem", "signer.pem"]);
+    assert!(text.contains("signer.pem: OK"), "{text}");
+    let tp = policy(d, "tp", 1, &["rootcert.pem"]);
+    let out = ok(d, &["ospkg", "verify", "-trustPolicy", tp.to_str().unwrap(), "-ospkg", "os"]);
+    assert!(out.contains("Signatures: 1 found, 1 valid, 1 required"), "{out}");
+
+    // without SSH_AUTH_SOCK, or with a key the agent does not hold
+    let o = Command::new(env!("CARGO_BIN_EXE_stmgr"))
+        .current_dir(d)
+        .env_remove("SSH_AUTH_SOCK")
+        .args(["ospkg", "sign", "-key", "signer.pub", "-cert", "signer.pem", "-ospkg", "os"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("-key signer.pub") && e.contains("SSH_AUTH_SOCK is not set"), "{e}");
+    let (good, text) = tool(d, "ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", "stranger"]);
+    assert!(good, "{text}");
+    let o = with_agent(&["keygen", "certificate", "-isCA", "-rootKey", "stranger.pub", "-certOut", "x.pem"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("does not hold this key's private half: ssh-add it"), "{e}");
+}

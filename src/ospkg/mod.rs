@@ -97,14 +97,14 @@ pub fn create(
 /// Add a signature by `key` with certificate `cert_der` to the descriptor.
 /// Refuses a certificate or key that already signed, and a key that does not belong
 /// to the certificate.
-pub fn sign(paths: &PackagePaths, key: &ed25519_dalek::SigningKey, cert_der: &[u8]) -> Result<()> {
+pub fn sign(paths: &PackagePaths, key: &crate::keys::Key, cert_der: &[u8]) -> Result<()> {
     let (mut descriptor, archive) = read(paths)?;
     let cert_key = certificate_key(cert_der)?;
-    if cert_key != *key.verifying_key().as_bytes() {
-        bail!("the private key does not belong to the certificate (their public keys differ)");
+    if cert_key != *key.public().as_bytes() {
+        bail!("the key does not belong to the certificate (their public keys differ)");
     }
     let digest = crate::verify::digest(&archive);
-    add_signature(&mut descriptor, cert_der, crate::keys::sign_digest(key, &digest).to_vec())?;
+    add_signature(&mut descriptor, cert_der, key.sign(&digest)?.to_vec())?;
     write_file(&paths.descriptor, descriptor.to_json().as_bytes())
 }
 

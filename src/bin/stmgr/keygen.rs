@@ -28,7 +28,8 @@ pub struct CertificateArgs {
     /// Root certificate that issues the leaf.
     #[arg(long = "rootCert", default_value = "rootcert.pem")]
     root_cert: PathBuf,
-    /// Root private key [default: rootkey.pem; with -isCA, a new key].
+    /// Root private key, or its public key when ssh-agent holds the private half
+    /// [default: rootkey.pem; with -isCA, a new key].
     #[arg(long = "rootKey")]
     root_key: Option<PathBuf>,
     /// Existing leaf key to certify: a public key (OpenSSH or PEM, as upstream) or a
@@ -64,11 +65,11 @@ impl KeygenCmd {
         let new_key = if given.is_none() { Some(keys::generate_key()) } else { None };
         let pem = if a.is_ca {
             let key = match (&new_key, given) {
-                (Some(k), _) => k.clone(),
-                (None, Some(p)) => keys::load_signing_key(p)?,
+                (Some(k), _) => keys::Key::Local(k.clone()),
+                (None, Some(p)) => keys::load_key(p).with_context(|| format!("-rootKey {}", p.display()))?,
                 (None, None) => unreachable!("a key is either given or new"),
             };
-            keys::root_certificate(&key, &v)?
+            keys::root_certificate_with(&key, &v)?
         } else {
             let leaf = match (&new_key, given) {
                 (Some(k), _) => k.verifying_key(),
@@ -76,7 +77,7 @@ impl KeygenCmd {
                 (None, None) => unreachable!("a key is either given or new"),
             };
             let root_key = a.root_key.unwrap_or_else(|| "rootkey.pem".into());
-            let rkey = keys::load_signing_key(&root_key)?;
+            let rkey = keys::load_key(&root_key).with_context(|| format!("-rootKey {}", root_key.display()))?;
             let rcert = keys::load_certificate(&a.root_cert)?;
             keys::leaf_certificate_for(&leaf, &rcert, &rkey, &v).with_context(|| {
                 format!(

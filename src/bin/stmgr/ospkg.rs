@@ -73,7 +73,8 @@ pub struct CreateArgs {
 
 #[derive(clap::Args)]
 pub struct SignArgs {
-    /// Ed25519 private key (PKCS#8 PEM or OpenSSH).
+    /// Ed25519 private key (PKCS#8 PEM or OpenSSH), or its public key (OpenSSH or
+    /// PEM) when ssh-agent (SSH_AUTH_SOCK) holds the private half.
     #[arg(long)]
     key: PathBuf,
     /// The key's certificate (PEM).
@@ -131,7 +132,7 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
 
 fn sign(a: SignArgs) -> Result<ExitCode> {
     let paths = PackagePaths::from_arg(&a.ospkg)?;
-    let key = keys::load_signing_key(&a.key)?;
+    let key = keys::load_key(&a.key).with_context(|| format!("-key {}", a.key.display()))?;
     let cert = keys::load_certificate(&a.cert)?;
     ospkg::sign(&paths, &key, &cert).with_context(|| {
         format!("signing {} with -key {} and -cert {}", paths.descriptor.display(), a.key.display(), a.cert.display())
