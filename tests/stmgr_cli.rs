@@ -23,9 +23,8 @@ fn fails(dir: &Path, args: &[&str]) -> String {
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> String {
-    let o = Command::new("openssl").current_dir(dir).args(args).output().expect("run openssl");
-    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "openssl {args:?} failed:\n{text}");
+    let (good, text) = tool(dir, "openssl", args);
+    assert!(good, "openssl {args:?} failed:\n{text}");
     text
 }
 
@@ -619,13 +618,8 @@ fn uki_create_adds_the_sections_upstream_adds() {
     // image whose EFI/BOOT/BOOTX64.EFI is the UKI, byte for byte
     ok(d.path(), &uki_args("iso", "st", &[]));
     let run = |cmd: &str, args: &[&str]| {
-        let o = Command::new(cmd)
-            .current_dir(d.path())
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("run {cmd} (scripts/setup.sh installs it): {e}"));
-        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-        assert!(o.status.success(), "{cmd} {args:?}: {text}");
+        let (good, text) = tool(d.path(), cmd, args);
+        assert!(good, "{cmd} {args:?}: {text}");
         text
     };
     let report = run("xorriso", &["-indev", "st.iso", "-report_el_torito", "plain"]);
