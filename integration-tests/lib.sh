@@ -92,6 +92,27 @@ open(p, "w").write(json.dumps(d, indent=2))
 PY
 }
 
+# Age-encrypted packages (st-1.2), encrypted with Debian's age: $W/age/machine.txt is
+# the identity the stboot under test holds, other.txt another machine's. enc is
+# encrypted to this machine, encother to the other one only; the plaintext stays in
+# $W/plain (for expected-pcrs.py).
+make_encrypted_packages() {
+    local c="console=ttyS0 panic=-1" name to
+    mkdir -p "$W/age" "$W/plain"
+    for k in machine other; do
+        rm -f "$W/age/$k.txt"
+        age-keygen -o "$W/age/$k.txt" 2>/dev/null
+    done
+    for name in enc encother; do
+        make_pkg $name "$c testos=$name" leaf1 leaf2
+        to=machine; [ $name = encother ] && to=other
+        for f in $name.json $name.zip; do
+            mv "$W/www/$f" "$W/plain/$f"
+            age -e -i "$W/age/$to.txt" -o "$W/www/$f" "$W/plain/$f"
+        done
+    done
+}
+
 # A kernel the running kernel refuses to kexec (ENOEXEC) although it is a signed
 # bzImage: Debian's kernel with the boot header's xloadflags (0x236) cleared, so
 # kexec_bzImage64_probe finds no 64-bit entry point.

@@ -16,6 +16,7 @@ build_all
 make_testos
 make_pki
 make_packages
+make_encrypted_packages
 make_unbootable_kernel
 set +e
 
@@ -59,6 +60,11 @@ SIGSUM=$(make_trust_policy sigsum 2 network)
 cp "$W/sigsum.policy" "$SIGSUM/ospkg_trust_policy"
 make_initramfs sigsum "$SIGSUM" "$(dhcp $G/sigsum.json)"
 make_initramfs sigsum-no-policy "$NET" "$(dhcp $G/sigsum.json)"
+# age: the first URL is encrypted for another machine (refused, with this machine's
+# recipient as the remedy), the second for this one (decrypted, verified, booted)
+ENC=$(make_trust_policy enc 2 network)
+cp "$W/age/machine.txt" "$ENC/decryption_identities"
+make_initramfs encrypted "$ENC" "$(dhcp "$G/encother.json,$G/enc.json")"
 make_initramfs initramfs-fetch "$INITRD" '{"network_mode":"dhcp","ospkg_pointer":"good.zip"}' -ospkg "$W/www/good"
 log "building the LinuxBoot kernel, then embedding each scenario's initramfs"
 # uki: the LinuxBoot kernel and the stboot initramfs in a UKI (stmgr uki create), on
@@ -85,7 +91,8 @@ done
 make_esp "$W/secureboot-unsigned.esp" "$W/uki.uki"
 for s in secureboot secureboot-unsigned secureboot-wrong-key; do cp "$W/sb/enrolled.vars" "$W/$s.sbvars"; done
 for s in dhcp-good static-good bad-signature too-few-signers wrong-root fallback tls-unpinned \
-    server-late efivar-dhcp stall-first endless-first kexec-fails-first initramfs-fetch sigsum sigsum-no-policy; do
+    server-late efivar-dhcp stall-first endless-first kexec-fails-first initramfs-fetch sigsum sigsum-no-policy \
+    encrypted; do
     embed_kernel $s || exit 1
 done
 
@@ -156,6 +163,7 @@ pair server-late initramfs-fetch -nic none
 wait $late
 pair stall-first endless-first
 pair sigsum sigsum-no-policy
+run encrypted
 [ -n "${COREBOOT_DIR:-}" ] && pair coreboot coreboot-replaced
 pair uki iso
 # the refused ones have no NIC (the firmware would go on to network boot) and end
@@ -210,6 +218,12 @@ check sigsum "+Sigsum policy: 1 log(s)" "+signature 0 (signature by" "+signature
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=sigsum]"
 check sigsum-no-policy "+the trust policy has no Sigsum policy (ospkg_trust_policy)" "+Signatures: 2 found, 1 valid, 2 required" \
     "+BOOT FAILED" "-$BOOTED"
+check encrypted "+decryption identities: 1 ($(grep -o 'age1[a-z0-9]*' "$W/age/machine.txt"))" \
+    "+encother.json is age-encrypted to other recipients: the identity in /etc/trust_policy/decryption_identities cannot decrypt it" \
+    "+what to do: encrypt the package to this machine's recipient age1" "+enc.json: decrypted (" "+enc.zip: decrypted to" \
+    "+Signatures: 2 found, 2 valid, 2 required" "-AGE-SECRET-KEY" \
+    "+TEST-OS-PCRS $(python3 "$(dirname "$0")/expected-pcrs.py" "$W/plain/enc" "$ENC")" \
+    "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=enc]"
 
 # the initramfs came from the UKI's .initrd through systemd-stub; the ISO from the CD
 check uki "+EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path" "+stboot-rs" "+(stboot@stboot)" "+Signatures: 3 found, 3 valid, 2 required" "+TEST-OS-PCRS $PCRS" \

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::config::trust_policy::{SIGNING_ROOT_FILE, SIGSUM_POLICY_FILE, TLS_ROOTS_FILE, TRUST_POLICY_FILE};
+use crate::config::trust_policy::{
+    DECRYPTION_IDENTITIES_FILE, SIGNING_ROOT_FILE, SIGSUM_POLICY_FILE, TLS_ROOTS_FILE, TRUST_POLICY_FILE,
+};
 
 /// The initramfs layout, as data: the one description of where things go.
 pub const LAYOUT: &str = include_str!("../initramfs/layout.txt");
@@ -45,12 +47,13 @@ pub enum Entry {
 }
 
 /// The inputs the builder gives the layout, by name.
-pub const INPUTS: [&str; 9] = [
+pub const INPUTS: [&str; 10] = [
     "stboot",
     "trust_policy.json",
     "ospkg_signing_root.pem",
     "tls_roots.pem",
     "ospkg_trust_policy",
+    "decryption_identities",
     "host_config",
     "modules",
     "modules.list",
@@ -239,9 +242,13 @@ pub fn tree(args: &BuildArgs) -> Result<Tree> {
     inputs.insert("stboot", Input::One(read(&args.stboot)?));
 
     let tp = &args.trust_policy;
-    for (name, required) in
-        [(TRUST_POLICY_FILE, true), (SIGNING_ROOT_FILE, true), (TLS_ROOTS_FILE, false), (SIGSUM_POLICY_FILE, false)]
-    {
+    for (name, required) in [
+        (TRUST_POLICY_FILE, true),
+        (SIGNING_ROOT_FILE, true),
+        (TLS_ROOTS_FILE, false),
+        (SIGSUM_POLICY_FILE, false),
+        (DECRYPTION_IDENTITIES_FILE, false),
+    ] {
         let src = tp.join(name);
         if src.exists() {
             inputs.insert(name, Input::One(read(&src)?));
@@ -463,6 +470,7 @@ mod tests {
         assert_eq!(file_at(&l, "ospkg_signing_root.pem"), tp(SIGNING_ROOT_FILE));
         assert_eq!(file_at(&l, "tls_roots.pem"), tp(TLS_ROOTS_FILE));
         assert_eq!(file_at(&l, "ospkg_trust_policy"), tp(SIGSUM_POLICY_FILE));
+        assert_eq!(file_at(&l, "decryption_identities"), tp(DECRYPTION_IDENTITIES_FILE));
         assert_eq!(file_at(&l, "host_config"), paths::HOST_CONFIG_PATH);
         assert_eq!(files_dir(&l, "modules"), paths::MODULES_DIR);
         assert_eq!(file_at(&l, "modules.list"), paths::MODULES_LIST);
@@ -529,6 +537,12 @@ mod tests {
         std::fs::write(tpd.join(SIGNING_ROOT_FILE), &root).unwrap();
         std::fs::write(tpd.join(TLS_ROOTS_FILE), &root).unwrap();
         std::fs::write(tpd.join(SIGSUM_POLICY_FILE), "quorum none\n").unwrap();
+        // a test key (age's spec test vector identity)
+        std::fs::write(
+            tpd.join(DECRYPTION_IDENTITIES_FILE),
+            "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX\n",
+        )
+        .unwrap();
         std::fs::write(p("host.json"), br#"{"network_mode":"dhcp","ospkg_pointer":"https://h/os.json"}"#).unwrap();
         // an ELF header of an x86-64 relocatable object is all the module check reads
         let mut ko = vec![0u8; 64];

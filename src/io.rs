@@ -177,6 +177,13 @@ impl<R: Read> Hash<R> {
     pub fn new(inner: R) -> Self {
         Self { inner, hasher: Sha256::new(), len: 0 }
     }
+    /// Bytes read so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
     /// The digest and the number of bytes of everything read so far.
     pub fn finish(self) -> ([u8; 32], u64) {
         (self.hasher.finalize().into(), self.len)

@@ -8,6 +8,7 @@
 //! | trust policy, signing roots, host configuration, kernel command line | [`config`] |
 //! | links, static addresses, DHCP, bonding over netlink | [`network`] |
 //! | download of descriptor and archive over HTTPS | [`fetch`] |
+//! | decryption of age-encrypted packages right after download | [`decrypt`] |
 //! | OS package formats (descriptor, archive, manifest) | [`ospkg`] |
 //! | signature verification | [`verify`] |
 //! | TPM measurements of what is booted | [`measure`] |
@@ -20,6 +21,7 @@
 
 pub mod boot;
 pub mod config;
+pub mod decrypt;
 pub mod fetch;
 pub mod files;
 pub mod gojson;

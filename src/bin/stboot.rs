@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use stboot::config::{self, paths, FetchMethod, HostConfig, HostConfigSource, Options, TrustConfig};
+use stboot::decrypt::DecryptFailure;
 use stboot::fetch::{self, FetchError, Fetcher};
 use stboot::ospkg::package::Unverified;
 use stboot::recovery::{self, Failure, Step};
@@ -251,7 +252,8 @@ impl Boot {
                     max_archive: fetch::staging_budget(&self.stage_dir),
                 };
                 let fetcher = Fetcher::new(&trust.tls_roots, settings, &self.stage_dir)
-                    .map_err(|e| Failure::new(Step::Fetch, e))?;
+                    .map_err(|e| Failure::new(Step::Fetch, e))?
+                    .with_identities(trust.decryption_identities.clone());
                 let mut failures = Vec::new();
                 for (i, url) in urls.iter().enumerate() {
                     let n = format!("URL {} of {}", i + 1, urls.len());
@@ -363,9 +365,18 @@ fn verify_logged(pkg: Unverified, trust: &TrustConfig) -> Result<VerifiedOsPacka
     }
 }
 
-/// The operator's remedy for a failure: the fetch error's own, else the step's.
-fn remedy(f: &Failure) -> &'static str {
-    f.error.chain().find_map(|c| c.downcast_ref::<FetchError>()).map(FetchError::remedy).unwrap_or(f.step.hint())
+/// The operator's remedy for a failure: the fetch or decryption error's own, else the
+/// step's.
+fn remedy(f: &Failure) -> String {
+    for c in f.error.chain() {
+        if let Some(e) = c.downcast_ref::<FetchError>() {
+            return e.remedy().into();
+        }
+        if let Some(e) = c.downcast_ref::<DecryptFailure>() {
+            return e.remedy();
+        }
+    }
+    f.step.hint().into()
 }
 
 fn log_config(trust: &TrustConfig, source: &HostConfigSource, method: FetchMethod) {
@@ -373,6 +384,13 @@ fn log_config(trust: &TrustConfig, source: &HostConfigSource, method: FetchMetho
     info!("trust policy: threshold {}, fetch method {:?}", trust.policy.ospkg_signature_threshold, method);
     if let Some(p) = &trust.sigsum_policy {
         info!("Sigsum policy: {} log(s); Sigsum proofs can count toward the threshold", p.policy.logs().count());
+    }
+    if let Some(ids) = &trust.decryption_identities {
+        info!(
+            "decryption identities: {} ({}); age-encrypted packages are decrypted after download",
+            ids.len(),
+            ids.recipients().join(", ")
+        );
     }
     for r in &trust.signing_roots {
         info!("signing root: {}", verify::describe_certificate(r));

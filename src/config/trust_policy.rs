@@ -15,6 +15,8 @@ pub const TLS_ROOTS_FILE: &str = "tls_roots.pem";
 /// The Sigsum policy (logs, witnesses, quorum) under which Sigsum proofs count;
 /// optional.
 pub const SIGSUM_POLICY_FILE: &str = "ospkg_trust_policy";
+/// The age identities encrypted packages are decrypted with; optional.
+pub const DECRYPTION_IDENTITIES_FILE: &str = crate::decrypt::IDENTITIES_FILE;
 /// Where stboot before v0.3.2 kept its TLS roots.
 pub const LEGACY_TLS_ROOTS: &str = "/etc/ssl/certs/isrgrootx1.pem";
 
@@ -78,6 +80,8 @@ pub struct TrustConfig {
     pub tls_roots_path: Option<PathBuf>,
     /// The Sigsum policy, when `ospkg_trust_policy` exists.
     pub sigsum_policy: Option<std::sync::Arc<SigsumPolicy>>,
+    /// The age identities, when `decryption_identities` exists (secret; not measured).
+    pub decryption_identities: Option<std::sync::Arc<crate::decrypt::Identities>>,
 }
 
 /// `ospkg_trust_policy`: the parsed Sigsum policy and the file's bytes (measured).
@@ -108,7 +112,16 @@ impl TrustConfig {
             }
         }
         let sigsum_policy = read_sigsum_policy(dir)?.map(std::sync::Arc::new);
-        Ok(Self { policy, signing_roots, signing_roots_path, tls_roots, tls_roots_path, sigsum_policy })
+        let decryption_identities = crate::decrypt::Identities::load(dir)?.map(std::sync::Arc::new);
+        Ok(Self {
+            policy,
+            signing_roots,
+            signing_roots_path,
+            tls_roots,
+            tls_roots_path,
+            sigsum_policy,
+            decryption_identities,
+        })
     }
 
     /// What OS package signatures are checked against.

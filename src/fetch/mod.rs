@@ -15,6 +15,7 @@ pub mod retry;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -24,6 +25,7 @@ use tracing::{info, warn};
 pub use http::{Client, FetchError, Retry};
 pub use retry::{RetryPolicy, UrlBudget};
 
+use crate::decrypt;
 use crate::ospkg::descriptor::MAX_DESCRIPTOR_BYTES;
 use crate::ospkg::package::{ArchiveFile, Origin, Unverified};
 use crate::ospkg::Descriptor;
@@ -40,18 +42,26 @@ pub struct Settings {
     pub max_archive: u64,
 }
 
-/// Downloads packages into `stage_dir`.
+/// Downloads packages into `stage_dir`, and decrypts them with `identities` if they
+/// are age files.
 pub struct Fetcher {
     client: Client,
     settings: Settings,
     stage_dir: PathBuf,
+    identities: Option<Arc<decrypt::Identities>>,
 }
 
 impl Fetcher {
     /// `tls_roots` (DER) are the only roots trusted for HTTPS.
     pub fn new(tls_roots: &[Vec<u8>], settings: Settings, stage_dir: &Path) -> Result<Self> {
         let client = Client::new(tls_roots, settings.stall_timeout)?;
-        Ok(Self { client, settings, stage_dir: stage_dir.to_path_buf() })
+        Ok(Self { client, settings, stage_dir: stage_dir.to_path_buf(), identities: None })
+    }
+
+    /// Decrypt age-encrypted descriptors and archives with these identities.
+    pub fn with_identities(mut self, identities: Option<Arc<decrypt::Identities>>) -> Self {
+        self.identities = identities;
+        self
     }
 
     pub fn deadline_passed(&self) -> bool {
@@ -88,6 +98,14 @@ impl Fetcher {
         if dl.url != *url {
             info!("descriptor redirected to {}", redact(&dl.url));
         }
+        let what = format!("descriptor {}", redact(&dl.url));
+        let ids = self.identities.as_deref();
+        let (bytes, encrypted) = decrypt::descriptor(bytes, ids, &what, MAX_DESCRIPTOR_BYTES as u64)?;
+        if encrypted {
+            info!("{what}: decrypted ({} bytes)", bytes.len());
+        } else if ids.is_some() {
+            warn!("{what} is not encrypted, although decryption identities are configured");
+        }
         let d = Descriptor::parse(&bytes).with_context(|| format!("descriptor from {}", redact(&dl.url)))?;
         Ok((d, bytes, dl.url))
     }
@@ -117,7 +135,27 @@ impl Fetcher {
             info!("archive redirected to {}", redact(&dl.url));
         }
         info!("archive: {} bytes", dl.len);
-        Ok(ArchiveFile::downloaded(file, dl.sha256, dl.len, path.to_path_buf()))
+        let what = format!("archive {}", redact(&dl.url));
+        let ids = self.identities.as_deref();
+        let plain_path = path.with_extension("plain.zip");
+        let remove_download = |e| {
+            let _ = std::fs::remove_file(path);
+            e
+        };
+        match decrypt::archive(file, ids, &what, &plain_path, self.settings.max_archive).map_err(remove_download)? {
+            decrypt::Archive::Plain(file) => {
+                if ids.is_some() {
+                    warn!("{what} is not encrypted, although decryption identities are configured");
+                }
+                Ok(ArchiveFile::downloaded(file, dl.sha256, dl.len, path.to_path_buf()))
+            }
+            decrypt::Archive::Decrypted { file, sha256, len } => {
+                // the ciphertext goes as soon as the plaintext is complete
+                let _ = std::fs::remove_file(path);
+                info!("{what}: decrypted to {len} bytes");
+                Ok(ArchiveFile::downloaded(file, sha256, len, plain_path))
+            }
+        }
     }
 }
 

@@ -154,8 +154,22 @@ fn add_signature(descriptor: &mut Descriptor, cert_der: &[u8], signature: Vec<u8
 pub fn read_descriptor(path: &Path) -> Result<(Descriptor, Vec<u8>)> {
     use anyhow::Context;
     let bytes = crate::files::read_capped(path, descriptor::MAX_DESCRIPTOR_BYTES as u64)?;
+    refuse_encrypted(&bytes, path)?;
     let d = Descriptor::parse(&bytes).with_context(|| format!("in {}", path.display()))?;
     Ok((d, bytes))
+}
+
+/// Packages from files (the initramfs, stmgr's arguments) are never decrypted: say so
+/// instead of a parse error.
+pub fn refuse_encrypted(head: &[u8], path: &Path) -> Result<()> {
+    if crate::decrypt::encryption(head).is_some() {
+        bail!(
+            "{}: an age-encrypted file; only packages fetched over the network are decrypted (with /etc/trust_policy/decryption_identities): use the plaintext here (age -d -i KEY -o FILE {})",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Read and parse both files of a package (the archive only as bytes).

@@ -45,6 +45,10 @@ impl ArchiveFile {
         let mut h = crate::io::Hash::new(&mut file);
         std::io::copy(&mut h, &mut std::io::sink()).with_context(|| format!("reading {}", what.display()))?;
         let (sha256, len) = h.finish();
+        let mut head = [0u8; 64];
+        file.seek(SeekFrom::Start(0)).with_context(|| format!("reading {}", what.display()))?;
+        let n = file.read(&mut head).with_context(|| format!("reading {}", what.display()))?;
+        super::refuse_encrypted(&head[..n], what)?;
         if len == 0 {
             bail!("{}: the archive is empty", what.display());
         }

@@ -1,0 +1,410 @@
+//! Age-encrypted OS packages (st-1.2): when the trust policy directory has
+//! `decryption_identities`, a descriptor or archive that arrives as an age file
+//! (`age-encryption.org/v1`) is decrypted right after its download, and everything
+//! after (verification, measurement, boot) sees the plaintext. The `age` crate does the
+//! cryptography; this module decides when to use it and says what went wrong.
+//!
+//! * the archive is decrypted from its tmpfs file into a second tmpfs file, hashed on
+//!   the way (64 KiB at a time: never the whole package in the heap); the ciphertext
+//!   file is removed as soon as the plaintext is complete;
+//! * a package that is not encrypted is accepted, with a warning, when identities exist
+//!   (the signatures, not the encryption, decide what boots);
+//! * an encrypted package without identities, for identities that do not match, or
+//!   with corrupt ciphertext is refused for this URL with the reason and the remedy.
+//!
+//! The identities are secrets: no error or log line ever contains a line of the file.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use age::x25519;
+use anyhow::{bail, Context, Result};
+
+/// The first line of every binary age file.
+pub const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
+const ARMOR_MAGIC: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+
+/// The file name in the trust policy directory.
+pub const IDENTITIES_FILE: &str = "decryption_identities";
+
+/// The X25519 identities of `decryption_identities`. `Debug` shows only the public
+/// recipients.
+pub struct Identities {
+    keys: Vec<x25519::Identity>,
+    /// Where they were read from, for errors.
+    pub path: PathBuf,
+}
+
+impl fmt::Debug for Identities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identities").field("recipients", &self.recipients()).field("path", &self.path).finish()
+    }
+}
+
+impl Identities {
+    /// Parse an age identity file: `AGE-SECRET-KEY-1...` lines, `#` comments and blank
+    /// lines. Errors name the line, never its content.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
+        let w = path.display();
+        let text = std::str::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{w}: not UTF-8 text"))?;
+        let mut keys = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match x25519::Identity::from_str(line) {
+                Ok(k) => keys.push(k),
+                Err(_) if line.starts_with("AGE-PLUGIN-") => bail!(
+                    "{w}: line {}: an age plugin identity; stboot has no plugins, expected an X25519 identity (AGE-SECRET-KEY-1..., from age-keygen)",
+                    i + 1
+                ),
+                Err(_) => bail!(
+                    "{w}: line {}: not an age X25519 identity, expected AGE-SECRET-KEY-1... as age-keygen writes it (the line is not shown: it may be secret)",
+                    i + 1
+                ),
+            }
+        }
+        if keys.is_empty() {
+            bail!("{w}: no identity in the file; expected AGE-SECRET-KEY-1... lines from age-keygen, or remove the file to boot unencrypted packages only");
+        }
+        Ok(Self { keys, path: path.to_path_buf() })
+    }
+
+    /// Read `DIR/decryption_identities` if it exists.
+    pub fn load(dir: &Path) -> Result<Option<Self>> {
+        let path = dir.join(IDENTITIES_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        Self::parse(&bytes, &path).map(Some)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The public recipients (`age1...`) packages must be encrypted to.
+    pub fn recipients(&self) -> Vec<String> {
+        self.keys.iter().map(|k| k.to_public().to_string()).collect()
+    }
+
+    fn decryptor<R: Read>(&self, input: R, what: &str) -> Result<age::stream::StreamReader<R>, DecryptFailure> {
+        let d = age::Decryptor::new(input).map_err(|e| self.failure(what, &e))?;
+        d.decrypt(self.keys.iter().map(|k| k as &dyn age::Identity)).map_err(|e| self.failure(what, &e))
+    }
+
+    fn failure(&self, what: &str, e: &age::DecryptError) -> DecryptFailure {
+        let kind = match e {
+            age::DecryptError::NoMatchingKeys => {
+                FailureKind::NoMatchingIdentity { tried: self.keys.len(), recipients: self.recipients() }
+            }
+            age::DecryptError::Io(io) => FailureKind::Corrupt(io.to_string()),
+            other => FailureKind::Corrupt(other.to_string()),
+        };
+        DecryptFailure { what: what.to_string(), path: self.path.clone(), kind }
+    }
+}
+
+/// Whether these bytes start like an age file (binary or ASCII-armored).
+pub fn encryption(head: &[u8]) -> Option<Format> {
+    if head.starts_with(AGE_MAGIC) {
+        Some(Format::Binary)
+    } else if head.starts_with(ARMOR_MAGIC) {
+        Some(Format::Armored)
+    } else {
+        None
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Binary,
+    Armored,
+}
+
+/// Why an encrypted object could not be decrypted; says what to do.
+#[derive(Debug)]
+pub struct DecryptFailure {
+    /// "descriptor https://..." or "archive https://...".
+    pub what: String,
+    pub path: PathBuf,
+    pub kind: FailureKind,
+}
+
+#[derive(Debug)]
+pub enum FailureKind {
+    /// Encrypted, but this machine has no identities.
+    NoIdentities,
+    /// `age -a` output.
+    Armored,
+    NoMatchingIdentity {
+        tried: usize,
+        recipients: Vec<String>,
+    },
+    /// Bad header, bad MAC, truncated or altered ciphertext.
+    Corrupt(String),
+}
+
+impl fmt::Display for DecryptFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = self.path.display();
+        match &self.kind {
+            FailureKind::NoIdentities => {
+                write!(f, "{} is age-encrypted, but there is no {p} to decrypt it with", self.what)
+            }
+            FailureKind::Armored => {
+                write!(f, "{} is an ASCII-armored age file (age -a); stboot reads binary age files only", self.what)
+            }
+            FailureKind::NoMatchingIdentity { tried, .. } => write!(
+                f,
+                "{} is age-encrypted to other recipients: {}",
+                self.what,
+                if *tried == 1 {
+                    format!("the identity in {p} cannot decrypt it")
+                } else {
+                    format!("none of the {tried} identities in {p} can decrypt it")
+                }
+            ),
+            FailureKind::Corrupt(e) => write!(f, "{} is a damaged age file: {e}", self.what),
+        }
+    }
+}
+
+impl std::error::Error for DecryptFailure {}
+
+impl DecryptFailure {
+    pub fn remedy(&self) -> String {
+        match &self.kind {
+            FailureKind::NoIdentities => format!(
+                "put this machine's age identity into {} (stmgr initramfs build -trustPolicy DIR takes DIR/{IDENTITIES_FILE}), or publish the package unencrypted",
+                self.path.display()
+            ),
+            FailureKind::Armored => "encrypt without -a (armor): age -r age1... -o NAME.zip.age NAME.zip".into(),
+            FailureKind::NoMatchingIdentity { recipients, .. } => format!(
+                "encrypt the package to this machine's recipient{} {}",
+                if recipients.len() == 1 { "" } else { "s (any one)" },
+                recipients.join(", ")
+            ),
+            FailureKind::Corrupt(_) => "publish the encrypted file again: it was cut short or altered (the server's copy, or on the way)".into(),
+        }
+    }
+}
+
+/// The descriptor bytes to parse: decrypted if they are an age file. Returns whether
+/// they were encrypted.
+pub fn descriptor(bytes: Vec<u8>, ids: Option<&Identities>, what: &str, limit: u64) -> Result<(Vec<u8>, bool)> {
+    let Some(format) = encryption(&bytes) else {
+        return Ok((bytes, false));
+    };
+    let ids = check(format, ids, what)?;
+    let mut plain = Vec::new();
+    ids.decryptor(&bytes[..], what)?
+        .take(limit + 1)
+        .read_to_end(&mut plain)
+        .map_err(|e| ids.failure(what, &age::DecryptError::Io(e)))?;
+    if plain.len() as u64 > limit {
+        bail!("{what}: the decrypted descriptor is larger than {limit} bytes");
+    }
+    Ok((plain, true))
+}
+
+fn check<'a>(format: Format, ids: Option<&'a Identities>, what: &str) -> Result<&'a Identities, DecryptFailure> {
+    let path = || {
+        ids.map(|i| i.path.clone()).unwrap_or_else(|| Path::new(crate::config::TRUST_POLICY_DIR).join(IDENTITIES_FILE))
+    };
+    let fail = |kind| DecryptFailure { what: what.to_string(), path: path(), kind };
+    match (format, ids) {
+        (Format::Armored, _) => Err(fail(FailureKind::Armored)),
+        (Format::Binary, None) => Err(fail(FailureKind::NoIdentities)),
+        (Format::Binary, Some(ids)) => Ok(ids),
+    }
+}
+
+/// A downloaded archive after [`archive`].
+#[derive(Debug)]
+pub enum Archive {
+    /// It was not encrypted: the download itself.
+    Plain(File),
+    /// The plaintext, its SHA-256 and length.
+    Decrypted { file: File, sha256: [u8; 32], len: u64 },
+}
+
+/// The archive downloaded to `file`: if it is an age file, decrypt it into
+/// `plain_path` (hashing the plaintext, at most `limit` bytes).
+pub fn archive(mut file: File, ids: Option<&Identities>, what: &str, plain_path: &Path, limit: u64) -> Result<Archive> {
+    let mut head = [0u8; 64];
+    file.seek(SeekFrom::Start(0)).context("rewinding the downloaded archive")?;
+    let n = read_up_to(&mut file, &mut head).context("reading the downloaded archive")?;
+    let Some(format) = encryption(&head[..n]) else {
+        return Ok(Archive::Plain(file));
+    };
+    let ids = check(format, ids, what)?;
+    file.seek(SeekFrom::Start(0)).context("rewinding the downloaded archive")?;
+    let reader = ids.decryptor(BufReader::with_capacity(64 * 1024, &file), what)?;
+    let mut hashed = crate::io::Hash::new(crate::io::Limit::new(reader, limit));
+    let mut out = create_private(plain_path)?;
+    let copied = crate::io::copy(&mut hashed, &mut out);
+    let fail = |e| {
+        let _ = std::fs::remove_file(plain_path);
+        e
+    };
+    match copied {
+        Ok(()) => {}
+        Err(crate::io::CopyError::Read(e)) => {
+            if let Some(l) = crate::io::cause::<crate::io::LimitExceeded>(&e) {
+                return Err(fail(anyhow::anyhow!("{what}: the decrypted archive is {l}")));
+            }
+            let mut f = ids.failure(what, &age::DecryptError::Io(e));
+            if let FailureKind::Corrupt(reason) = &mut f.kind {
+                *reason = format!("{reason} after {} bytes of good plaintext", hashed.len());
+            }
+            return Err(fail(f.into()));
+        }
+        Err(crate::io::CopyError::Write(e)) => {
+            return Err(fail(anyhow::anyhow!("{what}: writing the plaintext to {}: {e}", plain_path.display())));
+        }
+    }
+    let (sha256, len) = hashed.finish();
+    if len == 0 {
+        return Err(fail(anyhow::anyhow!("{what}: the decrypted archive is empty")));
+    }
+    Ok(Archive::Decrypted { file: out, sha256, len })
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn create_private(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn encrypt(to: &x25519::Recipient, plain: &[u8]) -> Vec<u8> {
+        let e = age::Encryptor::with_recipients(std::iter::once(to as &dyn age::Recipient)).unwrap();
+        let mut out = Vec::new();
+        let mut w = e.wrap_output(&mut out).unwrap();
+        w.write_all(plain).unwrap();
+        w.finish().unwrap();
+        out
+    }
+
+    fn ids(keys: &[&x25519::Identity]) -> Identities {
+        let text: String = keys
+            .iter()
+            .map(|k| {
+                use age::secrecy::ExposeSecret;
+                format!("# created: now\n{}\n", k.to_string().expose_secret())
+            })
+            .collect();
+        Identities::parse(text.as_bytes(), Path::new("/etc/trust_policy/decryption_identities")).unwrap()
+    }
+
+    #[test]
+    fn identity_file_errors_name_the_line_and_never_echo_it() {
+        let p = Path::new("decryption_identities");
+        let e = Identities::parse(b"# c\n\nAGE-SECRET-KEY-1SECRETSECRET\n", p).unwrap_err().to_string();
+        assert!(e.contains("line 3") && !e.contains("SECRETSECRET"), "{e}");
+        let e = Identities::parse(b"# only a comment\n", p).unwrap_err().to_string();
+        assert!(e.contains("no identity"), "{e}");
+        let e = Identities::parse(b"AGE-PLUGIN-YUBIKEY-1QQQ\n", p).unwrap_err().to_string();
+        assert!(e.contains("plugin"), "{e}");
+    }
+
+    #[test]
+    fn descriptor_round_trip_and_failures() {
+        let k = x25519::Identity::generate();
+        let other = x25519::Identity::generate();
+        let plain = br#"{"version":1}"#.to_vec();
+        let ct = encrypt(&k.to_public(), &plain);
+        let mine = ids(&[&other, &k]);
+        assert_eq!(descriptor(ct.clone(), Some(&mine), "descriptor d", 1 << 20).unwrap(), (plain.clone(), true));
+        // unencrypted passes through
+        assert_eq!(descriptor(plain.clone(), Some(&mine), "d", 1 << 20).unwrap(), (plain.clone(), false));
+        // no identities
+        let e = descriptor(ct.clone(), None, "descriptor d", 1 << 20).unwrap_err();
+        let f = e.downcast_ref::<DecryptFailure>().unwrap();
+        assert!(matches!(f.kind, FailureKind::NoIdentities), "{f}");
+        // wrong identity: the remedy names our recipient, not the secret
+        let e = descriptor(ct.clone(), Some(&ids(&[&other])), "descriptor d", 1 << 20).unwrap_err();
+        let f = e.downcast_ref::<DecryptFailure>().unwrap();
+        assert!(
+            f.to_string()
+                .contains("to other recipients: the identity in /etc/trust_policy/decryption_identities cannot"),
+            "{f}"
+        );
+        assert!(f.remedy().contains(&other.to_public().to_string()), "{}", f.remedy());
+        // a flipped byte in the payload
+        let mut bad = ct.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let e = descriptor(bad, Some(&mine), "descriptor d", 1 << 20).unwrap_err();
+        assert!(matches!(e.downcast_ref::<DecryptFailure>().unwrap().kind, FailureKind::Corrupt(_)), "{e}");
+        // too large after decryption
+        let e = descriptor(ct, Some(&mine), "descriptor d", 4).unwrap_err();
+        assert!(e.to_string().contains("larger than 4 bytes"), "{e}");
+    }
+
+    #[test]
+    fn archive_is_decrypted_file_to_file_and_hashed() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().unwrap();
+        let k = x25519::Identity::generate();
+        let plain: Vec<u8> = (0..300_000u32).map(|i| (i * 7) as u8).collect();
+        let ct = encrypt(&k.to_public(), &plain);
+        let cpath = dir.path().join("c");
+        std::fs::write(&cpath, &ct).unwrap();
+        let open = || File::open(&cpath).unwrap();
+        let ppath = dir.path().join("p");
+        let Archive::Decrypted { file: mut pf, sha256: sha, len } =
+            archive(open(), Some(&ids(&[&k])), "archive a", &ppath, 1 << 30).unwrap()
+        else {
+            panic!("not decrypted")
+        };
+        assert_eq!((sha, len), (sha2::Sha256::digest(&plain).into(), plain.len() as u64));
+        let mut back = Vec::new();
+        pf.seek(SeekFrom::Start(0)).unwrap();
+        pf.read_to_end(&mut back).unwrap();
+        assert_eq!(back, plain);
+        // truncated ciphertext: refused, nothing left behind
+        std::fs::write(&cpath, &ct[..ct.len() - 100]).unwrap();
+        let e = archive(open(), Some(&ids(&[&k])), "archive a", &ppath, 1 << 30).unwrap_err();
+        assert!(matches!(e.downcast_ref::<DecryptFailure>().unwrap().kind, FailureKind::Corrupt(_)), "{e}");
+        assert!(!ppath.exists());
+        // over the limit
+        std::fs::write(&cpath, &ct).unwrap();
+        let e = archive(open(), Some(&ids(&[&k])), "archive a", &ppath, 1000).unwrap_err();
+        assert!(e.to_string().contains("more than the limit of 1000 bytes"), "{e}");
+        // not encrypted
+        std::fs::write(&cpath, b"PK\x03\x04").unwrap();
+        assert!(matches!(archive(open(), Some(&ids(&[&k])), "archive a", &ppath, 1000).unwrap(), Archive::Plain(_)));
+    }
+}
