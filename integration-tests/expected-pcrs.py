@@ -2,7 +2,10 @@
 """Expected PCRs 12-14 after stboot booted a package, computed independently of
 stboot's code: upstream's layout, SHA-256 bank extended with SHA-256(D).
 
-usage: expected-pcrs.py PKG_STEM TRUST_POLICY_DIR  -> "pcr12=.. pcr13=.. pcr14=.."
+usage: expected-pcrs.py PKG_STEM TRUST_POLICY_DIR [IDENTITY_FILE]
+       -> "pcr12=.. pcr13=.. pcr14=.."
+IDENTITY_FILE: the bytes of TPM NV index 0x01420001 (NULs at both ends are trimmed,
+as upstream does); without it the identity is empty.
 """
 import hashlib, json, os, ssl, sys
 
@@ -33,5 +36,6 @@ p12 = replay([h(open(stem + ".zip", "rb").read()), h(open(stem + ".json", "rb").
 p13 = replay([h(compact.encode())] + [h(r) for r in pems(tp + "/ospkg_signing_root.pem")]
              + [h(b"".join(pems(tp + "/tls_roots.pem")))]
              + ([h(open(tp + "/ospkg_trust_policy", "rb").read())] if os.path.exists(tp + "/ospkg_trust_policy") else []))
-p14 = replay([h(b"")])
+identity = open(sys.argv[3], "rb").read().strip(b"\0") if len(sys.argv) > 3 else b""
+p14 = replay([h(identity)])
 print(f"pcr12={p12} pcr13={p13} pcr14={p14}")

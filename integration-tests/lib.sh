@@ -242,6 +242,8 @@ boot_qemu() {
     for a in "$@"; do [ "$prev $a" = "-nic none" ] && nic=(); prev=$a; done
     local tpm=$W/tpm-$name
     rm -rf "$tpm"; mkdir -p "$tpm"
+    # a UX identity in NV index 0x01420001, as stprov leaves it, written with tpm2-tools
+    [ -f "$W/$name.identity" ] && { tpm_define_identity "$tpm" "$W/$name.identity" || return 1; }
     swtpm socket --tpm2 --tpmstate dir="$tpm" --ctrl type=unixio,path="$tpm/sock" >/dev/null 2>&1 &
     for _ in $(seq 50); do [ -S "$tpm/sock" ] && break; sleep 0.1; done
     # STOP_AT: end the run as soon as this console line appears (a firmware that
@@ -264,6 +266,25 @@ boot_qemu() {
         -chardev socket,id=chrtpm,path="$tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \
         "$@" </dev/null >"$W/$name.qemu.log" 2>&1 || true
     touch "$W/$name.done"
+}
+
+# tpm_define_identity STATE_DIR FILE: a fresh swtpm state whose NV index 0x01420001
+# holds FILE's bytes (readable with the index's own empty authorization, as upstream
+# reads it). swtpm serves tpm2-tools on a TCP port of 127.0.0.1 meanwhile.
+tpm_define_identity() {
+    local dir=$1 file=$2 port
+    port=$((20000 + RANDOM % 20000))
+    swtpm socket --tpm2 --tpmstate dir="$dir" --server type=tcp,port=$port,bindaddr=127.0.0.1 \
+        --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear &
+    local pid=$! t="swtpm:host=127.0.0.1,port=$port"
+    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+    tpm2_nvdefine -T "$t" 0x01420001 -C o -s "$(stat -c %s "$file")" -a "ownerwrite|ownerread|authwrite|authread" >/dev/null &&
+        tpm2_nvwrite -T "$t" 0x01420001 -C o -i "$file" && tpm2_shutdown -T "$t"
+    local rc=$?
+    swtpm_ioctl --tcp 127.0.0.1:$((port + 1)) -s
+    wait $pid
+    [ $rc = 0 ] || log "defining the UX identity in swtpm failed"
+    return $rc
 }
 
 # An OVMF variable store with the host configuration in STHostConfig (as stprov

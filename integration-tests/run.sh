@@ -65,6 +65,9 @@ make_initramfs sigsum-no-policy "$NET" "$(dhcp $G/sigsum.json)"
 ENC=$(make_trust_policy enc 2 network)
 cp "$W/age/machine.txt" "$ENC/decryption_identities"
 make_initramfs encrypted "$ENC" "$(dhcp "$G/encother.json,$G/enc.json")"
+# and this machine has a UX identity in its TPM (NV index 0x01420001, NUL-padded as
+# a fixed-size index may be): it is measured into PCR 14
+printf 'rack-7 \xc3\xa9\0\0' > "$W/encrypted.identity"
 make_initramfs initramfs-fetch "$INITRD" '{"network_mode":"dhcp","ospkg_pointer":"good.zip"}' -ospkg "$W/www/good"
 log "building the LinuxBoot kernel, then embedding each scenario's initramfs"
 # uki: the LinuxBoot kernel and the stboot initramfs in a UKI (stmgr uki create), on
@@ -177,7 +180,7 @@ pair kexec-fails-first efivar-dhcp $(ovmf_args "$W/efivar-dhcp.vars")
 
 BOOTED="TEST-OS-BOOTED"
 PCRS=$(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/good" "$NET")
-check dhcp-good "+(stboot@stboot)" "-module e1000.ko" "+TEST-OS-PCRS $PCRS" "+measured OS package archive into PCR 12" "+Signatures: 3 found, 3 valid, 2 required" "+OS package passed verification" "+Timeline:" \
+check dhcp-good "+(stboot@stboot)" "-module e1000.ko" "+UX identity: none (TPM NV index 0x01420001 is not defined)" "+TEST-OS-PCRS $PCRS" "+measured OS package archive into PCR 12" "+Signatures: 3 found, 3 valid, 2 required" "+OS package passed verification" "+Timeline:" \
     "+kexec_core: Starting new kernel" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]" "+network: eth0 address 10.0.2.15/24"
 check static-good "+the kernel's random pool is not initialised yet" "+random pool ready after waiting" \
     "+network: eth0 address 10.0.2.15/24 gateway 10.0.2.2" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
@@ -222,7 +225,8 @@ check encrypted "+decryption identities: 1 ($(grep -o 'age1[a-z0-9]*' "$W/age/ma
     "+encother.json is age-encrypted to other recipients: the identity in /etc/trust_policy/decryption_identities cannot decrypt it" \
     "+what to do: encrypt the package to this machine's recipient age1" "+enc.json: decrypted (" "+enc.zip: decrypted to" \
     "+Signatures: 2 found, 2 valid, 2 required" "-AGE-SECRET-KEY" \
-    "+TEST-OS-PCRS $(python3 "$(dirname "$0")/expected-pcrs.py" "$W/plain/enc" "$ENC")" \
+    "+UX identity \"rack-7 é\" from TPM NV index 0x01420001" \
+    "+TEST-OS-PCRS $(python3 "$(dirname "$0")/expected-pcrs.py" "$W/plain/enc" "$ENC" "$W/encrypted.identity")" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=enc]"
 
 # the initramfs came from the UKI's .initrd through systemd-stub; the ISO from the CD

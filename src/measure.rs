@@ -9,7 +9,7 @@
 //! | 13 | signing root(s) | SHA-256 of each root's DER, in file order |
 //! | 13 | TLS roots | SHA-256 of all TLS roots' DER, concatenated |
 //! | 13 | Sigsum policy (only when `ospkg_trust_policy` exists) | SHA-256 of the file |
-//! | 14 | UX identity | SHA-256 of the identity string (empty here) |
+//! | 14 | UX identity | SHA-256 of the identity: TPM NV index 0x01420001 with NULs trimmed, else empty |
 //!
 //! Like upstream, the SHA-256 bank is extended with SHA-256(D), not D itself
 //! (upstream hashes twice); verifiers built against upstream expect exactly that.
@@ -50,7 +50,7 @@ pub fn measurements(
     signing_roots: &[Vec<u8>],
     tls_roots: &[Vec<u8>],
     sigsum_policy: Option<&[u8]>,
-    identity: &str,
+    identity: &[u8],
 ) -> Vec<Measurement> {
     let mut v = vec![
         Measurement { pcr: 12, what: "OS package archive", digest: *archive_sha256 },
@@ -66,8 +66,13 @@ pub fn measurements(
     if let Some(p) = sigsum_policy {
         v.push(Measurement { pcr: 13, what: "Sigsum policy", digest: sha(p) });
     }
-    v.push(Measurement { pcr: 14, what: "UX identity", digest: sha(identity.as_bytes()) });
+    v.push(identity_measurement(identity));
     v
+}
+
+/// PCR 14: the UX identity.
+pub fn identity_measurement(identity: &[u8]) -> Measurement {
+    Measurement { pcr: 14, what: "UX identity", digest: sha(identity) }
 }
 
 /// A TPM 2.0 device.
@@ -80,6 +85,15 @@ const TPM_ST_NO_SESSIONS: u16 = 0x8001;
 const TPM_ST_SESSIONS: u16 = 0x8002;
 const TPM_CC_PCR_EXTEND: u32 = 0x0000_0182;
 const TPM_CC_PCR_READ: u32 = 0x0000_017E;
+const TPM_CC_NV_READ_PUBLIC: u32 = 0x0000_0169;
+const TPM_CC_NV_READ: u32 = 0x0000_014E;
+/// TPM_RC_HANDLE, without the bits that say which handle.
+const TPM_RC_HANDLE: u32 = 0x08B;
+
+/// The NV index upstream stboot (and stprov) keep the UX identity in.
+pub const UX_IDENTITY_NV_INDEX: u32 = 0x0142_0001;
+/// Longer identities are refused (upstream reads whatever is there; a name is short).
+pub const MAX_IDENTITY_BYTES: u16 = 2048;
 const TPM_RS_PW: u32 = 0x4000_0009;
 const TPM_ALG_SHA256: u16 = 0x000B;
 
@@ -97,6 +111,15 @@ impl Tpm {
     }
 
     fn command(&mut self, tag: u16, cc: u32, body: &[u8]) -> Result<Vec<u8>> {
+        let (rc, resp) = self.command_rc(tag, cc, body)?;
+        if rc != 0 {
+            bail!("TPM: command 0x{cc:x} failed with response code 0x{rc:x}");
+        }
+        Ok(resp)
+    }
+
+    /// Send a command; the response code and the whole response.
+    fn command_rc(&mut self, tag: u16, cc: u32, body: &[u8]) -> Result<(u32, Vec<u8>)> {
         let mut cmd = Vec::with_capacity(10 + body.len());
         cmd.extend_from_slice(&tag.to_be_bytes());
         cmd.extend_from_slice(&((10 + body.len()) as u32).to_be_bytes());
@@ -110,10 +133,67 @@ impl Tpm {
             bail!("TPM: short response ({n} bytes)");
         }
         let rc = u32::from_be_bytes([resp[6], resp[7], resp[8], resp[9]]);
-        if rc != 0 {
-            bail!("TPM: command 0x{cc:x} failed with response code 0x{rc:x}");
+        Ok((rc, resp))
+    }
+
+    /// The size of NV index `index`'s data (TPM2_NV_ReadPublic); `None` when the
+    /// index is not defined.
+    pub fn nv_size(&mut self, index: u32) -> Result<Option<u16>> {
+        let (rc, r) = self.command_rc(TPM_ST_NO_SESSIONS, TPM_CC_NV_READ_PUBLIC, &index.to_be_bytes())?;
+        if rc & !0xF00 == TPM_RC_HANDLE {
+            return Ok(None);
         }
-        Ok(resp)
+        if rc != 0 {
+            bail!("TPM: NV_ReadPublic of 0x{index:08x} failed with response code 0x{rc:x}");
+        }
+        // header 10, TPM2B_NV_PUBLIC: size 2, nvIndex 4, nameAlg 2, attributes 4,
+        // authPolicy (size 2 + bytes), dataSize 2
+        let policy_len = r.get(22..24).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize);
+        let at = policy_len.map(|l| 24 + l);
+        match at.and_then(|a| r.get(a..a + 2)) {
+            Some(b) => Ok(Some(u16::from_be_bytes([b[0], b[1]]))),
+            None => bail!("TPM: unexpected NV_ReadPublic response ({} bytes)", r.len()),
+        }
+    }
+
+    /// The whole data of NV index `index`, read with the index's own authorization
+    /// and an empty password, as upstream does (TPM2_NV_Read in chunks).
+    pub fn nv_read(&mut self, index: u32, size: u16) -> Result<Vec<u8>> {
+        const CHUNK: u16 = 512;
+        let mut data = Vec::with_capacity(size as usize);
+        while data.len() < size as usize {
+            let offset = data.len() as u16;
+            let n = CHUNK.min(size - offset);
+            let mut body = Vec::new();
+            body.extend_from_slice(&index.to_be_bytes()); // authHandle: the index itself
+            body.extend_from_slice(&index.to_be_bytes()); // nvIndex
+            body.extend_from_slice(&9u32.to_be_bytes());
+            body.extend_from_slice(&TPM_RS_PW.to_be_bytes());
+            body.extend_from_slice(&[0, 0, 0, 0, 0]);
+            body.extend_from_slice(&n.to_be_bytes());
+            body.extend_from_slice(&offset.to_be_bytes());
+            let r = self.command(TPM_ST_SESSIONS, TPM_CC_NV_READ, &body)?;
+            // header 10, parameterSize 4, TPM2B_MAX_NV_BUFFER: size 2 + bytes
+            let got = r.get(14..16).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize);
+            match got.and_then(|g| r.get(16..16 + g)) {
+                Some(chunk) if !chunk.is_empty() => data.extend_from_slice(chunk),
+                _ => bail!("TPM: unexpected NV_Read response ({} bytes)", r.len()),
+            }
+        }
+        Ok(data)
+    }
+
+    /// The UX identity from NV index [`UX_IDENTITY_NV_INDEX`], NULs trimmed at both
+    /// ends as upstream does; `None` when the index is not defined.
+    pub fn ux_identity(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(size) = self.nv_size(UX_IDENTITY_NV_INDEX)? else {
+            return Ok(None);
+        };
+        if size > MAX_IDENTITY_BYTES {
+            bail!("NV index 0x{UX_IDENTITY_NV_INDEX:08x} holds {size} bytes, more than {MAX_IDENTITY_BYTES} for an identity");
+        }
+        let raw = self.nv_read(UX_IDENTITY_NV_INDEX, size)?;
+        Ok(Some(trim_nul(&raw).to_vec()))
     }
 
     /// TPM2_PCR_Extend of the SHA-256 bank with `value`.
@@ -148,29 +228,39 @@ impl Tpm {
     }
 }
 
+fn trim_nul(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|&c| c != 0).unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| c != 0).map_or(start, |e| e + 1);
+    &b[start..end]
+}
+
 /// Lower-case hex of a digest, for the console.
 pub fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The measurements of booting `pkg` under `trust`, in order.
+/// The measurements of booting `pkg` under `trust`, in order, but for the last one,
+/// the UX identity, which only the TPM knows ([`identity_measurement`]).
 pub fn for_package(pkg: &crate::verify::VerifiedOsPackage, trust: &crate::config::TrustConfig) -> Vec<Measurement> {
     let policy = crate::gojson::marshal(&trust.policy);
     let sigsum = trust.sigsum_policy.as_ref().map(|p| p.bytes.as_slice());
-    measurements(
+    let mut v = measurements(
         pkg.archive_sha256(),
         pkg.descriptor_bytes(),
         &policy,
         &trust.signing_roots,
         &trust.tls_roots,
         sigsum,
-        "",
-    )
+        b"",
+    );
+    v.pop(); // the identity
+    v
 }
 
-/// Extend the TPM's PCRs with `ms`, and log each step. A missing or failing TPM is
-/// reported and the boot goes on (as upstream: the measurements are for
-/// attestation, the signatures are what gate the boot).
+/// Extend the PCRs with `ms` ([`for_package`]) and then with the UX identity read
+/// from the TPM, and log each step. A missing or failing TPM is reported and the
+/// boot goes on (as upstream: the measurements are for attestation, the signatures
+/// are what gate the boot).
 pub fn extend(ms: &[Measurement]) {
     use tracing::{info, warn};
     let mut tpm = match Tpm::open() {
@@ -184,7 +274,22 @@ pub fn extend(ms: &[Measurement]) {
             return;
         }
     };
-    for m in ms {
+    let nv = format!("TPM NV index 0x{UX_IDENTITY_NV_INDEX:08x}");
+    let identity = match tpm.ux_identity() {
+        Ok(Some(id)) => {
+            info!("UX identity {:?} from {nv}", crate::verify::printable(&String::from_utf8_lossy(&id)));
+            id
+        }
+        Ok(None) => {
+            info!("UX identity: none ({nv} is not defined); the empty identity is measured");
+            Vec::new()
+        }
+        Err(e) => {
+            warn!("reading the UX identity from {nv} failed: {e:#}; the empty identity is measured");
+            Vec::new()
+        }
+    };
+    for m in ms.iter().chain(std::iter::once(&identity_measurement(&identity))) {
         match tpm.extend(m.pcr, &m.extend_value()) {
             Ok(()) => info!("measured {} into PCR {}: {}", m.what, m.pcr, hex(&m.digest)),
             Err(e) => warn!("measuring {} into PCR {} failed: {e:#}", m.what, m.pcr),
@@ -220,11 +325,11 @@ mod tests {
             &[b"r1".to_vec(), b"r2".to_vec()],
             &[b"t1".to_vec(), b"t2".to_vec()],
             None,
-            "",
+            b"",
         );
         let pcrs: Vec<u32> = m.iter().map(|x| x.pcr).collect();
         assert_eq!(pcrs, [12, 12, 13, 13, 13, 13, 14]);
-        let with = measurements(&[1; 32], b"{}", "{}", &[], &[], Some(b"quorum none\n"), "");
+        let with = measurements(&[1; 32], b"{}", "{}", &[], &[], Some(b"quorum none\n"), b"");
         assert_eq!(with[4].what, "Sigsum policy");
         assert_eq!((with[4].pcr, with[4].digest), (13, sha(b"quorum none\n")));
         assert_eq!(m[0].digest, [1; 32]);
@@ -234,5 +339,17 @@ mod tests {
         let mut z = vec![0u8; 32];
         z.extend_from_slice(&[7; 32]);
         assert_eq!(replay(&[[7; 32]]), sha(&z));
+        assert_eq!(
+            measurements(&[1; 32], b"{}", "{}", &[], &[], None, b"rack-7").last().unwrap().digest,
+            sha(b"rack-7")
+        );
+    }
+
+    #[test]
+    fn identity_is_trimmed_of_nuls_at_both_ends() {
+        assert_eq!(trim_nul(b"\0\0rack-7\0\0"), b"rack-7");
+        assert_eq!(trim_nul(b"a\0b"), b"a\0b");
+        assert_eq!(trim_nul(b"\0\0"), b"");
+        assert_eq!(trim_nul(b""), b"");
     }
 }

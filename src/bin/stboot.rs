@@ -322,8 +322,10 @@ impl Boot {
         let staged = tl
             .step("stage", || boot::stage(&pkg, &self.stage_dir, budget))
             .map_err(|e| Failure::new(Step::Stage, e))?;
-        let measurements = stboot::measure::for_package(&pkg, trust);
+        let mut measurements = stboot::measure::for_package(&pkg, trust);
         if self.mode.dry_run() {
+            // no TPM in a dry run: the UX identity is shown as empty
+            measurements.push(stboot::measure::identity_measurement(b""));
             for m in &measurements {
                 info!("dry run: would measure {} into PCR {}: {}", m.what, m.pcr, stboot::measure::hex(&m.digest));
             }
