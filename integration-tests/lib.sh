@@ -260,11 +260,23 @@ boot_qemu() {
             sleep 0.2
         done) &
     fi
+    # CTRL_C_AT: the serial line is a socket an "operator" (serial-ctrl-c.py) types
+    # Ctrl-C into as soon as this console line appears
+    local serial=(-serial "file:$W/$name.console") keys=
+    if [ -n "${CTRL_C_AT:-}" ]; then
+        rm -f "$W/$name.serial"
+        serial=(-chardev "socket,id=ser0,path=$W/$name.serial,server=on,wait=off,logfile=$W/$name.console"
+            -serial chardev:ser0)
+        python3 "$ROOT/integration-tests/serial-ctrl-c.py" "$W/$name.serial" "$CTRL_C_AT" "${QEMU_TIMEOUT:-150}" \
+            2>"$W/$name.keys.log" &
+        keys=$!
+    fi
     timeout "${QEMU_TIMEOUT:-150}" qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 -pidfile "$W/$name.pid" \
-        -display none -monitor none -serial "file:$W/$name.console" -no-reboot \
+        -display none -monitor none "${serial[@]}" -no-reboot \
         "${payload[@]}" "${nic[@]}" \
         -chardev socket,id=chrtpm,path="$tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \
         "$@" </dev/null >"$W/$name.qemu.log" 2>&1 || true
+    [ -n "$keys" ] && wait "$keys"
     touch "$W/$name.done"
 }
 

@@ -68,6 +68,13 @@ make_initramfs encrypted "$ENC" "$(dhcp "$G/encother.json,$G/enc.json")"
 # and this machine has a UX identity in its TPM (NV index 0x01420001, NUL-padded as
 # a fixed-size index may be): it is measured into PCR 14
 printf 'rack-7 \xc3\xa9\0\0' > "$W/encrypted.identity"
+# provisioning: the initramfs carries /ospkg/provision.{json,zip}; an operator types
+# Ctrl-C at the prompt (provision-ctrl-c), or the normal boot fails every attempt
+# for want of a network (provision-fallback): both boot the provisioning package
+make_pkg provision "console=ttyS0 panic=-1 testos=provision" leaf1 leaf3
+for s in provision-ctrl-c provision-fallback; do
+    make_initramfs $s "$NET" "$(dhcp $G/good.json)" -ospkg "$W/www/provision"
+done
 make_initramfs initramfs-fetch "$INITRD" '{"network_mode":"dhcp","ospkg_pointer":"good.zip"}' -ospkg "$W/www/good"
 log "building the LinuxBoot kernel, then embedding each scenario's initramfs"
 # uki: the LinuxBoot kernel and the stboot initramfs in a UKI (stmgr uki create), on
@@ -95,7 +102,7 @@ make_esp "$W/secureboot-unsigned.esp" "$W/uki.uki"
 for s in secureboot secureboot-unsigned secureboot-wrong-key; do cp "$W/sb/enrolled.vars" "$W/$s.sbvars"; done
 for s in dhcp-good static-good bad-signature too-few-signers wrong-root fallback tls-unpinned \
     server-late efivar-dhcp stall-first endless-first kexec-fails-first initramfs-fetch sigsum sigsum-no-policy \
-    encrypted; do
+    encrypted provision-ctrl-c provision-fallback; do
     embed_kernel $s || exit 1
 done
 
@@ -166,6 +173,9 @@ pair server-late initramfs-fetch -nic none
 wait $late
 pair stall-first endless-first
 pair sigsum sigsum-no-policy
+CTRL_C_AT="press Ctrl-C within" run provision-ctrl-c & pc=$!
+APPEND="stboot.boot_attempts=2 stboot.provision_wait=1 stboot.dhcp_timeout=5" run provision-fallback -nic none
+wait $pc
 run encrypted
 [ -n "${COREBOOT_DIR:-}" ] && pair coreboot coreboot-replaced
 pair uki iso
@@ -184,7 +194,7 @@ check dhcp-good "+(stboot@stboot)" "-module e1000.ko" "+UX identity: none (TPM N
     "+kexec_core: Starting new kernel" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]" "+network: eth0 address 10.0.2.15/24"
 check static-good "+the kernel's random pool is not initialised yet" "+random pool ready after waiting" \
     "+network: eth0 address 10.0.2.15/24 gateway 10.0.2.2" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
-check bad-signature "+bad signature" "+0 valid, 2 required" "+BOOT FAILED at step fetch (attempt" "+Recover: rebooting" "-$BOOTED" "-kexec_core"
+check bad-signature "+options from the kernel command line: stboot.boot_attempts=1" "+bad signature" "+0 valid, 2 required" "+BOOT FAILED at step fetch (attempt 1/1)" "+Recover: rebooting" "-$BOOTED" "-kexec_core"
 check too-few-signers "+Signatures: 1 found, 1 valid, 2 required" "+BOOT FAILED" "+Recover: rebooting" "-$BOOTED"
 check wrong-root "+untrusted certificate" "+is not a configured signing root" "+BOOT FAILED" "-$BOOTED"
 check fallback "+404 Not Found" "+https://10.0.2.2:8449/down.json" "+bad signature" \
@@ -228,6 +238,14 @@ check encrypted "+decryption identities: 1 ($(grep -o 'age1[a-z0-9]*' "$W/age/ma
     "+UX identity \"rack-7 é\" from TPM NV index 0x01420001" \
     "+TEST-OS-PCRS $(python3 "$(dirname "$0")/expected-pcrs.py" "$W/plain/enc" "$ENC" "$W/encrypted.identity")" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=enc]"
+PROVISION_PCRS=$(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/provision" "$NET")
+check provision-ctrl-c "+provisioning package /ospkg/provision.json present: press Ctrl-C within 3 s to boot it instead of the normal boot" \
+    "+Ctrl-C on the console: booting the provisioning package" "+Loading the provisioning package from initramfs: /ospkg/provision.zip" \
+    "+Signatures: 2 found, 2 valid, 2 required" "-Downloading" "+TEST-OS-PCRS $PROVISION_PCRS" \
+    "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=provision]"
+check provision-fallback "+press Ctrl-C within 1 s" "+no Ctrl-C within 1 s: normal boot" "+BOOT FAILED at step network (attempt 2/2)" \
+    "+giving up after 2 boot attempts" "+falling back to the provisioning package /ospkg/provision.json instead of rebooting" \
+    "+TEST-OS-PCRS $PROVISION_PCRS" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=provision]" "-Recover: rebooting"
 
 # the initramfs came from the UKI's .initrd through systemd-stub; the ISO from the CD
 check uki "+EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path" "+stboot-rs" "+(stboot@stboot)" "+Signatures: 3 found, 3 valid, 2 required" "+TEST-OS-PCRS $PCRS" \

@@ -14,6 +14,7 @@
 //! | TPM measurements of what is booted | [`measure`] |
 //! | staging and kexec | [`boot`] |
 //! | what happens after a failure | [`recovery`] |
+//! | the provisioning package: Ctrl-C, no host configuration, or every attempt failed | [`provision`] |
 //!
 //! Operator-side helpers used by `stmgr` live in [`keys`] (keys and certificates),
 //! [`initramfs`] (the cpio builder), [`uki`] and [`iso`] (UEFI images) and
@@ -34,6 +35,7 @@ pub mod measure;
 pub mod network;
 pub mod ospkg;
 pub mod pem;
+pub mod provision;
 pub mod recovery;
 pub mod secureboot;
 pub mod sys;

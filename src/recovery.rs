@@ -60,8 +60,9 @@ impl Failure {
         Self { step, error, fatal: false }
     }
 
-    pub fn report(&self, attempt: u32, attempts: u32) {
-        error!("BOOT FAILED at step {} (attempt {attempt}/{attempts}): {:#}", self.step, self.error);
+    /// Say what failed; `context` is e.g. "attempt 2/3".
+    pub fn report(&self, context: &str) {
+        error!("BOOT FAILED at step {} ({context}): {:#}", self.step, self.error);
         error!("what to do: {}", self.step.hint());
     }
 }

@@ -15,9 +15,10 @@ use stboot::config::{self, paths, FetchMethod, HostConfig, HostConfigSource, Opt
 use stboot::decrypt::DecryptFailure;
 use stboot::fetch::{self, FetchError, Fetcher};
 use stboot::ospkg::package::Unverified;
+use stboot::ospkg::PackagePaths;
 use stboot::recovery::{self, Failure, Step};
 use stboot::verify::{self, Threshold, VerifiedOsPackage};
-use stboot::{boot, init, network, ospkg};
+use stboot::{boot, init, network, ospkg, provision};
 use tracing::{error, info, warn};
 
 /// Lines per kind of signature verdict on the console; the rest are counted.
@@ -98,6 +99,15 @@ fn main() {
     let configure_network = args.iter().any(|a| a == "--configure-network" || a == "-configure-network");
     let boot_args: Vec<String> =
         args.iter().filter(|a| !matches!(a.as_str(), "--configure-network" | "-configure-network")).cloned().collect();
+    // as PID 1, /proc must be mounted before the command line can be read
+    let mounts = if pid1 {
+        let m = init::mount_filesystems();
+        init::attach_console();
+        init::reap_children();
+        m
+    } else {
+        Vec::new()
+    };
     let cmdline = if pid1 { init::kernel_cmdline() } else { String::new() };
     let opts = Options::from_boot(&cmdline, &boot_args);
     let mode = match (pid1, opts.dry_run) {
@@ -111,14 +121,6 @@ fn main() {
             );
             std::process::exit(2);
         }
-    };
-    let mounts = if pid1 {
-        let m = init::mount_filesystems();
-        init::attach_console();
-        init::reap_children();
-        m
-    } else {
-        Vec::new()
     };
     init::setup_logging(&opts.log_level);
     std::panic::set_hook(Box::new(|p| error!("BUG: stboot panicked: {p}")));
@@ -135,6 +137,10 @@ fn main() {
     }
     for m in mounts {
         info!("mounted {m}");
+    }
+    let given: Vec<&str> = cmdline.split_ascii_whitespace().filter(|t| t.starts_with("stboot.")).collect();
+    if !given.is_empty() {
+        info!("options from the kernel command line: {}", given.join(" "));
     }
     for w in &opts.warnings {
         warn!("kernel command line: {w}");
@@ -179,6 +185,23 @@ fn main() {
         finish(pid1, ok)
     };
     let mut b = Boot { opts, mode, started, network_up: false, stage_dir };
+    // the provisioning package, if the initramfs has one (never outside PID 1)
+    let provision = if pid1 { provision::package(Path::new(paths::OSPKG_DIR)) } else { None };
+    if let Some(p) = &provision {
+        if b.ctrl_c_for_provisioning(p) {
+            match b.provision(p) {
+                Ok(()) => finish(true),
+                Err(f) if f.fatal => {
+                    f.report("provisioning package");
+                    finish(false);
+                }
+                Err(f) => {
+                    f.report("provisioning package");
+                    warn!("the provisioning package did not boot: going on with the normal boot");
+                }
+            }
+        }
+    }
     // a dry run on a running system answers once; an init keeps trying
     let attempts = if host_dry_run { 1 } else { b.opts.boot_attempts };
     for attempt in 1..=attempts {
@@ -188,11 +211,11 @@ fn main() {
                 finish(true);
             }
             Err(f) if f.fatal => {
-                f.report(attempt, attempts);
+                f.report(&format!("attempt {attempt}/{attempts}"));
                 error!("measurements were made for a kernel that did not start: rebooting to reset the PCRs");
                 finish(false);
             }
-            Err(f) => f.report(attempt, attempts),
+            Err(f) => f.report(&format!("attempt {attempt}/{attempts}")),
         }
         if attempt < attempts {
             let wait = recovery::backoff(attempt);
@@ -201,6 +224,13 @@ fn main() {
         }
     }
     error!("giving up after {attempts} boot attempts");
+    if let Some(p) = &provision {
+        warn!("falling back to the provisioning package {} instead of rebooting", p.descriptor.display());
+        match b.provision(p) {
+            Ok(()) => finish(true),
+            Err(f) => f.report("provisioning package"),
+        }
+    }
     finish(false);
 }
 
@@ -284,6 +314,57 @@ impl Boot {
                 ))
             }
         }
+    }
+
+    /// Offer Ctrl-C on the console for `stboot.provision_wait` seconds; true if it came.
+    fn ctrl_c_for_provisioning(&self, p: &PackagePaths) -> bool {
+        let wait = self.opts.provision_wait;
+        if wait.is_zero() {
+            info!("provisioning package {} present; Ctrl-C is off (stboot.provision_wait=0)", p.descriptor.display());
+            return false;
+        }
+        let stdin = std::io::stdin();
+        // raw input first, then the prompt: a Ctrl-C typed right after it must count
+        let raw = match provision::RawInput::enter(&stdin) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("cannot read Ctrl-C from the console: {e:#}; normal boot");
+                return false;
+            }
+        };
+        info!(
+            "provisioning package {} present: press Ctrl-C within {} s to boot it instead of the normal boot",
+            p.descriptor.display(),
+            wait.as_secs()
+        );
+        let got = provision::wait_for_byte(&stdin, wait, provision::CTRL_C);
+        if let Err(e) = raw.restore() {
+            warn!("{e:#}");
+        }
+        match got {
+            Ok(true) => {
+                warn!("Ctrl-C on the console: booting the provisioning package");
+                true
+            }
+            Ok(false) => {
+                info!("no Ctrl-C within {} s: normal boot", wait.as_secs());
+                false
+            }
+            Err(e) => {
+                warn!("cannot read Ctrl-C from the console: {e:#}; normal boot");
+                false
+            }
+        }
+    }
+
+    /// Verify and boot the provisioning package from the initramfs, under the trust
+    /// policy of this initramfs like any other package.
+    fn provision(&self, p: &PackagePaths) -> Result<(), Failure> {
+        let mut tl = Timeline::default();
+        let trust = tl.step("config", load_trust).map_err(|e| Failure::new(Step::Config, e))?;
+        info!("Loading the provisioning package from initramfs: {}", p.archive.display());
+        let pkg = Unverified::from_files(p).map_err(|e| Failure::new(Step::Verify, e))?;
+        self.boot_package(pkg, &trust, &mut tl)
     }
 
     fn network(&mut self, host: &HostConfig, tl: &mut Timeline) -> Result<(), Failure> {
@@ -407,11 +488,12 @@ fn log_config(trust: &TrustConfig, source: &HostConfigSource, method: FetchMetho
     }
 }
 
+fn load_trust() -> Result<TrustConfig> {
+    TrustConfig::load(Path::new(config::TRUST_POLICY_DIR), Some(Path::new(config::trust_policy::LEGACY_TLS_ROOTS)))
+}
+
 fn load_config() -> Result<(TrustConfig, HostConfig, HostConfigSource)> {
-    let trust = TrustConfig::load(
-        Path::new(config::TRUST_POLICY_DIR),
-        Some(Path::new(config::trust_policy::LEGACY_TLS_ROOTS)),
-    )?;
+    let trust = load_trust()?;
     let (host, source, bytes) =
         config::load_host_config_bytes(Path::new(config::HOST_CONFIG_PATH), Path::new(config::HOST_CONFIG_EFIVAR))?;
     for w in config::host_config::unknown_keys(&bytes) {

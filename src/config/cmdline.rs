@@ -25,6 +25,9 @@ pub struct Options {
     pub dry_run: bool,
     /// `stboot.modules=a.ko,b.ko`: load only these from /lib/modules, in this order.
     pub modules: Option<Vec<String>>,
+    /// `stboot.provision_wait=SECONDS`: how long Ctrl-C on the console selects the
+    /// provisioning package, when the initramfs has one (default 3; 0: never).
+    pub provision_wait: Duration,
     /// Problems found while parsing, to be logged once logging is up.
     pub warnings: Vec<String>,
 }
@@ -39,6 +42,7 @@ impl Default for Options {
             boot_attempts: 3,
             dry_run: false,
             modules: None,
+            provision_wait: crate::provision::DEFAULT_WAIT,
             warnings: Vec::new(),
         }
     }
@@ -51,6 +55,7 @@ pub const DEADLINE_RANGE: (u64, u64) = (10, 7 * 24 * 3600);
 pub const DHCP_TIMEOUT_RANGE: (u64, u64) = (1, 3600);
 pub const STALL_TIMEOUT_RANGE: (u64, u64) = (1, 600);
 pub const BOOT_ATTEMPTS_RANGE: (u64, u64) = (1, 1000);
+pub const PROVISION_WAIT_RANGE: (u64, u64) = (0, 600);
 
 /// Parse `val` as a whole number in `range`; outside it, clamp and warn; not a
 /// number, keep `current` and warn.
@@ -146,6 +151,10 @@ impl Options {
                     let cur = u64::from(o.boot_attempts);
                     o.boot_attempts = number(&name, val, BOOT_ATTEMPTS_RANGE, cur, w) as u32
                 }
+                "provision_wait" => {
+                    let cur = o.provision_wait.as_secs();
+                    o.provision_wait = Duration::from_secs(number(&name, val, PROVISION_WAIT_RANGE, cur, w))
+                }
                 "dryrun" => o.dry_run = matches!(val, "1" | "true" | "yes"),
                 "modules" => o.modules = Some(val.split(',').filter(|s| !s.is_empty()).map(String::from).collect()),
                 _ => o.warnings.push(format!("unknown option stboot.{key}, ignored")),
@@ -222,5 +231,9 @@ mod tests {
         assert!(o.warnings[0].contains("above the maximum"), "{:?}", o.warnings);
         let o = Options::parse("stboot.stall_timeout=3");
         assert_eq!((o.stall_timeout.as_secs(), o.warnings.len()), (3, 0));
+        let o = Options::parse("stboot.provision_wait=0");
+        assert_eq!((o.provision_wait.as_secs(), o.warnings.len()), (0, 0));
+        let o = Options::parse("stboot.provision_wait=100000");
+        assert_eq!(o.provision_wait.as_secs(), PROVISION_WAIT_RANGE.1);
     }
 }
