@@ -53,22 +53,26 @@ cert_keygen() {
     check_certs tmp.root.cert tmp.sign.cert
 }
 
-cert_openssl() {
-    openssl genpkey -algorithm ed25519 -out tmp.root.key
-    openssl pkey -in tmp.root.key -pubout -out tmp.root.key.pub
-    openssl genpkey -algorithm ed25519 -out tmp.sign.key
-    openssl pkey -in tmp.sign.key -pubout -out tmp.sign.key.pub
+# a root certificate for tmp.root.key and a leaf for the public key tmp.sign.key.pub
+certs_for_keys() {
     stmgr keygen certificate -isCA -rootKey tmp.root.key -certOut tmp.root.cert
     stmgr keygen certificate -rootCert tmp.root.cert -rootKey tmp.root.key -leafKey tmp.sign.key.pub -certOut tmp.sign.cert
     check_certs tmp.root.cert tmp.sign.cert
 }
 
+cert_openssl() {
+    local k
+    for k in root sign; do
+        openssl genpkey -algorithm ed25519 -out tmp.$k.key
+        openssl pkey -in tmp.$k.key -pubout -out tmp.$k.key.pub
+    done
+    certs_for_keys
+}
+
 cert_ssh() {
     ssh-keygen -q -N '' -t ed25519 -f tmp.root.key
     ssh-keygen -q -N '' -t ed25519 -f tmp.sign.key
-    stmgr keygen certificate -isCA -rootKey tmp.root.key -certOut tmp.root.cert
-    stmgr keygen certificate -rootCert tmp.root.cert -rootKey tmp.root.key -leafKey tmp.sign.key.pub -certOut tmp.sign.cert
-    check_certs tmp.root.cert tmp.sign.cert
+    certs_for_keys
 }
 
 cert_agent() {

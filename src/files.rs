@@ -28,3 +28,11 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .with_context(|| format!("creating {}", path.display()))?;
     f.write_all(bytes).with_context(|| format!("writing {}", path.display()))
 }
+
+/// Create `path` afresh (replacing any file there), readable and writable by the owner
+/// only, open for reading and writing: a staging file.
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(path)
+}

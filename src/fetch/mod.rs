@@ -182,15 +182,7 @@ pub fn archive_url(d: &Descriptor, descriptor_url: &Url) -> Result<Url> {
 }
 
 fn create_private(path: &Path) -> Result<File, FetchError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let _ = std::fs::remove_file(path);
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| FetchError::Local(format!("creating {}: {e}", path.display())))
+    crate::files::create_private(path).map_err(|e| FetchError::Local(format!("creating {}: {e}", path.display())))
 }
 
 fn retry_line(what: &str, url: &Url, e: &FetchError, attempt: u32, wait: Duration) {
