@@ -50,8 +50,9 @@ pub struct CreateArgs {
     /// Kernel to boot (an EFI-stub bzImage).
     #[arg(long, value_name = "FILE")]
     kernel: PathBuf,
-    /// Initramfs (the stboot initramfs).
-    #[arg(long, value_name = "FILE")]
+    /// Initramfs (the stboot initramfs); the default is upstream's (where u-root
+    /// writes one).
+    #[arg(long, value_name = "FILE", default_value = "/tmp/initramfs.linux_amd64.cpio")]
     initramfs: PathBuf,
     /// Kernel command line.
     #[arg(long, default_value = "", value_name = "TEXT")]
