@@ -68,6 +68,13 @@ make_initramfs encrypted "$ENC" "$(dhcp "$G/encother.json,$G/enc.json")"
 # and this machine has a UX identity in its TPM (NV index 0x01420001, NUL-padded as
 # a fixed-size index may be): it is measured into PCR 14
 printf 'rack-7 \xc3\xa9\0\0' > "$W/encrypted.identity"
+# stmgr tpm predict, before any boot: the PCRs the booted OS must read
+predict() { "$STMGR" tpm predict "$@" | tr '\n' ' ' | sed 's/PCR/pcr/g; s/ $//'; }
+PREDICTED_GOOD=$(predict -trustPolicy "$NET" -ospkg "$W/www/good")
+PREDICTED_ENC=$(predict -trustPolicy "$ENC" -ospkg "$W/plain/enc" -identity "rack-7 é")
+for p in "$PREDICTED_GOOD" "$PREDICTED_ENC"; do
+    [[ $p =~ ^pcr12=[0-9a-f]{64}\ pcr13=[0-9a-f]{64}\ pcr14=[0-9a-f]{64}$ ]] || { log "stmgr tpm predict gave: $p"; exit 1; }
+done
 # provisioning: the initramfs carries /ospkg/provision.{json,zip}; an operator types
 # Ctrl-C at the prompt (provision-ctrl-c), or the normal boot fails every attempt
 # for want of a network (provision-fallback): both boot the provisioning package
@@ -190,7 +197,7 @@ pair kexec-fails-first efivar-dhcp $(ovmf_args "$W/efivar-dhcp.vars")
 
 BOOTED="TEST-OS-BOOTED"
 PCRS=$(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/good" "$NET")
-check dhcp-good "+(stboot@stboot)" "-module e1000.ko" "+UX identity: none (TPM NV index 0x01420001 is not defined)" "+TEST-OS-PCRS $PCRS" "+measured OS package archive into PCR 12" "+Signatures: 3 found, 3 valid, 2 required" "+OS package passed verification" "+Timeline:" \
+check dhcp-good "+(stboot@stboot)" "-module e1000.ko" "+UX identity: none (TPM NV index 0x01420001 is not defined)" "+TEST-OS-PCRS $PCRS" "+TEST-OS-PCRS $PREDICTED_GOOD" "+measured OS package archive into PCR 12" "+Signatures: 3 found, 3 valid, 2 required" "+OS package passed verification" "+Timeline:" \
     "+kexec_core: Starting new kernel" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]" "+network: eth0 address 10.0.2.15/24"
 check static-good "+the kernel's random pool is not initialised yet" "+random pool ready after waiting" \
     "+network: eth0 address 10.0.2.15/24 gateway 10.0.2.2" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
@@ -237,6 +244,7 @@ check encrypted "+decryption identities: 1 ($(grep -o 'age1[a-z0-9]*' "$W/age/ma
     "+Signatures: 2 found, 2 valid, 2 required" "-AGE-SECRET-KEY" \
     "+UX identity \"rack-7 é\" from TPM NV index 0x01420001" \
     "+TEST-OS-PCRS $(python3 "$(dirname "$0")/expected-pcrs.py" "$W/plain/enc" "$ENC" "$W/encrypted.identity")" \
+    "+TEST-OS-PCRS $PREDICTED_ENC" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=enc]"
 PROVISION_PCRS=$(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/provision" "$NET")
 check provision-ctrl-c "+provisioning package /ospkg/provision.json present: press Ctrl-C within 3 s to boot it instead of the normal boot" \

@@ -302,6 +302,15 @@ pub fn extend(ms: &[Measurement]) {
     }
 }
 
+/// The value of each PCR `ms` touches, after extending zeroed PCRs with `ms` in order.
+pub fn pcr_values(ms: &[Measurement]) -> std::collections::BTreeMap<u32, [u8; 32]> {
+    let mut by_pcr: std::collections::BTreeMap<u32, Vec<[u8; 32]>> = Default::default();
+    for m in ms {
+        by_pcr.entry(m.pcr).or_default().push(m.extend_value());
+    }
+    by_pcr.into_iter().map(|(pcr, values)| (pcr, replay(&values))).collect()
+}
+
 /// PCR value after extending a zero PCR with `values` in order (for tests and logs).
 pub fn replay(values: &[[u8; 32]]) -> [u8; 32] {
     values.iter().fold([0u8; 32], |pcr, v| {

@@ -1107,3 +1107,59 @@ fn root_and_signing_keys_may_live_in_ssh_agent() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("does not hold this key's private half: ssh-add it"), "{e}");
 }
+
+/// `stmgr tpm predict` gives the PCRs that integration-tests/expected-pcrs.py (an
+/// independent computation of upstream's layout) gives, with and without a UX
+/// identity and a Sigsum policy; a package that would not boot has no prediction.
+#[test]
+fn tpm_predict_matches_an_independent_computation() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    ok(d, &["keygen", "certificate", "-isCA"]);
+    ok(
+        d,
+        &[
+            "keygen",
+            "certificate",
+            "-rootCert",
+            "rootcert.pem",
+            "-rootKey",
+            "rootkey.pem",
+            "-certOut",
+            "l.pem",
+            "-keyOut",
+            "l.key",
+        ],
+    );
+    package(d);
+    ok(d, &["ospkg", "sign", "-key", "l.key", "-cert", "l.pem", "-ospkg", "os"]);
+    let tp = policy(d, "tp", 1, &["rootcert.pem"]);
+    std::fs::copy(d.join("rootcert.pem"), tp.join("tls_roots.pem")).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration-tests/expected-pcrs.py");
+    let expected = |extra: &[&Path]| {
+        let o = Command::new("python3").arg(&script).arg(d.join("os")).arg(&tp).args(extra).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // "pcr12=.. pcr13=.. pcr14=.." -> "PCR12=..\nPCR13=..\nPCR14=..\n"
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .split_whitespace()
+            .map(|w| w.replace("pcr", "PCR") + "\n")
+            .collect::<String>()
+    };
+    let predict = |more: &[&str]| {
+        let tps = tp.to_str().unwrap();
+        let mut args = vec!["tpm", "predict", "-trustPolicy", tps, "-ospkg", "os"];
+        args.extend_from_slice(more);
+        ok(d, &args)
+    };
+    assert_eq!(predict(&[]), expected(&[]));
+    std::fs::write(d.join("id"), b"rack-7").unwrap();
+    assert_eq!(predict(&["-identity", "rack-7"]), expected(&[&d.join("id")]));
+    assert_ne!(predict(&["-identity", "rack-7"]), predict(&[]));
+    std::fs::write(tp.join("ospkg_trust_policy"), "quorum none\n").unwrap();
+    assert_eq!(predict(&[]), expected(&[]), "the Sigsum policy is measured into PCR 13");
+    // threshold 2 with one signer: stboot would not boot it
+    let tp2 = policy(d, "tp2", 2, &["rootcert.pem"]);
+    let e = fails(d, &["tpm", "predict", "-trustPolicy", tp2.to_str().unwrap(), "-ospkg", "os"]);
+    assert!(e.contains("stboot would not boot it") && e.contains("1 valid, 2 required"), "{e}");
+}

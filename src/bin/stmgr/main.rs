@@ -10,6 +10,7 @@ mod flags;
 mod initramfs;
 mod keygen;
 mod ospkg;
+mod tpm;
 mod uki;
 
 use std::process::ExitCode;
@@ -79,6 +80,9 @@ enum Cmd {
     /// Make a unified kernel image (UKI) for UEFI machines.
     #[command(subcommand)]
     Uki(uki::UkiCmd),
+    /// Predict the TPM PCRs stboot produces for a package.
+    #[command(subcommand)]
+    Tpm(tpm::TpmCmd),
 }
 
 fn main() -> ExitCode {
@@ -122,6 +126,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Trustpolicy(c) => c.run(),
         Cmd::Initramfs(c) => c.run(),
         Cmd::Uki(c) => c.run(),
+        Cmd::Tpm(c) => c.run(),
     }
 }
 
