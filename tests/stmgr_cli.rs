@@ -1158,6 +1158,25 @@ fn tpm_predict_matches_an_independent_computation() {
     assert_ne!(predict(&["-identity", "rack-7"]), predict(&[]));
     std::fs::write(tp.join("ospkg_trust_policy"), "quorum none\n").unwrap();
     assert_eq!(predict(&[]), expected(&[]), "the Sigsum policy is measured into PCR 13");
+    // the event log of the prediction replays to the same PCRs, listing upstream's
+    // event types and data
+    let lines = predict(&["-identity", "rack-7", "-eventlog", "log.bin", "-loglevel", "warn"]);
+    let replayed = ok(d, &["tpm", "replay", "log.bin"]);
+    let pcr_lines: String = replayed.lines().filter(|l| l.starts_with("PCR")).map(|l| format!("{l}\n")).collect();
+    assert_eq!(pcr_lines, lines);
+    for want in [
+        "event 0: PCR 12 OS package archive",
+        "data=\"OS package from initramfs\"",
+        "event 2: PCR 13 trust policy",
+        "data=\"{\\\"ospkg_signature_threshold\\\":1,",
+        "PCR 13 Sigsum policy",
+        "PCR 14 UX identity sha256=",
+        "data=\"rack-7\"",
+    ] {
+        assert!(replayed.contains(want), "missing {want:?}:\n{replayed}");
+    }
+    let e = fails(d, &["tpm", "replay", "os.json"]);
+    assert!(e.contains("os.json") && e.contains("event log"), "{e}");
     // threshold 2 with one signer: stboot would not boot it
     let tp2 = policy(d, "tp2", 2, &["rootcert.pem"]);
     let e = fails(d, &["tpm", "predict", "-trustPolicy", tp2.to_str().unwrap(), "-ospkg", "os"]);

@@ -18,6 +18,17 @@ pub enum Origin {
     Files { descriptor: PathBuf, archive: PathBuf },
 }
 
+impl Origin {
+    /// The archive's name for the event log, as upstream: the file name of a download,
+    /// "OS package from initramfs" otherwise.
+    pub fn archive_name(&self) -> String {
+        match self {
+            Origin::Network { archive, .. } => archive.rsplit('/').next().unwrap_or(archive).to_string(),
+            Origin::Files { .. } => "OS package from initramfs".to_string(),
+        }
+    }
+}
+
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -22,13 +22,30 @@ use std::io::{Read, Write};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+pub mod eventlog;
+
+/// upstream's event types (host/tpm.go), and ours after them.
+pub mod event_type {
+    pub const OSPKG_ARCHIVE: u32 = 0xa000_0000;
+    pub const OSPKG_DESCRIPTOR: u32 = 0xa000_0001;
+    pub const TRUST_POLICY: u32 = 0xa000_0002;
+    pub const SIGNING_ROOT: u32 = 0xa000_0003;
+    pub const TLS_ROOTS: u32 = 0xa000_0004;
+    pub const UX_IDENTITY: u32 = 0xa000_0005;
+    /// stboot-rs: the Sigsum policy (upstream does not measure it).
+    pub const SIGSUM_POLICY: u32 = 0xa000_0006;
+}
+
 /// One measurement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Measurement {
     pub pcr: u32,
     pub what: &'static str,
-    /// D: the digest of the measured data (the event log's digest).
+    /// D: the digest of the measured data.
     pub digest: [u8; 32],
+    /// The event type and data of its event log entry (upstream's).
+    pub event_type: u32,
+    pub data: Vec<u8>,
 }
 
 impl Measurement {
@@ -42,8 +59,11 @@ fn sha(b: &[u8]) -> [u8; 32] {
     Sha256::digest(b).into()
 }
 
-/// The measurements of a boot, in order.
+/// The measurements of a boot, in order. `archive_name` is the event data of the
+/// archive's measurement (upstream: its file name; the digest is the archive's).
+#[allow(clippy::too_many_arguments)]
 pub fn measurements(
+    archive_name: &str,
     archive_sha256: &[u8; 32],
     descriptor_bytes: &[u8],
     trust_policy_compact_json: &str,
@@ -52,19 +72,27 @@ pub fn measurements(
     sigsum_policy: Option<&[u8]>,
     identity: &[u8],
 ) -> Vec<Measurement> {
+    use event_type as t;
+    let of = |pcr, what, event_type, data: Vec<u8>| Measurement { pcr, what, digest: sha(&data), event_type, data };
     let mut v = vec![
-        Measurement { pcr: 12, what: "OS package archive", digest: *archive_sha256 },
-        Measurement { pcr: 12, what: "OS package descriptor", digest: sha(descriptor_bytes) },
-        Measurement { pcr: 13, what: "trust policy", digest: sha(trust_policy_compact_json.as_bytes()) },
+        Measurement {
+            pcr: 12,
+            what: "OS package archive",
+            digest: *archive_sha256,
+            event_type: t::OSPKG_ARCHIVE,
+            data: archive_name.as_bytes().to_vec(),
+        },
+        of(12, "OS package descriptor", t::OSPKG_DESCRIPTOR, descriptor_bytes.to_vec()),
+        of(13, "trust policy", t::TRUST_POLICY, trust_policy_compact_json.as_bytes().to_vec()),
     ];
     for r in signing_roots {
-        v.push(Measurement { pcr: 13, what: "OS package signing root", digest: sha(r) });
+        v.push(of(13, "OS package signing root", t::SIGNING_ROOT, r.clone()));
     }
-    v.push(Measurement { pcr: 13, what: "TLS roots", digest: sha(&tls_roots.concat()) });
+    v.push(of(13, "TLS roots", t::TLS_ROOTS, tls_roots.concat()));
     // the Sigsum policy decides which proofs count, so it is security configuration
     // like the roots (not measured by upstream as far as is known; docs/formats.md)
     if let Some(p) = sigsum_policy {
-        v.push(Measurement { pcr: 13, what: "Sigsum policy", digest: sha(p) });
+        v.push(of(13, "Sigsum policy", t::SIGSUM_POLICY, p.to_vec()));
     }
     v.push(identity_measurement(identity));
     v
@@ -72,7 +100,13 @@ pub fn measurements(
 
 /// PCR 14: the UX identity.
 pub fn identity_measurement(identity: &[u8]) -> Measurement {
-    Measurement { pcr: 14, what: "UX identity", digest: sha(identity) }
+    Measurement {
+        pcr: 14,
+        what: "UX identity",
+        digest: sha(identity),
+        event_type: event_type::UX_IDENTITY,
+        data: identity.to_vec(),
+    }
 }
 
 /// A TPM 2.0 device.
@@ -245,6 +279,7 @@ pub fn for_package(pkg: &crate::verify::VerifiedOsPackage, trust: &crate::config
     let policy = crate::gojson::marshal(&trust.policy);
     let sigsum = trust.sigsum_policy.as_ref().map(|p| p.bytes.as_slice());
     let mut v = measurements(
+        &pkg.origin().archive_name(),
         pkg.archive_sha256(),
         pkg.descriptor_bytes(),
         &policy,
@@ -328,6 +363,7 @@ mod tests {
     #[test]
     fn layout_and_double_hash() {
         let m = measurements(
+            "os.zip",
             &[1; 32],
             b"{}",
             "{\"a\":1}",
@@ -338,7 +374,7 @@ mod tests {
         );
         let pcrs: Vec<u32> = m.iter().map(|x| x.pcr).collect();
         assert_eq!(pcrs, [12, 12, 13, 13, 13, 13, 14]);
-        let with = measurements(&[1; 32], b"{}", "{}", &[], &[], Some(b"quorum none\n"), b"");
+        let with = measurements("os.zip", &[1; 32], b"{}", "{}", &[], &[], Some(b"quorum none\n"), b"");
         assert_eq!(with[4].what, "Sigsum policy");
         assert_eq!((with[4].pcr, with[4].digest), (13, sha(b"quorum none\n")));
         assert_eq!(m[0].digest, [1; 32]);
@@ -349,7 +385,7 @@ mod tests {
         z.extend_from_slice(&[7; 32]);
         assert_eq!(replay(&[[7; 32]]), sha(&z));
         assert_eq!(
-            measurements(&[1; 32], b"{}", "{}", &[], &[], None, b"rack-7").last().unwrap().digest,
+            measurements("os.zip", &[1; 32], b"{}", "{}", &[], &[], None, b"rack-7").last().unwrap().digest,
             sha(b"rack-7")
         );
     }
