@@ -26,7 +26,7 @@ build_all() {
 
 # Test OS: Debian's kernel plus a tiny initramfs whose init prints a marker.
 make_testos() {
-    mkdir -p "$W/testos/root/proc" "$W/testos/root/dev"
+    mkdir -p "$W/testos/root/proc" "$W/testos/root/dev" "$W/testos/root/sys"
     musl-gcc -static -Os -o "$W/testos/root/init" "$ROOT/integration-tests/testos-init.c"
     (cd "$W/testos/root" && find . -print0 | sort -z | cpio --null -o -H newc --reproducible --quiet | gzip -9n) > "$W/testos/initrd.gz"
 }

@@ -155,6 +155,31 @@ check() { # NAME: then lines "+pattern" (must appear) or "-pattern" (must not)
 
 run() { log "boot $1"; boot_qemu "$@"; }
 
+# check_handoff NAME PATTERN...: what stboot handed to the OS (/stboot, printed by the
+# test OS): the event log replays (stmgr tpm replay) to exactly the PCRs the OS read
+# through sysfs and TPM2_PCR_Read, tpm2_eventlog parses it, and the boot report is
+# JSON containing each PATTERN
+check_handoff() {
+    local name=$1 log=$W/$1.eventlog.bin report=$W/$1.report.json pcrs ok=1; shift
+    sed -n 's/^TEST-OS-EVENTLOG //p' "$W/$name.console" | tr -d '\r' | base64 -d > "$log" 2>/dev/null
+    pcrs=$("$STMGR" tpm replay "$log" 2>/dev/null | grep '^PCR' | tr '\n' ' ' | sed 's/PCR/pcr/g; s/ $//')
+    [[ $pcrs =~ ^pcr12=[0-9a-f]{64}\ pcr13=[0-9a-f]{64}\ pcr14=[0-9a-f]{64}$ ]] || { log "$name: no event log replays ($pcrs)"; ok=0; }
+    for want in "TEST-OS-SYSFS-PCRS $pcrs" "TEST-OS-PCRS $pcrs"; do
+        grep -aqF -- "$want" "$W/$name.console" || { log "$name: the replayed log does not give: $want"; ok=0; }
+    done
+    tpm2_eventlog "$log" > "$W/$name.tpm2_eventlog.txt" 2>&1 || { log "$name: tpm2_eventlog cannot parse the log"; ok=0; }
+    sed -n '/^TEST-OS-REPORT-BEGIN/,/^TEST-OS-REPORT-END/p' "$W/$name.console" | tr -d '\r' | sed '1d;$d' > "$report"
+    python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$report" 2>/dev/null || { log "$name: the boot report is not JSON"; ok=0; }
+    for want in "$@"; do
+        grep -qF -- "$want" "$report" || { log "$name: the boot report lacks: $want"; ok=0; }
+    done
+    if [ $ok = 1 ]; then
+        pass=$((pass + 1)); log "PASS $name-handoff"
+    else
+        fail=$((fail + 1)); failed+=("$name-handoff"); log "FAIL $name-handoff (console: $W/$name.console)"
+    fi
+}
+
 # server-late: the server comes up only after stboot has seen it refuse connections
 late_server() {
     for _ in $(seq 600); do
@@ -176,7 +201,7 @@ pair bad-signature too-few-signers
 pair wrong-root tls-unpinned
 pair fallback debian-modules -nic user,model=e1000 -drive file="$W/disk.raw",format=raw,if=virtio
 late_server & late=$!
-pair server-late initramfs-fetch -nic none
+APPEND="stboot.boot_attempts=1 stboot.handoff=0" pair server-late initramfs-fetch -nic none
 wait $late
 pair stall-first endless-first
 pair sigsum sigsum-no-policy
@@ -254,6 +279,18 @@ check provision-ctrl-c "+provisioning package /ospkg/provision.json present: pre
 check provision-fallback "+press Ctrl-C within 1 s" "+no Ctrl-C within 1 s: normal boot" "+BOOT FAILED at step network (attempt 2/2)" \
     "+giving up after 2 boot attempts" "+falling back to the provisioning package /ospkg/provision.json instead of rebooting" \
     "+TEST-OS-PCRS $PROVISION_PCRS" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=provision]" "-Recover: rebooting"
+
+check_handoff dhcp-good '"host_config_source": "file /etc/host_configuration.json"' '"origin": "https://10.0.2.2:8443/good.zip' \
+    '"failed": []' '"signature 0 (signature by CN=' '"Signatures: 3 found, 3 valid, 2 required"' '"eventlog": "/stboot/eventlog.bin"'
+# a failed first URL (kexec refused its kernel) leaves no trace in the log
+check_handoff kexec-fails-first '"origin": "https://10.0.2.2:8443/good.zip' '"attempt 1: URL 1 of 2 (https://10.0.2.2:8443/badkernel.json' \
+    'kexec_file_load failed'
+# two failed attempts, then the provisioning package
+check_handoff provision-fallback '"host_config_source": "provisioning package (all 2 boot attempts failed)"' \
+    '"attempt 1 failed at step network: DHCP: no lease within 5 s' '"attempt 2 failed at step network' '"origin": "/ospkg/provision.zip"'
+check_handoff encrypted '"identity": "rack-7 é"' '"origin": "https://10.0.2.2:8443/enc.zip'
+# stboot.handoff=0: nothing handed over
+check initramfs-fetch "+handoff: off (stboot.handoff=0)" "-TEST-OS-EVENTLOG" "-TEST-OS-REPORT-BEGIN"
 
 # the initramfs came from the UKI's .initrd through systemd-stub; the ISO from the CD
 check uki "+EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path" "+stboot-rs" "+(stboot@stboot)" "+Signatures: 3 found, 3 valid, 2 required" "+TEST-OS-PCRS $PCRS" \

@@ -1,6 +1,7 @@
 /* /init of the test OS: prints a marker with its kernel command line (so a test sees
- * exactly which package booted) and the TPM's PCRs 12-14 (so a test can check what
- * stboot measured), then powers off. */
+ * exactly which package booted), the TPM's PCRs 12-14 read two ways (TPM2_PCR_Read,
+ * and sysfs as an OS reads them) and what stboot handed over in /stboot (the event
+ * log in base64, the boot report), then powers off. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,43 @@ static void read_pcr(int tpm, int pcr, char *out) {
     for (int i = 0; i < 32; i++) sprintf(out + 2 * i, "%02x", r[30 + i]);
 }
 
+/* One sysfs PCR (/sys/class/tpm/tpm0/pcr-sha256/N): 64 hex chars, or "none". */
+static void sysfs_pcr(int pcr, char *out) {
+    char path[64];
+    strcpy(out, "none");
+    snprintf(path, sizeof path, "/sys/class/tpm/tpm0/pcr-sha256/%d", pcr);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return;
+    char v[80] = {0};
+    int n = read(fd, v, 64);
+    close(fd);
+    if (n != 64) return;
+    for (int i = 0; i < 64; i++) out[i] = (v[i] >= 'A' && v[i] <= 'F') ? v[i] + 32 : v[i];
+    out[64] = 0;
+}
+
+/* The whole of a file (at most max bytes); its length, or -1. */
+static int slurp(const char *path, unsigned char *b, int max) {
+    int fd = open(path, O_RDONLY), n = 0, r;
+    if (fd < 0) return -1;
+    while (n < max && (r = read(fd, b + n, max - n)) > 0) n += r;
+    close(fd);
+    return n;
+}
+
+static void base64(FILE *c, const unsigned char *b, int n) {
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < n; i += 3) {
+        unsigned v = b[i] << 16 | (i + 1 < n ? b[i + 1] << 8 : 0) | (i + 2 < n ? b[i + 2] : 0);
+        fputc(t[v >> 18 & 63], c);
+        fputc(t[v >> 12 & 63], c);
+        fputc(i + 1 < n ? t[v >> 6 & 63] : '=', c);
+        fputc(i + 2 < n ? t[v & 63] : '=', c);
+    }
+}
+
+static unsigned char file_buf[1 << 20];
+
 int main(void) {
     char buf[4096] = {0}, p12[80], p13[80], p14[80];
     mount("proc", "/proc", "proc", 0, 0);
@@ -34,6 +72,24 @@ int main(void) {
     FILE *c = fopen("/dev/console", "w");
     if (!c) c = stdout;
     fprintf(c, "\nTEST-OS-PCRS pcr12=%s pcr13=%s pcr14=%s\n", p12, p13, p14);
+    mount("sysfs", "/sys", "sysfs", 0, 0);
+    sysfs_pcr(12, p12);
+    sysfs_pcr(13, p13);
+    sysfs_pcr(14, p14);
+    fprintf(c, "TEST-OS-SYSFS-PCRS pcr12=%s pcr13=%s pcr14=%s\n", p12, p13, p14);
+    int len = slurp("/stboot/eventlog.bin", file_buf, sizeof file_buf);
+    if (len >= 0) {
+        fprintf(c, "TEST-OS-EVENTLOG ");
+        base64(c, file_buf, len);
+        fprintf(c, "\n");
+    }
+    len = slurp("/stboot/firmware-eventlog.bin", file_buf, sizeof file_buf);
+    if (len >= 0) fprintf(c, "TEST-OS-FIRMWARE-EVENTLOG %d bytes\n", len);
+    len = slurp("/stboot/report.json", file_buf, sizeof file_buf - 1);
+    if (len >= 0) {
+        file_buf[len] = 0;
+        fprintf(c, "TEST-OS-REPORT-BEGIN\n%sTEST-OS-REPORT-END\n", file_buf);
+    }
     fprintf(c, "TEST-OS-BOOTED cmdline=[%s]\n", buf);
     fflush(c);
     sync();

@@ -55,6 +55,29 @@ impl Drop for StagedFile {
     }
 }
 
+impl Staged {
+    /// Append `cpio` (the handoff archive, [`crate::handoff`]) to the staged
+    /// initramfs, after zero padding; on failure the file is cut back to the verified
+    /// bytes.
+    pub fn append_to_initramfs(&self, cpio: &[u8]) -> Result<()> {
+        let p = &self.initramfs.path;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(p)
+            .with_context(|| format!("opening {}", p.display()))?;
+        let m = f.metadata().with_context(|| format!("reading {}", p.display()))?;
+        if (m.dev(), m.ino()) != (self.initramfs.dev, self.initramfs.ino) {
+            bail!("{} was replaced after staging; refusing to touch it", p.display());
+        }
+        if let Err(e) = crate::handoff::append(&mut f, cpio) {
+            let _ = f.set_len(m.len());
+            return Err(explain_write(anyhow::Error::new(e), p)).context("appending the handoff archive");
+        }
+        Ok(()) // `f` is closed here, before kexec_file_load
+    }
+}
+
 /// Extract the entries the manifest names into `dir`. `limit` caps each entry.
 pub fn stage(pkg: &VerifiedOsPackage, dir: &Path, limit: u64) -> Result<Staged> {
     let m = pkg.manifest();

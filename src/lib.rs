@@ -13,6 +13,7 @@
 //! | signature verification | [`verify`] |
 //! | TPM measurements of what is booted | [`measure`] |
 //! | staging and kexec | [`boot`] |
+//! | what the OS receives: event logs and the boot report | [`handoff`] |
 //! | what happens after a failure | [`recovery`] |
 //! | the provisioning package: Ctrl-C, no host configuration, or every attempt failed | [`provision`] |
 //!
@@ -26,6 +27,7 @@ pub mod decrypt;
 pub mod fetch;
 pub mod files;
 pub mod gojson;
+pub mod handoff;
 pub mod init;
 pub mod initramfs;
 pub mod io;

@@ -14,11 +14,12 @@ use anyhow::{anyhow, Result};
 use stboot::config::{self, paths, FetchMethod, HostConfig, HostConfigSource, Options, TrustConfig};
 use stboot::decrypt::DecryptFailure;
 use stboot::fetch::{self, FetchError, Fetcher};
+use stboot::measure;
 use stboot::ospkg::package::Unverified;
 use stboot::ospkg::PackagePaths;
 use stboot::recovery::{self, Failure, Step};
 use stboot::verify::{self, Threshold, VerifiedOsPackage};
-use stboot::{boot, init, network, ospkg, provision};
+use stboot::{boot, handoff, init, network, ospkg, provision};
 use tracing::{error, info, warn};
 
 /// Lines per kind of signature verdict on the console; the rest are counted.
@@ -82,6 +83,12 @@ struct Boot {
     started: Instant,
     network_up: bool,
     stage_dir: PathBuf,
+    /// The whole-boot attempt under way (1-based), for the boot report.
+    attempt: u32,
+    /// Where the host configuration came from, for the boot report.
+    source: String,
+    /// What failed before the package that boots (URLs, attempts), for the report.
+    failed: std::cell::RefCell<Vec<String>>,
 }
 
 fn main() {
@@ -184,12 +191,21 @@ fn main() {
         }
         finish(pid1, ok)
     };
-    let mut b = Boot { opts, mode, started, network_up: false, stage_dir };
+    let mut b = Boot {
+        opts,
+        mode,
+        started,
+        network_up: false,
+        stage_dir,
+        attempt: 0,
+        source: String::new(),
+        failed: Default::default(),
+    };
     // the provisioning package, if the initramfs has one (never outside PID 1)
     let provision = if pid1 { provision::package(Path::new(paths::OSPKG_DIR)) } else { None };
     if let Some(p) = &provision {
         if b.ctrl_c_for_provisioning(p) {
-            match b.provision(p) {
+            match b.provision(p, "Ctrl-C on the console") {
                 Ok(()) => finish(true),
                 Err(f) if f.fatal => {
                     f.report("provisioning package");
@@ -205,6 +221,7 @@ fn main() {
     // a dry run on a running system answers once; an init keeps trying
     let attempts = if host_dry_run { 1 } else { b.opts.boot_attempts };
     for attempt in 1..=attempts {
+        b.attempt = attempt;
         match b.attempt() {
             Ok(()) => {
                 info!("Dry run: verified the OS package and did not boot it");
@@ -215,7 +232,12 @@ fn main() {
                 error!("measurements were made for a kernel that did not start: rebooting to reset the PCRs");
                 finish(false);
             }
-            Err(f) => f.report(&format!("attempt {attempt}/{attempts}")),
+            Err(f) => {
+                f.report(&format!("attempt {attempt}/{attempts}"));
+                // a failed fetch step lists its URLs, each recorded already
+                let why = if f.step == Step::Fetch { "every URL failed".to_string() } else { format!("{:#}", f.error) };
+                b.failed.borrow_mut().push(format!("attempt {attempt} failed at step {}: {why}", f.step));
+            }
         }
         if attempt < attempts {
             let wait = recovery::backoff(attempt);
@@ -226,7 +248,7 @@ fn main() {
     error!("giving up after {attempts} boot attempts");
     if let Some(p) = &provision {
         warn!("falling back to the provisioning package {} instead of rebooting", p.descriptor.display());
-        match b.provision(p) {
+        match b.provision(p, &format!("all {attempts} boot attempts failed")) {
             Ok(()) => finish(true),
             Err(f) => f.report("provisioning package"),
         }
@@ -252,6 +274,7 @@ impl Boot {
     fn attempt(&mut self) -> Result<(), Failure> {
         let mut tl = Timeline::default();
         let (trust, host, source) = tl.step("config", load_config).map_err(|e| Failure::new(Step::Config, e))?;
+        self.source = source.to_string();
         let provisioning = host.ospkg_pointer == config::host_config::PROVISION_POINTER;
         let method = if provisioning { FetchMethod::Initramfs } else { trust.policy.ospkg_fetch_method };
         if provisioning {
@@ -305,6 +328,12 @@ impl Boot {
                             warn!("{n} failed after {secs:.1} s at step {}: {:#}", f.step, f.error);
                             warn!("what to do: {}", remedy(&f));
                             failures.push(format!("{n} ({secs:.1} s): {:#}", f.error));
+                            self.failed.borrow_mut().push(format!(
+                                "attempt {}: {n} ({}, {secs:.1} s): {:#}",
+                                self.attempt,
+                                fetch::redact(url),
+                                f.error
+                            ));
                         }
                     }
                 }
@@ -359,7 +388,8 @@ impl Boot {
 
     /// Verify and boot the provisioning package from the initramfs, under the trust
     /// policy of this initramfs like any other package.
-    fn provision(&self, p: &PackagePaths) -> Result<(), Failure> {
+    fn provision(&mut self, p: &PackagePaths, why: &str) -> Result<(), Failure> {
+        self.source = format!("provisioning package ({why})");
         let mut tl = Timeline::default();
         let trust = tl.step("config", load_trust).map_err(|e| Failure::new(Step::Config, e))?;
         info!("Loading the provisioning package from initramfs: {}", p.archive.display());
@@ -413,15 +443,84 @@ impl Boot {
             info!("{}", tl.summary(self.started.elapsed()));
             return Ok(());
         }
+        // the identity (PCR 14) comes from the TPM; the PCRs after measuring are
+        // known before anything is extended: the OS gets them with the event log
+        let mut tpm = measure::Session::open();
+        measurements.push(measure::identity_measurement(&tpm.identity));
+        let predicted = tpm.read(&[12, 13, 14]).map(|before| measure::after(&before, &measurements));
+        if self.opts.handoff {
+            self.hand_off(&pkg, trust, &tpm.identity, &measurements, predicted.as_ref(), &staged, tl);
+        } else {
+            info!("handoff: off (stboot.handoff=0): the OS gets no event log and no boot report");
+        }
         // the archive's tmpfs copy goes before kexec_file_load copies kernel and initramfs
         drop(pkg);
         let loaded = tl.step("kexec_load", || boot::load(staged)).map_err(|e| Failure::new(Step::Kexec, e))?;
         // measured only now that the kernel has accepted the image: a package that
         // fails before this point leaves no trace in the PCRs
-        tl.step("measure", || stboot::measure::extend(&measurements));
+        let after = tl.step("measure", || tpm.extend(&measurements));
+        if let (Some(p), Some(a)) = (&predicted, &after) {
+            if p != a {
+                warn!("the PCRs after measuring differ from the values in the boot report: another writer extended them meanwhile");
+            }
+        }
         info!("{}", tl.summary(self.started.elapsed()));
         info!("Handing over control - kexec");
         Err(Failure { step: Step::Kexec, error: boot::execute(loaded), fatal: true })
+    }
+}
+
+impl Boot {
+    /// Append the event logs and the boot report to the staged OS initramfs. A
+    /// failure is a warning: the boot goes on without them.
+    #[allow(clippy::too_many_arguments)]
+    fn hand_off(
+        &self,
+        pkg: &VerifiedOsPackage,
+        trust: &TrustConfig,
+        identity: &[u8],
+        ms: &[measure::Measurement],
+        pcrs: Option<&std::collections::BTreeMap<u32, [u8; 32]>>,
+        staged: &boot::Staged,
+        tl: &Timeline,
+    ) {
+        let firmware = std::fs::read(handoff::FIRMWARE_EVENTLOG_SOURCE).ok().filter(|b| !b.is_empty());
+        let m = pkg.manifest();
+        let report = handoff::Report {
+            stboot_version: stboot::VERSION.to_string(),
+            host_config_source: self.source.clone(),
+            ospkg: handoff::Ospkg {
+                origin: pkg.origin().to_string(),
+                label: m.label.clone(),
+                archive_sha256: measure::hex(pkg.archive_sha256()),
+                archive_bytes: pkg.archive_len(),
+                descriptor_sha256: measure::hex(&verify::digest(pkg.descriptor_bytes())),
+                cmdline: m.cmdline.clone(),
+            },
+            failed: self.failed.borrow().clone(),
+            signatures: pkg.report().lines(usize::MAX),
+            signature_threshold: trust.policy.ospkg_signature_threshold,
+            trust_policy_sha256: measure::hex(&verify::digest(stboot::gojson::marshal(&trust.policy).as_bytes())),
+            identity: String::from_utf8_lossy(identity).into_owned(),
+            pcrs: pcrs.into_iter().flatten().map(|(p, v)| (p.to_string(), measure::hex(v))).collect(),
+            steps: tl.0.iter().map(|(n, d)| handoff::StepTime { step: n.to_string(), ms: d.as_millis() }).collect(),
+            since_start_ms: self.started.elapsed().as_millis(),
+            eventlog: handoff::EVENTLOG.into(),
+            firmware_eventlog: firmware.as_ref().map(|_| handoff::FIRMWARE_EVENTLOG.into()),
+        };
+        let log = measure::eventlog::write(ms);
+        let appended = handoff::archive(&log, firmware.as_deref(), &report)
+            .and_then(|c| staged.append_to_initramfs(&c).map(|()| c.len()));
+        match appended {
+            Ok(n) => info!(
+                "handoff: {n} bytes appended to the OS initramfs: {} ({} events), {}{}",
+                handoff::EVENTLOG,
+                ms.len(),
+                handoff::REPORT,
+                if firmware.is_some() { format!(", {}", handoff::FIRMWARE_EVENTLOG) } else { String::new() }
+            ),
+            Err(e) => warn!("handoff failed, the OS gets no event log or boot report: {e:#}"),
+        }
     }
 }
 

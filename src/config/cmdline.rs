@@ -28,6 +28,9 @@ pub struct Options {
     /// `stboot.provision_wait=SECONDS`: how long Ctrl-C on the console selects the
     /// provisioning package, when the initramfs has one (default 3; 0: never).
     pub provision_wait: Duration,
+    /// `stboot.handoff=0`: do not append the event logs and boot report to the OS
+    /// initramfs (default 1).
+    pub handoff: bool,
     /// Problems found while parsing, to be logged once logging is up.
     pub warnings: Vec<String>,
 }
@@ -43,6 +46,7 @@ impl Default for Options {
             dry_run: false,
             modules: None,
             provision_wait: crate::provision::DEFAULT_WAIT,
+            handoff: true,
             warnings: Vec::new(),
         }
     }
@@ -156,6 +160,11 @@ impl Options {
                     o.provision_wait = Duration::from_secs(number(&name, val, PROVISION_WAIT_RANGE, cur, w))
                 }
                 "dryrun" => o.dry_run = matches!(val, "1" | "true" | "yes"),
+                "handoff" => match val {
+                    "1" | "true" | "yes" | "on" => o.handoff = true,
+                    "0" | "false" | "no" | "off" => o.handoff = false,
+                    _ => w.push(format!("stboot.handoff={val:?}: expected 0 or 1; keeping 1")),
+                },
                 "modules" => o.modules = Some(val.split(',').filter(|s| !s.is_empty()).map(String::from).collect()),
                 _ => o.warnings.push(format!("unknown option stboot.{key}, ignored")),
             }

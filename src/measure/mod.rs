@@ -16,6 +16,7 @@
 //! Commands go to the kernel's resource manager `/dev/tpmrm0` (else `/dev/tpm0`) as
 //! raw TPM 2.0 command buffers.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
 
@@ -292,58 +293,89 @@ pub fn for_package(pkg: &crate::verify::VerifiedOsPackage, trust: &crate::config
     v
 }
 
-/// Extend the PCRs with `ms` ([`for_package`]) and then with the UX identity read
-/// from the TPM, and log each step. A missing or failing TPM is reported and the
-/// boot goes on (as upstream: the measurements are for attestation, the signatures
-/// are what gate the boot).
-pub fn extend(ms: &[Measurement]) {
-    use tracing::{info, warn};
-    let mut tpm = match Tpm::open() {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            warn!("no TPM found: measurements skipped");
-            return;
-        }
-        Err(e) => {
-            warn!("TPM unusable, measurements skipped: {e:#}");
-            return;
-        }
-    };
-    let nv = format!("TPM NV index 0x{UX_IDENTITY_NV_INDEX:08x}");
-    let identity = match tpm.ux_identity() {
-        Ok(Some(id)) => {
-            info!("UX identity {:?} from {nv}", crate::verify::printable(&String::from_utf8_lossy(&id)));
-            id
-        }
-        Ok(None) => {
-            info!("UX identity: none ({nv} is not defined); the empty identity is measured");
-            Vec::new()
-        }
-        Err(e) => {
-            warn!("reading the UX identity from {nv} failed: {e:#}; the empty identity is measured");
-            Vec::new()
-        }
-    };
-    for m in ms.iter().chain(std::iter::once(&identity_measurement(&identity))) {
-        match tpm.extend(m.pcr, &m.extend_value()) {
-            Ok(()) => info!("measured {} into PCR {}: {}", m.what, m.pcr, hex(&m.digest)),
-            Err(e) => warn!("measuring {} into PCR {} failed: {e:#}", m.what, m.pcr),
-        }
+/// The TPM for one boot: opened once, the UX identity read from it, the PCRs read
+/// and extended. A missing or failing TPM is reported and the boot goes on (as
+/// upstream: the measurements are for attestation, the signatures are what gate
+/// the boot).
+pub struct Session {
+    tpm: Option<Tpm>,
+    /// The UX identity from NV index [`UX_IDENTITY_NV_INDEX`] (empty without one).
+    pub identity: Vec<u8>,
+}
+
+impl Session {
+    pub fn open() -> Self {
+        use tracing::{info, warn};
+        let mut tpm = match Tpm::open() {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                warn!("no TPM found: measurements skipped");
+                return Self { tpm: None, identity: Vec::new() };
+            }
+            Err(e) => {
+                warn!("TPM unusable, measurements skipped: {e:#}");
+                return Self { tpm: None, identity: Vec::new() };
+            }
+        };
+        let nv = format!("TPM NV index 0x{UX_IDENTITY_NV_INDEX:08x}");
+        let identity = match tpm.ux_identity() {
+            Ok(Some(id)) => {
+                info!("UX identity {:?} from {nv}", crate::verify::printable(&String::from_utf8_lossy(&id)));
+                id
+            }
+            Ok(None) => {
+                info!("UX identity: none ({nv} is not defined); the empty identity is measured");
+                Vec::new()
+            }
+            Err(e) => {
+                warn!("reading the UX identity from {nv} failed: {e:#}; the empty identity is measured");
+                Vec::new()
+            }
+        };
+        Self { tpm: Some(tpm), identity }
     }
-    for pcr in [12, 13, 14] {
-        if let Ok(v) = tpm.read_pcr(pcr) {
-            info!("PCR {pcr} = {}", hex(&v));
+
+    /// The current values of `pcrs`; `None` without a TPM or when one cannot be read.
+    pub fn read(&mut self, pcrs: &[u32]) -> Option<BTreeMap<u32, [u8; 32]>> {
+        let tpm = self.tpm.as_mut()?;
+        pcrs.iter().map(|&p| tpm.read_pcr(p).ok().map(|v| (p, v))).collect()
+    }
+
+    /// Extend the PCRs with `ms`, in order, and log each step and the values after.
+    pub fn extend(&mut self, ms: &[Measurement]) -> Option<BTreeMap<u32, [u8; 32]>> {
+        use tracing::{info, warn};
+        let tpm = self.tpm.as_mut()?;
+        for m in ms {
+            match tpm.extend(m.pcr, &m.extend_value()) {
+                Ok(()) => info!("measured {} into PCR {}: {}", m.what, m.pcr, hex(&m.digest)),
+                Err(e) => warn!("measuring {} into PCR {} failed: {e:#}", m.what, m.pcr),
+            }
         }
+        let after = self.read(&[12, 13, 14]);
+        for (pcr, v) in after.iter().flatten() {
+            info!("PCR {pcr} = {}", hex(v));
+        }
+        after
     }
 }
 
-/// The value of each PCR `ms` touches, after extending zeroed PCRs with `ms` in order.
-pub fn pcr_values(ms: &[Measurement]) -> std::collections::BTreeMap<u32, [u8; 32]> {
-    let mut by_pcr: std::collections::BTreeMap<u32, Vec<[u8; 32]>> = Default::default();
+/// The PCR values after extending PCRs holding `before` with `ms` (PCRs that `ms`
+/// does not touch keep their value).
+pub fn after(before: &BTreeMap<u32, [u8; 32]>, ms: &[Measurement]) -> BTreeMap<u32, [u8; 32]> {
+    let mut v = before.clone();
     for m in ms {
-        by_pcr.entry(m.pcr).or_default().push(m.extend_value());
+        let cur = v.entry(m.pcr).or_insert([0; 32]);
+        let mut h = Sha256::new();
+        h.update(*cur);
+        h.update(m.extend_value());
+        *cur = h.finalize().into();
     }
-    by_pcr.into_iter().map(|(pcr, values)| (pcr, replay(&values))).collect()
+    v
+}
+
+/// The value of each PCR `ms` touches, after extending zeroed PCRs with `ms` in order.
+pub fn pcr_values(ms: &[Measurement]) -> BTreeMap<u32, [u8; 32]> {
+    after(&BTreeMap::new(), ms)
 }
 
 /// PCR value after extending a zero PCR with `values` in order (for tests and logs).

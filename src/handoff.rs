@@ -1,0 +1,124 @@
+//! What stboot hands to the OS it boots, without kernel patches: a small newc cpio
+//! appended to the OS initramfs at kexec time. The kernel unpacks concatenated
+//! archives in order, so these files appear in the OS's initial root:
+//!
+//! | path | content |
+//! |---|---|
+//! | [`EVENTLOG`] | stboot's TPM event log ([`crate::measure::eventlog`]) |
+//! | [`FIRMWARE_EVENTLOG`] | the firmware's event log, when the kernel exposes one |
+//! | [`REPORT`] | the boot report (JSON): what was booted, from where, why |
+//!
+//! The initramfs bytes that were verified are not changed: the kexec'd initramfs is
+//! exactly the verified one, zero-padded to a multiple of 4 bytes, followed by this
+//! archive. `stboot.handoff=0` turns it off.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::Result;
+use serde::Serialize;
+
+pub const DIR: &str = "/stboot";
+pub const EVENTLOG: &str = "/stboot/eventlog.bin";
+pub const FIRMWARE_EVENTLOG: &str = "/stboot/firmware-eventlog.bin";
+pub const REPORT: &str = "/stboot/report.json";
+/// Where the running kernel exposes the firmware's log (securityfs).
+pub const FIRMWARE_EVENTLOG_SOURCE: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
+
+/// The boot report: JSON in [`REPORT`], one object, documented in docs/formats.md.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Report {
+    pub stboot_version: String,
+    /// Where the host configuration came from (or why the provisioning package).
+    pub host_config_source: String,
+    /// The package that is booted.
+    pub ospkg: Ospkg,
+    /// Every URL (and attempt) that failed before, with the reason.
+    pub failed: Vec<String>,
+    /// One line per signature: who signed, and the verdict.
+    pub signatures: Vec<String>,
+    pub signature_threshold: u32,
+    /// SHA-256 of the compact trust policy JSON (as measured).
+    pub trust_policy_sha256: String,
+    /// UX identity measured into PCR 14.
+    pub identity: String,
+    /// PCR values after stboot's extends (SHA-256 bank), computed from the values
+    /// before and the event log; empty without a TPM.
+    pub pcrs: BTreeMap<String, String>,
+    /// Durations of stboot's steps in this attempt, in order.
+    pub steps: Vec<StepTime>,
+    /// Milliseconds since stboot started.
+    pub since_start_ms: u128,
+    pub eventlog: String,
+    pub firmware_eventlog: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepTime {
+    pub step: String,
+    pub ms: u128,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Ospkg {
+    /// Where it came from: URLs (credentials removed) or files.
+    pub origin: String,
+    pub label: String,
+    pub archive_sha256: String,
+    pub archive_bytes: u64,
+    pub descriptor_sha256: String,
+    pub cmdline: String,
+}
+
+/// The archive to append: the three files (the firmware log only if given).
+pub fn archive(eventlog: &[u8], firmware_eventlog: Option<&[u8]>, report: &Report) -> Result<Vec<u8>> {
+    let mut t = crate::initramfs::Tree::default();
+    t.dir(DIR, 0o755)?;
+    t.file(EVENTLOG, eventlog.to_vec(), 0o444)?;
+    if let Some(fw) = firmware_eventlog {
+        t.file(FIRMWARE_EVENTLOG, fw.to_vec(), 0o444)?;
+    }
+    let json = serde_json::to_string_pretty(report)? + "\n";
+    t.file(REPORT, json.into_bytes(), 0o444)?;
+    t.write_cpio(Vec::new())
+}
+
+/// Append `cpio` to the initramfs file `f` (opened for appending), after zero padding
+/// to a multiple of 4 bytes (the kernel skips zeros between archives).
+pub fn append(f: &mut std::fs::File, cpio: &[u8]) -> std::io::Result<()> {
+    let len = f.metadata()?.len();
+    let pad = ((4 - len % 4) % 4) as usize;
+    f.write_all(&[0u8; 3][..pad])?;
+    f.write_all(cpio)?;
+    f.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_archive_holds_the_three_files_and_appends_after_padding() {
+        let r = Report { stboot_version: "x".into(), ..Default::default() };
+        let a = archive(b"LOG", Some(b"FW"), &r).unwrap();
+        let mut names = Vec::new();
+        let mut rd = std::io::Cursor::new(&a);
+        loop {
+            let e = cpio::newc::Reader::new(&mut rd).unwrap();
+            if e.entry().is_trailer() {
+                break;
+            }
+            names.push(e.entry().name().to_string());
+            e.finish().unwrap();
+        }
+        assert_eq!(names, ["stboot", "stboot/eventlog.bin", "stboot/firmware-eventlog.bin", "stboot/report.json"]);
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("initramfs");
+        std::fs::write(&p, b"12345").unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        append(&mut f, &a).unwrap();
+        let all = std::fs::read(&p).unwrap();
+        assert_eq!(&all[..8], b"12345\0\0\0", "the verified bytes, then zeros to a multiple of 4");
+        assert_eq!(&all[8..], &a[..]);
+    }
+}
