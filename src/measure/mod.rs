@@ -365,12 +365,17 @@ pub fn after(before: &BTreeMap<u32, [u8; 32]>, ms: &[Measurement]) -> BTreeMap<u
     let mut v = before.clone();
     for m in ms {
         let cur = v.entry(m.pcr).or_insert([0; 32]);
-        let mut h = Sha256::new();
-        h.update(*cur);
-        h.update(m.extend_value());
-        *cur = h.finalize().into();
+        *cur = extend_pcr(cur, &m.extend_value());
     }
     v
+}
+
+/// One TPM2_PCR_Extend of the SHA-256 bank: SHA-256(pcr || value).
+fn extend_pcr(pcr: &[u8; 32], value: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(pcr);
+    h.update(value);
+    h.finalize().into()
 }
 
 /// The value of each PCR `ms` touches, after extending zeroed PCRs with `ms` in order.
@@ -380,12 +385,7 @@ pub fn pcr_values(ms: &[Measurement]) -> BTreeMap<u32, [u8; 32]> {
 
 /// PCR value after extending a zero PCR with `values` in order (for tests and logs).
 pub fn replay(values: &[[u8; 32]]) -> [u8; 32] {
-    values.iter().fold([0u8; 32], |pcr, v| {
-        let mut h = Sha256::new();
-        h.update(pcr);
-        h.update(v);
-        h.finalize().into()
-    })
+    values.iter().fold([0u8; 32], |pcr, v| extend_pcr(&pcr, v))
 }
 
 #[cfg(test)]
