@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Expected PCRs 12-14 after stboot booted a package, computed independently of
-stboot's code: upstream's layout, SHA-256 bank extended with SHA-256(D).
+"""Expected PCRs after stboot booted a package, computed independently of stboot's
+code: upstream's layout, SHA-256 bank extended with SHA-256(D), into 12/13/14 or
+the PCRs trust_policy.json's "measurement_pcrs" chooses.
 
 usage: expected-pcrs.py PKG_STEM TRUST_POLICY_DIR [IDENTITY_FILE]
-       -> "pcr12=.. pcr13=.. pcr14=.."
+       -> "pcr12=.. pcr13=.. pcr14=.." (one pcrN= per PCR, ascending)
 IDENTITY_FILE: the bytes of TPM NV index 0x01420001 (NULs at both ends are trimmed,
 as upstream does); without it the identity is empty.
 """
@@ -22,20 +23,25 @@ def pems(path):
                 out.append(ssl.PEM_cert_to_DER_cert(cur)); cur = None
     return out
 
-def replay(digests):
-    pcr = bytes(32)
-    for d in digests:
-        pcr = h(pcr + h(d))  # upstream extends with SHA-256(D)
-    return pcr.hex()
-
 stem, tp = sys.argv[1], sys.argv[2]
 policy = json.load(open(tp + "/trust_policy.json"))
-compact = json.dumps({"ospkg_signature_threshold": policy["ospkg_signature_threshold"],
-                      "ospkg_fetch_method": policy["ospkg_fetch_method"]}, separators=(",", ":"))
-p12 = replay([h(open(stem + ".zip", "rb").read()), h(open(stem + ".json", "rb").read())])
-p13 = replay([h(compact.encode())] + [h(r) for r in pems(tp + "/ospkg_signing_root.pem")]
-             + [h(b"".join(pems(tp + "/tls_roots.pem")))]
-             + ([h(open(tp + "/ospkg_trust_policy", "rb").read())] if os.path.exists(tp + "/ospkg_trust_policy") else []))
+measured = {"ospkg_signature_threshold": policy["ospkg_signature_threshold"],
+            "ospkg_fetch_method": policy["ospkg_fetch_method"]}
+chosen = {"detail": 12, "authority": 13, "identity": 14}
+if policy.get("measurement_pcrs") is not None:
+    chosen.update(policy["measurement_pcrs"])
+    measured["measurement_pcrs"] = {k: chosen[k] for k in ("detail", "authority", "identity")}
+compact = json.dumps(measured, separators=(",", ":"))
 identity = open(sys.argv[3], "rb").read().strip(b"\0") if len(sys.argv) > 3 else b""
-p14 = replay([h(identity)])
-print(f"pcr12={p12} pcr13={p13} pcr14={p14}")
+events = [("detail", h(open(stem + ".zip", "rb").read())), ("detail", h(open(stem + ".json", "rb").read())),
+          ("authority", h(compact.encode()))]
+events += [("authority", h(r)) for r in pems(tp + "/ospkg_signing_root.pem")]
+events += [("authority", h(b"".join(pems(tp + "/tls_roots.pem"))))]
+if os.path.exists(tp + "/ospkg_trust_policy"):
+    events += [("authority", h(open(tp + "/ospkg_trust_policy", "rb").read()))]
+events += [("identity", h(identity))]
+pcrs = {}
+for group, d in events:
+    n = chosen[group]
+    pcrs[n] = h(pcrs.get(n, bytes(32)) + h(d))  # upstream extends with SHA-256(D)
+print(" ".join(f"pcr{n}={pcrs[n].hex()}" for n in sorted(pcrs)))

@@ -68,13 +68,24 @@ make_initramfs encrypted "$ENC" "$(dhcp "$G/encother.json,$G/enc.json")"
 # and this machine has a UX identity in its TPM (NV index 0x01420001, NUL-padded as
 # a fixed-size index may be): it is measured into PCR 14
 printf 'rack-7 \xc3\xa9\0\0' > "$W/encrypted.identity"
+# attest-retry: the trust policy moves the measurements to PCRs 8, 9 and 15
+# (measurement_pcrs), and the boot that succeeds comes after failures: in attempt 1
+# kexec refuses URL 1's (signed) kernel and URL 2's server is down; in attempt 2 URL 1
+# fails again and URL 2, now up, boots. The log must still replay exactly.
+PCRTP=$(make_trust_policy pcrs 2 network)
+printf '{"ospkg_signature_threshold": 2, "ospkg_fetch_method": "network", "measurement_pcrs": {"detail": 8, "authority": 9, "identity": 15}}\n' \
+    > "$PCRTP/trust_policy.json"
+make_initramfs attest-retry "$PCRTP" "$(dhcp "$G/badkernel.json,https://10.0.2.2:8447/good.json")"
 # stmgr tpm predict, before any boot: the PCRs the booted OS must read
 predict() { "$STMGR" tpm predict "$@" | tr '\n' ' ' | sed 's/PCR/pcr/g; s/ $//'; }
 PREDICTED_GOOD=$(predict -trustPolicy "$NET" -ospkg "$W/www/good")
 PREDICTED_ENC=$(predict -trustPolicy "$ENC" -ospkg "$W/plain/enc" -identity "rack-7 é")
+PREDICTED_MOVED=$(predict -trustPolicy "$PCRTP" -ospkg "$W/www/good")
 for p in "$PREDICTED_GOOD" "$PREDICTED_ENC"; do
     [[ $p =~ ^pcr12=[0-9a-f]{64}\ pcr13=[0-9a-f]{64}\ pcr14=[0-9a-f]{64}$ ]] || { log "stmgr tpm predict gave: $p"; exit 1; }
 done
+[[ $PREDICTED_MOVED =~ ^pcr8=[0-9a-f]{64}\ pcr9=[0-9a-f]{64}\ pcr15=[0-9a-f]{64}$ ]] || { log "stmgr tpm predict gave: $PREDICTED_MOVED"; exit 1; }
+EXPECTED_MOVED=$(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/good" "$PCRTP") || exit 1
 # provisioning: the initramfs carries /ospkg/provision.{json,zip}; an operator types
 # Ctrl-C at the prompt (provision-ctrl-c), or the normal boot fails every attempt
 # for want of a network (provision-fallback): both boot the provisioning package
@@ -109,7 +120,7 @@ make_esp "$W/secureboot-unsigned.esp" "$W/uki.uki"
 for s in secureboot secureboot-unsigned secureboot-wrong-key; do cp "$W/sb/enrolled.vars" "$W/$s.sbvars"; done
 for s in dhcp-good static-good bad-signature too-few-signers wrong-root fallback tls-unpinned \
     server-late efivar-dhcp stall-first endless-first kexec-fails-first initramfs-fetch sigsum sigsum-no-policy \
-    encrypted provision-ctrl-c provision-fallback; do
+    encrypted provision-ctrl-c provision-fallback attest-retry; do
     embed_kernel $s || exit 1
 done
 
@@ -130,7 +141,7 @@ fi
 
 start_nginx 8443 tls-ca good
 start_nginx 8444 rogue-ca rogue
-trap 'stop_nginx good; stop_nginx rogue; stop_nginx late; stop_hostile' EXIT
+trap 'stop_nginx good; stop_nginx rogue; stop_nginx late-8445; stop_nginx late-8447; stop_hostile' EXIT
 start_hostile 8446
 
 pass=0; fail=0; failed=()
@@ -157,15 +168,28 @@ run() { log "boot $1"; boot_qemu "$@"; }
 
 # check_handoff NAME PATTERN...: what stboot handed to the OS (/stboot, printed by the
 # test OS): the event log replays (stmgr tpm replay) to exactly the PCRs the OS read
-# through sysfs and TPM2_PCR_Read, tpm2_eventlog parses it, and the boot report is
-# JSON containing each PATTERN
+# through sysfs and TPM2_PCR_Read, every other PCR from 8 to 15 but IMA's 10 is still
+# zero (nothing was measured anywhere else), tpm2_eventlog parses the log, and the
+# boot report is JSON containing each PATTERN. PCRS=... names the PCRs the log must
+# extend (default 12-14); EXPECT and PREDICTED, when set, are the "pcrN=.. ..." the
+# replay must equal (expected-pcrs.py's and stmgr tpm predict's).
 check_handoff() {
-    local name=$1 log=$W/$1.eventlog.bin report=$W/$1.report.json pcrs ok=1; shift
+    local name=$1 log=$W/$1.eventlog.bin report=$W/$1.report.json pcrs ok=1 line n; shift
     sed -n 's/^TEST-OS-EVENTLOG //p' "$W/$name.console" | tr -d '\r' | base64 -d > "$log" 2>/dev/null
     pcrs=$("$STMGR" tpm replay "$log" 2>/dev/null | grep '^PCR' | tr '\n' ' ' | sed 's/PCR/pcr/g; s/ $//')
-    [[ $pcrs =~ ^pcr12=[0-9a-f]{64}\ pcr13=[0-9a-f]{64}\ pcr14=[0-9a-f]{64}$ ]] || { log "$name: no event log replays ($pcrs)"; ok=0; }
-    for want in "TEST-OS-SYSFS-PCRS $pcrs" "TEST-OS-PCRS $pcrs"; do
-        grep -aqF -- "$want" "$W/$name.console" || { log "$name: the replayed log does not give: $want"; ok=0; }
+    [ "$(echo "$pcrs" | sed 's/=[0-9a-f]\{64\}//g')" = "$(for n in ${PCRS:-12 13 14}; do printf 'pcr%s ' $n; done | sed 's/ $//')" ] ||
+        { log "$name: the event log does not replay to PCRs ${PCRS:-12 13 14} ($pcrs)"; ok=0; }
+    for want in ${EXPECT:+"$EXPECT"} ${PREDICTED:+"$PREDICTED"}; do
+        [ "$pcrs" = "$want" ] || { log "$name: the replayed log gives $pcrs, expected $want"; ok=0; }
+    done
+    for how in TEST-OS-SYSFS-PCRS TEST-OS-PCRS-8-15; do
+        line=" $(grep -a "^$how " "$W/$name.console" | tr -d '\r' | head -1) "
+        for n in 8 9 10 11 12 13 14 15; do
+            local want="pcr$n=0000000000000000000000000000000000000000000000000000000000000000"
+            [[ " $pcrs " == *" pcr$n="* ]] && want=$(echo " $pcrs " | grep -o " pcr$n=[0-9a-f]*" | tr -d ' ')
+            [ $n = 10 ] && [[ " $pcrs " != *" pcr10="* ]] && continue
+            [[ $line == *" $want "* ]] || { log "$name: $how: expected $want (replayed log: $pcrs)"; ok=0; }
+        done
     done
     tpm2_eventlog "$log" > "$W/$name.tpm2_eventlog.txt" 2>&1 || { log "$name: tpm2_eventlog cannot parse the log"; ok=0; }
     sed -n '/^TEST-OS-REPORT-BEGIN/,/^TEST-OS-REPORT-END/p' "$W/$name.console" | tr -d '\r' | sed '1d;$d' > "$report"
@@ -180,13 +204,14 @@ check_handoff() {
     fi
 }
 
-# server-late: the server comes up only after stboot has seen it refuse connections
+# late_server NAME PATTERN PORT: a server on PORT comes up only once the console of
+# NAME shows PATTERN (server-late: after stboot saw it refuse connections)
 late_server() {
-    for _ in $(seq 600); do
-        grep -aq "retrying in" "$W/server-late.console" 2>/dev/null && break
+    for _ in $(seq 1500); do
+        grep -aqF -- "$2" "$W/$1.console" 2>/dev/null && break
         sleep 0.2
     done
-    start_nginx 8445 tls-ca late
+    start_nginx $3 tls-ca late-$3
 }
 
 # two at a time (nginx runs in the background too, so wait for the QEMUs by PID)
@@ -200,7 +225,7 @@ pair dhcp-good static-good -cpu qemu64
 pair bad-signature too-few-signers
 pair wrong-root tls-unpinned
 pair fallback debian-modules -nic user,model=e1000 -drive file="$W/disk.raw",format=raw,if=virtio
-late_server & late=$!
+late_server server-late "retrying in" 8445 & late=$!
 APPEND="stboot.boot_attempts=1 stboot.handoff=0" pair server-late initramfs-fetch -nic none
 wait $late
 pair stall-first endless-first
@@ -208,7 +233,10 @@ pair sigsum sigsum-no-policy
 CTRL_C_AT="press Ctrl-C within" run provision-ctrl-c & pc=$!
 APPEND="stboot.boot_attempts=2 stboot.provision_wait=1 stboot.dhcp_timeout=5" run provision-fallback -nic none
 wait $pc
+late_server attest-retry "BOOT FAILED at step fetch (attempt 1/2)" 8447 & late=$!
+APPEND="stboot.boot_attempts=2" run attest-retry & ar=$!
 run encrypted
+wait $ar $late
 [ -n "${COREBOOT_DIR:-}" ] && pair coreboot coreboot-replaced
 pair uki iso
 # the refused ones have no NIC (the firmware would go on to network boot) and end
@@ -271,6 +299,12 @@ check encrypted "+decryption identities: 1 ($(grep -o 'age1[a-z0-9]*' "$W/age/ma
     "+TEST-OS-PCRS $(python3 "$(dirname "$0")/expected-pcrs.py" "$W/plain/enc" "$ENC" "$W/encrypted.identity")" \
     "+TEST-OS-PCRS $PREDICTED_ENC" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=enc]"
+check attest-retry "+measurement PCRs from trust_policy.json: detail 8, authority 9, identity 15" \
+    "+kexec_file_load failed" "+BOOT FAILED at step fetch (attempt 1/2)" "+measured OS package archive into PCR 8" \
+    "+measured UX identity into PCR 15" "-into PCR 12" \
+    "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+n=$(grep -ac "measured OS package archive into PCR" "$W/attest-retry.console")
+[ "$n" = 1 ] || { log "attest-retry: measured $n times, expected once"; fail=$((fail + 1)); failed+=(attest-retry-measured-once); }
 PROVISION_PCRS=$(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/provision" "$NET")
 check provision-ctrl-c "+provisioning package /ospkg/provision.json present: press Ctrl-C within 3 s to boot it instead of the normal boot" \
     "+Ctrl-C on the console: booting the provisioning package" "+Loading the provisioning package from initramfs: /ospkg/provision.zip" \
@@ -289,6 +323,10 @@ check_handoff kexec-fails-first '"origin": "https://10.0.2.2:8443/good.zip' '"at
 check_handoff provision-fallback '"host_config_source": "provisioning package (all 2 boot attempts failed)"' \
     '"attempt 1 failed at step network: DHCP: no lease within 5 s' '"attempt 2 failed at step network' '"origin": "/ospkg/provision.zip"'
 check_handoff encrypted '"identity": "rack-7 é"' '"origin": "https://10.0.2.2:8443/enc.zip'
+PCRS="8 9 15" EXPECT=$EXPECTED_MOVED PREDICTED=$PREDICTED_MOVED \
+    check_handoff attest-retry '"origin": "https://10.0.2.2:8447/good.zip' \
+    '"attempt 1: URL 1 of 2 (https://10.0.2.2:8443/badkernel.json' 'attempt 1 failed at step fetch' \
+    '"attempt 2: URL 1 of 2 (https://10.0.2.2:8443/badkernel.json' '"signature 0 (signature by CN='
 # stboot.handoff=0: nothing handed over
 check initramfs-fetch "+handoff: off (stboot.handoff=0)" "-TEST-OS-EVENTLOG" "-TEST-OS-REPORT-BEGIN"
 

@@ -1,6 +1,6 @@
 /* /init of the test OS: prints a marker with its kernel command line (so a test sees
- * exactly which package booted), the TPM's PCRs 12-14 read two ways (TPM2_PCR_Read,
- * and sysfs as an OS reads them) and what stboot handed over in /stboot (the event
+ * exactly which package booted), the TPM's PCRs 12-14 (TPM2_PCR_Read), PCRs 8-15
+ * read two ways (TPM2_PCR_Read, and sysfs as an OS reads them) and what stboot handed over in /stboot (the event
  * log in base64, the boot report), then powers off. */
 #include <fcntl.h>
 #include <stdio.h>
@@ -59,7 +59,7 @@ static void base64(FILE *c, const unsigned char *b, int n) {
 static unsigned char file_buf[1 << 20];
 
 int main(void) {
-    char buf[4096] = {0}, p12[80], p13[80], p14[80];
+    char buf[4096] = {0}, p12[80], p13[80], p14[80], v[80];
     mount("proc", "/proc", "proc", 0, 0);
     mount("devtmpfs", "/dev", "devtmpfs", 0, 0);
     int fd = open("/proc/cmdline", O_RDONLY);
@@ -72,11 +72,18 @@ int main(void) {
     FILE *c = fopen("/dev/console", "w");
     if (!c) c = stdout;
     fprintf(c, "\nTEST-OS-PCRS pcr12=%s pcr13=%s pcr14=%s\n", p12, p13, p14);
+    fprintf(c, "TEST-OS-PCRS-8-15");
+    for (int p = 8; p <= 15; p++) {
+        read_pcr(tpm, p, v);
+        fprintf(c, " pcr%d=%s", p, v);
+    }
     mount("sysfs", "/sys", "sysfs", 0, 0);
-    sysfs_pcr(12, p12);
-    sysfs_pcr(13, p13);
-    sysfs_pcr(14, p14);
-    fprintf(c, "TEST-OS-SYSFS-PCRS pcr12=%s pcr13=%s pcr14=%s\n", p12, p13, p14);
+    fprintf(c, "\nTEST-OS-SYSFS-PCRS");
+    for (int p = 8; p <= 15; p++) {
+        sysfs_pcr(p, v);
+        fprintf(c, " pcr%d=%s", p, v);
+    }
+    fprintf(c, "\n");
     int len = slurp("/stboot/eventlog.bin", file_buf, sizeof file_buf);
     if (len >= 0) {
         fprintf(c, "TEST-OS-EVENTLOG ");

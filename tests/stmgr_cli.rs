@@ -331,6 +331,28 @@ fn config_checks() {
     assert_eq!(out, "{\n  \"ospkg_signature_threshold\": 2,\n  \"ospkg_fetch_method\": \"network\"\n}\n");
     let e = fails(d, &["trustpolicy", "check", r#"{"ospkg_signature_threshold":0,"ospkg_fetch_method":"network"}"#]);
     assert!(e.contains("\"ospkg_signature_threshold\": 0 is not allowed"), "{e}");
+    // the measurement_pcrs extension: shown with every PCR, or refused naming the field
+    let out = ok(
+        d,
+        &[
+            "trustpolicy",
+            "check",
+            r#"{"ospkg_signature_threshold":1,"ospkg_fetch_method":"network","measurement_pcrs":{"detail":8}}"#,
+        ],
+    );
+    assert!(
+        out.contains("\"measurement_pcrs\": {\n    \"detail\": 8,\n    \"authority\": 13,\n    \"identity\": 14\n  }"),
+        "{out}"
+    );
+    let e = fails(
+        d,
+        &[
+            "trustpolicy",
+            "check",
+            r#"{"ospkg_signature_threshold":1,"ospkg_fetch_method":"network","measurement_pcrs":{"identity":16}}"#,
+        ],
+    );
+    assert!(e.contains("\"measurement_pcrs\": \"identity\": 16 is not allowed, expected a PCR from 8 to 15"), "{e}");
 
     for f in ["compat-1.txt", "compat-2.txt", "compat-3.txt"] {
         let text = std::fs::read_to_string(
@@ -1177,6 +1199,22 @@ fn tpm_predict_matches_an_independent_computation() {
     }
     let e = fails(d, &["tpm", "replay", "os.json"]);
     assert!(e.contains("os.json") && e.contains("event log"), "{e}");
+    // other PCRs chosen in the trust policy: the prediction moves with them, the
+    // policy measured includes the choice, and PCRs 12-14 are not touched
+    let json = std::fs::read_to_string(tp.join("trust_policy.json")).unwrap();
+    let chosen = json.replace('}', r#", "measurement_pcrs": {"detail": 8, "authority": 9, "identity": 15}}"#);
+    std::fs::write(tp.join("trust_policy.json"), chosen).unwrap();
+    let moved = predict(&["-identity", "rack-7"]);
+    assert_eq!(moved, expected(&[&d.join("id")]));
+    let names: Vec<&str> = moved.lines().map(|l| l.split('=').next().unwrap()).collect();
+    assert_eq!(names, ["PCR8", "PCR9", "PCR15"], "{moved}");
+    let value = |text: &str, pcr: &str| {
+        text.lines().find(|l| l.starts_with(pcr)).unwrap().split('=').nth(1).unwrap().to_owned()
+    };
+    // the package and the identity measure the same wherever they go; the policy not
+    assert_eq!(value(&moved, "PCR8="), value(&lines, "PCR12="));
+    assert_eq!(value(&moved, "PCR15="), value(&lines, "PCR14="));
+    assert_ne!(value(&moved, "PCR9="), value(&lines, "PCR13="));
     // threshold 2 with one signer: stboot would not boot it
     let tp2 = policy(d, "tp2", 2, &["rootcert.pem"]);
     let e = fails(d, &["tpm", "predict", "-trustPolicy", tp2.to_str().unwrap(), "-ospkg", "os"]);

@@ -436,18 +436,18 @@ impl Boot {
         let mut measurements = stboot::measure::for_package(&pkg, trust);
         if self.mode.dry_run() {
             // no TPM in a dry run: the UX identity is shown as empty
-            measurements.push(stboot::measure::identity_measurement(b""));
+            measurements.push(stboot::measure::identity_measurement(&trust.policy.pcrs(), b""));
             for m in &measurements {
                 info!("dry run: would measure {} into PCR {}: {}", m.what, m.pcr, stboot::measure::hex(&m.digest));
             }
             info!("{}", tl.summary(self.started.elapsed()));
             return Ok(());
         }
-        // the identity (PCR 14) comes from the TPM; the PCRs after measuring are
-        // known before anything is extended: the OS gets them with the event log
+        // the identity comes from the TPM; the PCRs after measuring are known before
+        // anything is extended: the OS gets them with the event log
         let mut tpm = measure::Session::open();
-        measurements.push(measure::identity_measurement(&tpm.identity));
-        let predicted = tpm.read(&[12, 13, 14]).map(|before| measure::after(&before, &measurements));
+        measurements.push(measure::identity_measurement(&trust.policy.pcrs(), &tpm.identity));
+        let predicted = tpm.read(&measure::touched(&measurements)).map(|before| measure::after(&before, &measurements));
         if self.opts.handoff {
             self.hand_off(&pkg, trust, &tpm.identity, &measurements, predicted.as_ref(), &staged, tl);
         } else {
@@ -564,6 +564,12 @@ fn remedy(f: &Failure) -> String {
 fn log_config(trust: &TrustConfig, source: &HostConfigSource, method: FetchMethod) {
     info!("host configuration from {source}");
     info!("trust policy: threshold {}, fetch method {:?}", trust.policy.ospkg_signature_threshold, method);
+    if let Some(p) = trust.policy.measurement_pcrs {
+        info!(
+            "measurement PCRs from trust_policy.json: detail {}, authority {}, identity {} (upstream: 12, 13, 14)",
+            p.detail, p.authority, p.identity
+        );
+    }
     if let Some(p) = &trust.sigsum_policy {
         info!("Sigsum policy: {} log(s); Sigsum proofs can count toward the threshold", p.policy.logs().count());
     }

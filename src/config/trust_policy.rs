@@ -33,6 +33,11 @@ pub enum FetchMethod {
 pub struct TrustPolicy {
     pub ospkg_signature_threshold: u32,
     pub ospkg_fetch_method: FetchMethod,
+    /// stboot-rs extension: the PCRs measurements go to (default: upstream's
+    /// 12/13/14). Part of the measured trust policy JSON only when the file has it,
+    /// so upstream's policies measure as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measurement_pcrs: Option<crate::measure::Pcrs>,
 }
 
 impl TrustPolicy {
@@ -59,13 +64,53 @@ impl TrustPolicy {
             }
             None => bail!("{W}: field \"ospkg_fetch_method\" is missing, expected \"network\" or \"initramfs\""),
         };
-        Ok(Self { ospkg_signature_threshold: threshold, ospkg_fetch_method: method })
+        let measurement_pcrs = match gojson::get_non_null(&obj, "measurement_pcrs") {
+            None => None,
+            Some(v) => Some(parse_pcrs(v)?),
+        };
+        Ok(Self { ospkg_signature_threshold: threshold, ospkg_fetch_method: method, measurement_pcrs })
+    }
+
+    /// The PCRs measurements go to.
+    pub fn pcrs(&self) -> crate::measure::Pcrs {
+        self.measurement_pcrs.unwrap_or_default()
     }
 
     /// `stmgr trustpolicy check` output: indented, with a trailing newline.
     pub fn to_json(&self) -> String {
         gojson::marshal_indent(self) + "\n"
     }
+}
+
+/// `"measurement_pcrs": {"detail": N, "authority": N, "identity": N}`; a missing
+/// key keeps upstream's PCR for it, an unknown key is refused (a typo would
+/// otherwise silently measure into the default PCR).
+fn parse_pcrs(v: &Value) -> Result<crate::measure::Pcrs> {
+    const F: &str = "trust_policy.json: field \"measurement_pcrs\"";
+    const RANGE: &str = "expected a PCR from 8 to 15 (0-7 are the firmware's, 16 and 23 can be reset by the OS, 17-22 are for dynamic launch)";
+    let Value::Object(obj) = v else {
+        bail!(
+            "{F}: expected an object like {{\"detail\": 12, \"authority\": 13, \"identity\": 14}}, found {}",
+            gojson::type_name(v)
+        );
+    };
+    let mut pcrs = crate::measure::Pcrs::default();
+    for (key, val) in obj {
+        let slot = match key.as_str() {
+            "detail" => &mut pcrs.detail,
+            "authority" => &mut pcrs.authority,
+            "identity" => &mut pcrs.identity,
+            other => bail!("{F}: unknown key {other:?}, expected \"detail\", \"authority\" or \"identity\""),
+        };
+        *slot = match val {
+            Value::Number(n) => match n.as_u64() {
+                Some(p) if crate::measure::Pcrs::allowed(p) => p as u32,
+                _ => bail!("{F}: \"{key}\": {n} is not allowed, {RANGE}"),
+            },
+            other => bail!("{F}: \"{key}\": {RANGE}, found {}", gojson::type_name(other)),
+        };
+    }
+    Ok(pcrs)
 }
 
 /// Everything the trust policy directory holds.
@@ -171,6 +216,43 @@ mod tests {
         assert_eq!(p.ospkg_fetch_method, FetchMethod::Initramfs);
         assert_eq!(p.to_json(), "{\n  \"ospkg_signature_threshold\": 1,\n  \"ospkg_fetch_method\": \"initramfs\"\n}\n");
         assert_eq!(gojson::marshal(&p), r#"{"ospkg_signature_threshold":1,"ospkg_fetch_method":"initramfs"}"#);
+    }
+
+    #[test]
+    fn measurement_pcrs() {
+        use crate::measure::Pcrs;
+        let base = r#"{"ospkg_signature_threshold":1,"ospkg_fetch_method":"network""#;
+        let p = TrustPolicy::parse(format!("{base}}}").as_bytes()).unwrap();
+        assert_eq!((p.measurement_pcrs, p.pcrs()), (None, Pcrs::default()));
+        // upstream's policy measures exactly as before: the field is not added
+        assert_eq!(gojson::marshal(&p), format!("{base}}}"));
+        let p = TrustPolicy::parse(format!(r#"{base},"measurement_pcrs":{{"detail":8,"identity":15}}}}"#).as_bytes())
+            .unwrap();
+        assert_eq!(p.pcrs(), Pcrs { detail: 8, authority: 13, identity: 15 });
+        assert_eq!(
+            gojson::marshal(&p),
+            format!(r#"{base},"measurement_pcrs":{{"detail":8,"authority":13,"identity":15}}}}"#)
+        );
+        assert!(p.to_json().contains("\"measurement_pcrs\": {\n    \"detail\": 8,"));
+        let p = TrustPolicy::parse(format!(r#"{base},"measurement_pcrs":null}}"#).as_bytes()).unwrap();
+        assert_eq!(p.measurement_pcrs, None);
+        for (v, want) in [
+            ("7", "7 is not allowed, expected a PCR from 8 to 15"),
+            ("16", "16 is not allowed"),
+            ("23", "23 is not allowed"),
+            ("-1", "-1 is not allowed"),
+            ("8.5", "8.5 is not allowed"),
+            ("\"8\"", "found a string"),
+        ] {
+            let e = TrustPolicy::parse(format!(r#"{base},"measurement_pcrs":{{"detail":{v}}}}}"#).as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("field \"measurement_pcrs\": \"detail\"") && e.contains(want), "{v}: {e}");
+        }
+        let e = TrustPolicy::parse(format!(r#"{base},"measurement_pcrs":{{"details":8}}}}"#).as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("unknown key \"details\""), "{e}");
+        let e = TrustPolicy::parse(format!(r#"{base},"measurement_pcrs":[8,9,10]}}"#).as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("expected an object like"), "{e}");
     }
 
     #[test]

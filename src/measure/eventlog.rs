@@ -168,7 +168,9 @@ mod tests {
     use super::*;
 
     fn sample() -> Vec<Measurement> {
-        super::super::measurements(
+        let pcrs = super::super::Pcrs::default();
+        let mut ms = super::super::measurements(
+            &pcrs,
             "os.zip",
             &[7; 32],
             b"{\"version\":1}",
@@ -176,8 +178,9 @@ mod tests {
             &[b"root-der".to_vec()],
             &[b"tls-der".to_vec()],
             Some(b"quorum none\n"),
-            b"rack-7",
-        )
+        );
+        ms.push(super::super::identity_measurement(&pcrs, b"rack-7"));
+        ms
     }
 
     #[test]

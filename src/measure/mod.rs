@@ -1,7 +1,7 @@
 //! Measuring what is about to be booted into the TPM, with upstream stboot's PCR
 //! layout so that existing attestation policies keep working:
 //!
-//! | PCR | event | digest D |
+//! | PCR (default) | event | digest D |
 //! |---|---|---|
 //! | 12 | OS package archive | SHA-256 of the archive |
 //! | 12 | OS package descriptor | SHA-256 of the descriptor bytes as received |
@@ -10,6 +10,10 @@
 //! | 13 | TLS roots | SHA-256 of all TLS roots' DER, concatenated |
 //! | 13 | Sigsum policy (only when `ospkg_trust_policy` exists) | SHA-256 of the file |
 //! | 14 | UX identity | SHA-256 of the identity: TPM NV index 0x01420001 with NULs trimmed, else empty |
+//!
+//! The three PCRs ("detail", "authority", "identity", upstream's names) can be moved
+//! with `measurement_pcrs` in `trust_policy.json` ([`Pcrs`]), for platforms where
+//! another writer (systemd-stub: 11-13) shares them.
 //!
 //! Like upstream, the SHA-256 bank is extended with SHA-256(D), not D itself
 //! (upstream hashes twice); verifiers built against upstream expect exactly that.
@@ -37,6 +41,33 @@ pub mod event_type {
     pub const SIGSUM_POLICY: u32 = 0xa000_0006;
 }
 
+/// Which PCR each group of measurements goes to. Upstream's 12/13/14 unless the
+/// trust policy's `measurement_pcrs` says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Pcrs {
+    /// The OS package: archive and descriptor.
+    pub detail: u32,
+    /// The security configuration: trust policy, roots, Sigsum policy.
+    pub authority: u32,
+    /// The UX identity.
+    pub identity: u32,
+}
+
+impl Default for Pcrs {
+    fn default() -> Self {
+        Self { detail: 12, authority: 13, identity: 14 }
+    }
+}
+
+impl Pcrs {
+    /// Whether `pcr` may hold stboot's measurements: 8-15. 0-7 are the firmware's,
+    /// 16 and 23 can be reset from the OS (a value there proves nothing) and 17-22
+    /// can only be extended by dynamic launch (locality 3 and 4).
+    pub fn allowed(pcr: u64) -> bool {
+        (8..=15).contains(&pcr)
+    }
+}
+
 /// One measurement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Measurement {
@@ -60,10 +91,12 @@ fn sha(b: &[u8]) -> [u8; 32] {
     Sha256::digest(b).into()
 }
 
-/// The measurements of a boot, in order. `archive_name` is the event data of the
-/// archive's measurement (upstream: its file name; the digest is the archive's).
+/// The measurements of a boot, in order, but for the last one, the UX identity
+/// ([`identity_measurement`]). `archive_name` is the event data of the archive's
+/// measurement (upstream: its file name; the digest is the archive's).
 #[allow(clippy::too_many_arguments)]
 pub fn measurements(
+    pcrs: &Pcrs,
     archive_name: &str,
     archive_sha256: &[u8; 32],
     descriptor_bytes: &[u8],
@@ -71,38 +104,36 @@ pub fn measurements(
     signing_roots: &[Vec<u8>],
     tls_roots: &[Vec<u8>],
     sigsum_policy: Option<&[u8]>,
-    identity: &[u8],
 ) -> Vec<Measurement> {
     use event_type as t;
     let of = |pcr, what, event_type, data: Vec<u8>| Measurement { pcr, what, digest: sha(&data), event_type, data };
     let mut v = vec![
         Measurement {
-            pcr: 12,
+            pcr: pcrs.detail,
             what: "OS package archive",
             digest: *archive_sha256,
             event_type: t::OSPKG_ARCHIVE,
             data: archive_name.as_bytes().to_vec(),
         },
-        of(12, "OS package descriptor", t::OSPKG_DESCRIPTOR, descriptor_bytes.to_vec()),
-        of(13, "trust policy", t::TRUST_POLICY, trust_policy_compact_json.as_bytes().to_vec()),
+        of(pcrs.detail, "OS package descriptor", t::OSPKG_DESCRIPTOR, descriptor_bytes.to_vec()),
+        of(pcrs.authority, "trust policy", t::TRUST_POLICY, trust_policy_compact_json.as_bytes().to_vec()),
     ];
     for r in signing_roots {
-        v.push(of(13, "OS package signing root", t::SIGNING_ROOT, r.clone()));
+        v.push(of(pcrs.authority, "OS package signing root", t::SIGNING_ROOT, r.clone()));
     }
-    v.push(of(13, "TLS roots", t::TLS_ROOTS, tls_roots.concat()));
+    v.push(of(pcrs.authority, "TLS roots", t::TLS_ROOTS, tls_roots.concat()));
     // the Sigsum policy decides which proofs count, so it is security configuration
     // like the roots (not measured by upstream as far as is known; docs/formats.md)
     if let Some(p) = sigsum_policy {
-        v.push(of(13, "Sigsum policy", t::SIGSUM_POLICY, p.to_vec()));
+        v.push(of(pcrs.authority, "Sigsum policy", t::SIGSUM_POLICY, p.to_vec()));
     }
-    v.push(identity_measurement(identity));
     v
 }
 
-/// PCR 14: the UX identity.
-pub fn identity_measurement(identity: &[u8]) -> Measurement {
+/// The UX identity, into the identity PCR (default 14).
+pub fn identity_measurement(pcrs: &Pcrs, identity: &[u8]) -> Measurement {
     Measurement {
-        pcr: 14,
+        pcr: pcrs.identity,
         what: "UX identity",
         digest: sha(identity),
         event_type: event_type::UX_IDENTITY,
@@ -279,7 +310,8 @@ pub fn hex(d: &[u8]) -> String {
 pub fn for_package(pkg: &crate::verify::VerifiedOsPackage, trust: &crate::config::TrustConfig) -> Vec<Measurement> {
     let policy = crate::gojson::marshal(&trust.policy);
     let sigsum = trust.sigsum_policy.as_ref().map(|p| p.bytes.as_slice());
-    let mut v = measurements(
+    measurements(
+        &trust.policy.pcrs(),
         &pkg.origin().archive_name(),
         pkg.archive_sha256(),
         pkg.descriptor_bytes(),
@@ -287,10 +319,7 @@ pub fn for_package(pkg: &crate::verify::VerifiedOsPackage, trust: &crate::config
         &trust.signing_roots,
         &trust.tls_roots,
         sigsum,
-        b"",
-    );
-    v.pop(); // the identity
-    v
+    )
 }
 
 /// The TPM for one boot: opened once, the UX identity read from it, the PCRs read
@@ -351,7 +380,7 @@ impl Session {
                 Err(e) => warn!("measuring {} into PCR {} failed: {e:#}", m.what, m.pcr),
             }
         }
-        let after = self.read(&[12, 13, 14]);
+        let after = self.read(&touched(ms));
         for (pcr, v) in after.iter().flatten() {
             info!("PCR {pcr} = {}", hex(v));
         }
@@ -378,6 +407,14 @@ fn extend_pcr(pcr: &[u8; 32], value: &[u8; 32]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The PCRs `ms` extends, in ascending order.
+pub fn touched(ms: &[Measurement]) -> Vec<u32> {
+    let mut v: Vec<u32> = ms.iter().map(|m| m.pcr).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// The value of each PCR `ms` touches, after extending zeroed PCRs with `ms` in order.
 pub fn pcr_values(ms: &[Measurement]) -> BTreeMap<u32, [u8; 32]> {
     after(&BTreeMap::new(), ms)
@@ -394,7 +431,9 @@ mod tests {
 
     #[test]
     fn layout_and_double_hash() {
-        let m = measurements(
+        let d = Pcrs::default();
+        let mut m = measurements(
+            &d,
             "os.zip",
             &[1; 32],
             b"{}",
@@ -402,11 +441,12 @@ mod tests {
             &[b"r1".to_vec(), b"r2".to_vec()],
             &[b"t1".to_vec(), b"t2".to_vec()],
             None,
-            b"",
         );
+        m.push(identity_measurement(&d, b""));
         let pcrs: Vec<u32> = m.iter().map(|x| x.pcr).collect();
         assert_eq!(pcrs, [12, 12, 13, 13, 13, 13, 14]);
-        let with = measurements("os.zip", &[1; 32], b"{}", "{}", &[], &[], Some(b"quorum none\n"), b"");
+        assert_eq!(touched(&m), [12, 13, 14]);
+        let with = measurements(&d, "os.zip", &[1; 32], b"{}", "{}", &[], &[], Some(b"quorum none\n"));
         assert_eq!(with[4].what, "Sigsum policy");
         assert_eq!((with[4].pcr, with[4].digest), (13, sha(b"quorum none\n")));
         assert_eq!(m[0].digest, [1; 32]);
@@ -416,10 +456,31 @@ mod tests {
         let mut z = vec![0u8; 32];
         z.extend_from_slice(&[7; 32]);
         assert_eq!(replay(&[[7; 32]]), sha(&z));
-        assert_eq!(
-            measurements("os.zip", &[1; 32], b"{}", "{}", &[], &[], None, b"rack-7").last().unwrap().digest,
-            sha(b"rack-7")
-        );
+        assert_eq!(identity_measurement(&d, b"rack-7").digest, sha(b"rack-7"));
+    }
+
+    #[test]
+    fn chosen_pcrs_move_every_group_and_nothing_else() {
+        let chosen = Pcrs { detail: 8, authority: 9, identity: 15 };
+        let d = Pcrs::default();
+        let args = |p: &Pcrs| {
+            let mut m = measurements(p, "os.zip", &[1; 32], b"{}", "{}", &[b"r".to_vec()], &[], Some(b"quorum none\n"));
+            m.push(identity_measurement(p, b"id"));
+            m
+        };
+        let (a, b) = (args(&chosen), args(&d));
+        assert_eq!(a.iter().map(|m| m.pcr).collect::<Vec<_>>(), [8, 8, 9, 9, 9, 9, 15]);
+        // the same events and digests, only the PCR differs: PCR 8 ends where 12 did
+        assert!(a.iter().zip(&b).all(|(x, y)| (x.what, x.digest, &x.data) == (y.what, y.digest, &y.data)));
+        let (va, vb) = (pcr_values(&a), pcr_values(&b));
+        assert_eq!((va[&8], va[&9], va[&15]), (vb[&12], vb[&13], vb[&14]));
+        assert_eq!(touched(&a), [8, 9, 15]);
+        // one PCR for all: extended in event order
+        let one = Pcrs { detail: 11, authority: 11, identity: 11 };
+        let all = args(&one);
+        assert_eq!(pcr_values(&all)[&11], replay(&all.iter().map(Measurement::extend_value).collect::<Vec<_>>()));
+        assert!((8..=15).all(Pcrs::allowed));
+        assert!([0, 7, 16, 17, 22, 23, 24, 1 << 40].iter().all(|&p| !Pcrs::allowed(p)));
     }
 
     #[test]

@@ -17,8 +17,8 @@ use stboot::verify::{self, Threshold};
 pub enum TpmCmd {
     /// Predict the PCRs stboot extends for a package.
     #[command(after_help = "\
-Prints one PCR<n>=<hex> line per PCR (12, 13, 14), the SHA-256 bank starting
-from zeros, as the booted OS reads them when stboot was the only writer. The
+Prints one PCR<n>=<hex> line per PCR (12, 13, 14, or those the trust policy's
+measurement_pcrs chooses), the SHA-256 bank starting from zeros, as the booted OS reads them when stboot was the only writer. The
 package must verify under the trust policy (stboot boots nothing else).
 
 Examples:
@@ -88,7 +88,7 @@ fn predict(a: PredictArgs) -> Result<ExitCode> {
         ),
     };
     let mut ms = measure::for_package(&pkg, &trust);
-    ms.push(measure::identity_measurement(a.identity.as_bytes()));
+    ms.push(measure::identity_measurement(&trust.policy.pcrs(), a.identity.as_bytes()));
     if let Some(out) = &a.eventlog {
         super::write_out(out, &eventlog::write(&ms), 0o644)?;
     }
