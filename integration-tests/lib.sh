@@ -67,6 +67,18 @@ make_pkg() {
     done
 }
 
+# make_big_pkg NAME MIB: a package signed by leaf1 and leaf2 whose initramfs is MIB
+# MiB of random bytes (incompressible: the archive is as large)
+make_big_pkg() {
+    head -c "$2M" /dev/urandom > "$W/$1.initrd"
+    "$STMGR" ospkg create -kernel "$KERNEL" -initramfs "$W/$1.initrd" -cmdline "console=ttyS0 testos=$1" \
+        -label "test OS $1" -url "$1.zip" -out "$W/www/$1" >/dev/null || return 1
+    rm -f "$W/$1.initrd"
+    for s in leaf1 leaf2; do
+        "$STMGR" ospkg sign -key "$W/pki/$s.key" -cert "$W/pki/$s.pem" -ospkg "$W/www/$1" >/dev/null || return 1
+    done
+}
+
 make_packages() {
     local c="console=ttyS0 panic=-1"
     make_pkg good "$c testos=good" leaf1 leaf2 leaf3

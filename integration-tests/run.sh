@@ -18,6 +18,7 @@ make_pki
 make_packages
 make_encrypted_packages
 make_unbootable_kernel
+make_big_pkg big 150
 set +e
 
 NET=$(make_trust_policy net 2 network)
@@ -55,6 +56,10 @@ H=https://10.0.2.2:8446
 make_initramfs stall-first "$NET" "$(dhcp "$H/stall-headers/good.json,$G/good.json")"
 make_initramfs endless-first "$NET" "$(dhcp "$H/endless/good.json,$G/good.json")"
 make_initramfs kexec-fails-first "$NET" "$(dhcp "$G/badkernel.json,$G/good.json")"
+# too-big: a 150 MiB incompressible package in the 512 MiB guest, whose staging tmpfs
+# (256 MiB) cannot hold it and its extracted initramfs: refused from its
+# Content-Length before the download, and the next URL boots
+make_initramfs too-big "$NET" "$(dhcp "$G/big.json,$G/good.json")"
 # a package whose threshold of 2 is met only when its Sigsum proof counts
 SIGSUM=$(make_trust_policy sigsum 2 network)
 cp "$W/sigsum.policy" "$SIGSUM/ospkg_trust_policy"
@@ -93,6 +98,20 @@ make_pkg provision "console=ttyS0 panic=-1 testos=provision" leaf1 leaf3
 for s in provision-ctrl-c provision-fallback; do
     make_initramfs $s "$NET" "$(dhcp $G/good.json)" -ospkg "$W/www/provision"
 done
+# vlan: the host configuration asks for VLAN 7; eth0 is the trunk port of
+# vlan-switch.py, which passes only frames tagged 7 on to QEMU's user network, and
+# eth1 leads nowhere (carrier, but no DHCP server): eth0.7 must win the DHCP race and
+# the console must say where eth1.7 stood. vlan-untagged: the same switch, no vlan_id
+make_initramfs vlan "$NET" '{"network_mode":"dhcp","ospkg_pointer":"'$G'/good.json","vlan_id":7}'
+make_initramfs vlan-untagged "$NET" "$(dhcp $G/good.json)"
+# vlan_net PORT: -nic none, the two NICs and the hub to the user network (PORT to PORT+5)
+vlan_net() {
+    local b=$1
+    echo -nic none -netdev socket,id=trunk,udp=127.0.0.1:$b,localaddr=127.0.0.1:$((b + 1)) -device e1000,netdev=trunk \
+        -netdev socket,id=nowhere,udp=127.0.0.1:$((b + 4)),localaddr=127.0.0.1:$((b + 5)) -device e1000,netdev=nowhere \
+        -netdev user,id=u0 -netdev socket,id=access,udp=127.0.0.1:$((b + 2)),localaddr=127.0.0.1:$((b + 3)) \
+        -netdev hubport,id=h0,hubid=1,netdev=u0 -netdev hubport,id=h1,hubid=1,netdev=access
+}
 make_initramfs initramfs-fetch "$INITRD" '{"network_mode":"dhcp","ospkg_pointer":"good.zip"}' -ospkg "$W/www/good"
 log "building the LinuxBoot kernel, then embedding each scenario's initramfs"
 # uki: the LinuxBoot kernel and the stboot initramfs in a UKI (stmgr uki create), on
@@ -120,7 +139,7 @@ make_esp "$W/secureboot-unsigned.esp" "$W/uki.uki"
 for s in secureboot secureboot-unsigned secureboot-wrong-key; do cp "$W/sb/enrolled.vars" "$W/$s.sbvars"; done
 for s in dhcp-good static-good bad-signature too-few-signers wrong-root fallback tls-unpinned \
     server-late efivar-dhcp stall-first endless-first kexec-fails-first initramfs-fetch sigsum sigsum-no-policy \
-    encrypted provision-ctrl-c provision-fallback attest-retry; do
+    encrypted provision-ctrl-c provision-fallback attest-retry vlan vlan-untagged too-big; do
     embed_kernel $s || exit 1
 done
 
@@ -141,7 +160,9 @@ fi
 
 start_nginx 8443 tls-ca good
 start_nginx 8444 rogue-ca rogue
-trap 'stop_nginx good; stop_nginx rogue; stop_nginx late-8445; stop_nginx late-8447; stop_hostile' EXIT
+python3 "$(dirname "$0")/vlan-switch.py" 7 8460 8461 8462 8463 "$W/vlan.switch" & switch1=$!
+python3 "$(dirname "$0")/vlan-switch.py" 7 8470 8471 8472 8473 "$W/vlan-untagged.switch" & switch2=$!
+trap 'stop_nginx good; stop_nginx rogue; stop_nginx late-8445; stop_nginx late-8447; stop_hostile; kill $switch1 $switch2' EXIT
 start_hostile 8446
 
 pass=0; fail=0; failed=()
@@ -247,6 +268,13 @@ STOP_AT=": Access Denied" run secureboot-wrong-key -nic none
 wait $sb
 # shellcheck disable=SC2046
 pair kexec-fails-first efivar-dhcp $(ovmf_args "$W/efivar-dhcp.vars")
+# shellcheck disable=SC2046
+run vlan $(vlan_net 8460) & vl=$!
+# shellcheck disable=SC2046
+APPEND="stboot.boot_attempts=1 stboot.dhcp_timeout=8" run vlan-untagged $(vlan_net 8470)
+wait $vl
+sleep 1.5 # the switches write their counts once a second
+run too-big
 
 BOOTED="TEST-OS-BOOTED"
 PCRS=$(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/good" "$NET")
@@ -305,6 +333,19 @@ check attest-retry "+measurement PCRs from trust_policy.json: detail 8, authorit
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
 n=$(grep -ac "measured OS package archive into PCR" "$W/attest-retry.console")
 [ "$n" = 1 ] || { log "attest-retry: measured $n times, expected once"; fail=$((fail + 1)); failed+=(attest-retry-measured-once); }
+check vlan "+network: using eth0 52:54:00:12:34:56, eth1 52:54:00:12:34:57; not used: bond0 (bond, not a NIC)" \
+    "+VLAN 7 on eth0: eth0.7" "+VLAN 7 on eth1: eth1.7" "+DHCP: eth0.7 won (lease 10.0.2.15 from 10.0.2.2); eth1.7: no DHCP answer to" \
+    "+network: eth0.7 address 10.0.2.15/24 gateway 10.0.2.2" "+Signatures: 3 found, 3 valid, 2 required" \
+    "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+check too-big "+package size: at most" "+the server announces $(stat -c %s "$W/www/big.zip") bytes, more than the limit of" \
+    "+the archive does not fit: at most" "-No space left on device" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+log "too-big: $(grep -ao 'URL 1 of 2 failed after [0-9.]* s' "$W/too-big.console" | head -1) (the 150 MiB archive refused before its download)"
+check vlan-untagged "+DHCP: no lease within 8 s (" "+eth0: no answer from a DHCP server" "+eth1: no answer from a DHCP server" \
+    "-VLAN 7" "+BOOT FAILED at step network" "-$BOOTED"
+# the switch saw stboot's traffic tagged (and none from the untagged machine got through)
+for s in vlan vlan-untagged; do log "$s: switch counts: $(cat "$W/$s.switch" 2>/dev/null)"; done
+grep -Eq 'tagged_in=[1-9][0-9]* .* to_guest=[1-9]' "$W/vlan.switch" || { log "vlan: the switch forwarded no tagged frames"; fail=$((fail + 1)); failed+=(vlan-switch); }
+grep -q 'tagged_in=0 untagged_dropped=[1-9]' "$W/vlan-untagged.switch" || { log "vlan-untagged: the switch saw no untagged frames"; fail=$((fail + 1)); failed+=(vlan-untagged-switch); }
 PROVISION_PCRS=$(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/provision" "$NET")
 check provision-ctrl-c "+provisioning package /ospkg/provision.json present: press Ctrl-C within 3 s to boot it instead of the normal boot" \
     "+Ctrl-C on the console: booting the provisioning package" "+Loading the provisioning package from initramfs: /ospkg/provision.zip" \
@@ -321,7 +362,8 @@ check_handoff kexec-fails-first '"origin": "https://10.0.2.2:8443/good.zip' '"at
     'kexec_file_load failed'
 # two failed attempts, then the provisioning package
 check_handoff provision-fallback '"host_config_source": "provisioning package (all 2 boot attempts failed)"' \
-    '"attempt 1 failed at step network: DHCP: no lease within 5 s' '"attempt 2 failed at step network' '"origin": "/ospkg/provision.zip"'
+    '"attempt 1 failed at step network: no NIC found (links: lo, bond0 [bond]); is the NIC driver loaded?' '"attempt 2 failed at step network' \
+    '"origin": "/ospkg/provision.zip"'
 check_handoff encrypted '"identity": "rack-7 é"' '"origin": "https://10.0.2.2:8443/enc.zip'
 PCRS="8 9 15" EXPECT=$EXPECTED_MOVED PREDICTED=$PREDICTED_MOVED \
     check_handoff attest-retry '"origin": "https://10.0.2.2:8447/good.zip' \

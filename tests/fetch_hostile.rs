@@ -128,6 +128,8 @@ fn a_huge_content_length_is_refused_before_downloading() {
     let o = hostile_then_good(url("huge-length"));
     let msg = format!("{:#}", o.error);
     assert!(msg.contains("announces 1000000000000000 bytes"), "{msg}");
+    // the error says where the limit comes from
+    assert!(msg.contains("the archive does not fit: at most"), "{msg}");
     assert_eq!(requests("/huge-length/pkg.zip"), 1, "not retried");
 }
 

@@ -58,6 +58,22 @@ impl Net {
     }
 
     fn dhcp_server(&mut self) {
+        self.dhcp_server_on("br0");
+    }
+
+    /// The server side speaks only VLAN `id`: its address moves from br0 to a VLAN
+    /// link on it, so untagged frames reach nothing.
+    fn tag_server(&self, id: u16) -> String {
+        let s = &self.s;
+        let v = format!("br0.{id}");
+        sh(&format!(
+            "ip -n {s} addr del 192.0.2.1/24 dev br0 && ip -n {s} link add link br0 name {v} type vlan id {id} && \
+             ip -n {s} addr add 192.0.2.1/24 dev {v} && ip -n {s} link set {v} up"
+        ));
+        v
+    }
+
+    fn dhcp_server_on(&mut self, interface: &str) {
         let child = Command::new("ip")
             .args([
                 "netns",
@@ -66,7 +82,7 @@ impl Net {
                 "dnsmasq",
                 "--no-daemon",
                 "--port=0",
-                "--interface=br0",
+                &format!("--interface={interface}"),
                 "--bind-interfaces",
             ])
             .args([
@@ -186,6 +202,126 @@ fn dhcp_without_a_server_fails_with_a_reason() {
     assert!(!o.status.success(), "{out}");
     assert!(out.contains("no lease within 3 s") && out.contains("eth0"), "{out}");
     assert!(t.elapsed().as_secs() < 15, "the DHCP timeout bounds the step");
+}
+
+/// `vlan_id`: DHCP over VLAN 7 on every NIC, against a server that answers only on
+/// VLAN 7; the same server gives nothing to an untagged client or one on VLAN 8.
+#[test]
+fn dhcp_over_a_vlan() {
+    if !usable() || !host_has_vlans("dhcp_over_a_vlan") {
+        return;
+    }
+    let mut n = Net::new("v", 2);
+    let v = n.tag_server(7);
+    n.dhcp_server_on(&v);
+    let (ok, out) = n.configure(r#"{"network_mode":"dhcp","ospkg_pointer":"http://192.0.2.1/x.json","vlan_id":7}"#);
+    assert!(ok, "{out}");
+    assert!(out.contains("VLAN 7 on eth0: eth0.7") && out.contains("VLAN 7 on eth1: eth1.7"), "{out}");
+    assert!(
+        out.contains("network: eth0.7 address 192.0.2.5") || out.contains("network: eth1.7 address 192.0.2.5"),
+        "{out}"
+    );
+    let link = n.client("-d link show eth0.7");
+    assert!(link.contains("vlan protocol 802.1Q id 7"), "{link}");
+    assert!(n.client("-4 addr show").contains("inet 192.0.2.5"));
+    assert!(n.client("route show default").contains("default via 192.0.2.1 dev eth"));
+    assert!(n.client("route show default").contains(".7"));
+    // tagged traffic really flows: the server answers a ping over VLAN 7
+    sh(&format!("ip netns exec {} ping -c 1 -W 2 192.0.2.1", n.c));
+
+    for (cfg, what) in [
+        (r#"{"network_mode":"dhcp","ospkg_pointer":"http://192.0.2.1/x.json"}"#, "untagged"),
+        (r#"{"network_mode":"dhcp","ospkg_pointer":"http://192.0.2.1/x.json","vlan_id":8}"#, "VLAN 8"),
+    ] {
+        let mut m = Net::new(if what == "untagged" { "u" } else { "w" }, 1);
+        let v = m.tag_server(7);
+        m.dhcp_server_on(&v);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.json");
+        std::fs::write(&path, cfg).unwrap();
+        let o = Command::new("ip")
+            .args(["netns", "exec", &m.c])
+            .arg(example())
+            .arg(&path)
+            .env("NETCONFIG_TIMEOUT", "4")
+            .output()
+            .unwrap();
+        let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(!o.status.success() && out.contains("no lease within 4 s"), "{what}: {out}");
+    }
+}
+
+/// `vlan_id` with a static address on the NIC chosen by MAC, and on a bond.
+#[test]
+fn static_over_a_vlan_on_a_nic_and_on_a_bond() {
+    if !usable() || !host_has_vlans("static_over_a_vlan_on_a_nic_and_on_a_bond") {
+        return;
+    }
+    let n = Net::new("t", 2);
+    n.tag_server(42);
+    let (ok, out) = n.configure(
+        r#"{"network_mode":"static","host_ip":"192.0.2.7/24","gateway":"192.0.2.1","vlan_id":42,
+            "network_interfaces":[{"mac_address":"52:54:00:aa:00:01"}],"ospkg_pointer":"http://192.0.2.1/x.json"}"#,
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("network: eth1.42 address 192.0.2.7/24 gateway 192.0.2.1"), "{out}");
+    assert!(n.client("-4 addr show dev eth1.42").contains("inet 192.0.2.7/24"));
+    assert!(!n.client("link").contains("eth0.42"), "only the chosen NIC is tagged");
+    sh(&format!("ip netns exec {} ping -c 1 -W 2 192.0.2.1", n.c));
+
+    if Command::new("modprobe").arg("bonding").status().is_ok_and(|s| s.success())
+        || Path::new("/sys/class/net/bonding_masters").exists()
+    {
+        let b = Net::new("b", 2);
+        b.tag_server(42);
+        let (ok, out) = b.configure(
+            r#"{"network_mode":"static","host_ip":"192.0.2.8/24","gateway":"192.0.2.1","vlan_id":42,
+                "bonding_mode":"active-backup","bond_name":"bond0",
+                "network_interfaces":[{"interface_name":"eth0"},{"interface_name":"eth1"}],"ospkg_pointer":"http://192.0.2.1/x.json"}"#,
+        );
+        assert!(ok, "{out}");
+        assert!(
+            out.contains("VLAN 42 on bond0: bond0.42") && out.contains("network: bond0.42 address 192.0.2.8/24"),
+            "{out}"
+        );
+        sh(&format!("ip netns exec {} ping -c 1 -W 3 192.0.2.1", b.c));
+    } else {
+        skipped("static_over_a_vlan_on_a_nic_and_on_a_bond, the bond part: the host kernel has no bonding driver");
+    }
+}
+
+/// Whether the host kernel can create 802.1Q links (a kernel without
+/// CONFIG_VLAN_8021Q, as some CI hosts run, cannot; the QEMU scenario `vlan` then
+/// still covers VLANs with the LinuxBoot kernel). Says so loudly when not.
+fn host_has_vlans(test: &str) -> bool {
+    let ns = format!("stvlanprobe{}", std::process::id());
+    let _ = Command::new("ip").args(["netns", "add", &ns]).output();
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ip -n {ns} link add va type veth peer name vb && ip -n {ns} link add link va name va.7 type vlan id 7"
+        ))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+    if !ok {
+        skipped(&format!(
+            "{test}: the host kernel cannot create VLAN links (no CONFIG_VLAN_8021Q); integration-tests/run.sh's `vlan` scenario tests VLANs in QEMU"
+        ));
+    }
+    ok
+}
+
+/// Report a skipped test where it is seen: on stderr, and in $STBOOT_SKIP_LOG, which
+/// scripts/test.sh prints after `cargo test` (which hides a passing test's output).
+fn skipped(why: &str) {
+    eprintln!("SKIPPED {why}");
+    if let Some(p) = std::env::var_os("STBOOT_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
+            let _ = writeln!(f, "SKIPPED {why}");
+        }
+    }
 }
 
 #[allow(unsafe_code)]

@@ -298,11 +298,14 @@ impl Boot {
                 if urls.is_empty() {
                     return Err(Failure::new(Step::Config, anyhow!("ospkg_pointer has no usable http(s) URL")));
                 }
+                let (max_archive, max_archive_why) = fetch::archive_budget(&self.stage_dir);
+                info!("package size: {max_archive_why}");
                 let settings = fetch::Settings {
                     stall_timeout: self.opts.stall_timeout,
                     retry: fetch::RetryPolicy::default(),
                     deadline: Instant::now() + self.opts.deadline,
-                    max_archive: fetch::staging_budget(&self.stage_dir),
+                    max_archive,
+                    max_archive_why,
                 };
                 let fetcher = Fetcher::new(&trust.tls_roots, settings, &self.stage_dir)
                     .map_err(|e| Failure::new(Step::Fetch, e))?

@@ -161,6 +161,10 @@ pub struct HostConfig {
     pub authentication: Option<String>,
     pub bonding_mode: Option<BondingMode>,
     pub bond_name: Option<String>,
+    /// stboot-rs extension: an 802.1Q VLAN id (1-4094). stboot tags its traffic on
+    /// the chosen NIC(s), or on the bond, with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vlan_id: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
@@ -191,6 +195,7 @@ impl HostConfig {
             authentication: None,
             bonding_mode: None,
             bond_name: None,
+            vlan_id: None,
             description: None,
         }
     }
@@ -281,6 +286,21 @@ impl HostConfig {
             }
         };
         let bond_name = gojson::opt_string(obj, "bond_name", W)?.filter(|s| !s.is_empty() || bonding_mode.is_some());
+        let vlan_id = match get("vlan_id") {
+            None => None,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(id @ 1..=4094) => Some(id as u16),
+                _ => {
+                    return Err(field_err("vlan_id", format!("{n} is not allowed, expected a VLAN id from 1 to 4094")))
+                }
+            },
+            Some(v) => {
+                return Err(field_err(
+                    "vlan_id",
+                    format!("expected a VLAN id from 1 to 4094, found {}", gojson::type_name(v)),
+                ))
+            }
+        };
         let description = gojson::opt_string(obj, "description", W)?;
         let cfg = HostConfig {
             network_mode,
@@ -293,6 +313,7 @@ impl HostConfig {
             authentication,
             bonding_mode,
             bond_name,
+            vlan_id,
             description,
         };
         cfg.validate()?;
@@ -348,8 +369,9 @@ impl HostConfig {
 pub const PROVISION_POINTER: &str = "provision.zip";
 
 /// Every key some version of upstream's host configuration has (stboot v0.2 to
-/// v0.6, stprov), matched case-insensitively as Go's decoder does.
-pub const KNOWN_KEYS: [&str; 16] = [
+/// v0.6, stprov), and stboot-rs's `vlan_id`, matched case-insensitively as Go's
+/// decoder does.
+pub const KNOWN_KEYS: [&str; 17] = [
     "version",
     "network_mode",
     "host_ip",
@@ -366,6 +388,7 @@ pub const KNOWN_KEYS: [&str; 16] = [
     "bonding_mode",
     "bond_name",
     "description",
+    "vlan_id",
 ];
 /// The keys of a `network_interfaces` entry.
 pub const INTERFACE_KEYS: [&str; 2] = ["interface_name", "mac_address"];

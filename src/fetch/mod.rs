@@ -38,8 +38,10 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// Nothing new starts after this instant.
     pub deadline: Instant,
-    /// The archive may not be larger than this.
+    /// The archive may not be larger than this ([`archive_budget`]).
     pub max_archive: u64,
+    /// Where `max_archive` comes from, for the error that refuses a larger archive.
+    pub max_archive_why: String,
 }
 
 /// Downloads packages into `stage_dir`, and decrypts them with `identities` if they
@@ -129,7 +131,15 @@ impl Fetcher {
                 },
                 |e, n, wait| retry_line("archive", url, e, n, wait),
             )
-            .map_err(|e| failed("archive", url, e))?;
+            .map_err(|e| {
+                let too_large = matches!(e, FetchError::TooLarge { .. });
+                let e = failed("archive", url, e);
+                if too_large {
+                    e.context(format!("the archive does not fit: {}", self.settings.max_archive_why))
+                } else {
+                    e
+                }
+            })?;
         let (file, dl) = dl;
         if dl.url != *url {
             info!("archive redirected to {}", redact(&dl.url));
@@ -231,21 +241,49 @@ pub fn progress(n: u64, total: Option<u64>, elapsed: Duration) -> String {
     }
 }
 
-/// Bytes the archive may take: half of MemAvailable (the archive, then the extracted
-/// kernel and initramfs, live in memory at the same time), and no more than the
-/// staging tmpfs has free.
-pub fn staging_budget(stage_dir: &Path) -> u64 {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem = text
-        .lines()
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    text.lines()
         .find_map(|l| l.strip_prefix("MemAvailable:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024 / 2)
-        .unwrap_or(512 << 20);
-    let free = nix::sys::statvfs::statvfs(stage_dir)
-        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
-        .unwrap_or(u64::MAX);
-    mem.min(free)
+        .map(|kb| kb * 1024)
+}
+
+fn tmpfs_free(stage_dir: &Path) -> Option<u64> {
+    nix::sys::statvfs::statvfs(stage_dir).ok().map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
+}
+
+/// Bytes one package's archive may take, and why, before anything is downloaded.
+/// The archive and the kernel and initramfs extracted from it are on the staging
+/// tmpfs at the same time, and extracted entries are at least as large as the
+/// archive's share of them: so at most half of the tmpfs's free space, and at most
+/// half of MemAvailable (tmpfs pages are memory).
+pub fn archive_budget(stage_dir: &Path) -> (u64, String) {
+    budget_from(mem_available(), tmpfs_free(stage_dir), stage_dir)
+}
+
+fn budget_from(mem: Option<u64>, free: Option<u64>, stage_dir: &Path) -> (u64, String) {
+    const MIB: u64 = 1 << 20;
+    let mem = mem.unwrap_or(1 << 30);
+    let bytes = match free {
+        Some(f) => (mem / 2).min(f / 2),
+        None => mem / 2,
+    };
+    let free = free.map(|f| format!("{} MiB free on the staging tmpfs {}", f / MIB, stage_dir.display()));
+    let why = format!(
+        "at most {} MiB: half of the less of {} and MemAvailable {} MiB, because the archive and the kernel and initramfs extracted from it are there at the same time",
+        bytes / MIB,
+        free.unwrap_or_else(|| "(the staging tmpfs's size is unknown)".into()),
+        mem / MIB,
+    );
+    (bytes, why)
+}
+
+/// Bytes one extracted entry may take: no more than the staging tmpfs has free now,
+/// and half of MemAvailable.
+pub fn staging_budget(stage_dir: &Path) -> u64 {
+    let mem = mem_available().map(|m| m / 2).unwrap_or(512 << 20);
+    mem.min(tmpfs_free(stage_dir).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -279,6 +317,19 @@ mod tests {
         assert_eq!(other.password(), None);
         let clear = archive_url(&d("http://h.example:8443/os/pkg.zip"), &base).unwrap();
         assert_eq!((clear.username(), clear.password()), ("", None));
+    }
+
+    #[test]
+    fn the_archive_budget_leaves_room_for_extraction() {
+        const MIB: u64 = 1 << 20;
+        // 640 MiB guest: tmpfs of 320 MiB, ~560 MiB available; a 150 MB package must
+        // be refused before its download, not fail on a full tmpfs after it
+        let (bytes, why) = budget_from(Some(560 * MIB), Some(320 * MIB), Path::new("/tmp/stboot"));
+        assert_eq!(bytes, 160 * MIB);
+        assert!(bytes < 150_000_000 * 2);
+        assert!(why.starts_with("at most 160 MiB: half of the less of 320 MiB free on the staging tmpfs /tmp/stboot and MemAvailable 560 MiB"), "{why}");
+        assert_eq!(budget_from(Some(100 * MIB), Some(320 * MIB), Path::new("/x")).0, 50 * MIB);
+        assert_eq!(budget_from(None, None, Path::new("/x")).0, 512 * MIB);
     }
 
     #[test]

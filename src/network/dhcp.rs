@@ -10,7 +10,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -39,8 +39,21 @@ pub struct Candidate {
     pub mac: Vec<u8>,
 }
 
+/// Where each link's DHCP stands, for the console: shared by the link threads.
+#[derive(Clone)]
+struct Progress(Arc<Mutex<Vec<String>>>);
+
+impl Progress {
+    fn set(&self, i: usize, what: impl Into<String>) {
+        if let Ok(mut v) = self.0.lock() {
+            v[i] = what.into();
+        }
+    }
+}
+
 /// Run DHCP on all `links` in parallel until one gets a lease or `timeout` passes.
-/// `wait_ready(link, deadline)` is called first on each link's own thread (carrier wait).
+/// `wait_ready(link, deadline)` is called first on each link's own thread (carrier
+/// wait). When a link wins, the console says where every other link stood.
 pub fn obtain<F>(links: Vec<Candidate>, timeout: Duration, wait_ready: F) -> Result<Lease>
 where
     F: Fn(&Candidate, Instant) -> Result<()> + Send + Sync + 'static,
@@ -51,26 +64,49 @@ where
     let deadline = Instant::now() + timeout;
     let stop = Arc::new(AtomicBool::new(false));
     let wait_ready = Arc::new(wait_ready);
+    let progress = Progress(Arc::new(Mutex::new(vec!["waiting for carrier".to_string(); links.len()])));
     let (tx, rx) = mpsc::channel();
-    for link in links.clone() {
-        let (tx, stop, wait_ready) = (tx.clone(), stop.clone(), wait_ready.clone());
+    for (i, link) in links.clone().into_iter().enumerate() {
+        let (tx, stop, wait_ready, progress) = (tx.clone(), stop.clone(), wait_ready.clone(), progress.clone());
         std::thread::spawn(move || {
-            let r = wait_ready(&link, deadline).and_then(|_| run_link(&link, deadline, &stop));
-            let _ = tx.send((link.name.clone(), r));
+            let r = wait_ready(&link, deadline).and_then(|_| {
+                progress.set(i, "carrier, but no DHCP answer yet");
+                run_link(&link, deadline, &stop, &|what| progress.set(i, what))
+            });
+            let _ = tx.send((i, r));
         });
     }
     drop(tx);
     let mut errors = Vec::new();
-    for (name, r) in rx {
+    for (i, r) in rx {
         match r {
             Ok(lease) => {
                 stop.store(true, Ordering::Relaxed);
+                if links.len() > 1 {
+                    let others = progress.0.lock().map(|v| v.clone()).unwrap_or_default();
+                    info!("{}", race_summary(&links, i, &lease, &others));
+                }
                 return Ok(lease);
             }
-            Err(e) => errors.push(format!("{name}: {e:#}")),
+            Err(e) => {
+                progress.set(i, format!("failed: {e:#}"));
+                errors.push(format!("{}: {e:#}", links[i].name));
+            }
         }
     }
     bail!("DHCP: no lease within {} s ({})", timeout.as_secs(), errors.join("; "))
+}
+
+/// `DHCP: eth1 won (lease 10.0.2.15 from 10.0.2.2); eth0: no carrier yet; ...`
+fn race_summary(links: &[Candidate], winner: usize, lease: &Lease, states: &[String]) -> String {
+    let mut s = format!("DHCP: {} won (lease {} from {})", links[winner].name, lease.address, lease.server);
+    for (i, l) in links.iter().enumerate() {
+        if i != winner {
+            let state = states.get(i).map(String::as_str).unwrap_or("unknown");
+            s.push_str(&format!("; {}: {}", l.name, state.replace("waiting for carrier", "no carrier yet")));
+        }
+    }
+    s
 }
 
 fn socket_for(link: &Candidate) -> Result<UdpSocket> {
@@ -105,7 +141,7 @@ fn base_message(link: &Candidate, xid: u32, kind: MessageType) -> Message {
     m
 }
 
-fn run_link(link: &Candidate, deadline: Instant, stop: &AtomicBool) -> Result<Lease> {
+fn run_link(link: &Candidate, deadline: Instant, stop: &AtomicBool, progress: &dyn Fn(String)) -> Result<Lease> {
     let sock = socket_for(link)?;
     let server = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
     let mut wait = Duration::from_millis(500);
@@ -114,6 +150,7 @@ fn run_link(link: &Candidate, deadline: Instant, stop: &AtomicBool) -> Result<Le
     let mut xid = rand_u32();
     let t0 = Instant::now();
     let ms = || t0.elapsed().as_millis();
+    let mut discovers = 0u32;
     loop {
         if stop.load(Ordering::Relaxed) {
             bail!("another interface got a lease first");
@@ -123,12 +160,15 @@ fn run_link(link: &Candidate, deadline: Instant, stop: &AtomicBool) -> Result<Le
         }
         let discover = base_message(link, xid, MessageType::Discover);
         sock.send_to(&discover.to_vec()?, server).context("sending DHCPDISCOVER")?;
+        discovers += 1;
+        progress(format!("no DHCP answer to {discovers} DHCPDISCOVER(s) yet"));
         debug!("{}: DHCPDISCOVER sent at {} ms", link.name, ms());
         let step_deadline = (Instant::now() + wait).min(deadline);
         if let Some(offer) = receive(&sock, xid, MessageType::Offer, step_deadline, stop)? {
             let offered = offer.yiaddr();
             let server_id = server_id(&offer);
             debug!("{}: DHCPOFFER of {offered} from {server_id} at {} ms", link.name, ms());
+            progress(format!("offered {offered} by {server_id}, no DHCPACK yet"));
             let mut req = base_message(link, xid, MessageType::Request);
             req.opts_mut().insert(DhcpOption::RequestedIpAddress(offered));
             req.opts_mut().insert(DhcpOption::ServerIdentifier(server_id));
@@ -240,6 +280,33 @@ pub fn summary(m: &Message) -> String {
         "{} /{} via {:?} dns {:?} lease {:?} server {:?}",
         l.address, l.prefix, l.router, l.dns, l.lease_time, l.server
     )
+}
+
+#[cfg(test)]
+mod race_tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_the_winner_and_where_the_others_stood() {
+        let c = |n: &str, i| Candidate { name: n.into(), index: i, mac: vec![] };
+        let links = [c("eth0", 2), c("eth1", 3), c("eth2", 4)];
+        let lease = Lease {
+            interface: "eth1".into(),
+            index: 3,
+            address: Ipv4Addr::new(10, 0, 2, 15),
+            prefix: 24,
+            router: None,
+            dns: vec![],
+            lease_time: None,
+            server: Ipv4Addr::new(10, 0, 2, 2),
+        };
+        let states =
+            ["waiting for carrier".to_string(), String::new(), "no DHCP answer to 2 DHCPDISCOVER(s) yet".into()];
+        assert_eq!(
+            race_summary(&links, 1, &lease, &states),
+            "DHCP: eth1 won (lease 10.0.2.15 from 10.0.2.2); eth0: no carrier yet; eth2: no DHCP answer to 2 DHCPDISCOVER(s) yet"
+        );
+    }
 }
 
 #[cfg(test)]

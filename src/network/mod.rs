@@ -1,6 +1,7 @@
 //! Bringing up the network over netlink: choose NICs (by name, by MAC, or all with a
-//! MAC), optionally bond them, wait for carrier, then configure a static address or
-//! run DHCP on all candidates at once. Writes `/etc/resolv.conf`.
+//! MAC), optionally bond them, optionally tag with a VLAN (`vlan_id`), wait for
+//! carrier, then configure a static address or run DHCP on all candidates at once.
+//! Writes `/etc/resolv.conf`.
 
 pub mod dhcp;
 pub mod netlink;
@@ -25,14 +26,22 @@ pub struct Configured {
     pub lease_time: Option<u32>,
 }
 
+/// Whether a link can be a NIC to boot from when the configuration names none: a
+/// device with a driver (no link kind), or a veth end (containers, namespaces).
+/// Bonds, bridges, VLANs, dummies and the like are not: a built-in bonding driver,
+/// for one, creates an empty `bond0` that would otherwise be raced for DHCP.
+pub fn is_nic(l: &Link) -> bool {
+    !l.loopback && l.mac.is_some() && matches!(l.kind.as_deref(), None | Some("veth"))
+}
+
 /// Choose the links to use, as upstream: with `network_interfaces`, those matching by
-/// name or MAC; none matching, or none configured, means every non-loopback link with a
-/// hardware address.
+/// name or MAC; none matching, or none configured, means every NIC ([`is_nic`]).
 pub fn candidates(links: &[Link], cfg: &HostConfig) -> Vec<Link> {
-    let all: Vec<Link> = links.iter().filter(|l| !l.loopback && l.mac.is_some()).cloned().collect();
+    let all: Vec<Link> = links.iter().filter(|l| is_nic(l)).cloned().collect();
     let Some(wanted) = &cfg.network_interfaces else { return all };
-    let chosen: Vec<Link> = all
+    let chosen: Vec<Link> = links
         .iter()
+        .filter(|l| !l.loopback && l.mac.is_some())
         .filter(|l| {
             wanted.iter().any(|w| {
                 let name_ok = w.interface_name.as_deref().is_none_or(|n| n == l.name);
@@ -48,6 +57,27 @@ pub fn candidates(links: &[Link], cfg: &HostConfig) -> Vec<Link> {
         return all;
     }
     chosen
+}
+
+/// `NICs: eth0 52:54:00:12:34:56, eth1 ...; not NICs: bond0 (bond)` for the console.
+pub fn describe_links(links: &[Link], chosen: &[Link]) -> String {
+    let mac =
+        |l: &Link| l.mac.as_ref().map(|m| crate::config::host_config::Mac(m.clone()).to_string()).unwrap_or_default();
+    let used: Vec<String> = chosen.iter().map(|l| format!("{} {}", l.name, mac(l))).collect();
+    let mut s = format!("using {}", used.join(", "));
+    let other: Vec<String> = links
+        .iter()
+        .filter(|l| !l.loopback && !chosen.iter().any(|c| c.index == l.index))
+        .map(|l| match (&l.kind, &l.mac) {
+            (Some(k), _) if !is_nic(l) => format!("{} ({k}, not a NIC)", l.name),
+            (_, None) => format!("{} (no MAC)", l.name),
+            _ => format!("{} (not in network_interfaces)", l.name),
+        })
+        .collect();
+    if !other.is_empty() {
+        s.push_str(&format!("; not used: {}", other.join(", ")));
+    }
+    s
 }
 
 /// Wait until one of `indexes` reports carrier (the first in the given order wins),
@@ -85,11 +115,31 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
         cands = vec![nl.link(bond)?];
     }
     if cands.is_empty() {
-        let names: Vec<_> = links.iter().map(|l| l.name.as_str()).collect();
-        bail!("no network interface with a hardware address (links: {}); is the NIC driver loaded?", names.join(", "));
+        let names: Vec<String> = links
+            .iter()
+            .map(|l| match &l.kind {
+                Some(k) => format!("{} [{k}]", l.name),
+                None => l.name.clone(),
+            })
+            .collect();
+        bail!("no NIC found (links: {}); is the NIC driver loaded?", names.join(", "));
     }
+    info!("network: {}", describe_links(&links, &cands));
     for l in &cands {
         nl.set_up(l.index, true).with_context(|| format!("bringing up {}", l.name))?;
+    }
+    if let Some(id) = cfg.vlan_id {
+        // the VLAN links go up after their lower links (the kernel refuses otherwise);
+        // their operational state follows the lower link's carrier
+        let mut tagged = Vec::with_capacity(cands.len());
+        for l in &cands {
+            let name = vlan_name(&l.name, l.index, id);
+            let index = nl.create_vlan(l.index, &name, id)?;
+            nl.set_up(index, true).with_context(|| format!("bringing up {name}"))?;
+            info!("VLAN {id} on {}: {name}", l.name);
+            tagged.push(nl.link(index)?);
+        }
+        cands = tagged;
     }
     let deadline = Instant::now() + timeout;
     let result = match cfg.network_mode {
@@ -157,6 +207,17 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
     Ok(result)
 }
 
+/// The name of the VLAN `id` link on `lower`: `eth0.7` as `ip link` users expect, or
+/// `v7x1c` (lower's index in hex) when that would pass the kernel's 15 bytes.
+pub fn vlan_name(lower: &str, lower_index: u32, id: u16) -> String {
+    let name = format!("{lower}.{id}");
+    if name.len() <= 15 {
+        name
+    } else {
+        format!("v{id}x{lower_index:x}")
+    }
+}
+
 /// The bytes of `/etc/resolv.conf` for `servers`.
 pub fn resolv_conf(servers: &[IpAddr]) -> String {
     let mut s = String::new();
@@ -180,6 +241,15 @@ mod tests {
         assert_eq!(s, "nameserver 0.0.0.0\nnameserver 8.8.8.8\n");
     }
 
+    #[test]
+    fn vlan_names_fit_the_kernel() {
+        assert_eq!(vlan_name("eth0", 2, 7), "eth0.7");
+        assert_eq!(vlan_name("bond0", 9, 4094), "bond0.4094");
+        assert_eq!(vlan_name("enp0s31f6", 3, 4094), "enp0s31f6.4094");
+        assert_eq!(vlan_name("enx525400123456", 28, 100), "v100x1c");
+        assert_eq!(vlan_name("enx525400123456", u32::MAX, 4094), "v4094xffffffff");
+    }
+
     fn link(i: u32, name: &str, mac: u8) -> Link {
         Link {
             index: i,
@@ -188,6 +258,7 @@ mod tests {
             up: false,
             carrier: false,
             loopback: false,
+            kind: None,
         }
     }
 
@@ -211,5 +282,28 @@ mod tests {
         let both = r#"{"network_mode":"dhcp","ospkg_pointer":"p","network_interfaces":[{"interface_name":"eth0","mac_address":"52:54:00:00:00:02"}]}"#;
         // name and MAC must both match; nothing does, so all NICs are tried (upstream's fallback)
         assert_eq!(names(candidates(&links, &parse(both))), ["eth0", "eth1"]);
+    }
+
+    #[test]
+    fn virtual_links_are_not_nics_unless_named() {
+        let mut bond = link(4, "bond0", 9);
+        bond.kind = Some("bond".into());
+        let mut veth = link(5, "veth0", 8);
+        veth.kind = Some("veth".into());
+        let mut sit = link(6, "sit0", 0);
+        sit.mac = None;
+        let links = vec![link(2, "eth0", 1), bond, veth, sit];
+        let parse = |j: &str| HostConfig::parse(j.as_bytes()).unwrap();
+        let auto = candidates(&links, &parse(r#"{"network_mode":"dhcp","ospkg_pointer":"p"}"#));
+        assert_eq!(auto.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["eth0", "veth0"]);
+        assert_eq!(
+            describe_links(&links, &auto),
+            "using eth0 52:54:00:00:00:01, veth0 52:54:00:00:00:08; not used: bond0 (bond, not a NIC), sit0 (no MAC)"
+        );
+        let named = r#"{"network_mode":"dhcp","ospkg_pointer":"p","network_interfaces":[{"interface_name":"bond0"}]}"#;
+        assert_eq!(candidates(&links, &parse(named))[0].name, "bond0");
+        // with no NIC at all there is nothing to race (the network step says so at once)
+        let only_bond = vec![links[1].clone()];
+        assert!(candidates(&only_bond, &parse(r#"{"network_mode":"dhcp","ospkg_pointer":"p"}"#)).is_empty());
     }
 }

@@ -1,5 +1,5 @@
 //! rtnetlink requests over a plain netlink socket: list links, bring them up, add
-//! addresses and routes, create bonds. Messages are built with netlink-packet-route;
+//! addresses and routes, create bonds and VLANs. Messages are built with netlink-packet-route;
 //! every request asks for an ACK and its error code becomes a Rust error.
 
 use std::net::IpAddr;
@@ -10,7 +10,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
-    BondMode, InfoBond, InfoData, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
+    BondMode, InfoBond, InfoData, InfoKind, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
 };
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -28,6 +28,9 @@ pub struct Link {
     /// drops what is sent, so DHCP waits for this, not for the carrier bit alone.
     pub carrier: bool,
     pub loopback: bool,
+    /// The kind of a virtual link (`bond`, `vlan`, `veth`, `dummy`, ...); `None` for a
+    /// NIC with a driver.
+    pub kind: Option<String>,
 }
 
 pub struct Netlink {
@@ -143,14 +146,41 @@ impl Netlink {
         }
     }
 
-    /// Create a bond device (miimon 100 ms; for 802.3ad also lacp_rate fast, as
-    /// upstream); returns its index.
-    pub fn create_bond(&mut self, name: &str, mode: u8) -> Result<u32> {
+    /// Remove the link called `name`, if there is one (left by an earlier attempt).
+    fn remove_named(&mut self, name: &str) -> Result<()> {
         if let Some(old) = self.links()?.into_iter().find(|l| l.name == name) {
             let mut m = LinkMessage::default();
             m.header.index = old.index;
             self.request(RouteNetlinkMessage::DelLink(m), NLM_F_ACK)?;
         }
+        Ok(())
+    }
+
+    /// Create an 802.1Q VLAN link `name` with VLAN id `id` on link `lower`; returns
+    /// its index.
+    pub fn create_vlan(&mut self, lower: u32, name: &str, id: u16) -> Result<u32> {
+        self.remove_named(name)?;
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        m.attributes.push(LinkAttribute::Link(lower));
+        m.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Vlan),
+            LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(id)])),
+        ]));
+        self.request(RouteNetlinkMessage::NewLink(m), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).with_context(|| {
+            format!("creating VLAN {id} link {name} (is CONFIG_VLAN_8021Q built in, or the 8021q module loaded?)")
+        })?;
+        self.links()?
+            .into_iter()
+            .find(|l| l.name == name)
+            .map(|l| l.index)
+            .ok_or_else(|| anyhow!("VLAN link {name} missing"))
+    }
+
+    /// Create a bond device (miimon 100 ms; for 802.3ad also lacp_rate fast, as
+    /// upstream); returns its index.
+    pub fn create_bond(&mut self, name: &str, mode: u8) -> Result<u32> {
+        self.remove_named(name)?;
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
         m.attributes.push(LinkAttribute::LinkInfo(vec![
@@ -202,6 +232,7 @@ fn link_from(l: LinkMessage) -> Link {
         up: l.header.flags.contains(LinkFlags::Up),
         carrier: false,
         loopback: l.header.flags.contains(LinkFlags::Loopback),
+        kind: None,
     };
     let (mut carrier, mut oper) = (false, State::Unknown);
     for a in l.attributes {
@@ -210,6 +241,12 @@ fn link_from(l: LinkMessage) -> Link {
             LinkAttribute::Address(m) if m.iter().any(|&b| b != 0) => link.mac = Some(m),
             LinkAttribute::Carrier(c) => carrier = c != 0,
             LinkAttribute::OperState(s) => oper = s,
+            LinkAttribute::LinkInfo(infos) => {
+                link.kind = infos.into_iter().find_map(|i| match i {
+                    LinkInfo::Kind(k) => Some(k.to_string()),
+                    _ => None,
+                })
+            }
             _ => {}
         }
     }

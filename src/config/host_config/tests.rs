@@ -191,3 +191,30 @@ fn bonding_kernel_modes() {
     assert_eq!(BondingMode::Ieee8023ad.kernel_mode(), 4);
     assert_eq!(BondingMode::BalanceAlb.kernel_mode(), 6);
 }
+
+#[test]
+fn vlan_id_extension() {
+    let base = r#"{"network_mode":"dhcp","ospkg_pointer":"p""#;
+    let c = HostConfig::parse(format!("{base},\"vlan_id\":7}}").as_bytes()).unwrap();
+    assert_eq!(c.vlan_id, Some(7));
+    // printed after upstream's keys; absent from the output of configs without it
+    assert!(c.to_json().contains("\"bond_name\": null,\n  \"vlan_id\": 7\n}"), "{}", c.to_json());
+    let plain = HostConfig::parse(format!("{base}}}").as_bytes()).unwrap();
+    assert!(!plain.to_json().contains("vlan_id"));
+    assert_eq!(HostConfig::parse(format!("{base},\"vlan_id\":null}}").as_bytes()).unwrap().vlan_id, None);
+    assert_eq!(HostConfig::parse(format!("{base},\"vlan_id\":4094}}").as_bytes()).unwrap().vlan_id, Some(4094));
+    assert!(unknown_keys(format!("{base},\"vlan_id\":7}}").as_bytes()).is_empty());
+    for (v, want) in [
+        ("0", "0 is not allowed, expected a VLAN id from 1 to 4094"),
+        ("4095", "4095 is not allowed"),
+        ("-3", "-3 is not allowed"),
+        ("7.5", "7.5 is not allowed"),
+        ("\"7\"", "expected a VLAN id from 1 to 4094, found a string"),
+    ] {
+        let e = HostConfig::parse(format!("{base},\"vlan_id\":{v}}}").as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("field \"vlan_id\"") && e.contains(want), "{v}: {e}");
+    }
+    // a typo is caught by the unknown-key check
+    let w = unknown_keys(format!("{base},\"vlan\":7}}").as_bytes());
+    assert!(w.len() == 1 && w[0].contains("did you mean \"vlan_id\""), "{w:?}");
+}
