@@ -4,6 +4,7 @@ pub mod archive;
 pub mod descriptor;
 pub mod manifest;
 pub mod package;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 
