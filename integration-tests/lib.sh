@@ -70,6 +70,7 @@ make_pkg() {
 # make_big_pkg NAME MIB: a package signed by leaf1 and leaf2 whose initramfs is MIB
 # MiB of random bytes (incompressible: the archive is as large)
 make_big_pkg() {
+    mkdir -p "$W/www"
     head -c "$2M" /dev/urandom > "$W/$1.initrd"
     "$STMGR" ospkg create -kernel "$KERNEL" -initramfs "$W/$1.initrd" -cmdline "console=ttyS0 testos=$1" \
         -label "test OS $1" -url "$1.zip" -out "$W/www/$1" >/dev/null || return 1
