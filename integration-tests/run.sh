@@ -80,7 +80,7 @@ printf 'rack-7 \xc3\xa9\0\0' > "$W/encrypted.identity"
 PCRTP=$(make_trust_policy pcrs 2 network)
 printf '{"ospkg_signature_threshold": 2, "ospkg_fetch_method": "network", "measurement_pcrs": {"detail": 8, "authority": 9, "identity": 15}}\n' \
     > "$PCRTP/trust_policy.json"
-make_initramfs attest-retry "$PCRTP" "$(dhcp "$G/badkernel.json,https://10.0.2.2:8447/good.json")"
+make_initramfs attest-retry "$PCRTP" "$(dhcp "$G/badkernel.json,https://10.0.2.2:8450/good.json")"
 # stmgr tpm predict, before any boot: the PCRs the booted OS must read
 predict() { "$STMGR" tpm predict "$@" | tr '\n' ' ' | sed 's/PCR/pcr/g; s/ $//'; }
 PREDICTED_GOOD=$(predict -trustPolicy "$NET" -ospkg "$W/www/good")
@@ -162,7 +162,7 @@ start_nginx 8443 tls-ca good
 start_nginx 8444 rogue-ca rogue
 python3 "$(dirname "$0")/vlan-switch.py" 7 8460 8461 8462 8463 "$W/vlan.switch" & switch1=$!
 python3 "$(dirname "$0")/vlan-switch.py" 7 8470 8471 8472 8473 "$W/vlan-untagged.switch" & switch2=$!
-trap 'stop_nginx good; stop_nginx rogue; stop_nginx late-8445; stop_nginx late-8447; stop_hostile; kill $switch1 $switch2' EXIT
+trap 'stop_nginx good; stop_nginx rogue; stop_nginx late-8445; stop_nginx late-8450; stop_hostile; kill $switch1 $switch2' EXIT
 start_hostile 8446
 
 pass=0; fail=0; failed=()
@@ -191,15 +191,15 @@ run() { log "boot $1"; boot_qemu "$@"; }
 # test OS): the event log replays (stmgr tpm replay) to exactly the PCRs the OS read
 # through sysfs and TPM2_PCR_Read, every other PCR from 8 to 15 but IMA's 10 is still
 # zero (nothing was measured anywhere else), tpm2_eventlog parses the log, and the
-# boot report is JSON containing each PATTERN. PCRS=... names the PCRs the log must
+# boot report is JSON containing each PATTERN. HANDOFF_PCRS=... names the PCRs the log must
 # extend (default 12-14); EXPECT and PREDICTED, when set, are the "pcrN=.. ..." the
 # replay must equal (expected-pcrs.py's and stmgr tpm predict's).
 check_handoff() {
     local name=$1 log=$W/$1.eventlog.bin report=$W/$1.report.json pcrs ok=1 line n; shift
     sed -n 's/^TEST-OS-EVENTLOG //p' "$W/$name.console" | tr -d '\r' | base64 -d > "$log" 2>/dev/null
     pcrs=$("$STMGR" tpm replay "$log" 2>/dev/null | grep '^PCR' | tr '\n' ' ' | sed 's/PCR/pcr/g; s/ $//')
-    [ "$(echo "$pcrs" | sed 's/=[0-9a-f]\{64\}//g')" = "$(for n in ${PCRS:-12 13 14}; do printf 'pcr%s ' $n; done | sed 's/ $//')" ] ||
-        { log "$name: the event log does not replay to PCRs ${PCRS:-12 13 14} ($pcrs)"; ok=0; }
+    [ "$(echo "$pcrs" | sed 's/=[0-9a-f]\{64\}//g')" = "$(for n in ${HANDOFF_PCRS:-12 13 14}; do printf 'pcr%s ' $n; done | sed 's/ $//')" ] ||
+        { log "$name: the event log does not replay to PCRs ${HANDOFF_PCRS:-12 13 14} ($pcrs)"; ok=0; }
     for want in ${EXPECT:+"$EXPECT"} ${PREDICTED:+"$PREDICTED"}; do
         [ "$pcrs" = "$want" ] || { log "$name: the replayed log gives $pcrs, expected $want"; ok=0; }
     done
@@ -254,7 +254,7 @@ pair sigsum sigsum-no-policy
 CTRL_C_AT="press Ctrl-C within" run provision-ctrl-c & pc=$!
 APPEND="stboot.boot_attempts=2 stboot.provision_wait=1 stboot.dhcp_timeout=5" run provision-fallback -nic none
 wait $pc
-late_server attest-retry "BOOT FAILED at step fetch (attempt 1/2)" 8447 & late=$!
+late_server attest-retry "BOOT FAILED at step fetch (attempt 1/2)" 8450 & late=$!
 APPEND="stboot.boot_attempts=2" run attest-retry & ar=$!
 run encrypted
 wait $ar $late
@@ -334,7 +334,7 @@ check attest-retry "+measurement PCRs from trust_policy.json: detail 8, authorit
 n=$(grep -ac "measured OS package archive into PCR" "$W/attest-retry.console")
 [ "$n" = 1 ] || { log "attest-retry: measured $n times, expected once"; fail=$((fail + 1)); failed+=(attest-retry-measured-once); }
 check vlan "+network: using eth0 52:54:00:12:34:56, eth1 52:54:00:12:34:57; not used: bond0 (bond, not a NIC)" \
-    "+VLAN 7 on eth0: eth0.7" "+VLAN 7 on eth1: eth1.7" "+DHCP: eth0.7 won (lease 10.0.2.15 from 10.0.2.2); eth1.7: no DHCP answer to" \
+    "+VLAN 7 on eth0: eth0.7" "+VLAN 7 on eth1: eth1.7" "+DHCP: eth0.7 won (lease 10.0.2.15 from 10.0.2.2); eth1.7: " \
     "+network: eth0.7 address 10.0.2.15/24 gateway 10.0.2.2" "+Signatures: 3 found, 3 valid, 2 required" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
 check too-big "+package size: at most" "+the server announces $(stat -c %s "$W/www/big.zip") bytes, more than the limit of" \
@@ -365,8 +365,8 @@ check_handoff provision-fallback '"host_config_source": "provisioning package (a
     '"attempt 1 failed at step network: no NIC found (links: lo, bond0 [bond]); is the NIC driver loaded?' '"attempt 2 failed at step network' \
     '"origin": "/ospkg/provision.zip"'
 check_handoff encrypted '"identity": "rack-7 é"' '"origin": "https://10.0.2.2:8443/enc.zip'
-PCRS="8 9 15" EXPECT=$EXPECTED_MOVED PREDICTED=$PREDICTED_MOVED \
-    check_handoff attest-retry '"origin": "https://10.0.2.2:8447/good.zip' \
+HANDOFF_PCRS="8 9 15" EXPECT=$EXPECTED_MOVED PREDICTED=$PREDICTED_MOVED \
+    check_handoff attest-retry '"origin": "https://10.0.2.2:8450/good.zip' \
     '"attempt 1: URL 1 of 2 (https://10.0.2.2:8443/badkernel.json' 'attempt 1 failed at step fetch' \
     '"attempt 2: URL 1 of 2 (https://10.0.2.2:8443/badkernel.json' '"signature 0 (signature by CN='
 # stboot.handoff=0: nothing handed over
