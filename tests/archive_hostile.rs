@@ -2,20 +2,12 @@
 //! unbounded memory.
 
 use std::io::{Cursor, Write};
-use std::process::Command;
 
 use stboot::ospkg::archive::{self, Archive};
 use stboot::ospkg::Manifest;
 
-fn manifest() -> Manifest {
-    Manifest {
-        version: 1,
-        label: "t".into(),
-        kernel: "boot/vmlinuz".into(),
-        initramfs: "boot/initrd".into(),
-        cmdline: "console=ttyS0".into(),
-    }
-}
+mod common;
+use common::zips::{manifest, patch_all, python_streamed_zip, unicode_path_zip};
 
 fn good_zip() -> Vec<u8> {
     archive::write(Cursor::new(Vec::new()), &manifest(), &[7u8; 5000], b"initrd").unwrap().into_inner()
@@ -124,29 +116,14 @@ fn not_a_zip() {
 /// archives. Python's zipfile writes both when told to, as an independent writer.
 #[test]
 fn data_descriptors_and_zip64_from_another_writer() {
-    let py = r#"
-import sys, zipfile, io
-class Unseekable(io.RawIOBase):
-    def __init__(self, f): self.f = f
-    def writable(self): return True
-    def write(self, b): return self.f.write(b)
-with open(sys.argv[1], "wb") as raw:
-    with zipfile.ZipFile(Unseekable(raw), "w", compression=zipfile.ZIP_DEFLATED) as z:
-        with z.open("boot/vmlinuz", "w", force_zip64=True) as f: f.write(b"K" * 100000)
-        with z.open("boot/initrd", "w") as f: f.write(b"I" * 1000)
-        with z.open("manifest.json", "w") as f: f.write(sys.argv[2].encode())
-"#;
-    let t = tempfile::tempdir().unwrap();
-    let p = t.path().join("py.zip");
-    let st = Command::new("python3").arg("-c").arg(py).arg(&p).arg(manifest().to_json()).status();
-    let Ok(st) = st else {
-        eprintln!("python3 not available; skipping");
-        return;
-    };
-    assert!(st.success());
-    let z = std::fs::read(&p).unwrap();
-    let flags = u16::from_le_bytes([z[6], z[7]]);
-    assert_ne!(flags & 0x0008, 0, "expected a data descriptor flag");
+    let z = python_streamed_zip(
+        "ZIP_DEFLATED",
+        &[
+            r#"with z.open("boot/vmlinuz", "w", force_zip64=True) as f: f.write(b"K" * 100000)"#,
+            r#"with z.open("boot/initrd", "w") as f: f.write(b"I" * 1000)"#,
+            r#"with z.open("manifest.json", "w") as f: f.write(MANIFEST)"#,
+        ],
+    );
     let mut a = Archive::open(Cursor::new(&z)).unwrap();
     let m = a.manifest().unwrap();
     let mut k = Vec::new();
@@ -218,23 +195,6 @@ fn mutated_inputs_never_panic() {
     }
 }
 
-/// Replace every occurrence of `from` with `to` (same length) in `z`.
-fn patch_all(z: &mut [u8], from: &[u8], to: &[u8]) -> usize {
-    assert_eq!(from.len(), to.len());
-    let mut n = 0;
-    let mut i = 0;
-    while i + from.len() <= z.len() {
-        if &z[i..i + from.len()] == from {
-            z[i..i + from.len()].copy_from_slice(to);
-            n += 1;
-            i += from.len();
-        } else {
-            i += 1;
-        }
-    }
-    n
-}
-
 /// Two `manifest.json` entries: Go's reader takes the first, the zip crate (and the
 /// first release) the last. The same signed bytes must not mean two things: refused.
 #[test]
@@ -275,21 +235,7 @@ fn local_header_disagreeing_with_the_central_directory_is_refused() {
 /// Go's reader: refused wherever it appears.
 #[test]
 fn unicode_path_extra_fields_are_refused() {
-    use zip::write::{ExtendedFileOptions, FileOptions};
-    let mut zw = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let mut opts = FileOptions::<ExtendedFileOptions>::default();
-    let name = b"boot/vmlinuz";
-    let mut field = vec![1u8];
-    field.extend_from_slice(&crc32fast::hash(name).to_le_bytes());
-    field.extend_from_slice(name);
-    opts.add_extra_field(0x7075, field, false).unwrap();
-    zw.start_file("boot/vmlinuz", opts).unwrap();
-    zw.write_all(&[7u8; 600]).unwrap();
-    zw.start_file("boot/initrd", FileOptions::<ExtendedFileOptions>::default()).unwrap();
-    zw.write_all(b"initrd").unwrap();
-    zw.start_file("manifest.json", FileOptions::<ExtendedFileOptions>::default()).unwrap();
-    zw.write_all(manifest().to_json().as_bytes()).unwrap();
-    let z = zw.finish().unwrap().into_inner();
+    let z = unicode_path_zip(true);
     let e = Archive::open(Cursor::new(&z)).err().expect("refused").to_string();
     assert!(e.contains("Unicode Path"), "{e}");
 }

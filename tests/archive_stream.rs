@@ -8,21 +8,12 @@
 
 use std::io::{Cursor, Read, Write};
 use std::path::Path;
-use std::process::Command;
 
 use stboot::ospkg::archive::{self, Archive};
 use stboot::ospkg::stream::{Limits, Streamed, Unzip};
-use stboot::ospkg::Manifest;
 
-fn manifest() -> Manifest {
-    Manifest {
-        version: 1,
-        label: "t".into(),
-        kernel: "boot/vmlinuz".into(),
-        initramfs: "boot/initrd".into(),
-        cmdline: "console=ttyS0".into(),
-    }
-}
+mod common;
+use common::zips::{manifest, patch_all, python_streamed_zip, unicode_path_zip};
 
 fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -144,24 +135,14 @@ fn own_archives_stream_to_the_same_bytes_in_chunks_of_any_size() {
 /// does too when it cannot seek, and zip64 fields when told to.
 #[test]
 fn data_descriptors_and_zip64_from_another_writer_stream() {
-    let py = r#"
-import sys, zipfile, io
-class Unseekable(io.RawIOBase):
-    def __init__(self, f): self.f = f
-    def writable(self): return True
-    def write(self, b): return self.f.write(b)
-with open(sys.argv[1], "wb") as raw:
-    with zipfile.ZipFile(Unseekable(raw), "w", compression=zipfile.ZIP_DEFLATED) as z:
-        with z.open("boot/vmlinuz", "w", force_zip64=True) as f: f.write(b"K" * 100000)
-        with z.open("boot/initrd", "w") as f: f.write(bytes(range(256)) * 500)
-        with z.open("manifest.json", "w") as f: f.write(sys.argv[2].encode())
-"#;
-    let t = tempfile::tempdir().unwrap();
-    let p = t.path().join("py.zip");
-    let st = Command::new("python3").arg("-c").arg(py).arg(&p).arg(manifest().to_json()).status().unwrap();
-    assert!(st.success());
-    let z = std::fs::read(&p).unwrap();
-    assert_ne!(u16::from_le_bytes([z[6], z[7]]) & 0x0008, 0, "expected a data descriptor");
+    let z = python_streamed_zip(
+        "ZIP_DEFLATED",
+        &[
+            r#"with z.open("boot/vmlinuz", "w", force_zip64=True) as f: f.write(b"K" * 100000)"#,
+            r#"with z.open("boot/initrd", "w") as f: f.write(bytes(range(256)) * 500)"#,
+            r#"with z.open("manifest.json", "w") as f: f.write(MANIFEST)"#,
+        ],
+    );
     assert!(check(&z, "python zip with data descriptors and zip64"));
 }
 
@@ -183,23 +164,7 @@ fn what_cannot_be_streamed_or_read_one_way_is_refused_with_the_reason() {
         assert!(empty(t.path()), "{what}: files left behind");
     }
     // a stored entry with a data descriptor has no end a stream can find
-    let mut stored = Vec::new();
-    {
-        let py = r#"
-import sys, zipfile, io
-class Unseekable(io.RawIOBase):
-    def __init__(self, f): self.f = f
-    def writable(self): return True
-    def write(self, b): return self.f.write(b)
-with open(sys.argv[1], "wb") as raw:
-    with zipfile.ZipFile(Unseekable(raw), "w", compression=zipfile.ZIP_STORED) as z:
-        with z.open("boot/vmlinuz", "w") as f: f.write(b"K" * 1000)
-"#;
-        let t = tempfile::tempdir().unwrap();
-        let p = t.path().join("s.zip");
-        assert!(Command::new("python3").arg("-c").arg(py).arg(&p).status().unwrap().success());
-        stored.extend(std::fs::read(&p).unwrap());
-    }
+    let stored = python_streamed_zip("ZIP_STORED", &[r#"with z.open("boot/vmlinuz", "w") as f: f.write(b"K" * 1000)"#]);
     let t = tempfile::tempdir().unwrap();
     let e = format!("{:#}", stream(&stored, 100, t.path(), Limits::default()).unwrap_err());
     assert!(e.contains("stored with a data descriptor"), "{e}");
@@ -216,22 +181,6 @@ fn the_inflated_total_is_bounded() {
     let e = format!("{:#}", stream(&z, 4096, t.path(), limits).unwrap_err());
     assert!(e.contains("expands past the limit of 1000000 bytes"), "{e}");
     assert!(empty(t.path()));
-}
-
-/// Replace every occurrence of `from` with `to` (same length) in `z`.
-fn patch_all(z: &mut [u8], from: &[u8], to: &[u8]) -> usize {
-    let mut n = 0;
-    let mut i = 0;
-    while i + from.len() <= z.len() {
-        if &z[i..i + from.len()] == from {
-            z[i..i + from.len()].copy_from_slice(to);
-            n += 1;
-            i += from.len();
-        } else {
-            i += 1;
-        }
-    }
-    n
 }
 
 /// The cases the reader of archives on disk refuses as ambiguous (tests/
@@ -260,18 +209,7 @@ fn the_ambiguous_archives_are_refused() {
     let bad: Vec<u8> = old.iter().map(|b| b ^ 0x55).collect();
     assert_eq!(patch_all(&mut crc, &old, &bad), 2);
     // an Info-ZIP Unicode Path field
-    let unicode = {
-        use zip::write::{ExtendedFileOptions, FileOptions};
-        let mut zw = zip::ZipWriter::new(Cursor::new(Vec::new()));
-        let mut o = FileOptions::<ExtendedFileOptions>::default();
-        let mut field = vec![1u8];
-        field.extend_from_slice(&crc32fast::hash(b"boot/vmlinuz").to_le_bytes());
-        field.extend_from_slice(b"boot/vmlinuz");
-        o.add_extra_field(0x7075, field, false).unwrap();
-        zw.start_file("boot/vmlinuz", o).unwrap();
-        zw.write_all(&[7u8; 600]).unwrap();
-        zw.finish().unwrap().into_inner()
-    };
+    let unicode = unicode_path_zip(false);
     for (what, z, want) in [
         ("duplicate names", dup, "two entries are named \"manifest.json\""),
         ("local name differs", renamed, "disagrees with its local header"),
