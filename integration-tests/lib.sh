@@ -278,10 +278,10 @@ boot_qemu() {
     local serial=(-serial "file:$W/$name.console") keys=
     if [ -n "${CTRL_C_AT:-}" ]; then
         rm -f "$W/$name.serial"
-        serial=(-chardev "socket,id=ser0,path=$W/$name.serial,server=on,wait=off,logfile=$W/$name.console"
+        serial=(-chardev "socket,id=ser0,path=$W/$name.serial,server=on,wait=off"
             -serial chardev:ser0)
         python3 "$ROOT/integration-tests/serial-ctrl-c.py" "$W/$name.serial" "$CTRL_C_AT" "${QEMU_TIMEOUT:-150}" \
-            2>"$W/$name.keys.log" &
+            "$W/$name.console" 2>"$W/$name.keys.log" &
         keys=$!
     fi
     timeout "${QEMU_TIMEOUT:-150}" qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 -pidfile "$W/$name.pid" \

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Play the operator at the serial console: connect to QEMU's serial chardev socket,
 wait until the console shows PATTERN, then send Ctrl-C (0x03), and keep reading
-(QEMU must not block on a full socket) until QEMU closes it.
+(QEMU must not block on a full socket) until QEMU closes it. Everything read is
+written to CONSOLE: the chardev's own logfile= is not used, because QEMU logs a
+chunk again when the socket made it retry the write (seen as doubled letters).
 
-usage: serial-ctrl-c.py SOCKET PATTERN [TIMEOUT_SECONDS]
+usage: serial-ctrl-c.py SOCKET PATTERN TIMEOUT_SECONDS CONSOLE
 Prints "sent Ctrl-C" or "pattern not seen" on stderr.
 """
 import socket, sys, time
 
 path, pattern = sys.argv[1], sys.argv[2].encode()
-timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 300
+timeout = float(sys.argv[3])
+console = open(sys.argv[4], "wb", buffering=0)
 end = time.time() + timeout
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 while True:
@@ -29,6 +32,7 @@ while time.time() < end:
         continue
     if not data:
         break
+    console.write(data)
     if not sent:
         seen = (seen + data)[-4096:]
         if pattern in seen:
