@@ -172,10 +172,10 @@ fn client(args: &[String]) {
     let t1 = Instant::now();
     let anchors = stboot::verify::Anchors { roots: std::slice::from_ref(&root), sigsum_policy: None };
     let (now, _) = stboot::verify::effective_now();
-    let pkg = stboot::verify::verify_package(pkg, anchors, stboot::verify::Threshold::AtLeast(2), now)
+    let mut pkg = stboot::verify::verify_package(pkg, anchors, stboot::verify::Threshold::AtLeast(2), now)
         .unwrap_or_else(|r| panic!("{:#}", r.error));
     let t2 = Instant::now();
-    let staged = stboot::boot::stage(&pkg, &stage, stboot::fetch::staging_budget(&stage)).unwrap();
+    let staged = stboot::boot::stage(&mut pkg, &stage, stboot::fetch::staging_budget(&stage)).unwrap();
     let t3 = Instant::now(); // ready to kexec
     stop.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
@@ -335,8 +335,10 @@ http {{ access_log off; sendfile on;
 }
 
 impl Drop for Nginx {
+    /// SIGTERM, so that the master stops its worker too (SIGKILL left it running).
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let _ = self.child.wait();
     }
 }

@@ -1,17 +1,20 @@
-//! Booting the verified OS: extract kernel and initramfs from the verified archive
-//! (read through the handle that was hashed) into private files on the staging
-//! tmpfs, `kexec_file_load` them with the manifest's command line, then
-//! `reboot(LINUX_REBOOT_CMD_KEXEC)`.
+//! Booting the verified OS: take the kernel and initramfs the archive was unpacked
+//! into while it downloaded, or extract them from the verified archive file (read
+//! through the handle that was hashed), into private files on the staging tmpfs;
+//! `kexec_file_load` them, through read-only handles on those same open files, with
+//! the manifest's command line; then `reboot(LINUX_REBOOT_CMD_KEXEC)`.
 //!
 //! The types carry the order: [`stage`] takes only a [`VerifiedOsPackage`], [`load`]
 //! only what [`stage`] made, and [`execute`] only what [`load`] made.
 
 use std::fs::File;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use crate::ospkg::package::ArchiveData;
 use crate::sys;
 use crate::verify::VerifiedOsPackage;
 
@@ -24,28 +27,33 @@ pub struct Staged {
     cmdline: String,
 }
 
-/// A file stboot wrote, known by its inode so that what is loaded is what was written.
+/// A file stboot wrote, held open read-only from the moment its writer closed, so
+/// that what is loaded is what was written: nothing re-opens it by name.
 #[derive(Debug)]
 struct StagedFile {
     path: PathBuf,
-    dev: u64,
-    ino: u64,
+    file: File,
+}
+
+/// The same open file as `f` (its inode, whatever its name now points to), opened
+/// anew through /proc/self/fd with `opts`.
+fn reopen(f: &File, opts: &mut std::fs::OpenOptions, path: &Path) -> Result<File> {
+    opts.open(format!("/proc/self/fd/{}", f.as_raw_fd()))
+        .with_context(|| format!("re-opening {} through /proc/self/fd (is /proc mounted?)", path.display()))
 }
 
 impl StagedFile {
-    /// Open the staged file read-only (kexec_file_load refuses a file that is open
-    /// for writing anywhere) and check it is the inode that was written.
+    /// `writer`, which wrote `path`, is closed; a read-only handle on the same file
+    /// takes its place (kexec_file_load refuses a file that is open for writing).
+    fn from_written(writer: File, path: PathBuf) -> Result<Self> {
+        let file = reopen(&writer, std::fs::OpenOptions::new().read(true), &path)?;
+        drop(writer);
+        Ok(Self { path, file })
+    }
+
+    /// A handle for kexec_file_load (which reads from offset 0).
     fn open(&self) -> Result<File> {
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&self.path)
-            .with_context(|| format!("opening {}", self.path.display()))?;
-        let m = f.metadata().with_context(|| format!("reading {}", self.path.display()))?;
-        if (m.dev(), m.ino()) != (self.dev, self.ino) {
-            bail!("{} was replaced after staging; refusing to load it", self.path.display());
-        }
-        Ok(f)
+        self.file.try_clone().with_context(|| format!("duplicating the handle on {}", self.path.display()))
     }
 }
 
@@ -61,15 +69,8 @@ impl Staged {
     /// bytes.
     pub fn append_to_initramfs(&self, cpio: &[u8]) -> Result<()> {
         let p = &self.initramfs.path;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(p)
-            .with_context(|| format!("opening {}", p.display()))?;
+        let mut f = reopen(&self.initramfs.file, std::fs::OpenOptions::new().append(true), p)?;
         let m = f.metadata().with_context(|| format!("reading {}", p.display()))?;
-        if (m.dev(), m.ino()) != (self.initramfs.dev, self.initramfs.ino) {
-            bail!("{} was replaced after staging; refusing to touch it", p.display());
-        }
         if let Err(e) = crate::handoff::append(&mut f, cpio) {
             let _ = f.set_len(m.len());
             return Err(explain_write(anyhow::Error::new(e), p)).context("appending the handoff archive");
@@ -78,28 +79,46 @@ impl Staged {
     }
 }
 
-/// Extract the entries the manifest names into `dir`. `limit` caps each entry.
-pub fn stage(pkg: &VerifiedOsPackage, dir: &Path, limit: u64) -> Result<Staged> {
-    let m = pkg.manifest();
-    let mut a = pkg.archive()?;
-    let mut write = |name: &str, file: &str| -> Result<StagedFile> {
-        let path = dir.join(file);
-        let _ = std::fs::remove_file(&path);
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        let staged = {
-            let md = out.metadata().with_context(|| format!("reading {}", path.display()))?;
-            StagedFile { path: path.clone(), dev: md.dev(), ino: md.ino() }
-        };
-        a.extract(name, limit, &mut out).map_err(|e| explain_write(e, &path))?;
-        Ok(staged) // `out` is closed here: a writer makes kexec_file_load fail with ETXTBSY
+/// The kernel and initramfs the manifest names, as private files in `dir`: taken
+/// from the entries a streamed archive was unpacked into (the others are removed
+/// now), or extracted from the archive file, `limit` capping each entry.
+pub fn stage(pkg: &mut VerifiedOsPackage, dir: &Path, limit: u64) -> Result<Staged> {
+    let m = pkg.manifest().clone();
+    let (kernel, initramfs) = match pkg.archive_data() {
+        ArchiveData::Streamed(s) => {
+            if m.kernel == m.initramfs {
+                bail!("archive: the manifest names the entry {:?} as both kernel and initramfs", m.kernel);
+            }
+            let mut take = |name: &str| -> Result<StagedFile> {
+                let mut e = s.entries.take(name).ok_or_else(|| anyhow!("archive: no entry named {name:?}"))?;
+                let (f, path) = e.file.take().ok_or_else(|| anyhow!("archive: entry {name:?} is a directory"))?;
+                StagedFile::from_written(f, path)
+            };
+            let staged = (take(&m.kernel)?, take(&m.initramfs)?);
+            s.entries.entries.clear(); // the manifest and directories: removed now
+            staged
+        }
+        ArchiveData::File(f) => {
+            let mut a = f.open()?;
+            let mut write = |name: &str, file: &str| -> Result<StagedFile> {
+                let path = dir.join(file);
+                let _ = std::fs::remove_file(&path);
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&path)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                if let Err(e) = a.extract(name, limit, &mut out) {
+                    let _ = std::fs::remove_file(&path);
+                    return Err(explain_write(e, &path));
+                }
+                StagedFile::from_written(out, path)
+            };
+            (write(&m.kernel, "kernel")?, write(&m.initramfs, "initramfs")?)
+        }
     };
-    let kernel = write(&m.kernel, "kernel")?;
-    let initramfs = write(&m.initramfs, "initramfs")?;
     Ok(Staged { kernel, initramfs, cmdline: m.cmdline.clone() })
 }
 

@@ -16,7 +16,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -229,55 +229,53 @@ fn check<'a>(format: Format, ids: Option<&'a Identities>, what: &str) -> Result<
     }
 }
 
-/// A downloaded archive after [`archive`].
-#[derive(Debug)]
-pub enum Archive {
-    /// It was not encrypted: the download itself.
-    Plain(File),
-    /// The plaintext, its SHA-256 and length.
-    Decrypted { file: File, sha256: [u8; 32], len: u64 },
+/// Whether the first bytes of a download are an age file (binary or armored).
+pub fn is_age(head: &[u8]) -> bool {
+    encryption(head).is_some()
 }
 
-/// The archive downloaded to `file`: if it is an age file, decrypt it into
-/// `plain_path` (hashing the plaintext, at most `limit` bytes).
-pub fn archive(mut file: File, ids: Option<&Identities>, what: &str, plain_path: &Path, limit: u64) -> Result<Archive> {
+/// The age file downloaded to `file`, decrypted into `out` (the one-pass unzip,
+/// [`crate::ospkg::stream`]) and hashed: the SHA-256 and length of the plaintext, at
+/// most `limit` bytes. A write error of `out` (the archive refused while it
+/// unpacked) is returned as it is.
+pub fn archive(
+    mut file: File,
+    ids: Option<&Identities>,
+    what: &str,
+    out: &mut dyn Write,
+    limit: u64,
+) -> Result<([u8; 32], u64)> {
     let mut head = [0u8; 64];
     file.seek(SeekFrom::Start(0)).context("rewinding the downloaded archive")?;
     let n = read_up_to(&mut file, &mut head).context("reading the downloaded archive")?;
     let Some(format) = encryption(&head[..n]) else {
-        return Ok(Archive::Plain(file));
+        bail!("{what}: not an age file");
     };
     let ids = check(format, ids, what)?;
     file.seek(SeekFrom::Start(0)).context("rewinding the downloaded archive")?;
     let reader = ids.decryptor(BufReader::with_capacity(64 * 1024, &file), what)?;
     let mut hashed = crate::io::Hash::new(crate::io::Limit::new(reader, limit));
-    let mut out = create_private(plain_path)?;
-    let copied = crate::io::copy(&mut hashed, &mut out);
-    let fail = |e| {
-        let _ = std::fs::remove_file(plain_path);
-        e
-    };
-    match copied {
+    match crate::io::copy(&mut hashed, out) {
         Ok(()) => {}
         Err(crate::io::CopyError::Read(e)) => {
             if let Some(l) = crate::io::cause::<crate::io::LimitExceeded>(&e) {
-                return Err(fail(anyhow::anyhow!("{what}: the decrypted archive is {l}")));
+                bail!("{what}: the decrypted archive is {l}");
             }
             let mut f = ids.failure(what, &age::DecryptError::Io(e));
             if let FailureKind::Corrupt(reason) = &mut f.kind {
                 *reason = format!("{reason} after {} bytes of good plaintext", hashed.len());
             }
-            return Err(fail(f.into()));
+            return Err(f.into());
         }
         Err(crate::io::CopyError::Write(e)) => {
-            return Err(fail(anyhow::anyhow!("{what}: writing the plaintext to {}: {e}", plain_path.display())));
+            return Err(anyhow::Error::new(e).context(format!("{what}: unpacking the plaintext")))
         }
     }
     let (sha256, len) = hashed.finish();
     if len == 0 {
-        return Err(fail(anyhow::anyhow!("{what}: the decrypted archive is empty")));
+        bail!("{what}: the decrypted archive is empty");
     }
-    Ok(Archive::Decrypted { file: out, sha256, len })
+    Ok((sha256, len))
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -289,10 +287,6 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-fn create_private(path: &Path) -> Result<File> {
-    crate::files::create_private(path).with_context(|| format!("creating {}", path.display()))
 }
 
 #[cfg(test)]
@@ -366,7 +360,7 @@ mod tests {
     }
 
     #[test]
-    fn archive_is_decrypted_file_to_file_and_hashed() {
+    fn archive_is_decrypted_into_a_sink_and_hashed() {
         use sha2::Digest;
         let dir = tempfile::tempdir().unwrap();
         let k = x25519::Identity::generate();
@@ -375,28 +369,22 @@ mod tests {
         let cpath = dir.path().join("c");
         std::fs::write(&cpath, &ct).unwrap();
         let open = || File::open(&cpath).unwrap();
-        let ppath = dir.path().join("p");
-        let Archive::Decrypted { file: mut pf, sha256: sha, len } =
-            archive(open(), Some(&ids(&[&k])), "archive a", &ppath, 1 << 30).unwrap()
-        else {
-            panic!("not decrypted")
-        };
-        assert_eq!((sha, len), (sha2::Sha256::digest(&plain).into(), plain.len() as u64));
         let mut back = Vec::new();
-        pf.seek(SeekFrom::Start(0)).unwrap();
-        pf.read_to_end(&mut back).unwrap();
+        let (sha, len) = archive(open(), Some(&ids(&[&k])), "archive a", &mut back, 1 << 30).unwrap();
+        assert_eq!((sha, len), (sha2::Sha256::digest(&plain).into(), plain.len() as u64));
         assert_eq!(back, plain);
-        // truncated ciphertext: refused, nothing left behind
+        assert!(is_age(&ct) && !is_age(b"PK\x03\x04"));
+        // truncated ciphertext: refused as corrupt
         std::fs::write(&cpath, &ct[..ct.len() - 100]).unwrap();
-        let e = archive(open(), Some(&ids(&[&k])), "archive a", &ppath, 1 << 30).unwrap_err();
+        let e = archive(open(), Some(&ids(&[&k])), "archive a", &mut Vec::new(), 1 << 30).unwrap_err();
         assert!(matches!(e.downcast_ref::<DecryptFailure>().unwrap().kind, FailureKind::Corrupt(_)), "{e}");
-        assert!(!ppath.exists());
         // over the limit
         std::fs::write(&cpath, &ct).unwrap();
-        let e = archive(open(), Some(&ids(&[&k])), "archive a", &ppath, 1000).unwrap_err();
+        let e = archive(open(), Some(&ids(&[&k])), "archive a", &mut Vec::new(), 1000).unwrap_err();
         assert!(e.to_string().contains("more than the limit of 1000 bytes"), "{e}");
         // not encrypted
         std::fs::write(&cpath, b"PK\x03\x04").unwrap();
-        assert!(matches!(archive(open(), Some(&ids(&[&k])), "archive a", &ppath, 1000).unwrap(), Archive::Plain(_)));
+        let e = archive(open(), Some(&ids(&[&k])), "archive a", &mut Vec::new(), 1000).unwrap_err();
+        assert!(e.to_string().contains("not an age file"), "{e}");
     }
 }

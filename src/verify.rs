@@ -21,8 +21,8 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{ASN1Time, FromDer};
 
-use crate::ospkg::package::Unverified;
-use crate::ospkg::{Archive, Descriptor, Manifest};
+use crate::ospkg::package::{ArchiveData, Unverified};
+use crate::ospkg::{Descriptor, Manifest};
 
 pub mod sigsum;
 
@@ -277,9 +277,10 @@ impl VerifiedOsPackage {
     pub fn descriptor_bytes(&self) -> &[u8] {
         &self.pkg.descriptor_bytes
     }
-    /// The verified archive, read through the handle that was hashed.
-    pub fn archive(&self) -> Result<Archive<std::io::BufReader<&std::fs::File>>> {
-        self.pkg.archive.open()
+    /// The verified archive: the handle that was hashed, or the entries it was
+    /// unpacked into while it was hashed (which staging takes out).
+    pub fn archive_data(&mut self) -> &mut crate::ospkg::package::ArchiveData {
+        &mut self.pkg.archive
     }
 }
 
@@ -313,7 +314,10 @@ pub fn verify_package<'a>(
         let error = anyhow::anyhow!("not enough valid signatures: {}", report.summary());
         return Err(Rejected { report: Some(report), error });
     }
-    let manifest = pkg.archive.open().and_then(|mut a| a.manifest_checked());
+    let manifest = match &pkg.archive {
+        ArchiveData::File(f) => f.open().and_then(|mut a| a.manifest_checked()),
+        ArchiveData::Streamed(s) => s.entries.manifest_checked(),
+    };
     match manifest {
         Ok(manifest) => Ok(VerifiedOsPackage { pkg, report, manifest }),
         Err(error) => Err(Rejected { report: Some(report), error }),

@@ -440,6 +440,54 @@ fn verify_applies_every_check_stboot_applies() {
     assert!(!o.status.success() && text(&o).contains("does not name a .zip"), "{}", text(&o));
     let o = make("elf", "vmlinux", "elf.zip");
     assert!(!o.status.success() && text(&o).contains("not an x86 bzImage"), "{}", text(&o));
+    // a valid zip that stboot's one-pass reader of downloads cannot read: the same
+    // entries rewritten by Python's zipfile, stored, into a stream it cannot seek
+    // (so with data descriptors, whose end a stream cannot find)
+    ok(
+        d,
+        &["ospkg", "create", "-kernel", "vmlinuz", "-initramfs", "initrd.cpio", "-url", "stored.zip", "-out", "stored"],
+    );
+    let py = r#"
+import sys, zipfile, io
+class Unseekable(io.RawIOBase):
+    def __init__(self, f): self.f = f
+    def writable(self): return True
+    def write(self, b): return self.f.write(b)
+src = zipfile.ZipFile(sys.argv[1])
+entries = [(i.filename, src.read(i)) for i in src.infolist() if not i.is_dir()]
+with open(sys.argv[1], "wb") as raw:
+    with zipfile.ZipFile(Unseekable(raw), "w", compression=zipfile.ZIP_STORED) as z:
+        for name, data in entries:
+            with z.open(name, "w") as f: f.write(data)
+"#;
+    let (good, out) = tool(d, "python3", &["-c", py, "stored.zip"]);
+    assert!(good, "{out}");
+    ok(d, &["ospkg", "sign", "-key", "leaf.key", "-cert", "leaf.pem", "-ospkg", "stored"]);
+    let o = stmgr(d, &["ospkg", "verify", "-trustPolicy", tp.to_str().unwrap(), "-ospkg", "stored"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("REJECTED: stored.zip: archive: entry \"boot/vmlinuz\" is stored with a data descriptor"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("rebuild the package with `stmgr ospkg create`"), "{}", text(&o));
+    assert!(text(&o).contains("(stboot unpacks a downloaded archive while it arrives)"), "{}", text(&o));
+    // the initramfs fetch method reads packages from files, through the directory
+    let tpi = d.join("tpi");
+    std::fs::create_dir(&tpi).unwrap();
+    std::fs::write(
+        tpi.join("trust_policy.json"),
+        r#"{"ospkg_signature_threshold": 1, "ospkg_fetch_method": "initramfs"}"#,
+    )
+    .unwrap();
+    std::fs::copy(tp.join("ospkg_signing_root.pem"), tpi.join("ospkg_signing_root.pem")).unwrap();
+    ok(d, &["ospkg", "verify", "-trustPolicy", tpi.to_str().unwrap(), "-ospkg", "stored"]);
+    // without a trust policy the fetch method is unknown: accepted, with a warning
+    let out = ok(d, &["ospkg", "verify", "-rootCerts", "rootcert.pem", "-ospkg", "stored"]);
+    assert!(
+        out.contains("stored with a data descriptor") && out.contains("stboot refuses it when it downloads it"),
+        "{out}"
+    );
     std::fs::copy(d.join("initrd.cpio"), d.join("sub-initrd")).unwrap();
     std::fs::create_dir(d.join("k")).unwrap();
     std::fs::copy(d.join("vmlinuz"), d.join("k/initrd.cpio")).unwrap();

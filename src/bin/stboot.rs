@@ -422,7 +422,7 @@ impl Boot {
     /// Verify, stage, load, measure and jump. A failure before the measurement can
     /// be followed by another package; one after it cannot (`fatal`).
     fn boot_package(&self, pkg: Unverified, trust: &TrustConfig, tl: &mut Timeline) -> Result<(), Failure> {
-        let pkg = tl.step("verify", || verify_logged(pkg, trust))?;
+        let mut pkg = tl.step("verify", || verify_logged(pkg, trust))?;
         info!("OS package {} ({} bytes)", pkg.origin(), pkg.archive_len());
         let m = pkg.manifest();
         info!(
@@ -434,7 +434,7 @@ impl Boot {
         );
         let budget = fetch::staging_budget(&self.stage_dir);
         let staged = tl
-            .step("stage", || boot::stage(&pkg, &self.stage_dir, budget))
+            .step("stage", || boot::stage(&mut pkg, &self.stage_dir, budget))
             .map_err(|e| Failure::new(Step::Stage, e))?;
         let mut measurements = stboot::measure::for_package(&pkg, trust);
         if self.mode.dry_run() {

@@ -1,6 +1,10 @@
 //! Fetching the OS package over the network: for one provisioning URL, the descriptor,
-//! then the archive it points to, streamed into the staging tmpfs while it is hashed.
-//! The archive never sits in the heap. HTTPS trusts only the pinned TLS roots.
+//! then the archive it points to, hashed and unpacked in one pass while it streams in
+//! ([`crate::ospkg::stream`]): its entries land in private files on the staging tmpfs,
+//! and neither the zip nor any entry sits in the heap. Nothing unpacked is used
+//! before the signatures over the hash verify. An age-encrypted archive is kept as
+//! ciphertext until it is complete, then decrypted through the same one-pass unzip.
+//! HTTPS trusts only the pinned TLS roots.
 //!
 //! * [`http`]: one GET with typed errors ([`FetchError`]) and the stall timeout;
 //! * [`retry`]: how often one URL is tried again, by failure class;
@@ -14,6 +18,7 @@ pub mod http;
 pub mod retry;
 
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +32,8 @@ pub use retry::{RetryPolicy, UrlBudget};
 
 use crate::decrypt;
 use crate::ospkg::descriptor::MAX_DESCRIPTOR_BYTES;
-use crate::ospkg::package::{ArchiveFile, Origin, Unverified};
+use crate::ospkg::package::{ArchiveData, Origin, StreamedArchive, Unverified};
+use crate::ospkg::stream::{self, Unzip};
 use crate::ospkg::Descriptor;
 
 /// Timeouts and bounds of the fetch step.
@@ -79,7 +85,7 @@ impl Fetcher {
         let mut budget = UrlBudget::new(self.settings.retry, self.settings.deadline);
         let (descriptor, descriptor_bytes, descriptor_at) = self.descriptor(url, &mut budget)?;
         let archive_url = archive_url(&descriptor, &descriptor_at)?;
-        let path = self.stage_dir.join(format!("ospkg-{index}.zip"));
+        let path = self.stage_dir.join(format!("ospkg-{index}.age"));
         let archive = self.archive(&archive_url, &path, &mut budget)?;
         let origin = Origin::Network { descriptor: redact(&descriptor_at), archive: redact(&archive_url) };
         Ok(Unverified { origin, descriptor, descriptor_bytes, archive })
@@ -112,21 +118,30 @@ impl Fetcher {
         Ok((d, bytes, dl.url))
     }
 
-    fn archive(&self, url: &Url, path: &Path, budget: &mut UrlBudget) -> Result<ArchiveFile> {
+    /// Bounds for unpacking one archive: everything inflated may take what the
+    /// archive may.
+    fn unzip_limits(&self) -> stream::Limits {
+        stream::Limits { total: self.settings.max_archive, ..stream::Limits::default() }
+    }
+
+    /// Download the archive, unpacking it on the way (or keeping an age file's
+    /// ciphertext in `cipher_path`, then decrypting it through the unzip).
+    fn archive(&self, url: &Url, cipher_path: &Path, budget: &mut UrlBudget) -> Result<ArchiveData> {
         info!("Downloading {}", redact(url));
         let dl = budget
             .run(
                 || {
-                    let mut f = create_private(path)?;
-                    let dl = self.client.download(url, self.settings.max_archive, &mut f, &mut |n, total, t| {
+                    let mut sink = Sink::new(&self.stage_dir, cipher_path, self.unzip_limits());
+                    let dl = self.client.download(url, self.settings.max_archive, &mut sink, &mut |n, total, t| {
                         info!("{}", progress(n, total, t))
                     });
                     match dl {
-                        Ok(dl) => Ok((f, dl)),
-                        Err(e) => {
-                            let _ = std::fs::remove_file(path);
-                            Err(e)
+                        Ok(dl) => Ok((sink, dl)),
+                        // the archive refused while it unpacked: say why (not retried)
+                        Err(FetchError::Local(_)) if sink.refusal().is_some() => {
+                            Err(FetchError::Local(sink.refusal().unwrap_or_default().to_string()))
                         }
+                        Err(e) => Err(e),
                     }
                 },
                 |e, n, wait| retry_line("archive", url, e, n, wait),
@@ -140,31 +155,129 @@ impl Fetcher {
                     e
                 }
             })?;
-        let (file, dl) = dl;
+        let (sink, dl) = dl;
         if dl.url != *url {
             info!("archive redirected to {}", redact(&dl.url));
         }
-        info!("archive: {} bytes", dl.len);
         let what = format!("archive {}", redact(&dl.url));
         let ids = self.identities.as_deref();
-        let plain_path = path.with_extension("plain.zip");
-        let remove_download = |e| {
-            let _ = std::fs::remove_file(path);
-            e
-        };
-        match decrypt::archive(file, ids, &what, &plain_path, self.settings.max_archive).map_err(remove_download)? {
-            decrypt::Archive::Plain(file) => {
+        match sink.finish()? {
+            Finished::Unpacked(unzip) => {
+                let entries = unzip.finish().with_context(|| what.clone())?;
+                info!("{what}: {} bytes, unpacked while downloading into {} bytes", dl.len, entries.size());
                 if ids.is_some() {
                     warn!("{what} is not encrypted, although decryption identities are configured");
                 }
-                Ok(ArchiveFile::downloaded(file, dl.sha256, dl.len, path.to_path_buf()))
+                Ok(ArchiveData::Streamed(StreamedArchive { entries, sha256: dl.sha256, len: dl.len }))
             }
-            decrypt::Archive::Decrypted { file, sha256, len } => {
-                // the ciphertext goes as soon as the plaintext is complete
-                let _ = std::fs::remove_file(path);
-                info!("{what}: decrypted to {len} bytes");
-                Ok(ArchiveFile::downloaded(file, sha256, len, plain_path))
+            Finished::Ciphertext(file) => {
+                info!("{what}: {} bytes, age-encrypted", dl.len);
+                let mut unzip = Unzip::new(&self.stage_dir, self.unzip_limits());
+                let r = decrypt::archive(file, ids, &what, &mut unzip, self.settings.max_archive);
+                // the ciphertext goes as soon as the plaintext is unpacked
+                let _ = std::fs::remove_file(cipher_path);
+                let (sha256, len) = match r {
+                    Ok(v) => v,
+                    Err(e) => match unzip.error() {
+                        Some(why) => return Err(anyhow::anyhow!("{what}: {why}")),
+                        None => return Err(e),
+                    },
+                };
+                let entries = unzip.finish().with_context(|| what.clone())?;
+                info!("{what}: decrypted to {len} bytes, unpacked into {} bytes", entries.size());
+                Ok(ArchiveData::Streamed(StreamedArchive { entries, sha256, len }))
             }
+        }
+    }
+}
+
+/// Where a downloading archive goes, decided by its first bytes: an age file is kept
+/// as ciphertext (it can only be unpacked after decryption), anything else is
+/// unpacked as it arrives.
+struct Sink<'a> {
+    dir: &'a Path,
+    cipher_path: &'a Path,
+    limits: stream::Limits,
+    head: Vec<u8>,
+    target: Option<Target>,
+}
+
+enum Target {
+    Unzip(Box<Unzip>),
+    Cipher(File),
+}
+
+enum Finished {
+    Unpacked(Box<Unzip>),
+    Ciphertext(File),
+}
+
+/// Bytes that tell an age file (binary or armored) from a zip.
+const SNIFF: usize = 40;
+
+impl<'a> Sink<'a> {
+    fn new(dir: &'a Path, cipher_path: &'a Path, limits: stream::Limits) -> Self {
+        Self { dir, cipher_path, limits, head: Vec::new(), target: None }
+    }
+
+    fn decide(&mut self) -> std::io::Result<()> {
+        let target = if decrypt::is_age(&self.head) {
+            Target::Cipher(crate::files::create_private(self.cipher_path)?)
+        } else {
+            Target::Unzip(Box::new(Unzip::new(self.dir, self.limits)))
+        };
+        let head = std::mem::take(&mut self.head);
+        let target = self.target.insert(target);
+        match target {
+            Target::Unzip(u) => u.write_all(&head),
+            Target::Cipher(f) => f.write_all(&head),
+        }
+    }
+
+    /// Why the unzip refused the archive, if it did.
+    fn refusal(&self) -> Option<&str> {
+        match &self.target {
+            Some(Target::Unzip(u)) => u.error(),
+            _ => None,
+        }
+    }
+
+    fn finish(mut self) -> Result<Finished> {
+        if self.target.is_none() {
+            self.decide()?;
+        }
+        Ok(match self.target.take() {
+            Some(Target::Unzip(u)) => Finished::Unpacked(u),
+            Some(Target::Cipher(f)) => Finished::Ciphertext(f),
+            None => unreachable!("decided above"),
+        })
+    }
+}
+
+impl std::io::Write for Sink<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.target.is_none() {
+            self.head.extend_from_slice(data);
+            if self.head.len() >= SNIFF {
+                self.decide()?;
+            }
+            return Ok(data.len());
+        }
+        match self.target.as_mut().expect("decided") {
+            Target::Unzip(u) => u.write(data),
+            Target::Cipher(f) => f.write(data),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Sink<'_> {
+    fn drop(&mut self) {
+        if let Some(Target::Cipher(_)) = self.target {
+            let _ = std::fs::remove_file(self.cipher_path);
         }
     }
 }
@@ -189,10 +302,6 @@ pub fn archive_url(d: &Descriptor, descriptor_url: &Url) -> Result<Url> {
         let _ = u.set_password(None);
     }
     Ok(u)
-}
-
-fn create_private(path: &Path) -> Result<File, FetchError> {
-    crate::files::create_private(path).map_err(|e| FetchError::Local(format!("creating {}: {e}", path.display())))
 }
 
 fn retry_line(what: &str, url: &Url, e: &FetchError, attempt: u32, wait: Duration) {
@@ -254,27 +363,37 @@ fn tmpfs_free(stage_dir: &Path) -> Option<u64> {
 }
 
 /// Bytes one package's archive may take, and why, before anything is downloaded.
-/// The archive and the kernel and initramfs extracted from it are on the staging
-/// tmpfs at the same time, and extracted entries are at least as large as the
-/// archive's share of them: so at most half of the tmpfs's free space, and at most
-/// half of MemAvailable (tmpfs pages are memory).
+/// The archive is unpacked while it downloads and not kept, so its entries (at least
+/// as large as the archive) are what the staging tmpfs must hold: at most its free
+/// space. And `kexec_file_load` then reads kernel and initramfs into a buffer of its
+/// own and copies that into the new kernel's segments, so the memory they need is
+/// three times their size: at most a third of MemAvailable, less a reserve of
+/// [`KEXEC_RESERVE`] for the kernel's allocations (measured with scripts/min-ram.sh:
+/// docs/design.md).
 pub fn archive_budget(stage_dir: &Path) -> (u64, String) {
     budget_from(mem_available(), tmpfs_free(stage_dir), stage_dir)
 }
 
+/// What MemAvailable must keep beyond three copies of kernel and initramfs: a 150
+/// MiB package failed `kexec_file_load` with ENOMEM with 35 MiB to spare and booted
+/// with 67 MiB (QEMU, 544 and 576 MiB guests).
+pub const KEXEC_RESERVE: u64 = 64 << 20;
+
 fn budget_from(mem: Option<u64>, free: Option<u64>, stage_dir: &Path) -> (u64, String) {
     const MIB: u64 = 1 << 20;
     let mem = mem.unwrap_or(1 << 30);
+    let for_kexec = mem.saturating_sub(KEXEC_RESERVE) / 3;
     let bytes = match free {
-        Some(f) => (mem / 2).min(f / 2),
-        None => mem / 2,
+        Some(f) => for_kexec.min(f),
+        None => for_kexec,
     };
-    let free = free.map(|f| format!("{} MiB free on the staging tmpfs {}", f / MIB, stage_dir.display()));
+    let free = free.map(|f| format!("the {} MiB free on the staging tmpfs {}", f / MIB, stage_dir.display()));
     let why = format!(
-        "at most {} MiB: half of the less of {} and MemAvailable {} MiB, because the archive and the kernel and initramfs extracted from it are there at the same time",
+        "at most {} MiB: the less of {} (the unpacked kernel and initramfs live there) and a third of MemAvailable {} MiB less {} MiB (kexec_file_load reads them into a buffer and copies that into the new kernel's memory)",
         bytes / MIB,
         free.unwrap_or_else(|| "(the staging tmpfs's size is unknown)".into()),
         mem / MIB,
+        KEXEC_RESERVE / MIB,
     );
     (bytes, why)
 }
@@ -320,16 +439,24 @@ mod tests {
     }
 
     #[test]
-    fn the_archive_budget_leaves_room_for_extraction() {
+    fn the_archive_budget_leaves_room_for_the_unpacked_files_and_kexec() {
         const MIB: u64 = 1 << 20;
-        // 640 MiB guest: tmpfs of 320 MiB, ~560 MiB available; a 150 MB package must
-        // be refused before its download, not fail on a full tmpfs after it
-        let (bytes, why) = budget_from(Some(560 * MIB), Some(320 * MIB), Path::new("/tmp/stboot"));
-        assert_eq!(bytes, 160 * MIB);
-        assert!(bytes < 150_000_000 * 2);
-        assert!(why.starts_with("at most 160 MiB: half of the less of 320 MiB free on the staging tmpfs /tmp/stboot and MemAvailable 560 MiB"), "{why}");
-        assert_eq!(budget_from(Some(100 * MIB), Some(320 * MIB), Path::new("/x")).0, 50 * MIB);
-        assert_eq!(budget_from(None, None, Path::new("/x")).0, 512 * MIB);
+        // the QEMU guests of scripts/min-ram.sh with a 158 MiB package: 576 MiB
+        // (MemAvailable 541 MiB, tmpfs 278 MiB free) boots it, 544 MiB (509 MiB,
+        // 262 MiB) fails in kexec_file_load, so it must be refused before the download
+        let pkg = 165_490_530;
+        let (bytes, why) = budget_from(Some(541 * MIB), Some(278 * MIB), Path::new("/tmp/stboot"));
+        assert!(bytes >= pkg, "{why}");
+        assert!(
+            why.starts_with("at most 159 MiB: the less of the 278 MiB free on the staging tmpfs /tmp/stboot"),
+            "{why}"
+        );
+        assert!(why.contains("a third of MemAvailable 541 MiB less 64 MiB"), "{why}");
+        assert!(budget_from(Some(509 * MIB), Some(262 * MIB), Path::new("/x")).0 < pkg);
+        // plenty of memory: the tmpfs decides
+        assert_eq!(budget_from(Some(4000 * MIB), Some(320 * MIB), Path::new("/x")).0, 320 * MIB);
+        assert_eq!(budget_from(Some(10 * MIB), Some(320 * MIB), Path::new("/x")).0, 0);
+        assert_eq!(budget_from(None, None, Path::new("/x")).0, 320 * MIB);
     }
 
     #[test]

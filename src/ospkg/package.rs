@@ -1,7 +1,9 @@
 //! A package as it arrives, before anyone has checked its signatures: the descriptor
-//! and an open handle on the archive bytes whose SHA-256 was taken while they were
-//! read. Only [`crate::verify::verify_package`] turns it into something that can be
-//! staged and booted.
+//! and the archive, either as an open handle on its bytes (packages from files) or as
+//! the entries it was unpacked into while it downloaded ([`super::stream`]), with the
+//! SHA-256 of its bytes taken while they were read. Only
+//! [`crate::verify::verify_package`] turns it into something that can be staged and
+//! booted.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -66,11 +68,6 @@ impl ArchiveFile {
         Ok(Self { file, sha256, len, remove_on_drop: None })
     }
 
-    /// A download that `crate::fetch` wrote to `path` through `file` while hashing it.
-    pub(crate) fn downloaded(file: File, sha256: [u8; 32], len: u64, path: PathBuf) -> Self {
-        Self { file, sha256, len, remove_on_drop: Some(path) }
-    }
-
     pub fn sha256(&self) -> &[u8; 32] {
         &self.sha256
     }
@@ -106,6 +103,44 @@ impl Drop for ArchiveFile {
     }
 }
 
+/// An archive that was unpacked while it streamed in: its entries in private files
+/// on the staging tmpfs, and the SHA-256 and length of the archive bytes they came
+/// from. The zip itself was not kept.
+#[derive(Debug)]
+pub struct StreamedArchive {
+    pub entries: super::stream::Streamed,
+    pub sha256: [u8; 32],
+    pub len: u64,
+}
+
+/// The archive of a package: its bytes in a file, or its entries unpacked in one pass.
+#[derive(Debug)]
+pub enum ArchiveData {
+    File(ArchiveFile),
+    Streamed(StreamedArchive),
+}
+
+impl ArchiveData {
+    /// SHA-256 of the archive bytes: what the signatures are over.
+    pub fn sha256(&self) -> &[u8; 32] {
+        match self {
+            ArchiveData::File(f) => f.sha256(),
+            ArchiveData::Streamed(s) => &s.sha256,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        match self {
+            ArchiveData::File(f) => f.len(),
+            ArchiveData::Streamed(s) => s.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A package nobody has verified yet.
 #[derive(Debug)]
 pub struct Unverified {
@@ -113,7 +148,7 @@ pub struct Unverified {
     pub descriptor: Descriptor,
     /// The descriptor bytes as received (they are measured).
     pub descriptor_bytes: Vec<u8>,
-    pub archive: ArchiveFile,
+    pub archive: ArchiveData,
 }
 
 impl Unverified {
@@ -121,7 +156,7 @@ impl Unverified {
     pub fn from_files(paths: &PackagePaths) -> Result<Self> {
         let (descriptor, descriptor_bytes) = super::read_descriptor(&paths.descriptor)?;
         let f = File::open(&paths.archive).with_context(|| format!("opening {}", paths.archive.display()))?;
-        let archive = ArchiveFile::hash(f, &paths.archive)?;
+        let archive = ArchiveData::File(ArchiveFile::hash(f, &paths.archive)?);
         let origin = Origin::Files { descriptor: paths.descriptor.clone(), archive: paths.archive.clone() };
         Ok(Self { origin, descriptor, descriptor_bytes, archive })
     }

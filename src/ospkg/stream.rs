@@ -23,6 +23,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use flate2::{Decompress, FlushDecompress, Status};
 
+use super::archive::{is_bzimage, MAX_MANIFEST_BYTES};
+use super::manifest::{Manifest, MANIFEST_NAME};
+
 const LOCAL: u32 = 0x0403_4b50;
 const CENTRAL: u32 = 0x0201_4b50;
 const DESCRIPTOR: u32 = 0x0807_4b50;
@@ -93,6 +96,50 @@ impl Streamed {
 
     pub fn get(&self, name: &str) -> Option<&Entry> {
         self.entries.iter().find(|e| e.name == name)
+    }
+
+    /// The manifest, checked for what booting needs, as
+    /// [`super::Archive::manifest_checked`] checks it: its kernel and initramfs
+    /// entries exist and are non-empty files, and the kernel is an x86 bzImage.
+    pub fn manifest_checked(&self) -> Result<Manifest> {
+        use std::io::{Read, Seek, SeekFrom};
+        let read = |name: &str, max: u64| -> Result<Vec<u8>> {
+            let e = self.get(name).ok_or_else(|| anyhow!("archive: no entry named {name:?}"))?;
+            let Some((f, path)) = &e.file else {
+                bail!("archive: entry {name:?} named by the manifest is empty or a directory, expected a file")
+            };
+            let mut f: &File = f;
+            f.seek(SeekFrom::Start(0)).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+            let mut buf = Vec::new();
+            f.take(max).read_to_end(&mut buf).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+            Ok(buf)
+        };
+        let m = read(MANIFEST_NAME, MAX_MANIFEST_BYTES + 1)?;
+        if m.len() as u64 > MAX_MANIFEST_BYTES {
+            bail!("archive: entry {MANIFEST_NAME:?} declares more than the limit of {MAX_MANIFEST_BYTES} bytes");
+        }
+        let m = Manifest::parse(&m)?;
+        for name in [&m.kernel, &m.initramfs] {
+            match self.get(name) {
+                None => bail!("archive: no entry named {name:?}"),
+                Some(e) if e.file.is_none() || e.size == 0 => {
+                    bail!("archive: entry {name:?} named by the manifest is empty or a directory, expected a file")
+                }
+                Some(_) => {}
+            }
+        }
+        if !is_bzimage(&read(&m.kernel, 0x206)?) {
+            bail!(
+                "archive: the kernel {:?} is not an x86 bzImage (no \"HdrS\" at offset 0x202); package the OS kernel (vmlinuz), not vmlinux or an initramfs",
+                m.kernel
+            );
+        }
+        Ok(m)
+    }
+
+    /// Bytes all entries hold.
+    pub fn size(&self) -> u64 {
+        self.entries.iter().map(|e| e.size).sum()
     }
 }
 
@@ -570,5 +617,12 @@ impl Write for Unzip {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl Unzip {
+    /// The reason the archive was refused while streaming, if it was.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
     }
 }

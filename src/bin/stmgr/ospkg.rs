@@ -187,6 +187,11 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
             "the system clock is before this tool's build time; checking certificates at the build time"
         ));
     }
+    // stboot unpacks a downloaded archive in one pass, which some zips do not allow
+    let stream_problem = match method {
+        Some(FetchMethod::Initramfs) => None,
+        _ => one_pass_problem(&paths.archive),
+    };
     let name = printable(&paths.archive.display().to_string());
     let anchors = verify::Anchors { roots: &roots, sigsum_policy: sigsum_policy.as_ref() };
     match verify::verify_package(unverified, anchors, threshold, now) {
@@ -198,6 +203,16 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
                     "what to do: create the package with -url NAME.zip (relative to the descriptor) or a full URL"
                 );
                 return Ok(ExitCode::FAILURE);
+            }
+            if let Some(e) = stream_problem {
+                let e = printable(&e);
+                if method.is_some() {
+                    println!("REJECTED: {name}: {e} (stboot unpacks a downloaded archive while it arrives)");
+                    return Ok(ExitCode::FAILURE);
+                }
+                super::warn(format_args!(
+                    "{name}: {e}; stboot refuses it when it downloads it (the initramfs fetch method reads it anyway)"
+                ));
             }
             println!("accepted: {name} (label {:?})", printable(&pkg.manifest().label));
             Ok(ExitCode::SUCCESS)
@@ -218,4 +233,33 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Why stboot's one-pass reader of downloaded archives ([`stboot::ospkg::stream`])
+/// refuses `archive`, if it does: the archive is unpacked into a private temporary
+/// directory, as stboot would, and removed again.
+fn one_pass_problem(archive: &std::path::Path) -> Option<String> {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("stmgr-one-pass-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let made = {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)
+    };
+    if let Err(e) = made {
+        return Some(format!("cannot check whether it streams: creating {}: {e}", dir.display()));
+    }
+    let limits = stboot::ospkg::stream::Limits { total: u64::MAX, ..Default::default() };
+    let mut unzip = stboot::ospkg::stream::Unzip::new(&dir, limits);
+    let fed = std::fs::File::open(archive).and_then(|mut f| std::io::copy(&mut f, &mut unzip));
+    let r = match fed {
+        Err(_) if unzip.error().is_some() => unzip.finish().map(drop),
+        Err(e) => Err(anyhow::anyhow!("reading {}: {e}", archive.display())),
+        Ok(_) => {
+            let _ = unzip.flush();
+            unzip.finish().map(drop)
+        }
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    r.err().map(|e| format!("{e:#}"))
 }
