@@ -81,18 +81,46 @@ pub fn describe_links(links: &[Link], chosen: &[Link]) -> String {
 }
 
 /// Wait until one of `indexes` reports carrier (the first in the given order wins),
-/// or `deadline`. One link dump per poll.
-fn wait_carrier(nl: &mut Netlink, indexes: &[u32], deadline: Instant) -> Result<Option<u32>> {
+/// or `deadline`. One link dump per poll; the last dump is returned too.
+fn race_carrier(nl: &mut Netlink, indexes: &[u32], deadline: Instant) -> Result<(Option<u32>, Vec<Link>)> {
     loop {
         let links = nl.links()?;
         if let Some(i) = indexes.iter().find(|i| links.iter().any(|l| l.index == **i && l.carrier)) {
-            return Ok(Some(*i));
+            return Ok((Some(*i), links));
         }
         if Instant::now() >= deadline {
-            return Ok(None);
+            return Ok((None, links));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+fn wait_carrier(nl: &mut Netlink, indexes: &[u32], deadline: Instant) -> Result<Option<u32>> {
+    Ok(race_carrier(nl, indexes, deadline)?.0)
+}
+
+/// The console line of the static mode's carrier race: which candidate got the
+/// address and why the others did not (`links`: the dump the race ended with).
+fn carrier_race_line(winner: Option<u32>, cands: &[Link], links: &[Link], waited: Duration) -> String {
+    let has_carrier = |c: &Link| links.iter().any(|l| l.index == c.index && l.carrier);
+    let names = |v: Vec<&Link>| v.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ");
+    let Some(w) = winner.and_then(|i| cands.iter().find(|l| l.index == i)) else {
+        return format!(
+            "static: no carrier on {} within {} s (cable or switch port?); configuring {} anyway, the first candidate",
+            names(cands.iter().collect()),
+            waited.as_secs(),
+            cands[0].name
+        );
+    };
+    let mut s = format!("static: {} has carrier after {} ms and gets the address", w.name, waited.as_millis());
+    for c in cands.iter().filter(|c| c.index != w.index) {
+        if has_carrier(c) {
+            s.push_str(&format!("; {}: carrier too, but {} comes first", c.name, w.name));
+        } else {
+            s.push_str(&format!("; {}: no carrier yet", c.name));
+        }
+    }
+    s
 }
 
 /// Configure the network per `cfg`; DHCP and carrier waits are bounded by `timeout`.
@@ -149,12 +177,19 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
             // the first link that gets carrier within 10 s wins; else the first link
             let carrier_deadline = (Instant::now() + Duration::from_secs(10)).min(deadline);
             let indexes: Vec<u32> = cands.iter().map(|l| l.index).collect();
-            let chosen = wait_carrier(&mut nl, &indexes, carrier_deadline)?
-                .and_then(|i| cands.iter().find(|l| l.index == i).cloned());
-            let link = chosen.unwrap_or_else(|| {
-                warn!("no carrier on {}; configuring it anyway", cands[0].name);
-                cands[0].clone()
-            });
+            let t0 = Instant::now();
+            let (won, seen) = race_carrier(&mut nl, &indexes, carrier_deadline)?;
+            let line = carrier_race_line(won, &cands, &seen, t0.elapsed());
+            let link = match won.and_then(|i| cands.iter().find(|l| l.index == i)) {
+                Some(l) => {
+                    info!("{line}");
+                    l.clone()
+                }
+                None => {
+                    warn!("{line}");
+                    cands[0].clone()
+                }
+            };
             nl.add_address(link.index, ip.addr, ip.prefix).with_context(|| format!("adding {ip} to {}", link.name))?;
             nl.add_default_route(link.index, gw).with_context(|| format!("adding default route via {gw}"))?;
             Configured {
@@ -239,6 +274,28 @@ mod tests {
     fn resolv_conf_bytes_match_upstream() {
         let s = resolv_conf(&["0.0.0.0".parse().unwrap(), "8.8.8.8".parse().unwrap()]);
         assert_eq!(s, "nameserver 0.0.0.0\nnameserver 8.8.8.8\n");
+    }
+
+    #[test]
+    fn the_static_carrier_race_says_who_won_and_why_the_others_did_not() {
+        let (mut a, mut b, c) = (link(2, "eth0", 1), link(3, "eth1", 2), link(4, "eth2", 3));
+        b.carrier = true;
+        let cands = vec![a.clone(), b.clone(), c.clone()];
+        let seen = vec![a.clone(), b.clone(), c.clone()];
+        assert_eq!(
+            carrier_race_line(Some(3), &cands, &seen, Duration::from_millis(1234)),
+            "static: eth1 has carrier after 1234 ms and gets the address; eth0: no carrier yet; eth2: no carrier yet"
+        );
+        a.carrier = true;
+        let seen = vec![a.clone(), b.clone(), c.clone()];
+        assert_eq!(
+            carrier_race_line(Some(2), &cands, &seen, Duration::from_millis(5)),
+            "static: eth0 has carrier after 5 ms and gets the address; eth1: carrier too, but eth0 comes first; eth2: no carrier yet"
+        );
+        assert_eq!(
+            carrier_race_line(None, &cands, &cands, Duration::from_secs(10)),
+            "static: no carrier on eth0, eth1, eth2 within 10 s (cable or switch port?); configuring eth0 anyway, the first candidate"
+        );
     }
 
     #[test]
