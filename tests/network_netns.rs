@@ -107,6 +107,12 @@ impl Net {
         (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
     }
 
+    /// A shell command in the client's namespace: whether it succeeded, and its output.
+    fn exec_client(&self, cmd: &str) -> (bool, String) {
+        let o = Command::new("ip").args(["netns", "exec", &self.c, "sh", "-c", cmd]).output().unwrap();
+        (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+    }
+
     fn client(&self, args: &str) -> String {
         sh(&format!("ip -n {} {args}", self.c))
     }
@@ -129,12 +135,30 @@ impl Drop for Net {
 }
 
 fn example() -> PathBuf {
-    // `cargo test --test network_netns` does not build examples, and a plain `cargo
-    // test` may have left an old one: build it once per run (quick when up to date)
+    // a plain `cargo test` builds examples with this test; `cargo test --test
+    // network_netns` does not, and may leave an old one: build it when it is missing
+    // or older than a source file (not always: cargo build's fingerprints differ from
+    // cargo test's, so that would rebuild the dependencies on every run)
     static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
+    let p = dir.join("examples/netconfig");
+    fn newest(dir: &Path) -> std::time::SystemTime {
+        let mut t = std::time::SystemTime::UNIX_EPOCH;
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            let m = if p.is_dir() { newest(&p) } else { e.metadata().and_then(|m| m.modified()).unwrap_or(t) };
+            t = t.max(m);
+        }
+        t
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sources = newest(&root.join("src")).max(newest(&root.join("examples")));
+    let stale = std::fs::metadata(&p).and_then(|m| m.modified()).map_or(true, |t| t < sources);
     BUILT.call_once(|| {
+        if !stale {
+            return;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let st = Command::new(cargo)
             .args(["build", "--quiet", "--example", "netconfig"])
@@ -143,7 +167,7 @@ fn example() -> PathBuf {
             .unwrap();
         assert!(st.success(), "building the netconfig example");
     });
-    dir.join("examples/netconfig")
+    p
 }
 
 #[test]
@@ -200,6 +224,52 @@ fn static_address_goes_to_the_first_nic_with_carrier() {
     assert!(out.contains("network: eth1 address 192.0.2.9/24 gateway 192.0.2.1"), "{out}");
     assert!(n.client("-4 addr show dev eth1").contains("inet 192.0.2.9/24"));
     assert!(!n.client("-4 addr show dev eth0").contains("inet "));
+}
+
+/// A static IPv6 address and default route: used only after duplicate address
+/// detection passed, and the server answers over it.
+#[test]
+fn static_ipv6_address_after_duplicate_address_detection() {
+    if !usable() {
+        return;
+    }
+    let n = Net::new("v6", 1);
+    sh(&format!("ip -n {} addr add 2001:db8::1/64 dev br0 nodad", n.s));
+    let (ok, out) = n.configure(
+        r#"{"network_mode":"static","host_ip":"2001:db8::7/64","gateway":"2001:db8::1","dns":["2001:db8::53"],
+            "ospkg_pointer":"https://[2001:db8::1]:8443/os.json"}"#,
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("eth0: 2001:db8::7 passed duplicate address detection after"), "{out}");
+    assert!(out.contains("network: eth0 address 2001:db8::7/64 gateway 2001:db8::1"), "{out}");
+    let a = n.client("-6 addr show dev eth0");
+    // (the kernel's own link-local address may still be tentative: it has its own DAD)
+    let line = a.lines().find(|l| l.contains("inet6 2001:db8::7/64")).unwrap_or_else(|| panic!("{a}"));
+    assert!(!line.contains("tentative"), "{a}");
+    assert!(n.client("-6 route show default").contains("default via 2001:db8::1 dev eth0"));
+    assert_eq!(n.resolv_conf(), "nameserver 2001:db8::53\n");
+    // the address carries traffic: the server's answer to a TCP connect comes back
+    let (ok, text) = n.exec_client(
+        "python3 -c \"import socket; s=socket.create_connection(('2001:db8::1', 9), timeout=3)\" 2>&1 || true",
+    );
+    assert!(ok && text.contains("Connection refused"), "expected a refusal from the server's kernel: {text}");
+}
+
+/// Another host already has the address: duplicate address detection fails, and the
+/// error says so; the address is not used.
+#[test]
+fn a_duplicate_ipv6_address_is_refused_with_the_reason() {
+    if !usable() {
+        return;
+    }
+    let n = Net::new("dad", 1);
+    sh(&format!("ip -n {} addr add 2001:db8::7/64 dev br0 nodad", n.s));
+    let (ok, out) = n.configure(
+        r#"{"network_mode":"static","host_ip":"2001:db8::7/64","gateway":"2001:db8::1","ospkg_pointer":"https://[2001:db8::1]/os.json"}"#,
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("2001:db8::7 is already in use on the link of eth0: another host answered for it"), "{out}");
+    assert!(!n.client("-6 route show default").contains("default"));
 }
 
 #[test]

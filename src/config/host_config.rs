@@ -331,6 +331,16 @@ impl HostConfig {
             if self.gateway.is_none() {
                 bail!("{W}: field \"gateway\" is missing, expected an IP address because network_mode is \"static\"");
             }
+            if let (Some(ip), Some(gw)) = (&self.host_ip, &self.gateway) {
+                if ip.addr.is_ipv4() != gw.is_ipv4() {
+                    let fam = |v4: bool| if v4 { "IPv4" } else { "IPv6" };
+                    bail!(
+                        "{W}: field \"gateway\" is {gw}, an {} address, but host_ip {ip} is {}; expected a gateway of the same family (a link-local fe80:: gateway is fine for IPv6)",
+                        fam(gw.is_ipv4()),
+                        fam(ip.addr.is_ipv4())
+                    );
+                }
+            }
         }
         if let Some(ifs) = &self.network_interfaces {
             if ifs.is_empty() {

@@ -417,6 +417,17 @@ mod tests {
         assert_eq!(u[1].as_str(), "http://10.0.2.2:8080/y.json");
         assert_eq!(bad.len(), 2);
         assert!(!bad.join(" ").contains("s3cret"), "{bad:?}");
+        // IPv6 literals in brackets, with credentials redacted as for IPv4
+        let (u, bad) = pointer_urls(
+            "https://[2001:db8::1]:8443/os.json,https://u:s3cret@[fe80::1%25eth0]/x.json,http://[::1/x.json",
+        );
+        assert_eq!(u.len(), 1, "{u:?} {bad:?}");
+        assert_eq!(u[0].host_str(), Some("[2001:db8::1]"));
+        assert_eq!(u[0].port(), Some(8443));
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(!bad.join(" ").contains("s3cret"), "{bad:?}");
+        let (u, _) = pointer_urls("https://u:s3cret@[2001:db8::1]/x.json");
+        assert_eq!(redact(&u[0]), "https://***@[2001:db8::1]/x.json");
     }
 
     #[test]

@@ -99,6 +99,35 @@ fn wait_carrier(nl: &mut Netlink, indexes: &[u32], deadline: Instant) -> Result<
     Ok(race_carrier(nl, indexes, deadline)?.0)
 }
 
+/// Wait for IPv6 duplicate address detection (RFC 4862) of `addr` on `link`: the
+/// kernel keeps a new address tentative, unusable, until no other host answered for
+/// it (about a second, or two with the initial random delay). An address another
+/// host already has is an error that says so; it is never used.
+fn wait_dad(nl: &mut Netlink, link: &Link, addr: IpAddr, deadline: Instant) -> Result<()> {
+    let t0 = Instant::now();
+    let deadline = deadline.min(t0 + Duration::from_secs(10));
+    loop {
+        let state = nl.addresses()?.into_iter().find(|a| a.index == link.index && a.addr == addr);
+        match state {
+            None => bail!("{addr} disappeared from {} during duplicate address detection", link.name),
+            Some(a) if a.dad_failed => bail!(
+                "{addr} is already in use on the link of {}: another host answered for it (duplicate address detection, RFC 4862); give this machine its own host_ip",
+                link.name
+            ),
+            Some(a) if !a.tentative => {
+                info!("{}: {addr} passed duplicate address detection after {} ms", link.name, t0.elapsed().as_millis());
+                return Ok(());
+            }
+            Some(_) if Instant::now() >= deadline => bail!(
+                "{addr} on {} is still tentative after {} s: duplicate address detection did not finish (no carrier?)",
+                link.name,
+                t0.elapsed().as_secs()
+            ),
+            Some(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
 /// The console line of the static mode's carrier race: which candidate got the
 /// address and why the others did not (`links`: the dump the race ended with).
 fn carrier_race_line(winner: Option<u32>, cands: &[Link], links: &[Link], waited: Duration) -> String {
@@ -191,6 +220,9 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
                 }
             };
             nl.add_address(link.index, ip.addr, ip.prefix).with_context(|| format!("adding {ip} to {}", link.name))?;
+            if ip.addr.is_ipv6() {
+                wait_dad(&mut nl, &link, ip.addr, deadline)?;
+            }
             nl.add_default_route(link.index, gw).with_context(|| format!("adding default route via {gw}"))?;
             Configured {
                 interface: link.name,

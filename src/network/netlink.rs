@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context, Result};
 use netlink_packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
     BondMode, InfoBond, InfoData, InfoKind, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
 };
@@ -31,6 +31,19 @@ pub struct Link {
     /// The kind of a virtual link (`bond`, `vlan`, `veth`, `dummy`, ...); `None` for a
     /// NIC with a driver.
     pub kind: Option<String>,
+}
+
+/// An address on a link as the kernel reports it, with the state of its duplicate
+/// address detection (IPv6).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Address {
+    pub index: u32,
+    pub addr: IpAddr,
+    pub prefix: u8,
+    /// Duplicate address detection is still running: the address cannot be used yet.
+    pub tentative: bool,
+    /// Another host on the link answered for the address.
+    pub dad_failed: bool,
 }
 
 pub struct Netlink {
@@ -113,6 +126,18 @@ impl Netlink {
         m.header.flags = if up { LinkFlags::Up } else { LinkFlags::empty() };
         m.header.change_mask = LinkFlags::Up;
         self.request(RouteNetlinkMessage::SetLink(m), NLM_F_ACK).map(|_| ())
+    }
+
+    /// Every address the kernel has, on every link.
+    pub fn addresses(&mut self) -> Result<Vec<Address>> {
+        let replies = self.request(RouteNetlinkMessage::GetAddress(AddressMessage::default()), NLM_F_DUMP)?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) => address_from(a),
+                _ => None,
+            })
+            .collect())
     }
 
     pub fn add_address(&mut self, index: u32, addr: IpAddr, prefix: u8) -> Result<()> {
@@ -210,6 +235,28 @@ impl Netlink {
         m.attributes.push(LinkAttribute::Controller(bond));
         self.request(RouteNetlinkMessage::SetLink(m), NLM_F_ACK).map(|_| ())
     }
+}
+
+fn address_from(a: AddressMessage) -> Option<Address> {
+    // the 32-bit IFA_FLAGS attribute, where the kernel sends it, else the header's 8
+    // bits (the same values)
+    let mut flags = AddressFlags::from_bits_retain(a.header.flags.bits() as u32);
+    let mut addr = None;
+    for attr in &a.attributes {
+        match attr {
+            AddressAttribute::Flags(f) => flags = *f,
+            AddressAttribute::Address(x) => addr = Some(*x),
+            AddressAttribute::Local(x) if addr.is_none() => addr = Some(*x),
+            _ => {}
+        }
+    }
+    Some(Address {
+        index: a.header.index,
+        addr: addr?,
+        prefix: a.header.prefix_len,
+        tentative: flags.contains(AddressFlags::Tentative),
+        dad_failed: flags.contains(AddressFlags::Dadfailed),
+    })
 }
 
 fn family(a: IpAddr) -> AddressFamily {

@@ -92,6 +92,14 @@ fn table_of_invalid_variants() {
         (r#"{"network_mode":"static","gateway":"10.0.2.2","ospkg_pointer":"p"}"#, "\"host_ip\" is missing"),
         (r#"{"network_mode":"static","host_ip":"10.0.2.15/24","ospkg_pointer":"p"}"#, "\"gateway\" is missing"),
         (
+            r#"{"network_mode":"static","host_ip":"2001:db8::7/64","gateway":"10.0.2.2","ospkg_pointer":"p"}"#,
+            "\"gateway\" is 10.0.2.2, an IPv4 address, but host_ip 2001:db8::7/64 is IPv6",
+        ),
+        (
+            r#"{"network_mode":"static","host_ip":"10.0.2.15/24","gateway":"fe80::1","ospkg_pointer":"p"}"#,
+            "\"gateway\" is fe80::1, an IPv6 address, but host_ip 10.0.2.15/24 is IPv4",
+        ),
+        (
             r#"{"network_mode":"static","host_ip":"10.0.2.15","gateway":"10.0.2.2","ospkg_pointer":"p"}"#,
             "\"host_ip\": invalid address",
         ),
