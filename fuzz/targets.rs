@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 /// A target: its name (its directory under `fuzz/corpus/`) and its function.
 pub type Target = (&'static str, fn(&[u8]));
 
-pub const TARGETS: [Target; 8] = [
+pub const TARGETS: [Target; 9] = [
     ("descriptor", descriptor),
     ("manifest", manifest),
     ("archive", archive),
@@ -19,6 +19,7 @@ pub const TARGETS: [Target; 8] = [
     ("trust_policy", trust_policy),
     ("cmdline", cmdline),
     ("dhcp", dhcp),
+    ("ipv6", ipv6),
 ];
 
 /// An OS package descriptor from a provisioning server, and the archive URL it names.
@@ -115,5 +116,18 @@ pub fn cmdline(data: &[u8]) {
 pub fn dhcp(data: &[u8]) {
     if let Ok(m) = stboot::network::dhcp::decode(data) {
         let _ = stboot::network::dhcp::summary(&m);
+    }
+}
+
+/// IPv6 from the network: the first byte chooses a router advertisement (even) or a
+/// DHCPv6 message (odd); the rest is the message.
+pub fn ipv6(data: &[u8]) {
+    let Some((which, msg)) = data.split_first() else { return };
+    if which % 2 == 0 {
+        if let Ok(ra) = stboot::network::ipv6::parse_router_advert(msg) {
+            let _ = stboot::network::ipv6::describe(&ra);
+        }
+    } else if let Ok(m) = stboot::network::ipv6::decode(msg) {
+        let _ = stboot::network::ipv6::summary(&m);
     }
 }

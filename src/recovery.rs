@@ -36,7 +36,7 @@ impl Step {
     pub fn hint(self) -> &'static str {
         match self {
             Step::Config => "check the files under /etc/trust_policy/ and the host configuration with `stmgr trustpolicy check` / `stmgr hostconfig check`; rebuild the initramfs",
-            Step::Network => "check cabling/switch port, the NIC driver modules in the initramfs, network_interfaces and the static addresses in the host configuration; raise stboot.dhcp_timeout for slow switch ports",
+            Step::Network => "check cabling/switch port, that a DHCP server (or, for IPv6, a router) answers on the link, the NIC driver modules in the initramfs, network_interfaces and the static addresses in the host configuration; raise stboot.dhcp_timeout for slow switch ports",
             Step::Fetch => "the reason for each URL is above: check that the provisioning server is up, the ospkg_pointer URLs and credentials, that tls_roots.pem holds the server's CA, and that packages are signed by enough keys of ospkg_signing_root.pem (`stmgr ospkg verify -trustPolicy`)",
             Step::Verify => "the package is not signed by enough trusted keys: re-sign it (`stmgr ospkg sign`) and check it with `stmgr ospkg verify -trustPolicy`",
             Step::Stage => "the package's manifest or archive is broken, or the machine lacks memory to stage it: check it with `stmgr ospkg verify`",

@@ -198,4 +198,25 @@ fn write_seed_corpus() {
     let mut rapid = buf.clone();
     rapid.splice(end..end, [80, 1, 0]);
     write("dhcp", "rapid-commit-with-data.bin", &rapid);
+
+    // ipv6: a first byte of 0 selects the router advertisement parser, 1 DHCPv6
+    let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let mut ra = vec![0u8, 134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
+    ra.extend_from_slice(&[1, 1, 0x52, 0x54, 0, 0, 0, 1, 5, 1, 0, 0, 0, 0, 0x05, 0xdc]);
+    ra.extend_from_slice(&[3, 4, 64, 0xc0, 0, 0, 0x0e, 0x10, 0, 0, 0x07, 0x08, 0, 0, 0, 0]);
+    ra.extend_from_slice(&v6("2001:db8::"));
+    ra.extend_from_slice(&[25, 3, 0, 0, 0, 0, 0x0e, 0x10]);
+    ra.extend_from_slice(&v6("2001:db8::53"));
+    write("ipv6", "router-advert.bin", &ra);
+    let opt = |code: u16, body: &[u8]| [&code.to_be_bytes()[..], &(body.len() as u16).to_be_bytes(), body].concat();
+    let iaaddr = opt(5, &[&v6("2001:db8::1:7")[..], &3600u32.to_be_bytes(), &3600u32.to_be_bytes()].concat());
+    let iana = opt(3, &[&2u32.to_be_bytes()[..], &1800u32.to_be_bytes(), &3150u32.to_be_bytes(), &iaaddr].concat());
+    let reply = [
+        &[1u8, 7, 1, 2, 3][..],
+        &opt(1, &[0, 3, 0, 1, 0x52, 0x54, 0, 0xaa, 0, 0]),
+        &iana,
+        &opt(23, &v6("2001:db8::53")),
+    ]
+    .concat();
+    write("ipv6", "dhcpv6-reply.bin", &reply);
 }

@@ -74,6 +74,26 @@ impl Net {
     }
 
     fn dhcp_server_on(&mut self, interface: &str) {
+        self.dnsmasq_on(
+            interface,
+            &[
+                "--dhcp-range=192.0.2.50,192.0.2.60,255.255.255.0,1h",
+                "--dhcp-option=3,192.0.2.1",
+                "--dhcp-option=6,192.0.2.53",
+            ],
+        );
+    }
+
+    /// An IPv6 router on br0 (2001:db8::1/64): dnsmasq sends router advertisements,
+    /// and with `args` serves DHCPv6 or only advertises (`ra-only`).
+    fn ipv6_router(&mut self, args: &[&str]) {
+        sh(&format!("ip -n {} addr add 2001:db8::1/64 dev br0 nodad", self.s));
+        let mut all = vec!["--enable-ra"];
+        all.extend_from_slice(args);
+        self.dnsmasq_on("br0", &all);
+    }
+
+    fn dnsmasq_on(&mut self, interface: &str, args: &[&str]) {
         let child = Command::new("ip")
             .args([
                 "netns",
@@ -85,11 +105,7 @@ impl Net {
                 &format!("--interface={interface}"),
                 "--bind-interfaces",
             ])
-            .args([
-                "--dhcp-range=192.0.2.50,192.0.2.60,255.255.255.0,1h",
-                "--dhcp-option=3,192.0.2.1",
-                "--dhcp-option=6,192.0.2.53",
-            ])
+            .args(args)
             .args(["--dhcp-leasefile=/dev/null", "--conf-file=/dev/null"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -100,10 +116,21 @@ impl Net {
     }
 
     fn configure(&self, json: &str) -> (bool, String) {
+        self.configure_within(json, 20)
+    }
+
+    /// `configure` with the network step's timeout set to `secs`.
+    fn configure_within(&self, json: &str, secs: u32) -> (bool, String) {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("host.json");
         std::fs::write(&cfg, json).unwrap();
-        let o = Command::new("ip").args(["netns", "exec", &self.c]).arg(example()).arg(&cfg).output().unwrap();
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.c])
+            .arg(example())
+            .arg(&cfg)
+            .env("NETCONFIG_TIMEOUT", secs.to_string())
+            .output()
+            .unwrap();
         (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
     }
 
@@ -270,6 +297,145 @@ fn a_duplicate_ipv6_address_is_refused_with_the_reason() {
     assert!(!ok, "{out}");
     assert!(out.contains("2001:db8::7 is already in use on the link of eth0: another host answered for it"), "{out}");
     assert!(!n.client("-6 route show default").contains("default"));
+}
+
+/// The line of `ip -6 addr show dev DEV` with `addr`, which must be past duplicate
+/// address detection.
+fn ipv6_address_line(n: &Net, dev: &str, addr: &str) -> String {
+    let a = n.client(&format!("-6 addr show dev {dev}"));
+    let line = a.lines().find(|l| l.contains(&format!("inet6 {addr}"))).unwrap_or_else(|| panic!("{addr}: {a}"));
+    assert!(!line.contains("tentative") && !line.contains("dadfailed"), "{a}");
+    line.to_string()
+}
+
+/// The server's kernel answers a TCP connect to a closed port with a refusal: the
+/// client's address and route carry traffic both ways.
+fn assert_reaches(n: &Net, server: &str) {
+    let (ok, text) = n.exec_client(&format!(
+        "python3 -c \"import socket; s=socket.create_connection(('{server}', 9), timeout=3)\" 2>&1 || true"
+    ));
+    assert!(ok && text.contains("Connection refused"), "expected a refusal from {server}'s kernel: {text}");
+}
+
+/// `network_mode: dhcp` on an IPv6 network with router advertisements only (no
+/// DHCP at all): the kernel's SLAAC address, the default route to the router, and the
+/// DNS server from the advertisement's RDNSS option. The URL names an IPv6 address, so
+/// DHCPv4 is not started.
+#[test]
+fn slaac_from_a_router_advertisement_with_its_dns_server() {
+    if !usable() {
+        return;
+    }
+    let mut n = Net::new("sl", 1);
+    n.ipv6_router(&["--dhcp-range=2001:db8::,ra-only,64", "--dhcp-option=option6:dns-server,[2001:db8::53]"]);
+    let (ok, out) = n.configure(r#"{"network_mode":"dhcp","ospkg_pointer":"https://[2001:db8::1]:8443/os.json"}"#);
+    assert!(ok, "{out}");
+    assert!(out.contains("IPv6 only (SLAAC or DHCPv6): every OS package URL names an IPv6 address"), "{out}");
+    assert!(!out.contains("DHCPDISCOVER"), "{out}");
+    assert!(out.contains("eth0: router advertisement from fe80::"), "{out}");
+    assert!(out.contains("default router for 1800 s, prefix 2001:db8::/64 (SLAAC), DNS 2001:db8::53"), "{out}");
+    // EUI-64 from the MAC 52:54:00:aa:00:00
+    assert!(out.contains("eth0: SLAAC address 2001:db8::5054:ff:feaa:0/64 usable after"), "{out}");
+    assert!(out.contains("network: eth0 address 2001:db8::5054:ff:feaa:0/64 gateway fe80::"), "{out}");
+    ipv6_address_line(&n, "eth0", "2001:db8::5054:ff:feaa:0/64");
+    let route = n.client("-6 route show default");
+    assert!(route.contains("default via fe80::") && route.contains("dev eth0 proto ra"), "{route}");
+    assert!(n.client("-4 addr show dev eth0").trim().is_empty(), "no IPv4 address");
+    assert_eq!(n.resolv_conf(), "nameserver 2001:db8::53\n");
+    assert_reaches(&n, "2001:db8::1");
+}
+
+/// A URL with a host name races DHCPv4 and IPv6 on every NIC. On a network with
+/// router advertisements but no DHCPv4 server, SLAAC wins, and the console says
+/// where DHCPv4 and the NIC without carrier stood.
+#[test]
+fn ipv6_wins_the_race_where_there_is_no_dhcpv4() {
+    if !usable() {
+        return;
+    }
+    let mut n = Net::new("ra", 2);
+    sh(&format!("ip -n {} link set p1 down", n.s));
+    n.ipv6_router(&["--dhcp-range=2001:db8::,ra-only,64"]);
+    let (ok, out) = n.configure(r#"{"network_mode":"dhcp","ospkg_pointer":"https://os.example/os.json"}"#);
+    assert!(ok, "{out}");
+    assert!(out.contains("DHCP: eth0 won with SLAAC (2001:db8::5054:ff:feaa:0/64, router fe80::"), "{out}");
+    assert!(out.contains("; eth0 DHCPv4: no DHCP answer to ") && out.contains("; eth1: no carrier yet"), "{out}");
+    assert!(out.contains("network: eth0 address 2001:db8::5054:ff:feaa:0/64"), "{out}");
+    assert_reaches(&n, "2001:db8::1");
+}
+
+/// The router says "managed": the address comes from DHCPv6 (a /128; the on-link
+/// prefix is the advertisement's), with the DHCPv6 server's DNS server, and is used
+/// after duplicate address detection.
+#[test]
+fn dhcpv6_address_when_the_router_says_managed() {
+    if !usable() {
+        return;
+    }
+    let mut n = Net::new("d6", 1);
+    n.ipv6_router(&[
+        "--dhcp-range=2001:db8::100,2001:db8::1ff,64,1h",
+        "--dhcp-option=option6:dns-server,[2001:db8::53]",
+    ]);
+    let (ok, out) = n.configure(r#"{"network_mode":"dhcp","ospkg_pointer":"https://[2001:db8::1]:8443/os.json"}"#);
+    assert!(ok, "{out}");
+    assert!(out.contains("prefix 2001:db8::/64 (on-link), DNS 2001:db8::53, addresses from DHCPv6"), "{out}");
+    let addr = out
+        .split("eth0: DHCPv6 address ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    assert!(addr.starts_with("2001:db8::1"), "from dnsmasq's range: {addr}");
+    assert!(out.contains(&format!("eth0: {addr} passed duplicate address detection after")), "{out}");
+    assert!(out.contains(&format!("network: eth0 address {addr}/128 gateway fe80::")), "{out}");
+    ipv6_address_line(&n, "eth0", &format!("{addr}/128"));
+    assert!(n.client("-6 route show default").contains("dev eth0 proto ra"));
+    assert_eq!(n.resolv_conf(), "nameserver 2001:db8::53\n");
+    assert_reaches(&n, "2001:db8::1");
+}
+
+/// The DHCPv6 server hands out an address another host already has (a reservation
+/// for this machine's DUID-LL, and the server itself holds it): duplicate address
+/// detection fails, stboot removes it, declines it (RFC 8415 18.2.8), and takes
+/// the next one the server offers.
+#[test]
+fn a_duplicate_dhcpv6_address_is_declined_and_another_taken() {
+    if !usable() {
+        return;
+    }
+    let mut n = Net::new("dc", 1);
+    sh(&format!("ip -n {} addr add 2001:db8::1:7/64 dev br0 nodad", n.s));
+    n.ipv6_router(&[
+        "--dhcp-range=2001:db8::100,2001:db8::1ff,64,1h",
+        "--dhcp-host=id:00:03:00:01:52:54:00:aa:00:00,[2001:db8::1:7]",
+    ]);
+    let (ok, out) = n.configure(r#"{"network_mode":"dhcp","ospkg_pointer":"https://[2001:db8::1]:8443/os.json"}"#);
+    assert!(ok, "{out}");
+    assert!(out.contains("eth0: DHCPv6 address 2001:db8::1:7 from fe80::"), "{out}");
+    assert!(
+        out.contains("the DHCPv6 address 2001:db8::1:7 is already in use on the link: another host answered for it (duplicate address detection); declining it and asking again"),
+        "{out}"
+    );
+    assert!(out.contains("network: eth0 address 2001:db8::1"), "{out}");
+    assert!(!out.contains("network: eth0 address 2001:db8::1:7/"), "{out}");
+    let a = n.client("-6 addr show dev eth0");
+    assert!(!a.contains("2001:db8::1:7"), "the duplicate was removed: {a}");
+    assert_reaches(&n, "2001:db8::1");
+}
+
+/// No router on the link: the IPv6 contender fails with the reason, bounded by
+/// the step's timeout.
+#[test]
+fn ipv6_without_a_router_fails_with_a_reason() {
+    if !usable() {
+        return;
+    }
+    let n = Net::new("nr", 1);
+    let (ok, out) = n.configure_within(r#"{"network_mode":"dhcp","ospkg_pointer":"https://[2001:db8::1]/os.json"}"#, 3);
+    assert!(!ok, "{out}");
+    assert!(out.contains("no lease within 3 s (eth0: no router advertisement ("), "{out}");
+    assert!(out.contains("router solicitations sent)"), "{out}");
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! Bringing up the network over netlink: choose NICs (by name, by MAC, or all with a
 //! MAC), optionally bond them, optionally tag with a VLAN (`vlan_id`), wait for
-//! carrier, then configure a static address or run DHCP on all candidates at once.
-//! Writes `/etc/resolv.conf`.
+//! carrier, then configure a static address, or race DHCPv4 and IPv6 autoconfiguration
+//! (SLAAC, DHCPv6) on all candidates at once. Writes `/etc/resolv.conf`.
 
 pub mod dhcp;
+pub mod ipv6;
 pub mod netlink;
 
 use std::fmt::Write as _;
@@ -99,28 +100,32 @@ fn wait_carrier(nl: &mut Netlink, indexes: &[u32], deadline: Instant) -> Result<
     Ok(race_carrier(nl, indexes, deadline)?.0)
 }
 
-/// Wait for IPv6 duplicate address detection (RFC 4862) of `addr` on `link`: the
-/// kernel keeps a new address tentative, unusable, until no other host answered for
-/// it (about a second, or two with the initial random delay). An address another
-/// host already has is an error that says so; it is never used.
-fn wait_dad(nl: &mut Netlink, link: &Link, addr: IpAddr, deadline: Instant) -> Result<()> {
+/// The outcome of duplicate address detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dad {
+    Passed,
+    /// Another host answered for the address: it must not be used.
+    Duplicate,
+}
+
+/// Wait for IPv6 duplicate address detection (RFC 4862) of `addr` on link `index`
+/// (`name` for messages): the kernel keeps a new address tentative, unusable, until
+/// no other host answered for it (about a second, or two with the initial random
+/// delay).
+pub(crate) fn wait_dad(nl: &mut Netlink, index: u32, name: &str, addr: IpAddr, deadline: Instant) -> Result<Dad> {
     let t0 = Instant::now();
     let deadline = deadline.min(t0 + Duration::from_secs(10));
     loop {
-        let state = nl.addresses()?.into_iter().find(|a| a.index == link.index && a.addr == addr);
+        let state = nl.addresses()?.into_iter().find(|a| a.index == index && a.addr == addr);
         match state {
-            None => bail!("{addr} disappeared from {} during duplicate address detection", link.name),
-            Some(a) if a.dad_failed => bail!(
-                "{addr} is already in use on the link of {}: another host answered for it (duplicate address detection, RFC 4862); give this machine its own host_ip",
-                link.name
-            ),
+            None => bail!("{addr} disappeared from {name} during duplicate address detection"),
+            Some(a) if a.dad_failed => return Ok(Dad::Duplicate),
             Some(a) if !a.tentative => {
-                info!("{}: {addr} passed duplicate address detection after {} ms", link.name, t0.elapsed().as_millis());
-                return Ok(());
+                info!("{name}: {addr} passed duplicate address detection after {} ms", t0.elapsed().as_millis());
+                return Ok(Dad::Passed);
             }
             Some(_) if Instant::now() >= deadline => bail!(
-                "{addr} on {} is still tentative after {} s: duplicate address detection did not finish (no carrier?)",
-                link.name,
+                "{addr} on {name} is still tentative after {} s: duplicate address detection did not finish (no carrier?)",
                 t0.elapsed().as_secs()
             ),
             Some(_) => std::thread::sleep(Duration::from_millis(50)),
@@ -220,8 +225,12 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
                 }
             };
             nl.add_address(link.index, ip.addr, ip.prefix).with_context(|| format!("adding {ip} to {}", link.name))?;
-            if ip.addr.is_ipv6() {
-                wait_dad(&mut nl, &link, ip.addr, deadline)?;
+            if ip.addr.is_ipv6() && wait_dad(&mut nl, link.index, &link.name, ip.addr, deadline)? == Dad::Duplicate {
+                bail!(
+                    "{} is already in use on the link of {}: another host answered for it (duplicate address detection, RFC 4862); give this machine its own host_ip",
+                    ip.addr,
+                    link.name
+                );
             }
             nl.add_default_route(link.index, gw).with_context(|| format!("adding default route via {gw}"))?;
             Configured {
@@ -241,7 +250,13 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
                     mac: l.mac.clone().unwrap_or_default(),
                 })
                 .collect();
-            let lease = dhcp::obtain(dc, timeout, |c, deadline| {
+            let families = families_for(&cfg.pointer());
+            if !families.v6 {
+                info!("DHCP: IPv4 only: every OS package URL names an IPv4 address");
+            } else if !families.v4 {
+                info!("DHCP: IPv6 only (SLAAC or DHCPv6): every OS package URL names an IPv6 address");
+            }
+            let lease = dhcp::obtain(dc, families, timeout, |c, deadline| {
                 let mut nl = Netlink::open()?;
                 let t0 = Instant::now();
                 if wait_carrier(&mut nl, &[c.index], deadline)?.is_some() {
@@ -251,15 +266,19 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
                 }
                 Ok(())
             })?;
-            nl.add_address(lease.index, IpAddr::V4(lease.address), lease.prefix)?;
-            if let Some(r) = lease.router {
-                nl.add_default_route(lease.index, IpAddr::V4(r))?;
+            // an IPv6 address is on the link already (the kernel's SLAAC, or DHCPv6
+            // past duplicate address detection), with the kernel's default route
+            if lease.method == dhcp::Method::Dhcpv4 {
+                nl.add_address(lease.index, lease.address, lease.prefix)?;
+                if let Some(r) = lease.router {
+                    nl.add_default_route(lease.index, r)?;
+                }
             }
             Configured {
                 interface: lease.interface,
                 address: format!("{}/{}", lease.address, lease.prefix),
-                gateway: lease.router.map(IpAddr::V4),
-                dns: lease.dns.iter().map(|a| IpAddr::V4(*a)).collect(),
+                gateway: lease.router,
+                dns: lease.dns,
                 lease_time: lease.lease_time,
             }
         }
@@ -272,6 +291,22 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
         write_resolv_conf(&result.dns)?;
     }
     Ok(result)
+}
+
+/// The address families `network_mode: dhcp` races, from the OS package URLs: an
+/// URL that names an IPv4 address needs IPv4, one that names an IPv6 address needs
+/// IPv6, a host name either. Nothing parseable: both.
+pub fn families_for(pointer: &str) -> dhcp::Families {
+    let (urls, _) = crate::fetch::pointer_urls(pointer);
+    let mut f = dhcp::Families { v4: urls.is_empty(), v6: urls.is_empty() };
+    for u in &urls {
+        match u.host() {
+            Some(url::Host::Ipv4(_)) => f.v4 = true,
+            Some(url::Host::Ipv6(_)) => f.v6 = true,
+            _ => (f.v4, f.v6) = (true, true),
+        }
+    }
+    f
 }
 
 /// The name of the VLAN `id` link on `lower`: `eth0.7` as `ip link` users expect, or
@@ -328,6 +363,19 @@ mod tests {
             carrier_race_line(None, &cands, &cands, Duration::from_secs(10)),
             "static: no carrier on eth0, eth1, eth2 within 10 s (cable or switch port?); configuring eth0 anyway, the first candidate"
         );
+    }
+
+    #[test]
+    fn the_families_raced_follow_the_urls() {
+        let f = |p: &str| {
+            let f = families_for(p);
+            (f.v4, f.v6)
+        };
+        assert_eq!(f("https://10.0.2.2:8443/os.json"), (true, false));
+        assert_eq!(f("https://[2001:db8::1]:8443/os.json"), (false, true));
+        assert_eq!(f("https://10.0.2.2/a.json,https://[2001:db8::1]/a.json"), (true, true));
+        assert_eq!(f("https://os.example/a.json"), (true, true));
+        assert_eq!(f("not a url"), (true, true));
     }
 
     #[test]

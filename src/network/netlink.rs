@@ -153,6 +153,33 @@ impl Netlink {
         }
     }
 
+    /// Remove `addr/prefix` from link `index` (an address that failed duplicate
+    /// address detection).
+    pub fn del_address(&mut self, index: u32, addr: IpAddr, prefix: u8) -> Result<()> {
+        let mut m = AddressMessage::default();
+        m.header.family = family(addr);
+        m.header.prefix_len = prefix;
+        m.header.index = index;
+        m.attributes.push(AddressAttribute::Local(addr));
+        m.attributes.push(AddressAttribute::Address(addr));
+        self.request(RouteNetlinkMessage::DelAddress(m), NLM_F_ACK).map(|_| ())
+    }
+
+    /// The IPv6 default routes of the main table: (link index, gateway) pairs, such
+    /// as the kernel adds from a router advertisement.
+    pub fn ipv6_default_routes(&mut self) -> Result<Vec<(u32, IpAddr)>> {
+        let mut q = RouteMessage::default();
+        q.header.address_family = AddressFamily::Inet6;
+        let replies = self.request(RouteNetlinkMessage::GetRoute(q), NLM_F_DUMP)?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) => default_route_from(r),
+                _ => None,
+            })
+            .collect())
+    }
+
     pub fn add_default_route(&mut self, index: u32, gateway: IpAddr) -> Result<()> {
         let mut m = RouteMessage::default();
         m.header.address_family = family(gateway);
@@ -257,6 +284,26 @@ fn address_from(a: AddressMessage) -> Option<Address> {
         tentative: flags.contains(AddressFlags::Tentative),
         dad_failed: flags.contains(AddressFlags::Dadfailed),
     })
+}
+
+fn default_route_from(r: RouteMessage) -> Option<(u32, IpAddr)> {
+    if r.header.destination_prefix_length != 0 || r.header.address_family != AddressFamily::Inet6 {
+        return None;
+    }
+    let mut table = u32::from(r.header.table);
+    let (mut oif, mut gw) = (None, None);
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gw = Some(IpAddr::V6(*g)),
+            _ => {}
+        }
+    }
+    if table != u32::from(libc::RT_TABLE_MAIN) {
+        return None;
+    }
+    Some((oif?, gw?))
 }
 
 fn family(a: IpAddr) -> AddressFamily {

@@ -1,0 +1,707 @@
+//! IPv6 for `network_mode: dhcp`, raced with DHCPv4 on every link: router discovery
+//! (RFC 4861), an address from stateless autoconfiguration (SLAAC, RFC 4862) or from
+//! DHCPv6 (RFC 8415), DNS servers from the router advertisement (RDNSS, RFC 8106) or
+//! from DHCPv6 (RFC 3646).
+//!
+//! The kernel does SLAAC itself: once a link is up it makes a link-local address,
+//! solicits routers, and from a router advertisement (RA) with an autonomous prefix
+//! it makes a global address, runs duplicate address detection (DAD) on it and adds
+//! the default route. stboot listens to the same RAs on a raw ICMPv6 socket for what
+//! the kernel leaves to user space: the managed and other-configuration flags (run
+//! DHCPv6) and the DNS servers. It sends router solicitations of its own too, so an
+//! answer to the kernel's that came before the socket existed is asked for again.
+//!
+//! A link's IPv6 is usable once it has a global address that passed DAD and an IPv6
+//! default route. A DHCPv6 address is added by stboot and used only after DAD; one
+//! that another host answers for is removed and declined to the server (RFC 8415
+//! 18.2.8), and stboot asks again.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddrV6, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use dhcproto::v6::{self, DhcpOption, DhcpOptions, MessageType, OptionCode, IANA, ORO};
+use dhcproto::{Decodable, Decoder, Encodable};
+use tracing::{info, warn};
+
+use super::dhcp::{Candidate, Lease, Method};
+use super::netlink::Netlink;
+
+/// A prefix information option of a router advertisement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefix {
+    pub prefix: Ipv6Addr,
+    pub len: u8,
+    /// The L flag: addresses in the prefix are on this link.
+    pub on_link: bool,
+    /// The A flag: hosts make their own address in it (SLAAC).
+    pub autonomous: bool,
+}
+
+/// What stboot reads from a router advertisement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterAdvert {
+    /// The M flag: addresses come from DHCPv6.
+    pub managed: bool,
+    /// The O flag: other configuration (DNS) comes from DHCPv6.
+    pub other: bool,
+    /// Seconds the sender is a default router; 0: it is not one.
+    pub router_lifetime: u16,
+    pub prefixes: Vec<Prefix>,
+    /// Recursive DNS servers (RDNSS options with a lifetime).
+    pub dns: Vec<Ipv6Addr>,
+}
+
+/// Parse the ICMPv6 message of a router advertisement (RFC 4861 4.2): the one place
+/// stboot decodes an RA. Malformed options refuse the whole message, as RFC 4861
+/// 6.1.2 asks.
+pub fn parse_router_advert(icmp: &[u8]) -> Result<RouterAdvert> {
+    if icmp.len() < 16 {
+        bail!("router advertisement of {} bytes: shorter than its 16-byte header", icmp.len());
+    }
+    if icmp[0] != 134 || icmp[1] != 0 {
+        bail!("ICMPv6 type {} code {} is not a router advertisement (134, 0)", icmp[0], icmp[1]);
+    }
+    let mut ra = RouterAdvert {
+        managed: icmp[5] & 0x80 != 0,
+        other: icmp[5] & 0x40 != 0,
+        router_lifetime: u16::from_be_bytes([icmp[6], icmp[7]]),
+        prefixes: Vec::new(),
+        dns: Vec::new(),
+    };
+    let mut opts = &icmp[16..];
+    while !opts.is_empty() {
+        if opts.len() < 2 || opts[1] == 0 {
+            bail!("router advertisement: an option of length 0 or cut short");
+        }
+        let len = usize::from(opts[1]) * 8;
+        if len > opts.len() {
+            bail!("router advertisement: option {} claims {len} bytes, {} are left", opts[0], opts.len());
+        }
+        let (opt, rest) = opts.split_at(len);
+        match opt[0] {
+            3 => {
+                if len != 32 {
+                    bail!("router advertisement: prefix information of {len} bytes, not 32");
+                }
+                let plen = opt[2];
+                let valid = u32::from_be_bytes([opt[4], opt[5], opt[6], opt[7]]);
+                let bytes: [u8; 16] = opt[16..32].try_into().expect("16 bytes");
+                if plen <= 128 && valid > 0 {
+                    ra.prefixes.push(Prefix {
+                        prefix: Ipv6Addr::from(bytes),
+                        len: plen,
+                        on_link: opt[3] & 0x80 != 0,
+                        autonomous: opt[3] & 0x40 != 0,
+                    });
+                }
+            }
+            25 => {
+                if len < 24 || (len - 8) % 16 != 0 {
+                    bail!("router advertisement: RDNSS option of {len} bytes");
+                }
+                let lifetime = u32::from_be_bytes([opt[4], opt[5], opt[6], opt[7]]);
+                if lifetime > 0 {
+                    for a in opt[8..].chunks_exact(16) {
+                        let a = Ipv6Addr::from(<[u8; 16]>::try_from(a).expect("16 bytes"));
+                        if !ra.dns.contains(&a) {
+                            ra.dns.push(a);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        opts = rest;
+    }
+    Ok(ra)
+}
+
+/// `default router for 1800 s, prefix 2001:db8::/64 (SLAAC), DNS 2001:db8::53,
+/// addresses from DHCPv6` for the console.
+pub fn describe(ra: &RouterAdvert) -> String {
+    let mut parts = Vec::new();
+    if ra.router_lifetime > 0 {
+        parts.push(format!("default router for {} s", ra.router_lifetime));
+    } else {
+        parts.push("not a default router (lifetime 0)".to_string());
+    }
+    for p in &ra.prefixes {
+        let how = match (p.autonomous, p.on_link) {
+            (true, _) => " (SLAAC)",
+            (false, true) => " (on-link)",
+            (false, false) => "",
+        };
+        parts.push(format!("prefix {}/{}{how}", p.prefix, p.len));
+    }
+    if !ra.dns.is_empty() {
+        let d: Vec<String> = ra.dns.iter().map(|a| a.to_string()).collect();
+        parts.push(format!("DNS {}", d.join(" ")));
+    }
+    if ra.managed {
+        parts.push("addresses from DHCPv6".into());
+    } else if ra.other {
+        parts.push("DNS from DHCPv6".into());
+    }
+    parts.join(", ")
+}
+
+/// A raw ICMPv6 socket on one link: sends router solicitations, receives RAs.
+struct Routers {
+    fd: OwnedFd,
+    index: u32,
+}
+
+impl Routers {
+    fn open(link: &Candidate) -> Result<Self> {
+        use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockProtocol, SockType};
+        let fd = socket::socket(AddressFamily::Inet6, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::IcmpV6)
+            .context("creating a raw ICMPv6 socket (is CONFIG_IPV6 in the kernel?)")?;
+        socket::setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(&link.name))
+            .with_context(|| format!("binding an ICMPv6 socket to {}", link.name))?;
+        // the hop limit of what arrives: a router advertisement with less than 255
+        // crossed a router, and is not from this link (RFC 4861 6.1.2)
+        socket::setsockopt(&fd, sockopt::Ipv6RecvHopLimit, &true)?;
+        socket::setsockopt(&fd, sockopt::Ipv6MulticastHops, &255)?;
+        Ok(Self { fd, index: link.index })
+    }
+
+    /// Send a router solicitation to all routers (ff02::2). The kernel fills in the
+    /// checksum and the source address (`::` while the link-local one is tentative,
+    /// which is why no source link-layer option is sent).
+    fn solicit(&self) -> Result<()> {
+        use nix::sys::socket::{sendto, MsgFlags, SockaddrIn6};
+        let to = SockaddrIn6::from(SocketAddrV6::new(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2), 0, 0, self.index));
+        sendto(self.fd.as_raw_fd(), &[133, 0, 0, 0, 0, 0, 0, 0], &to, MsgFlags::empty())
+            .context("sending a router solicitation")?;
+        Ok(())
+    }
+
+    /// The next valid RA within `wait`, with its sender; other ICMPv6 messages, and
+    /// RAs from off the link or malformed, are skipped.
+    fn receive(&self, wait: Duration) -> Result<Option<(Ipv6Addr, RouterAdvert)>> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrIn6};
+        let until = Instant::now() + wait;
+        let mut buf = [0u8; 1500];
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::from(ms)).context("waiting for a router advertisement")? == 0 {
+                continue;
+            }
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let mut cmsg = nix::cmsg_space!(libc::c_int);
+            let msg =
+                match recvmsg::<SockaddrIn6>(self.fd.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT) {
+                    Ok(m) => m,
+                    Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(anyhow!("receiving ICMPv6: {e}")),
+                };
+            let hop = msg.cmsgs().ok().into_iter().flatten().find_map(|c| match c {
+                ControlMessageOwned::Ipv6HopLimit(h) => Some(h),
+                _ => None,
+            });
+            let (n, from) = (msg.bytes, msg.address.map(|a| a.ip()));
+            let Some(from) = from else { continue };
+            let bytes = &buf[..n];
+            if bytes.first() != Some(&134) {
+                continue; // not an RA: neighbour discovery, our own solicitation, ...
+            }
+            if !is_link_local(&from) {
+                warn!("ignoring a router advertisement from {from}: its source is not a link-local address (RFC 4861 6.1.2)");
+                continue;
+            }
+            if hop != Some(255) {
+                let hop = hop.map_or("unknown".to_string(), |h| h.to_string());
+                warn!("ignoring a router advertisement from {from} with hop limit {hop}, not 255: it crossed a router");
+                continue;
+            }
+            match parse_router_advert(bytes) {
+                Ok(ra) => return Ok(Some((from, ra))),
+                Err(e) => warn!("ignoring a router advertisement from {from}: {e:#}"),
+            }
+        }
+    }
+}
+
+fn is_link_local(a: &Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// A global (not link-local, loopback or multicast) IPv6 address.
+fn is_global(a: &IpAddr) -> bool {
+    matches!(a, IpAddr::V6(v) if !is_link_local(v) && !v.is_loopback() && !v.is_multicast() && !v.is_unspecified())
+}
+
+/// Autoconfigure IPv6 on `link` until it is usable, another contender won (`stop`)
+/// or `deadline`. `progress` keeps the console's race summary current.
+pub fn run_link(link: &Candidate, deadline: Instant, stop: &AtomicBool, progress: &dyn Fn(String)) -> Result<Lease> {
+    let t0 = Instant::now();
+    let routers = Routers::open(link)?;
+    let mut solicitations = 0u32;
+    let mut next_rs = Instant::now();
+    let mut rs_wait = Duration::from_secs(1);
+    let mut seen_non_default = None;
+    let (router, ra) = loop {
+        if stop.load(Ordering::Relaxed) {
+            bail!("another interface got an address first");
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            match seen_non_default {
+                Some(r) => bail!("the router advertisement from {r} does not offer a default router (lifetime 0)"),
+                None => bail!("no router advertisement ({solicitations} router solicitations sent)"),
+            }
+        }
+        if now >= next_rs {
+            // failing to send (no link-local address yet, ...) is not fatal: try again
+            if routers.solicit().is_ok() {
+                solicitations += 1;
+                progress(format!("no router advertisement yet ({solicitations} router solicitations sent)"));
+            }
+            next_rs = now + rs_wait;
+            rs_wait = (rs_wait * 2).min(Duration::from_secs(4));
+        }
+        let wait = next_rs.min(deadline).saturating_duration_since(now).min(Duration::from_millis(250));
+        if let Some((from, ra)) = routers.receive(wait)? {
+            if ra.router_lifetime > 0 {
+                break (from, ra);
+            }
+            seen_non_default = Some(from);
+        }
+    };
+    info!("{}: router advertisement from {router} after {} ms: {}", link.name, t0.elapsed().as_millis(), describe(&ra));
+    let mut dns: Vec<Ipv6Addr> = ra.dns.clone();
+    let mut nl = Netlink::open()?;
+    let slaac = ra.prefixes.iter().any(|p| p.autonomous && p.len == 64);
+    let mut from_dhcp: Option<(Ipv6Addr, Ipv6Addr)> = None;
+    if ra.managed {
+        progress("router says managed: no DHCPv6 address yet".into());
+        let mut client = Dhcp6::open(link)?;
+        let mut nl2 = Netlink::open()?;
+        let mut abandon = || stop.load(Ordering::Relaxed) || (slaac && usable(&mut nl2, link.index).is_some());
+        match client.stateful(&mut nl, deadline, &mut abandon, progress) {
+            Ok(Some(got)) => {
+                dns.extend(got.dns.iter().filter(|a| !ra.dns.contains(a)));
+                from_dhcp = Some((got.address, got.server));
+            }
+            Ok(None) => {}
+            Err(e) if slaac => warn!("{}: DHCPv6 failed ({e:#}); using the SLAAC address", link.name),
+            Err(e) => return Err(e),
+        }
+    } else if ra.other && dns.is_empty() {
+        // stateless DHCPv6 for the DNS servers only; the address is SLAAC's
+        progress("router says other configuration: asking DHCPv6 for DNS".into());
+        let until = deadline.min(Instant::now() + Duration::from_secs(5));
+        let mut abandon = || stop.load(Ordering::Relaxed);
+        match Dhcp6::open(link).and_then(|mut c| c.information(until, &mut abandon)) {
+            Ok(Some(d)) => dns = d,
+            Ok(None) => warn!("{}: no DHCPv6 answer with DNS servers within 5 s; going on without", link.name),
+            Err(e) => warn!("{}: DHCPv6 for DNS failed ({e:#}); going on without", link.name),
+        }
+    }
+    // wait for the kernel: the SLAAC address past DAD, and the default route
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            bail!("another interface got an address first");
+        }
+        let addr = match from_dhcp {
+            Some((a, _)) => Some((a, 128)),
+            None => usable(&mut nl, link.index),
+        };
+        let route = nl.ipv6_default_routes()?.into_iter().find(|(i, _)| *i == link.index).map(|r| r.1);
+        if let (Some((address, prefix)), Some(gw)) = (addr, route) {
+            let (method, server) = match from_dhcp {
+                Some((_, s)) => (Method::Dhcpv6, IpAddr::V6(s)),
+                None => (Method::Slaac, IpAddr::V6(router)),
+            };
+            info!(
+                "{}: {} address {address}/{prefix} usable after {} ms (duplicate address detection passed), default route via {gw}",
+                link.name,
+                method.name(),
+                t0.elapsed().as_millis()
+            );
+            return Ok(Lease {
+                interface: link.name.clone(),
+                index: link.index,
+                method,
+                address: IpAddr::V6(address),
+                prefix,
+                router: Some(gw),
+                dns: dns.into_iter().map(IpAddr::V6).collect(),
+                lease_time: None,
+                server,
+            });
+        }
+        if Instant::now() >= deadline {
+            let failed =
+                nl.addresses()?.into_iter().find(|a| a.index == link.index && a.dad_failed && is_global(&a.addr));
+            if let Some(f) = failed {
+                bail!(
+                    "the SLAAC address {} is already in use on the link: another host answered for it (duplicate address detection, RFC 4862)",
+                    f.addr
+                );
+            }
+            match (addr, route) {
+                (None, _) if !slaac && !ra.managed => bail!(
+                    "the router advertisement from {router} offers no prefix for SLAAC and no DHCPv6: no address to take"
+                ),
+                (None, _) => bail!("no IPv6 address passed duplicate address detection"),
+                _ => bail!("an address, but no IPv6 default route from {router}"),
+            }
+        }
+        progress(match addr {
+            None => "router advertisement, no address past duplicate address detection yet".into(),
+            Some(_) => "address, no default route yet".into(),
+        });
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A global IPv6 address on link `index` that passed DAD, with its prefix length.
+fn usable(nl: &mut Netlink, index: u32) -> Option<(Ipv6Addr, u8)> {
+    let addrs = nl.addresses().ok()?;
+    addrs.into_iter().find_map(|a| match a.addr {
+        IpAddr::V6(v) if a.index == index && is_global(&a.addr) && !a.tentative && !a.dad_failed => Some((v, a.prefix)),
+        _ => None,
+    })
+}
+
+/// What a DHCPv6 server gave.
+struct Granted {
+    address: Ipv6Addr,
+    server: Ipv6Addr,
+    dns: Vec<Ipv6Addr>,
+}
+
+/// A DHCPv6 client on one link (UDP port 546, to All_DHCP_Relay_Agents_and_Servers).
+struct Dhcp6 {
+    sock: UdpSocket,
+    link: Candidate,
+    duid: Vec<u8>,
+    iaid: u32,
+}
+
+const ALL_DHCP: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
+
+impl Dhcp6 {
+    fn open(link: &Candidate) -> Result<Self> {
+        use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn6};
+        let fd: OwnedFd = socket::socket(AddressFamily::Inet6, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
+            .context("creating a UDP socket for DHCPv6")?;
+        socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+        socket::setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(&link.name))
+            .with_context(|| format!("binding a socket to {}", link.name))?;
+        socket::bind(fd.as_raw_fd(), &SockaddrIn6::from(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 546, 0, 0)))
+            .context("binding UDP port 546")?;
+        // DUID-LL (RFC 8415 11.4): type 3, hardware type 1 (Ethernet), the MAC; the
+        // same on every boot, so a server can reserve an address for it
+        let mut duid = vec![0, 3, 0, 1];
+        duid.extend_from_slice(&link.mac);
+        Ok(Self { sock: UdpSocket::from(fd), link: link.clone(), duid, iaid: link.index })
+    }
+
+    fn message(&self, kind: MessageType, xid: [u8; 3], t0: Instant) -> v6::Message {
+        let mut m = v6::Message::new_with_id(kind, xid);
+        let o = m.opts_mut();
+        o.insert(DhcpOption::ClientId(self.duid.clone()));
+        // elapsed time in hundredths of a second (RFC 8415 21.9)
+        o.insert(DhcpOption::ElapsedTime(u16::try_from(t0.elapsed().as_millis() / 10).unwrap_or(u16::MAX)));
+        o.insert(DhcpOption::ORO(ORO { opts: vec![OptionCode::DomainNameServers] }));
+        m
+    }
+
+    /// Send `m`, retransmitting after 1, 2, 4, 8 s (RFC 8415 15, capped), until a
+    /// reply of `want` to it arrives, `until`, or `abandon()`.
+    fn exchange(
+        &mut self,
+        m: &mut v6::Message,
+        want: MessageType,
+        t0: Instant,
+        until: Instant,
+        abandon: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<(v6::Message, Ipv6Addr)>> {
+        let to = SocketAddrV6::new(ALL_DHCP, 547, 0, self.link.index);
+        let mut wait = Duration::from_secs(1);
+        let mut buf = [0u8; 1500];
+        loop {
+            m.opts_mut()
+                .insert(DhcpOption::ElapsedTime(u16::try_from(t0.elapsed().as_millis() / 10).unwrap_or(u16::MAX)));
+            // no link-local address yet makes sending fail: wait and send again
+            let _ = self.sock.send_to(&m.to_vec()?, to);
+            let step = (Instant::now() + wait).min(until);
+            while Instant::now() < step {
+                if abandon() {
+                    return Ok(None);
+                }
+                self.sock.set_read_timeout(Some(
+                    step.saturating_duration_since(Instant::now())
+                        .clamp(Duration::from_millis(1), Duration::from_millis(250)),
+                ))?;
+                let (n, from) = match self.sock.recv_from(&mut buf) {
+                    Ok(r) => r,
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                        continue
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let Ok(r) = decode(&buf[..n]) else { continue };
+                let ours =
+                    matches!(r.opts().get(OptionCode::ClientId), Some(DhcpOption::ClientId(c)) if *c == self.duid);
+                if r.xid() == m.xid() && r.msg_type() == want && ours {
+                    let from = match from.ip() {
+                        IpAddr::V6(a) => a,
+                        IpAddr::V4(_) => continue,
+                    };
+                    return Ok(Some((r, from)));
+                }
+            }
+            if Instant::now() >= until {
+                return Ok(None);
+            }
+            wait = (wait * 2).min(Duration::from_secs(8));
+        }
+    }
+
+    /// Solicit, advertise, request, reply; add the address (/128: the on-link prefix
+    /// is the RA's) and wait for DAD. A duplicate is removed, declined, and asked for
+    /// again, up to three times.
+    fn stateful(
+        &mut self,
+        nl: &mut Netlink,
+        deadline: Instant,
+        abandon: &mut dyn FnMut() -> bool,
+        progress: &dyn Fn(String),
+    ) -> Result<Option<Granted>> {
+        let name = self.link.name.clone();
+        for attempt in 1..=3 {
+            let t0 = Instant::now();
+            let mut sol = self.message(MessageType::Solicit, xid(), t0);
+            sol.opts_mut().insert(DhcpOption::IANA(IANA { id: self.iaid, t1: 0, t2: 0, opts: DhcpOptions::new() }));
+            let Some((adv, _)) = self.exchange(&mut sol, MessageType::Advertise, t0, deadline, abandon)? else {
+                return match abandon() {
+                    true => Ok(None),
+                    false => Err(anyhow!("no answer from a DHCPv6 server")),
+                };
+            };
+            let offered = granted(&adv).context("DHCPv6 advertise")?;
+            let server_id = match adv.opts().get(OptionCode::ServerId) {
+                Some(DhcpOption::ServerId(s)) => s.clone(),
+                _ => bail!("DHCPv6 advertise without a server identifier"),
+            };
+            progress(format!("DHCPv6 offered {}, no reply yet", offered.0));
+            let mut req = self.message(MessageType::Request, xid(), t0);
+            req.opts_mut().insert(DhcpOption::ServerId(server_id.clone()));
+            if let Some(DhcpOption::IANA(ia)) = adv.opts().get(OptionCode::IANA) {
+                req.opts_mut().insert(DhcpOption::IANA(ia.clone()));
+            }
+            let Some((reply, server)) = self.exchange(&mut req, MessageType::Reply, t0, deadline, abandon)? else {
+                return match abandon() {
+                    true => Ok(None),
+                    false => Err(anyhow!("DHCPv6 server offered {} but did not confirm it", offered.0)),
+                };
+            };
+            let (address, dns) = granted(&reply).context("DHCPv6 reply")?;
+            info!("{name}: DHCPv6 address {address} from {server} after {} ms", t0.elapsed().as_millis());
+            nl.add_address(self.link.index, IpAddr::V6(address), 128)
+                .with_context(|| format!("adding {address} to {name}"))?;
+            if super::wait_dad(nl, self.link.index, &name, IpAddr::V6(address), deadline)? == super::Dad::Passed {
+                return Ok(Some(Granted { address, server, dns }));
+            }
+            // RFC 8415 18.2.8: remove it, tell the server, ask again
+            warn!(
+                "{name}: the DHCPv6 address {address} is already in use on the link: another host answered for it (duplicate address detection); declining it and asking again"
+            );
+            let _ = nl.del_address(self.link.index, IpAddr::V6(address), 128);
+            let mut decline = self.message(MessageType::Decline, xid(), t0);
+            decline.opts_mut().insert(DhcpOption::ServerId(server_id));
+            if let Some(DhcpOption::IANA(ia)) = reply.opts().get(OptionCode::IANA) {
+                decline.opts_mut().insert(DhcpOption::IANA(ia.clone()));
+            }
+            let until = deadline.min(Instant::now() + Duration::from_secs(2));
+            let _ = self.exchange(&mut decline, MessageType::Reply, t0, until, abandon);
+            progress(format!("DHCPv6 address {address} was in use; declined (attempt {attempt} of 3)"));
+        }
+        bail!("every DHCPv6 address offered was in use on the link")
+    }
+
+    /// Information-request (stateless DHCPv6): the DNS servers.
+    fn information(&mut self, until: Instant, abandon: &mut dyn FnMut() -> bool) -> Result<Option<Vec<Ipv6Addr>>> {
+        let t0 = Instant::now();
+        let mut m = self.message(MessageType::InformationRequest, xid(), t0);
+        Ok(self.exchange(&mut m, MessageType::Reply, t0, until, abandon)?.map(|(r, _)| dns_of(r.opts())))
+    }
+}
+
+/// The address in a reply's or advertise's IA_NA, and the DNS servers; a status
+/// code other than success is the server's refusal, named.
+fn granted(m: &v6::Message) -> Result<(Ipv6Addr, Vec<Ipv6Addr>)> {
+    if let Some(DhcpOption::StatusCode(s)) = m.opts().get(OptionCode::StatusCode) {
+        if s.status != v6::Status::Success {
+            bail!("the server refused: {:?} {}", s.status, s.msg);
+        }
+    }
+    let Some(DhcpOption::IANA(ia)) = m.opts().get(OptionCode::IANA) else {
+        bail!("no address (IA_NA) in the answer");
+    };
+    if let Some(DhcpOption::StatusCode(s)) = ia.opts.get(OptionCode::StatusCode) {
+        if s.status != v6::Status::Success {
+            bail!("the server refused an address: {:?} {}", s.status, s.msg);
+        }
+    }
+    match ia.opts.get(OptionCode::IAAddr) {
+        Some(DhcpOption::IAAddr(a)) if a.valid_life > 0 && is_global(&IpAddr::V6(a.addr)) => {
+            Ok((a.addr, dns_of(m.opts())))
+        }
+        Some(DhcpOption::IAAddr(a)) => bail!("the address {} is not usable (valid lifetime {})", a.addr, a.valid_life),
+        _ => bail!("no address in the IA_NA"),
+    }
+}
+
+fn dns_of(o: &DhcpOptions) -> Vec<Ipv6Addr> {
+    match o.get(OptionCode::DomainNameServers) {
+        Some(DhcpOption::DomainNameServers(d)) => d.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// What stboot reads from a DHCPv6 answer, as text (for tests and fuzzing: the same
+/// accessors the client uses).
+pub fn summary(m: &v6::Message) -> String {
+    match granted(m) {
+        Ok((a, dns)) => format!("{:?} {a} dns {dns:?}", m.msg_type()),
+        Err(e) => format!("{:?} refused: {e:#}", m.msg_type()),
+    }
+}
+
+fn xid() -> [u8; 3] {
+    use rand_core::RngCore;
+    let mut x = [0u8; 3];
+    rand_core::OsRng.fill_bytes(&mut x);
+    x
+}
+
+/// Parse a DHCPv6 message (dhcproto's debug assertions caught, as for DHCPv4).
+pub fn decode(bytes: &[u8]) -> Result<v6::Message> {
+    let r = std::panic::catch_unwind(|| v6::Message::decode(&mut Decoder::new(bytes)));
+    match r {
+        Ok(m) => m.map_err(|e| anyhow!("bad DHCPv6 message: {e}")),
+        Err(_) => Err(anyhow!("bad DHCPv6 message: the decoder refused it")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An RA as dnsmasq sends it: M and O clear, lifetime 1800, SLLAO, MTU, PIO
+    /// 2001:db8::/64 with L and A, RDNSS 2001:db8::53.
+    fn ra_bytes() -> Vec<u8> {
+        let mut b = vec![134, 0, 0, 0, 64, 0x00, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
+        b.extend_from_slice(&[1, 1, 0x52, 0x54, 0, 0, 0, 1]); // source link-layer address
+        b.extend_from_slice(&[5, 1, 0, 0, 0, 0, 0x05, 0xdc]); // MTU 1500
+        b.extend_from_slice(&[3, 4, 64, 0xc0, 0, 0, 0x0e, 0x10, 0, 0, 0x07, 0x08, 0, 0, 0, 0]);
+        b.extend_from_slice(&"2001:db8::".parse::<Ipv6Addr>().unwrap().octets());
+        b.extend_from_slice(&[25, 3, 0, 0, 0, 0, 0x0e, 0x10]);
+        b.extend_from_slice(&"2001:db8::53".parse::<Ipv6Addr>().unwrap().octets());
+        b
+    }
+
+    #[test]
+    fn a_router_advertisement_gives_flags_prefixes_and_dns() {
+        let ra = parse_router_advert(&ra_bytes()).unwrap();
+        assert_eq!(
+            ra,
+            RouterAdvert {
+                managed: false,
+                other: false,
+                router_lifetime: 1800,
+                prefixes: vec![Prefix {
+                    prefix: "2001:db8::".parse().unwrap(),
+                    len: 64,
+                    on_link: true,
+                    autonomous: true
+                }],
+                dns: vec!["2001:db8::53".parse().unwrap()],
+            }
+        );
+        assert_eq!(describe(&ra), "default router for 1800 s, prefix 2001:db8::/64 (SLAAC), DNS 2001:db8::53");
+        let mut managed = ra_bytes();
+        managed[5] = 0xc0;
+        managed[35] = 0x80; // the prefix's A flag off: on-link only
+        let ra = parse_router_advert(&managed).unwrap();
+        assert!(ra.managed && ra.other && !ra.prefixes[0].autonomous);
+        assert_eq!(
+            describe(&ra),
+            "default router for 1800 s, prefix 2001:db8::/64 (on-link), DNS 2001:db8::53, addresses from DHCPv6"
+        );
+    }
+
+    #[test]
+    fn malformed_router_advertisements_are_refused() {
+        let good = ra_bytes();
+        let err = |b: &[u8]| format!("{:#}", parse_router_advert(b).unwrap_err());
+        assert!(err(&good[..10]).contains("shorter than its 16-byte header"));
+        let mut zero = good.clone();
+        zero[17] = 0; // the first option's length
+        assert!(err(&zero).contains("length 0"));
+        let mut long = good.clone();
+        long[good.len() - 23] = 9; // RDNSS claims 72 bytes, 24 are left
+        assert!(err(&long).contains("claims 72 bytes"), "{}", err(&long));
+        let mut pio = good.clone();
+        pio[33] = 3;
+        assert!(err(&pio).contains("claims") || err(&pio).contains("not 32"), "{}", err(&pio));
+        let mut ns = good;
+        ns[0] = 135;
+        assert!(err(&ns).contains("not a router advertisement"));
+        // an RDNSS with lifetime 0 withdraws its servers: none are taken
+        let mut gone = ra_bytes();
+        let n = gone.len();
+        gone[n - 20..n - 16].copy_from_slice(&[0, 0, 0, 0]);
+        assert!(parse_router_advert(&gone).unwrap().dns.is_empty());
+    }
+
+    #[test]
+    fn dhcpv6_answers_give_the_address_or_the_servers_reason() {
+        let mut m = v6::Message::new(MessageType::Reply);
+        let mut ia = IANA { id: 2, t1: 0, t2: 0, opts: DhcpOptions::new() };
+        ia.opts.insert(DhcpOption::IAAddr(v6::IAAddr {
+            addr: "2001:db8::1:7".parse().unwrap(),
+            preferred_life: 3600,
+            valid_life: 3600,
+            opts: DhcpOptions::new(),
+        }));
+        m.opts_mut().insert(DhcpOption::IANA(ia));
+        m.opts_mut().insert(DhcpOption::DomainNameServers(vec!["2001:db8::53".parse().unwrap()]));
+        let bytes = m.to_vec().unwrap();
+        let (a, dns) = granted(&decode(&bytes).unwrap()).unwrap();
+        assert_eq!((a.to_string(), dns[0].to_string()), ("2001:db8::1:7".into(), "2001:db8::53".into()));
+
+        let mut none = v6::Message::new(MessageType::Advertise);
+        let mut ia = IANA { id: 2, t1: 0, t2: 0, opts: DhcpOptions::new() };
+        ia.opts.insert(DhcpOption::StatusCode(v6::StatusCode {
+            status: v6::Status::NoAddrsAvail,
+            msg: "no addresses".into(),
+        }));
+        none.opts_mut().insert(DhcpOption::IANA(ia));
+        let e = format!("{:#}", granted(&none).unwrap_err());
+        assert!(e.contains("NoAddrsAvail no addresses"), "{e}");
+    }
+
+    /// The fuzz corpus's seeds are what they claim to be.
+    #[test]
+    fn the_fuzz_seeds_parse() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/ipv6/");
+        let ra = std::fs::read(format!("{dir}router-advert.bin")).unwrap();
+        assert_eq!(parse_router_advert(&ra[1..]).unwrap(), parse_router_advert(&ra_bytes()).unwrap());
+        let reply = std::fs::read(format!("{dir}dhcpv6-reply.bin")).unwrap();
+        assert_eq!(summary(&decode(&reply[1..]).unwrap()), "Reply 2001:db8::1:7 dns [2001:db8::53]");
+    }
+}
