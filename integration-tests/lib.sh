@@ -44,12 +44,13 @@ make_pki() {
         "$STMGR" keygen certificate -rootCert other-root.pem -rootKey other-root.key -certOut other$i.pem -keyOut other$i.key >/dev/null
     done
     # TLS: a pinned CA and an unpinned one, each with a server certificate for 10.0.2.2
+    # (and for the IPv6 scenarios' server, 2001:db8::1 and os.test, in a namespace)
     for ca in tls-ca rogue-ca; do
         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $ca.key -out $ca.pem \
             -subj "/CN=stboot-rs test $ca" -days 30 -addext basicConstraints=critical,CA:TRUE 2>/dev/null
         openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $ca-server.key \
             -out $ca-server.csr -subj "/CN=10.0.2.2" 2>/dev/null
-        printf 'subjectAltName=IP:10.0.2.2,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > san.cnf
+        printf 'subjectAltName=IP:10.0.2.2,IP:127.0.0.1,IP:2001:db8::1,DNS:os.test\nextendedKeyUsage=serverAuth\n' > san.cnf
         openssl x509 -req -in $ca-server.csr -CA $ca.pem -CAkey $ca.key -CAcreateserial -days 30 \
             -extfile san.cnf -out $ca-server.pem 2>/dev/null
     done
@@ -154,7 +155,8 @@ stop_hostile() {
     [ -f "$W/hostile.pid" ] && kill "$(cat "$W/hostile.pid")" 2>/dev/null || true
 }
 
-# nginx on 127.0.0.1: PORT CERTNAME (from pki) [NAME]
+# nginx on 127.0.0.1: PORT CERTNAME (from pki) [NAME]. With NS set, nginx runs in
+# that network namespace and listens on $LISTEN there (the IPv6 scenarios).
 start_nginx() {
     local port=$1 cert=$2 name=${3:-nginx-$1}
     local d=$W/$name
@@ -170,17 +172,19 @@ http {
     client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;
     types { application/json json; application/zip zip; }
     server {
-        listen 127.0.0.1:$port ssl;
+        listen ${LISTEN:-127.0.0.1}:$port ssl;
         ssl_certificate $W/pki/$cert-server.pem;
         ssl_certificate_key $W/pki/$cert-server.key;
         root $W/www;
     }
 }
 NGX
-    nginx -c "$d/nginx.conf" -p "$d" &
+    local in=() addr=127.0.0.1
+    [ -n "${NS:-}" ] && in=(ip netns exec "$NS") && addr=${LISTEN//[\[\]]/}
+    "${in[@]}" nginx -c "$d/nginx.conf" -p "$d" &
     echo $! > "$d/launcher.pid"
     for _ in $(seq 50); do
-        (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && return 0
+        "${in[@]}" bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null && return 0
         sleep 0.1
     done
     log "nginx on $port did not start"; cat "$d/logs/error.log" >&2; return 1
@@ -284,7 +288,10 @@ boot_qemu() {
             "$W/$name.console" 2>"$W/$name.keys.log" &
         keys=$!
     fi
-    timeout "${QEMU_TIMEOUT:-150}" qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 -pidfile "$W/$name.pid" \
+    # QEMU_NETNS: QEMU runs in that network namespace (its tap NIC is there)
+    local in=()
+    [ -n "${QEMU_NETNS:-}" ] && in=(ip netns exec "$QEMU_NETNS")
+    "${in[@]}" timeout "${QEMU_TIMEOUT:-150}" qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 -pidfile "$W/$name.pid" \
         -display none -monitor none "${serial[@]}" -no-reboot \
         "${payload[@]}" "${nic[@]}" \
         -chardev socket,id=chrtpm,path="$tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \
@@ -347,4 +354,36 @@ make_secureboot_keys() {
 # QEMU arguments for UEFI firmware with variable store $1
 ovmf_args() {
     echo "-machine q35 -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd -drive if=pflash,format=raw,unit=1,file=$1"
+}
+
+# ipv6_net NAME DNSMASQ_ARGS...: the network namespace stit-NAME for an IPv6
+# scenario: a bridge with 2001:db8::1/64 and the tap device tap0 that QEMU (run with
+# QEMU_NETNS=stit-NAME and $(ipv6_nic)) attaches to; dnsmasq sends router
+# advertisements (plus DNSMASQ_ARGS: a DHCPv6 range, ra-only, ...) and answers DNS for
+# os.test with 2001:db8::1 (AAAA; its A query gets "no data": a REFUSED one, dnsmasq's
+# answer without --local, makes musl's getaddrinfo fail as a whole); nginx serves $W/www on [2001:db8::1]:8443. There is no
+# IPv4 on that link, and nothing leaves the namespace.
+ipv6_net() {
+    local name=$1 ns=stit-$1; shift
+    ip netns del "$ns" 2>/dev/null || true
+    ip netns add "$ns" && ip -n "$ns" link set lo up &&
+        ip -n "$ns" link add br0 type bridge && ip -n "$ns" link set br0 up &&
+        ip -n "$ns" addr add 2001:db8::1/64 dev br0 nodad &&
+        ip -n "$ns" tuntap add dev tap0 mode tap && ip -n "$ns" link set tap0 master br0 &&
+        ip -n "$ns" link set tap0 up || { log "$name: setting up namespace $ns failed"; return 1; }
+    # (--bind-dynamic: br0 gets its link-local address, which dnsmasq advertises as DNS
+    # server, only once QEMU opens tap0)
+    ip netns exec "$ns" dnsmasq --interface=br0 --bind-dynamic --no-resolv --no-hosts \
+        --host-record=os.test,2001:db8::1 --local=/test/ --enable-ra "$@" --conf-file=/dev/null --dhcp-leasefile=/dev/null \
+        --pid-file="$W/$name.dnsmasq.pid" --log-facility="$W/$name.dnsmasq.log" --log-dhcp ||
+        { log "$name: dnsmasq did not start"; return 1; }
+    NS=$ns LISTEN="[2001:db8::1]" start_nginx 8443 tls-ca "$name-nginx"
+}
+
+ipv6_nic() { echo -nic none -netdev tap,id=t0,ifname=tap0,script=no,downscript=no -device e1000,netdev=t0; }
+
+stop_ipv6_net() {
+    stop_nginx "$1-nginx"
+    [ -f "$W/$1.dnsmasq.pid" ] && kill "$(cat "$W/$1.dnsmasq.pid")" 2>/dev/null
+    ip netns del "stit-$1" 2>/dev/null || true
 }

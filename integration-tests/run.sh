@@ -112,6 +112,15 @@ vlan_net() {
         -netdev user,id=u0 -netdev socket,id=access,udp=127.0.0.1:$((b + 2)),localaddr=127.0.0.1:$((b + 3)) \
         -netdev hubport,id=h0,hubid=1,netdev=u0 -netdev hubport,id=h1,hubid=1,netdev=access
 }
+# ipv6-slaac, ipv6-dhcpv6: QEMU's NIC is a tap device in a network namespace with
+# only IPv6 on its link (lib.sh ipv6_net: dnsmasq's router advertisements and DNS,
+# nginx on [2001:db8::1]:8443; QEMU's user network would forward fec0::2 to the
+# host's ::1, where no test server may listen). ipv6-slaac names the server os.test,
+# so DHCPv4 races SLAAC (and finds no server), and the name resolves through the
+# router's link-local DNS address; ipv6-dhcpv6's router says "managed" and the URL
+# names the server's IPv6 address, so only IPv6 runs.
+make_initramfs ipv6-slaac "$NET" "$(dhcp https://os.test:8443/good.json)"
+make_initramfs ipv6-dhcpv6 "$NET" "$(dhcp https://[2001:db8::1]:8443/good.json)"
 make_initramfs initramfs-fetch "$INITRD" '{"network_mode":"dhcp","ospkg_pointer":"good.zip"}' -ospkg "$W/www/good"
 log "building the LinuxBoot kernel, then embedding each scenario's initramfs"
 # uki: the LinuxBoot kernel and the stboot initramfs in a UKI (stmgr uki create), on
@@ -139,7 +148,7 @@ make_esp "$W/secureboot-unsigned.esp" "$W/uki.uki"
 for s in secureboot secureboot-unsigned secureboot-wrong-key; do cp "$W/sb/enrolled.vars" "$W/$s.sbvars"; done
 for s in dhcp-good static-good bad-signature too-few-signers wrong-root fallback tls-unpinned \
     server-late efivar-dhcp stall-first endless-first kexec-fails-first initramfs-fetch sigsum sigsum-no-policy \
-    encrypted provision-ctrl-c provision-fallback attest-retry vlan vlan-untagged too-big; do
+    encrypted provision-ctrl-c provision-fallback attest-retry vlan vlan-untagged too-big ipv6-slaac ipv6-dhcpv6; do
     embed_kernel $s || exit 1
 done
 
@@ -162,8 +171,10 @@ start_nginx 8443 tls-ca good
 start_nginx 8444 rogue-ca rogue
 python3 "$(dirname "$0")/vlan-switch.py" 7 8460 8461 8462 8463 "$W/vlan.switch" & switch1=$!
 python3 "$(dirname "$0")/vlan-switch.py" 7 8470 8471 8472 8473 "$W/vlan-untagged.switch" & switch2=$!
-trap 'stop_nginx good; stop_nginx rogue; stop_nginx late-8445; stop_nginx late-8450; stop_hostile; kill $switch1 $switch2' EXIT
+trap 'stop_nginx good; stop_nginx rogue; stop_nginx late-8445; stop_nginx late-8450; stop_hostile; kill $switch1 $switch2; stop_ipv6_net ipv6-slaac; stop_ipv6_net ipv6-dhcpv6' EXIT
 start_hostile 8446
+ipv6_net ipv6-slaac --dhcp-range=2001:db8::,ra-only,64 || log "ipv6-slaac: its network namespace is missing (the scenario will fail)"
+ipv6_net ipv6-dhcpv6 --dhcp-range=2001:db8::100,2001:db8::1ff,64,1h || log "ipv6-dhcpv6: its network namespace is missing (the scenario will fail)"
 
 pass=0; fail=0; failed=()
 check() { # NAME: then lines "+pattern" (must appear) or "-pattern" (must not)
@@ -274,6 +285,11 @@ run vlan $(vlan_net 8460) & vl=$!
 APPEND="stboot.boot_attempts=1 stboot.dhcp_timeout=8" run vlan-untagged $(vlan_net 8470)
 wait $vl
 sleep 1.5 # the switches write their counts once a second
+# shellcheck disable=SC2046
+QEMU_NETNS=stit-ipv6-slaac run ipv6-slaac $(ipv6_nic) & v6=$!
+# shellcheck disable=SC2046
+QEMU_NETNS=stit-ipv6-dhcpv6 run ipv6-dhcpv6 $(ipv6_nic)
+wait $v6
 run too-big
 
 BOOTED="TEST-OS-BOOTED"
@@ -340,6 +356,22 @@ check vlan "+network: using eth0 52:54:00:12:34:56, eth1 52:54:00:12:34:57; not 
 check too-big "+package size: at most" "+the server announces $(stat -c %s "$W/www/big.zip") bytes, more than the limit of" \
     "+the archive does not fit: at most" "-No space left on device" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
 log "too-big: $(grep -ao 'URL 1 of 2 failed after [0-9.]* s' "$W/too-big.console" | head -1) (the 300 MiB archive refused before its download)"
+check ipv6-slaac "+eth0: router advertisement from fe80::" "+prefix 2001:db8::/64 (SLAAC), DNS fe80::" \
+    "+DHCP: eth0 won with SLAAC (2001:db8::5054:ff:fe12:3456/64, router fe80::" "+; eth0 DHCPv4: no DHCP answer to" \
+    "+network: eth0 address 2001:db8::5054:ff:fe12:3456/64 gateway fe80::" "+Signatures: 3 found, 3 valid, 2 required" \
+    "+TEST-OS-PCRS $PCRS" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+check ipv6-dhcpv6 "+DHCP: IPv6 only (SLAAC or DHCPv6)" "+prefix 2001:db8::/64 (on-link), DNS fe80::" "+addresses from DHCPv6" \
+    "+eth0: DHCPv6 address 2001:db8::1" "+passed duplicate address detection after" "+/128 gateway fe80::" \
+    "-DHCPDISCOVER" "+Signatures: 3 found, 3 valid, 2 required" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
+# the package went over IPv6: nginx in each namespace logged the guest's address
+for s in "ipv6-slaac 2001:db8::5054:ff:fe12:3456" "ipv6-dhcpv6 2001:db8::1[0-9a-f][0-9a-f]"; do
+    read -r name client <<< "$s"
+    if grep -Eq "^$client .*\"GET /good.zip HTTP/1.1\" 200" "$W/$name-nginx/logs/access.log" 2>/dev/null; then
+        log "$name: $(grep -E 'GET /good.zip' "$W/$name-nginx/logs/access.log" | cut -d' ' -f1,6-9)"
+    else
+        log "$name: nginx on [2001:db8::1] served no good.zip to $client"; fail=$((fail + 1)); failed+=("$name-over-ipv6")
+    fi
+done
 check vlan-untagged "+DHCP: no lease within 8 s (" "+eth0: no answer from a DHCP server" "+eth1: no answer from a DHCP server" \
     "-VLAN 7" "+BOOT FAILED at step network" "-$BOOTED"
 # the switch saw stboot's traffic tagged (and none from the untagged machine got through)

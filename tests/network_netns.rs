@@ -93,26 +93,30 @@ impl Net {
         self.dnsmasq_on("br0", &all);
     }
 
+    /// dnsmasq on `interface` of the server namespace, DNS off unless `args` set a
+    /// `--port`; a dnsmasq that refuses its options fails the test with its words.
     fn dnsmasq_on(&mut self, interface: &str, args: &[&str]) {
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.s,
-                "dnsmasq",
-                "--no-daemon",
-                "--port=0",
-                &format!("--interface={interface}"),
-                "--bind-interfaces",
-            ])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.s, "dnsmasq", "--no-daemon"]);
+        if !args.iter().any(|a| a.starts_with("--port")) {
+            cmd.arg("--port=0");
+        }
+        // its log goes to a file: a pipe nobody reads could fill and stop it
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut child = cmd
+            .args([&format!("--interface={interface}"), "--bind-interfaces"])
             .args(args)
             .args(["--dhcp-leasefile=/dev/null", "--conf-file=/dev/null"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.reopen().unwrap())
             .spawn()
             .unwrap();
-        self.dnsmasq = Some(child);
         std::thread::sleep(std::time::Duration::from_millis(300));
+        if let Ok(Some(st)) = child.try_wait() {
+            let err = std::fs::read_to_string(log.path()).unwrap_or_default();
+            panic!("dnsmasq {args:?} exited ({st}): {err}");
+        }
+        self.dnsmasq = Some(child);
     }
 
     fn configure(&self, json: &str) -> (bool, String) {
@@ -362,6 +366,30 @@ fn ipv6_wins_the_race_where_there_is_no_dhcpv4() {
     assert!(out.contains("; eth0 DHCPv4: no DHCP answer to ") && out.contains("; eth1: no carrier yet"), "{out}");
     assert!(out.contains("network: eth0 address 2001:db8::5054:ff:feaa:0/64"), "{out}");
     assert_reaches(&n, "2001:db8::1");
+}
+
+/// A router that advertises itself as DNS server by its link-local address (as
+/// dnsmasq does with DNS on): resolv.conf names the link as the address's zone, and
+/// a name resolves through it.
+#[test]
+fn a_link_local_dns_server_from_the_router_advertisement_resolves() {
+    if !usable() {
+        return;
+    }
+    let mut n = Net::new("ll", 1);
+    n.ipv6_router(&[
+        "--port=53",
+        "--no-resolv",
+        "--no-hosts",
+        "--address=/os.test/2001:db8::1",
+        "--dhcp-range=2001:db8::,ra-only,64",
+    ]);
+    let (ok, out) = n.configure(r#"{"network_mode":"dhcp","ospkg_pointer":"https://os.test:8443/os.json"}"#);
+    assert!(ok, "{out}");
+    let rc = n.resolv_conf();
+    assert!(rc.starts_with("nameserver fe80::") && rc.ends_with("%eth0\n"), "{rc}");
+    let (ok, hosts) = n.exec_client("getent ahostsv6 os.test");
+    assert!(ok && hosts.contains("2001:db8::1 "), "{hosts}");
 }
 
 /// The router says "managed": the address comes from DHCPv6 (a /128; the on-link

@@ -288,7 +288,7 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
         result.dns = dns.clone(); // configured servers replace DHCP's, as upstream
     }
     if !result.dns.is_empty() {
-        write_resolv_conf(&result.dns)?;
+        write_resolv_conf(&result.dns, &result.interface)?;
     }
     Ok(result)
 }
@@ -320,17 +320,26 @@ pub fn vlan_name(lower: &str, lower_index: u32, id: u16) -> String {
     }
 }
 
-/// The bytes of `/etc/resolv.conf` for `servers`.
-pub fn resolv_conf(servers: &[IpAddr]) -> String {
+/// The bytes of `/etc/resolv.conf` for `servers`. A link-local IPv6 server (routers
+/// often advertise themselves so, RFC 8106) is only reachable through a link, so it
+/// gets `interface` as its zone: `nameserver fe80::1%eth0` (musl and glibc read it).
+pub fn resolv_conf(servers: &[IpAddr], interface: &str) -> String {
     let mut s = String::new();
     for ip in servers {
-        let _ = writeln!(s, "nameserver {ip}");
+        match ip {
+            IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80 => {
+                let _ = writeln!(s, "nameserver {ip}%{interface}");
+            }
+            _ => {
+                let _ = writeln!(s, "nameserver {ip}");
+            }
+        }
     }
     s
 }
 
-fn write_resolv_conf(servers: &[IpAddr]) -> Result<()> {
-    std::fs::write("/etc/resolv.conf", resolv_conf(servers)).context("writing /etc/resolv.conf")
+fn write_resolv_conf(servers: &[IpAddr], interface: &str) -> Result<()> {
+    std::fs::write("/etc/resolv.conf", resolv_conf(servers, interface)).context("writing /etc/resolv.conf")
 }
 
 #[cfg(test)]
@@ -339,8 +348,11 @@ mod tests {
 
     #[test]
     fn resolv_conf_bytes_match_upstream() {
-        let s = resolv_conf(&["0.0.0.0".parse().unwrap(), "8.8.8.8".parse().unwrap()]);
+        let s = resolv_conf(&["0.0.0.0".parse().unwrap(), "8.8.8.8".parse().unwrap()], "eth0");
         assert_eq!(s, "nameserver 0.0.0.0\nnameserver 8.8.8.8\n");
+        // a link-local server gets the link as its zone; a global one does not
+        let v6 = resolv_conf(&["fe80::1".parse().unwrap(), "2001:db8::53".parse().unwrap()], "eth0.7");
+        assert_eq!(v6, "nameserver fe80::1%eth0.7\nnameserver 2001:db8::53\n");
     }
 
     #[test]
