@@ -254,3 +254,27 @@ fn damaged_archives_never_mean_two_things() {
     // some damage (timestamps, attributes) leaves an archive that means the same
     eprintln!("{accepted} of {rounds} damaged archives accepted, each read the same both ways");
 }
+
+/// Both readers check the entries the manifest names with one function, so they give
+/// the same answer, word for word: a kernel that is not a bzImage, an empty kernel or
+/// initramfs, and a good archive.
+#[test]
+fn both_readers_check_the_manifest_the_same_way() {
+    let mut bz = pseudo_random(5000, 3);
+    bz[0x202..0x206].copy_from_slice(b"HdrS");
+    let cases: [(&str, Vec<u8>, Vec<u8>, stboot::ospkg::Manifest); 4] = [
+        ("not a bzImage", pseudo_random(5000, 4), b"initrd".to_vec(), manifest()),
+        ("empty kernel", Vec::new(), b"initrd".to_vec(), manifest()),
+        ("empty initramfs", bz.clone(), Vec::new(), manifest()),
+        ("good", bz, b"initrd".to_vec(), manifest()),
+    ];
+    for (what, kernel, initrd, m) in cases {
+        let z = archive::write(Cursor::new(Vec::new()), &m, &kernel, &initrd).unwrap().into_inner();
+        let from_file = Archive::open(Cursor::new(&z)).unwrap().manifest_checked().map_err(|e| format!("{e:#}"));
+        let t = tempfile::tempdir().unwrap();
+        let s = stream(&z, 4096, t.path(), Limits::default()).unwrap();
+        let streamed = s.manifest_checked().map_err(|e| format!("{e:#}"));
+        assert_eq!(from_file, streamed, "{what}");
+        assert_eq!(from_file.is_ok(), what == "good", "{what}: {from_file:?}");
+    }
+}

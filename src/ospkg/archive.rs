@@ -52,26 +52,7 @@ impl<R: Read + Seek> Archive<R> {
     /// entries exist and are files, and the kernel is an x86 bzImage.
     pub fn manifest_checked(&mut self) -> Result<Manifest> {
         let m = self.manifest()?;
-        for name in [&m.kernel, &m.initramfs] {
-            let i = self.index_of(name)?;
-            let entry = self.zip.by_index_raw(i).map_err(|e| entry_err(name, e))?;
-            if entry.is_dir() || entry.size() == 0 {
-                bail!("archive: entry {name:?} named by the manifest is empty or a directory, expected a file");
-            }
-        }
-        let i = self.index_of(&m.kernel)?;
-        let mut head = Vec::with_capacity(BZIMAGE_MAGIC_END);
-        let entry = self.zip.by_index(i).map_err(|e| entry_err(&m.kernel, e))?;
-        entry
-            .take(BZIMAGE_MAGIC_END as u64)
-            .read_to_end(&mut head)
-            .map_err(|e| anyhow::anyhow!("archive: entry {:?}: {e}", m.kernel))?;
-        if !is_bzimage(&head) {
-            bail!(
-                "archive: the kernel {:?} is not an x86 bzImage (no \"HdrS\" at offset 0x202); package the OS kernel (vmlinuz), not vmlinux or an initramfs",
-                m.kernel
-            );
-        }
+        check_entries(&m, self)?;
         Ok(m)
     }
 
@@ -133,11 +114,60 @@ impl<R: Read + Seek> Archive<R> {
 }
 
 /// The Linux x86 boot protocol's header magic "HdrS" at offset 0x202.
-const BZIMAGE_MAGIC_END: usize = 0x206;
+pub(crate) const BZIMAGE_MAGIC_END: usize = 0x206;
 
 /// Whether `head` (the first bytes of a kernel) carries the x86 boot header.
 pub fn is_bzimage(head: &[u8]) -> bool {
     head.get(0x202..BZIMAGE_MAGIC_END) == Some(b"HdrS")
+}
+
+/// What [`check_entries`] asks of an archive reader.
+pub(crate) trait Entries {
+    /// `None` when there is no entry `name`, else whether it is a file with data.
+    fn is_file(&mut self, name: &str) -> Result<Option<bool>>;
+    /// The first [`BZIMAGE_MAGIC_END`] bytes of entry `name` (fewer if it is shorter).
+    fn head(&mut self, name: &str) -> Result<Vec<u8>>;
+}
+
+/// The checks of the entries a manifest names, shared by both archive readers (the
+/// zip file, and the one-pass stream) so that they cannot drift apart: the kernel and
+/// the initramfs are non-empty files, and the kernel is an x86 bzImage.
+pub(crate) fn check_entries(m: &Manifest, archive: &mut dyn Entries) -> Result<()> {
+    for name in [&m.kernel, &m.initramfs] {
+        match archive.is_file(name)? {
+            None => bail!("archive: no entry named {name:?}"),
+            Some(false) => {
+                bail!("archive: entry {name:?} named by the manifest is empty or a directory, expected a file")
+            }
+            Some(true) => {}
+        }
+    }
+    if !is_bzimage(&archive.head(&m.kernel)?) {
+        bail!(
+            "archive: the kernel {:?} is not an x86 bzImage (no \"HdrS\" at offset 0x202); package the OS kernel (vmlinuz), not vmlinux or an initramfs",
+            m.kernel
+        );
+    }
+    Ok(())
+}
+
+impl<R: Read + Seek> Entries for Archive<R> {
+    fn is_file(&mut self, name: &str) -> Result<Option<bool>> {
+        let Ok(i) = self.index_of(name) else { return Ok(None) };
+        let entry = self.zip.by_index_raw(i).map_err(|e| entry_err(name, e))?;
+        Ok(Some(!entry.is_dir() && entry.size() > 0))
+    }
+
+    fn head(&mut self, name: &str) -> Result<Vec<u8>> {
+        let i = self.index_of(name)?;
+        let mut head = Vec::with_capacity(BZIMAGE_MAGIC_END);
+        let entry = self.zip.by_index(i).map_err(|e| entry_err(name, e))?;
+        entry
+            .take(BZIMAGE_MAGIC_END as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| anyhow::anyhow!("archive: entry {name:?}: {e}"))?;
+        Ok(head)
+    }
 }
 
 fn entry_err(name: &str, e: ZipError) -> anyhow::Error {

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use flate2::{Decompress, FlushDecompress, Status};
 
-use super::archive::{is_bzimage, MAX_MANIFEST_BYTES};
+use super::archive::{check_entries, Entries, BZIMAGE_MAGIC_END, MAX_MANIFEST_BYTES};
 use super::manifest::{Manifest, MANIFEST_NAME};
 
 const LOCAL: u32 = 0x0403_4b50;
@@ -102,44 +102,42 @@ impl Streamed {
     /// [`super::Archive::manifest_checked`] checks it: its kernel and initramfs
     /// entries exist and are non-empty files, and the kernel is an x86 bzImage.
     pub fn manifest_checked(&self) -> Result<Manifest> {
-        use std::io::{Read, Seek, SeekFrom};
-        let read = |name: &str, max: u64| -> Result<Vec<u8>> {
-            let e = self.get(name).ok_or_else(|| anyhow!("archive: no entry named {name:?}"))?;
-            let Some((f, path)) = &e.file else {
-                bail!("archive: entry {name:?} named by the manifest is empty or a directory, expected a file")
-            };
-            let mut f: &File = f;
-            f.seek(SeekFrom::Start(0)).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
-            let mut buf = Vec::new();
-            f.take(max).read_to_end(&mut buf).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
-            Ok(buf)
-        };
-        let m = read(MANIFEST_NAME, MAX_MANIFEST_BYTES + 1)?;
+        let m = read_entry(self, MANIFEST_NAME, MAX_MANIFEST_BYTES + 1)?;
         if m.len() as u64 > MAX_MANIFEST_BYTES {
             bail!("archive: entry {MANIFEST_NAME:?} declares more than the limit of {MAX_MANIFEST_BYTES} bytes");
         }
         let m = Manifest::parse(&m)?;
-        for name in [&m.kernel, &m.initramfs] {
-            match self.get(name) {
-                None => bail!("archive: no entry named {name:?}"),
-                Some(e) if e.file.is_none() || e.size == 0 => {
-                    bail!("archive: entry {name:?} named by the manifest is empty or a directory, expected a file")
-                }
-                Some(_) => {}
-            }
-        }
-        if !is_bzimage(&read(&m.kernel, 0x206)?) {
-            bail!(
-                "archive: the kernel {:?} is not an x86 bzImage (no \"HdrS\" at offset 0x202); package the OS kernel (vmlinuz), not vmlinux or an initramfs",
-                m.kernel
-            );
-        }
+        check_entries(&m, &mut &*self)?;
         Ok(m)
     }
 
     /// Bytes all entries hold.
     pub fn size(&self) -> u64 {
         self.entries.iter().map(|e| e.size).sum()
+    }
+}
+
+/// The first `max` bytes of unpacked entry `name`.
+fn read_entry(s: &Streamed, name: &str, max: u64) -> Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let e = s.get(name).ok_or_else(|| anyhow!("archive: no entry named {name:?}"))?;
+    let Some((f, path)) = &e.file else {
+        bail!("archive: entry {name:?} named by the manifest is empty or a directory, expected a file")
+    };
+    let mut f: &File = f;
+    f.seek(SeekFrom::Start(0)).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+    let mut buf = Vec::new();
+    f.take(max).read_to_end(&mut buf).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+    Ok(buf)
+}
+
+impl Entries for &Streamed {
+    fn is_file(&mut self, name: &str) -> Result<Option<bool>> {
+        Ok(self.get(name).map(|e| e.file.is_some() && e.size > 0))
+    }
+
+    fn head(&mut self, name: &str) -> Result<Vec<u8>> {
+        read_entry(self, name, BZIMAGE_MAGIC_END as u64)
     }
 }
 
