@@ -175,7 +175,7 @@ fn client(args: &[String]) {
     let mut pkg = stboot::verify::verify_package(pkg, anchors, stboot::verify::Threshold::AtLeast(2), now)
         .unwrap_or_else(|r| panic!("{:#}", r.error));
     let t2 = Instant::now();
-    let staged = stboot::boot::stage(&mut pkg, &stage, stboot::fetch::staging_budget(&stage)).unwrap();
+    let staged = stboot::boot::stage(&mut pkg, &stage, &stboot::fetch::archive_budget(&stage)).unwrap();
     let t3 = Instant::now(); // ready to kexec
     stop.store(true, Ordering::Relaxed);
     sampler.join().unwrap();

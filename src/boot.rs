@@ -81,8 +81,10 @@ impl Staged {
 
 /// The kernel and initramfs the manifest names, as private files in `dir`: taken
 /// from the entries a streamed archive was unpacked into (the others are removed
-/// now), or extracted from the archive file, `limit` capping each entry.
-pub fn stage(pkg: &mut VerifiedOsPackage, dir: &Path, limit: u64) -> Result<Staged> {
+/// now; the fetch held them to its budget), or extracted from the archive file, the
+/// two together at most `budget` bytes ([`crate::fetch::archive_budget`]: `budget.1`
+/// says why).
+pub fn stage(pkg: &mut VerifiedOsPackage, dir: &Path, budget: &(u64, String)) -> Result<Staged> {
     let m = pkg.manifest().clone();
     let (kernel, initramfs) = match pkg.archive_data() {
         ArchiveData::Streamed(s) => {
@@ -100,6 +102,7 @@ pub fn stage(pkg: &mut VerifiedOsPackage, dir: &Path, limit: u64) -> Result<Stag
         }
         ArchiveData::File(f) => {
             let mut a = f.open()?;
+            let mut left = budget.0;
             let mut write = |name: &str, file: &str| -> Result<StagedFile> {
                 let path = dir.join(file);
                 let _ = std::fs::remove_file(&path);
@@ -110,9 +113,14 @@ pub fn stage(pkg: &mut VerifiedOsPackage, dir: &Path, limit: u64) -> Result<Stag
                     .custom_flags(libc::O_NOFOLLOW)
                     .open(&path)
                     .with_context(|| format!("creating {}", path.display()))?;
-                if let Err(e) = a.extract(name, limit, &mut out) {
-                    let _ = std::fs::remove_file(&path);
-                    return Err(explain_write(e, &path));
+                match a.extract(name, left, &mut out) {
+                    Ok(n) => left -= n,
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&path);
+                        let limit = e.to_string().contains("more than the limit of");
+                        let e = explain_write(e, &path);
+                        return Err(if limit { e.context(format!("kernel and initramfs: {}", budget.1)) } else { e });
+                    }
                 }
                 StagedFile::from_written(out, path)
             };

@@ -432,9 +432,9 @@ impl Boot {
             verify::printable(&m.initramfs),
             m.cmdline
         );
-        let budget = fetch::staging_budget(&self.stage_dir);
+        let budget = fetch::archive_budget(&self.stage_dir);
         let staged = tl
-            .step("stage", || boot::stage(&mut pkg, &self.stage_dir, budget))
+            .step("stage", || boot::stage(&mut pkg, &self.stage_dir, &budget))
             .map_err(|e| Failure::new(Step::Stage, e))?;
         let mut measurements = stboot::measure::for_package(&pkg, trust);
         if self.mode.dry_run() {

@@ -369,7 +369,8 @@ fn tmpfs_free(stage_dir: &Path) -> Option<u64> {
 /// own and copies that into the new kernel's segments, so the memory they need is
 /// three times their size: at most a third of MemAvailable, less a reserve of
 /// [`KEXEC_RESERVE`] for the kernel's allocations (measured with scripts/min-ram.sh:
-/// docs/design.md).
+/// docs/design.md). The same rule caps the kernel and initramfs extracted from an
+/// archive file (the initramfs fetch method) when they are staged.
 pub fn archive_budget(stage_dir: &Path) -> (u64, String) {
     budget_from(mem_available(), tmpfs_free(stage_dir), stage_dir)
 }
@@ -396,13 +397,6 @@ fn budget_from(mem: Option<u64>, free: Option<u64>, stage_dir: &Path) -> (u64, S
         KEXEC_RESERVE / MIB,
     );
     (bytes, why)
-}
-
-/// Bytes one extracted entry may take: no more than the staging tmpfs has free now,
-/// and half of MemAvailable.
-pub fn staging_budget(stage_dir: &Path) -> u64 {
-    let mem = mem_available().map(|m| m / 2).unwrap_or(512 << 20);
-    mem.min(tmpfs_free(stage_dir).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
