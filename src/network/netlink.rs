@@ -141,13 +141,8 @@ impl Netlink {
     }
 
     pub fn add_address(&mut self, index: u32, addr: IpAddr, prefix: u8) -> Result<()> {
-        let mut m = AddressMessage::default();
-        m.header.family = family(addr);
-        m.header.prefix_len = prefix;
-        m.header.index = index;
-        m.attributes.push(AddressAttribute::Local(addr));
-        m.attributes.push(AddressAttribute::Address(addr));
-        match self.request(RouteNetlinkMessage::NewAddress(m), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL) {
+        let m = RouteNetlinkMessage::NewAddress(address_message(index, addr, prefix));
+        match self.request(m, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL) {
             Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
             r => r.map(|_| ()),
         }
@@ -156,13 +151,8 @@ impl Netlink {
     /// Remove `addr/prefix` from link `index` (an address that failed duplicate
     /// address detection).
     pub fn del_address(&mut self, index: u32, addr: IpAddr, prefix: u8) -> Result<()> {
-        let mut m = AddressMessage::default();
-        m.header.family = family(addr);
-        m.header.prefix_len = prefix;
-        m.header.index = index;
-        m.attributes.push(AddressAttribute::Local(addr));
-        m.attributes.push(AddressAttribute::Address(addr));
-        self.request(RouteNetlinkMessage::DelAddress(m), NLM_F_ACK).map(|_| ())
+        let m = RouteNetlinkMessage::DelAddress(address_message(index, addr, prefix));
+        self.request(m, NLM_F_ACK).map(|_| ())
     }
 
     /// The IPv6 default routes of the main table: (link index, gateway) pairs, such
@@ -284,6 +274,17 @@ fn address_from(a: AddressMessage) -> Option<Address> {
         tentative: flags.contains(AddressFlags::Tentative),
         dad_failed: flags.contains(AddressFlags::Dadfailed),
     })
+}
+
+/// `addr/prefix` on link `index`, as a request to add or remove it.
+fn address_message(index: u32, addr: IpAddr, prefix: u8) -> AddressMessage {
+    let mut m = AddressMessage::default();
+    m.header.family = family(addr);
+    m.header.prefix_len = prefix;
+    m.header.index = index;
+    m.attributes.push(AddressAttribute::Local(addr));
+    m.attributes.push(AddressAttribute::Address(addr));
+    m
 }
 
 fn default_route_from(r: RouteMessage) -> Option<(u32, IpAddr)> {
