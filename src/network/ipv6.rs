@@ -231,7 +231,7 @@ impl Routers {
     }
 }
 
-fn is_link_local(a: &Ipv6Addr) -> bool {
+pub(crate) fn is_link_local(a: &Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
 }
 

@@ -327,7 +327,7 @@ pub fn resolv_conf(servers: &[IpAddr], interface: &str) -> String {
     let mut s = String::new();
     for ip in servers {
         match ip {
-            IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80 => {
+            IpAddr::V6(v) if ipv6::is_link_local(v) => {
                 let _ = writeln!(s, "nameserver {ip}%{interface}");
             }
             _ => {
