@@ -1268,3 +1268,76 @@ fn tpm_predict_matches_an_independent_computation() {
     let e = fails(d, &["tpm", "predict", "-trustPolicy", tp2.to_str().unwrap(), "-ospkg", "os"]);
     assert!(e.contains("stboot would not boot it") && e.contains("1 valid, 2 required"), "{e}");
 }
+
+/// Proofs that sigsum-go v0.11.2 (what upstream stmgr v0.6.6 links) refuses to parse
+/// are refused here too, with the reason: otherwise a descriptor would boot under
+/// stboot-rs and not under upstream. Each case is a good proof from the independent
+/// log, changed in one place; the good proof itself is accepted first.
+#[test]
+fn sigsum_proofs_follow_sigsum_go_v0_11_2_grammar() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    ok(d, &["keygen", "certificate", "-isCA"]);
+    ok(d, &["keygen", "certificate", "-certOut", "sigsum.pem", "-keyOut", "sigsum.key"]);
+    package(d);
+    let policy_file = d.join("policy");
+    sigsum_log(d, "log", "os.zip", "sigsum.key", "good.proof", &["--policy-out", policy_file.to_str().unwrap()]);
+    sigsum_log(d, "log", "os.zip", "sigsum.key", "size1.proof", &["--size", "1"]);
+    let digest = stboot::verify::digest(&std::fs::read(d.join("os.zip")).unwrap());
+    let key =
+        stboot::keys::certificate_ed25519_key(&stboot::keys::load_certificate(&d.join("sigsum.pem")).unwrap()).unwrap();
+    let pol = stboot::verify::sigsum::parse_policy(&std::fs::read(&policy_file).unwrap(), "policy").unwrap();
+    let check = |proof: &str| stboot::verify::sigsum::check(proof.as_bytes(), &digest, &key, Some(&pol));
+    let good = std::fs::read_to_string(d.join("good.proof")).unwrap();
+    let size1 = std::fs::read_to_string(d.join("size1.proof")).unwrap();
+    check(&good).expect("the good proof");
+    check(&size1).expect("the good size-1 proof");
+    let cosig = good.lines().find(|l| l.starts_with("cosignature=")).unwrap().to_string();
+    let parts: Vec<&str> = cosig.split(' ').collect();
+    let index = good.lines().find(|l| l.starts_with("leaf_index=")).unwrap().to_string();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "a cosignature timestamp of 2^63",
+            good.replace(&cosig, &format!("{} 9223372036854775808 {}", parts[0], parts[2])),
+            "the cosignature's timestamp 9223372036854775808 is not below 2^63",
+        ),
+        (
+            "one witness cosigning twice",
+            good.replace(&cosig, &format!("{cosig}\n{cosig}")),
+            "a second cosignature by witness key hash",
+        ),
+        (
+            "a size-1 tree with an inclusion block",
+            format!("{size1}\nleaf_index=0\n"),
+            "a tree of size 1 has no inclusion proof, but the proof carries one",
+        ),
+        ("no newline at the end", good.trim_end_matches('\n').to_string(), "last line does not end with a newline"),
+        ("a leading zero", good.replace(&index, &index.replace("leaf_index=", "leaf_index=0")), "has a leading zero"),
+        ("two spaces between values", good.replacen(' ', "  ", 1), "values separated by single spaces"),
+        (
+            "no node hash",
+            good.lines().filter(|l| !l.starts_with("node_hash=")).map(|l| format!("{l}\n")).collect(),
+            "no node_hash= line",
+        ),
+    ];
+    for (what, proof, want) in cases {
+        let e = check(&proof).expect_err(what);
+        assert!(e.contains("not a valid Sigsum proof") && e.contains(want), "{what}: {e}");
+    }
+}
+
+/// The Sigsum policy file follows sigsum-go v0.11.2's grammar, as upstream stboot
+/// v0.6 reads it: a comment may follow a line, and a witness may be a member of two
+/// groups (sigsum-go v0.12 and later refuse both; upstream trust policies have them).
+#[test]
+fn sigsum_policy_grammar_is_v0_11_2() {
+    let k = |b: u8| format!("{:064x}", u128::from(b));
+    let (log, w1, w2) = (k(1), k(2), k(3));
+    let text = format!(
+        "log {log} https://log.example # the log\nwitness W1 {w1}  # first\nwitness W2 {w2}\n\
+         group A any W1 W2\ngroup B all W1 W2\ngroup C 1 A B\nquorum C\n"
+    );
+    stboot::verify::sigsum::parse_policy(text.as_bytes(), "ospkg_trust_policy").expect("v0.11.2 accepts it");
+    let e = stboot::verify::sigsum::parse_policy(b"log 00\nquorum none\n", "ospkg_trust_policy").unwrap_err();
+    assert!(e.to_string().contains("ospkg_trust_policy"), "{e}");
+}

@@ -46,10 +46,17 @@ impl std::fmt::Display for ProofSummary {
     }
 }
 
-/// Parse the Sigsum policy file (sigsum-go's grammar); `what` names the file.
+/// Parse the Sigsum policy file in sigsum-go v0.11.2's grammar (the one upstream
+/// stmgr v0.6.6 and stboot v0.6 read): a `#` starts a comment anywhere on a line, and a
+/// witness may be a member of more than one group. sigsum-go v0.12 and later refuse
+/// both; trust policies written for upstream have them, so they keep working here.
+/// `what` names the file.
 pub fn parse_policy(bytes: &[u8], what: &str) -> anyhow::Result<Policy> {
     let text = std::str::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{what}: not text; expected a Sigsum policy"))?;
-    Policy::parse(text).map_err(|e| {
+    // the crate takes comments only at the start of a line: cut them off as v0.11.2
+    // does (line numbers stay the same)
+    let text: String = text.lines().map(|l| format!("{}\n", l.split('#').next().unwrap_or(""))).collect();
+    Policy::parse(&text).map_err(|e| {
         anyhow::anyhow!(
             "{what}: {e}; expected Sigsum policy lines (log KEY [URL], witness NAME KEY [URL], group NAME K|all|any MEMBER..., quorum NAME|none)"
         )
@@ -100,6 +107,153 @@ fn as_version_2(text: &str, checksum: &[u8; 32]) -> Result<String, String> {
     Ok(out)
 }
 
+/// A decimal number as sigsum-go reads it: digits only, no leading zero, below 2^63.
+fn number(s: &str, what: &str) -> Result<u64, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{what} {s:?} is not a decimal number"));
+    }
+    if s.len() > 1 && s.starts_with('0') {
+        return Err(format!("{what} {s:?} has a leading zero"));
+    }
+    match s.parse::<u64>() {
+        Ok(n) if n < 1 << 63 => Ok(n),
+        _ => Err(format!("{what} {s} is not below 2^63")),
+    }
+}
+
+/// `n` bytes in hex (either case, as Go's hex decoder takes them).
+fn hex_bytes(s: &str, n: usize, what: &str) -> Result<(), String> {
+    if s.len() == 2 * n && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(format!("{what} is not {n} bytes of hex"))
+    }
+}
+
+/// The lines of a proof, read in order; errors name the line.
+struct Lines<'a> {
+    lines: std::iter::Enumerate<std::str::Split<'a, char>>,
+}
+
+impl<'a> Lines<'a> {
+    /// The next line, with its 1-based number.
+    fn next(&mut self) -> Option<(usize, &'a str)> {
+        self.lines.next().map(|(i, l)| (i + 1, l))
+    }
+
+    /// The value of the next line, which must be `key=...`.
+    fn value(&mut self, key: &str) -> Result<(usize, &'a str), String> {
+        let Some((l, line)) = self.next() else {
+            return Err(format!("it ends where a {key}= line should be"));
+        };
+        match line.split_once('=') {
+            Some((k, v)) if k == key => Ok((l, v)),
+            _ if line.is_empty() => Err(format!("line {l}: an empty line where a {key}= line should be")),
+            _ => Err(format!("line {l}: expected a {key}= line")),
+        }
+    }
+
+    /// The next line's `n` values, separated by single spaces.
+    fn values(&mut self, key: &str, n: usize) -> Result<(usize, Vec<&'a str>), String> {
+        let (l, v) = self.value(key)?;
+        split(l, v, key, n).map(|p| (l, p))
+    }
+
+    fn blank(&mut self) -> Result<(), String> {
+        match self.next() {
+            Some((_, "")) => Ok(()),
+            Some((l, _)) => Err(format!("line {l}: expected an empty line between blocks")),
+            None => Err("it ends where an empty line should be".into()),
+        }
+    }
+}
+
+fn split<'a>(l: usize, v: &'a str, key: &str, n: usize) -> Result<Vec<&'a str>, String> {
+    let parts: Vec<&str> = v.split(' ').collect();
+    if parts.len() != n {
+        return Err(format!("line {l}: {key}= has {} values separated by single spaces, expected {n}", parts.len()));
+    }
+    Ok(parts)
+}
+
+/// The proof's grammar exactly as sigsum-go v0.11.2 (the version upstream stmgr v0.6.6
+/// and stboot link) reads it, so that stboot-rs and upstream accept the same proofs:
+/// every line ends with a newline; `key=value` lines in a fixed order; values split
+/// on single spaces; numbers without leading zeros and below 2^63; one cosignature per
+/// witness key hash; a tree of one leaf has no inclusion block, a larger one has one
+/// with 1 to 63 node hashes. The `sigsum` crate is more lenient in each of these, so
+/// this runs before it is asked. Returns the proof's version (1 or 2).
+fn grammar(text: &str) -> Result<u32, String> {
+    let Some(body) = text.strip_suffix('\n') else {
+        return Err("its last line does not end with a newline".into());
+    };
+    let at = |l: usize| move |e: String| format!("line {l}: {e}");
+    let mut p = Lines { lines: body.split('\n').enumerate() };
+    let (l, v) = p.value("version")?;
+    let version = match number(v, "version").map_err(at(l))? {
+        v @ (1 | 2) => v as u32,
+        v => return Err(format!("proof version {v} is not supported (1 and 2 are)")),
+    };
+    let (l, v) = p.value("log")?;
+    hex_bytes(v, 32, "the log key hash").map_err(at(l))?;
+    let (l, leaf) = p.values("leaf", if version == 1 { 3 } else { 2 })?;
+    if version == 1 {
+        hex_bytes(leaf[0], 2, "the short checksum").map_err(at(l))?;
+    }
+    let n = leaf.len();
+    hex_bytes(leaf[n - 2], 32, "the submitter key hash").map_err(at(l))?;
+    hex_bytes(leaf[n - 1], 64, "the leaf signature").map_err(at(l))?;
+    p.blank()?;
+    let (l, v) = p.value("size")?;
+    let size = number(v, "size").map_err(at(l))?;
+    if size == 0 {
+        return Err(format!("line {l}: the tree is empty (size=0)"));
+    }
+    let (l, v) = p.value("root_hash")?;
+    hex_bytes(v, 32, "the root hash").map_err(at(l))?;
+    let (l, v) = p.value("signature")?;
+    hex_bytes(v, 64, "the log's signature").map_err(at(l))?;
+    let mut witnesses = std::collections::BTreeSet::new();
+    let mut inclusion = false;
+    while let Some((l, line)) = p.next() {
+        if line.is_empty() {
+            inclusion = true;
+            break;
+        }
+        let v = line
+            .strip_prefix("cosignature=")
+            .ok_or_else(|| at(l)("expected a cosignature= line or an empty line".into()))?;
+        let c = split(l, v, "cosignature", 3)?;
+        hex_bytes(c[0], 32, "the witness key hash").map_err(at(l))?;
+        number(c[1], "the cosignature's timestamp").map_err(at(l))?;
+        hex_bytes(c[2], 64, "the cosignature").map_err(at(l))?;
+        if !witnesses.insert(c[0].to_ascii_lowercase()) {
+            return Err(format!("line {l}: a second cosignature by witness key hash {}", c[0]));
+        }
+    }
+    match (size, inclusion) {
+        (1, false) => return Ok(version),
+        (1, true) => return Err("a tree of size 1 has no inclusion proof, but the proof carries one".into()),
+        (_, false) => return Err(format!("a tree of size {size} needs an inclusion proof, and the proof has none")),
+        (_, true) => {}
+    }
+    let (l, v) = p.value("leaf_index")?;
+    number(v, "leaf_index").map_err(at(l))?;
+    let mut nodes = 0;
+    while let Some((l, line)) = p.next() {
+        let v = line.strip_prefix("node_hash=").ok_or_else(|| at(l)("expected a node_hash= line".into()))?;
+        hex_bytes(v, 32, "the node hash").map_err(at(l))?;
+        nodes += 1;
+        if nodes > 63 {
+            return Err(format!("line {l}: more than 63 node hashes"));
+        }
+    }
+    if nodes == 0 {
+        return Err("the inclusion proof has no node_hash= line".into());
+    }
+    Ok(version)
+}
+
 /// Check a proof for `message` (the archive's SHA-256, the message that was logged)
 /// by the Ed25519 `key` of its certificate. The error says which check failed.
 pub fn check(
@@ -109,9 +263,7 @@ pub fn check(
     policy: Option<&Policy>,
 ) -> Result<ProofSummary, String> {
     let text = std::str::from_utf8(proof).map_err(|_| "the proof is not text".to_string())?;
-    let version: u32 = field(text, "version")
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| "the proof's version line is not a number".to_string())?;
+    let version = grammar(text).map_err(|e| format!("not a valid Sigsum proof: {e}"))?;
     let checksum: [u8; 32] = Sha256::digest(message).into();
     let text = match version {
         2 => text.to_string(),
