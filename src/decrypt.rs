@@ -97,8 +97,23 @@ impl Identities {
         self.keys.iter().map(|k| k.to_public().to_string()).collect()
     }
 
-    fn decryptor<R: Read>(&self, input: R, what: &str) -> Result<age::stream::StreamReader<R>, DecryptFailure> {
-        let d = age::Decryptor::new(input).map_err(|e| self.failure(what, &e))?;
+    /// A decryptor for `input`, whose header must end within [`MAX_HEADER`] bytes of
+    /// `head` (the start of `input`): the crate re-reads the header from its start
+    /// after every line, so an unbounded header would cost time growing with the
+    /// square of its length, outside the download's stall timeout and deadline.
+    fn decryptor<R: io::BufRead>(
+        &self,
+        head: &[u8],
+        input: R,
+        what: &str,
+    ) -> Result<age::stream::StreamReader<WholeHeader<R>>, DecryptFailure> {
+        let header = header_len(head).map_err(|reason| DecryptFailure {
+            what: what.to_string(),
+            path: self.path.clone(),
+            kind: FailureKind::Corrupt(reason),
+        })?;
+        let d =
+            age::Decryptor::new_buffered(WholeHeader { inner: input, header }).map_err(|e| self.failure(what, &e))?;
         d.decrypt(self.keys.iter().map(|k| k as &dyn age::Identity)).map_err(|e| self.failure(what, &e))
     }
 
@@ -111,6 +126,70 @@ impl Identities {
             other => FailureKind::Corrupt(other.to_string()),
         };
         DecryptFailure { what: what.to_string(), path: self.path.clone(), kind }
+    }
+}
+
+/// The most bytes an age header may take here: a header with one X25519 recipient
+/// is about 200 bytes, one with 300 recipients about 32 KiB.
+pub const MAX_HEADER: usize = 64 * 1024;
+
+/// The length of the age header at the start of `head` (up to and including the
+/// newline of its `---` MAC line), which must end within [`MAX_HEADER`] bytes.
+fn header_len(head: &[u8]) -> Result<usize, String> {
+    let window = &head[..head.len().min(MAX_HEADER)];
+    let end = window.windows(4).position(|w| w == b"\n---").and_then(|i| {
+        let after = i + 4;
+        window[after..].iter().position(|&b| b == b'\n').map(|j| after + j + 1)
+    });
+    match end {
+        Some(n) => Ok(n),
+        None if head.len() < MAX_HEADER => Err("its header does not end (no complete --- line)".into()),
+        None => Err(format!(
+            "its header does not end within {} KiB (no complete --- line): not a header age writes",
+            MAX_HEADER / 1024
+        )),
+    }
+}
+
+/// A reader that hands the age crate its whole header (`header` bytes, found by
+/// [`header_len`]) in one `read_until`: the crate parses the header again from its
+/// start after each `read_until`, which one line at a time costs the number of lines
+/// times the header's length. After the header it reads as `inner` does.
+pub struct WholeHeader<R> {
+    inner: R,
+    /// Header bytes not yet handed out.
+    header: usize,
+}
+
+impl<R: io::BufRead> Read for WholeHeader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.header = self.header.saturating_sub(n);
+        Ok(n)
+    }
+}
+
+impl<R: io::BufRead> io::BufRead for WholeHeader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.header = self.header.saturating_sub(n);
+        self.inner.consume(n)
+    }
+
+    fn read_until(&mut self, byte: u8, out: &mut Vec<u8>) -> io::Result<usize> {
+        if self.header == 0 {
+            return self.inner.read_until(byte, out);
+        }
+        // the rest of the header ends with a newline: read exactly up to it
+        let start = out.len();
+        out.resize(start + self.header, 0);
+        let got = read_up_to(&mut self.inner, &mut out[start..])?;
+        out.truncate(start + got);
+        self.header -= got;
+        Ok(got)
     }
 }
 
@@ -207,7 +286,7 @@ pub fn descriptor(bytes: Vec<u8>, ids: Option<&Identities>, what: &str, limit: u
     };
     let ids = check(format, ids, what)?;
     let mut plain = Vec::new();
-    ids.decryptor(&bytes[..], what)?
+    ids.decryptor(&bytes, &bytes[..], what)?
         .take(limit + 1)
         .read_to_end(&mut plain)
         .map_err(|e| ids.failure(what, &age::DecryptError::Io(e)))?;
@@ -245,15 +324,16 @@ pub fn archive(
     out: &mut dyn Write,
     limit: u64,
 ) -> Result<([u8; 32], u64)> {
-    let mut head = [0u8; 64];
+    let mut head = vec![0u8; MAX_HEADER];
     file.seek(SeekFrom::Start(0)).context("rewinding the downloaded archive")?;
     let n = read_up_to(&mut file, &mut head).context("reading the downloaded archive")?;
-    let Some(format) = encryption(&head[..n]) else {
+    head.truncate(n);
+    let Some(format) = encryption(&head) else {
         bail!("{what}: not an age file");
     };
     let ids = check(format, ids, what)?;
     file.seek(SeekFrom::Start(0)).context("rewinding the downloaded archive")?;
-    let reader = ids.decryptor(BufReader::with_capacity(64 * 1024, &file), what)?;
+    let reader = ids.decryptor(&head, BufReader::with_capacity(64 * 1024, &file), what)?;
     let mut hashed = crate::io::Hash::new(crate::io::Limit::new(reader, limit));
     match crate::io::copy(&mut hashed, out) {
         Ok(()) => {}
@@ -357,6 +437,39 @@ mod tests {
         // too large after decryption
         let e = descriptor(ct, Some(&mine), "descriptor d", 4).unwrap_err();
         assert!(e.to_string().contains("larger than 4 bytes"), "{e}");
+    }
+
+    /// A header that never ends (a hostile server's `-> ` and then bytes without a
+    /// newline) is refused at once: the crate's reader once spent 82 s on 300 kB and
+    /// never finished 1 MB, holding the boot past every URL's budget.
+    #[test]
+    fn a_header_that_never_ends_is_refused_at_once() {
+        let k = x25519::Identity::generate();
+        let mine = ids(&[&k]);
+        let mut endless = b"age-encryption.org/v1\n-> ".to_vec();
+        endless.resize(1 << 20, b'A');
+        let t = std::time::Instant::now();
+        let e = descriptor(endless.clone(), Some(&mine), "descriptor d", 1 << 20).unwrap_err();
+        let f = e.downcast_ref::<DecryptFailure>().unwrap();
+        assert!(matches!(f.kind, FailureKind::Corrupt(_)), "{f}");
+        assert!(f.to_string().contains("its header does not end within 64 KiB"), "{f}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c");
+        std::fs::write(&p, &endless).unwrap();
+        let e = archive(File::open(&p).unwrap(), Some(&mine), "archive a", &mut Vec::new(), 1 << 30).unwrap_err();
+        assert!(e.to_string().contains("its header does not end within 64 KiB"), "{e}");
+        // a short file whose header stops mid-way says so too
+        let e = descriptor(b"age-encryption.org/v1\n-> X25519 abc\n".to_vec(), Some(&mine), "d", 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("its header does not end (no complete --- line)"), "{e}");
+        // the worst header that fits: 64 KiB of the smallest stanzas, parsed and refused
+        let mut many = b"age-encryption.org/v1\n".to_vec();
+        while many.len() < MAX_HEADER - 64 {
+            many.extend_from_slice(b"-> a\n\n");
+        }
+        many.extend_from_slice(b"--- AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n");
+        let e = descriptor(many, Some(&mine), "d", 1 << 20).unwrap_err();
+        assert!(e.downcast_ref::<DecryptFailure>().is_some(), "{e}");
+        eprintln!("three hostile headers refused in {:?} (limit: none of them may hold a boot)", t.elapsed());
     }
 
     #[test]
