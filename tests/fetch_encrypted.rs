@@ -219,3 +219,35 @@ fn an_encrypted_package_from_files_is_named_not_decrypted() {
         assert!(msg.contains(named) && msg.contains("an age-encrypted file"), "{json}/{zip}: {msg}");
     }
 }
+
+/// The ciphertext stays on the staging tmpfs until its plaintext is unpacked beside
+/// it, so both count toward the package budget: a budget that holds the ciphertext
+/// but not both is refused naming the rule (a 116 MiB package once announced a
+/// 119 MiB budget and then failed with ENOSPC), and one that holds both boots.
+#[test]
+fn ciphertext_and_unpacked_entries_share_the_budget() {
+    let k = setup();
+    let www = &env().www;
+    let cipher = std::fs::metadata(www.join("enc.zip")).unwrap().len();
+    // the unpacked size, from a fetch with room to spare
+    let stage = tempfile::tempdir().unwrap();
+    let pkg = fetcher(stage.path(), identities(&k.mine)).fetch(&url("enc"), 0).unwrap();
+    let unpacked: u64 = std::fs::read_dir(stage.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    drop(pkg);
+    assert!(unpacked > 1000, "{unpacked}");
+    let with_budget = |budget: u64| {
+        let stage = tempfile::tempdir().unwrap();
+        let f = fetcher_with(stage.path(), Duration::from_secs(2), std::slice::from_ref(&env().tls_ca_der), budget)
+            .with_identities(identities(&k.mine));
+        let r = f.fetch(&url("enc"), 0).map(|_| ()).map_err(|e| format!("{e:#}"));
+        assert!(r.is_ok() || staged(stage.path()).is_empty(), "left {:?}", staged(stage.path()));
+        r
+    };
+    // enough for the unpacked entries alone (all that was counted before), not for both
+    let e = with_budget(unpacked + cipher / 2).unwrap_err();
+    assert!(
+        e.contains(&format!("the {cipher} bytes of ciphertext stay on the staging tmpfs until the plaintext is unpacked, so both must fit in {} bytes", unpacked + cipher / 2)),
+        "{e}"
+    );
+    with_budget(cipher + unpacked).expect("a budget for both");
+}

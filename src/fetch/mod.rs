@@ -172,13 +172,24 @@ impl Fetcher {
             }
             Finished::Ciphertext(file) => {
                 info!("{what}: {} bytes, age-encrypted", dl.len);
-                let mut unzip = Unzip::new(&self.stage_dir, self.unzip_limits());
-                let r = decrypt::archive(file, ids, &what, &mut unzip, self.settings.max_archive);
+                // the ciphertext stays on the staging tmpfs until its plaintext is
+                // unpacked beside it: both count toward the one budget
+                let max = self.settings.max_archive;
+                let limits = stream::Limits { total: max.saturating_sub(dl.len), ..self.unzip_limits() };
+                let mut unzip = Unzip::new(&self.stage_dir, limits);
+                let r = decrypt::archive(file, ids, &what, &mut unzip, max);
                 // the ciphertext goes as soon as the plaintext is unpacked
                 let _ = std::fs::remove_file(cipher_path);
                 let (sha256, len) = match r {
                     Ok(v) => v,
                     Err(e) => match unzip.error() {
+                        Some(why) if unzip.over_total() => {
+                            return Err(anyhow::anyhow!(
+                                "{what}: {why}: the {} bytes of ciphertext stay on the staging tmpfs until the plaintext is unpacked, so both must fit in {max} bytes ({})",
+                                dl.len,
+                                self.settings.max_archive_why
+                            ))
+                        }
                         Some(why) => return Err(anyhow::anyhow!("{what}: {why}")),
                         None => return Err(e),
                     },

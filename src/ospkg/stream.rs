@@ -623,4 +623,9 @@ impl Unzip {
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
+
+    /// Whether the entries, inflated, went past [`Limits::total`].
+    pub fn over_total(&self) -> bool {
+        self.total > self.limits.total
+    }
 }
