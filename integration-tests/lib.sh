@@ -278,14 +278,15 @@ boot_qemu() {
         done) &
     fi
     # CTRL_C_AT: the serial line is a socket an "operator" (serial-ctrl-c.py) types
-    # Ctrl-C into as soon as this console line appears
+    # Ctrl-C into as soon as this console line appears (and Ctrl-S, XOFF, at CTRL_S_AT
+    # before it: a stray byte that must not stop the console)
     local serial=(-serial "file:$W/$name.console") keys=
     if [ -n "${CTRL_C_AT:-}" ]; then
         rm -f "$W/$name.serial"
         serial=(-chardev "socket,id=ser0,path=$W/$name.serial,server=on,wait=off"
             -serial chardev:ser0)
         python3 "$ROOT/integration-tests/serial-ctrl-c.py" "$W/$name.serial" "$CTRL_C_AT" "${QEMU_TIMEOUT:-150}" \
-            "$W/$name.console" 2>"$W/$name.keys.log" &
+            "$W/$name.console" "${CTRL_S_AT:-}" 2>"$W/$name.keys.log" &
         keys=$!
     fi
     # QEMU_NETNS: QEMU runs in that network namespace (its tap NIC is there)

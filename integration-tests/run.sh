@@ -262,7 +262,7 @@ APPEND="stboot.boot_attempts=1 stboot.handoff=0" pair server-late initramfs-fetc
 wait $late
 pair stall-first endless-first
 pair sigsum sigsum-no-policy
-CTRL_C_AT="press Ctrl-C within" run provision-ctrl-c & pc=$!
+CTRL_S_AT="starting (PID 1)" CTRL_C_AT="press Ctrl-C within" run provision-ctrl-c & pc=$!
 APPEND="stboot.boot_attempts=2 stboot.provision_wait=1 stboot.dhcp_timeout=5" run provision-fallback -nic none
 wait $pc
 late_server attest-retry "BOOT FAILED at step fetch (attempt 1/2)" 8450 & late=$!
@@ -383,6 +383,8 @@ check provision-ctrl-c "+provisioning package /ospkg/provision.json present: pre
     "+Ctrl-C on the console: booting the provisioning package" "+Loading the provisioning package from initramfs: /ospkg/provision.zip" \
     "+Signatures: 2 found, 2 valid, 2 required" "-Downloading" "+TEST-OS-PCRS $PROVISION_PCRS" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=provision]"
+# the Ctrl-S (XOFF) sent at stboot's first line did not stop the console
+grep -q "sent Ctrl-S" "$W/provision-ctrl-c.keys.log" || { log "provision-ctrl-c: no Ctrl-S was sent"; fail=$((fail + 1)); failed+=(provision-ctrl-s); }
 check provision-fallback "+press Ctrl-C within 1 s" "+no Ctrl-C within 1 s: normal boot" "+BOOT FAILED at step network (attempt 2/2)" \
     "+giving up after 2 boot attempts" "+falling back to the provisioning package /ospkg/provision.json instead of rebooting" \
     "+TEST-OS-PCRS $PROVISION_PCRS" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=provision]" "-Recover: rebooting"

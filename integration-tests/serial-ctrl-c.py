@@ -5,13 +5,16 @@ wait until the console shows PATTERN, then send Ctrl-C (0x03), and keep reading
 written to CONSOLE: the chardev's own logfile= is not used, because QEMU logs a
 chunk again when the socket made it retry the write (seen as doubled letters).
 
-usage: serial-ctrl-c.py SOCKET PATTERN TIMEOUT_SECONDS CONSOLE
-Prints "sent Ctrl-C" or "pattern not seen" on stderr.
+usage: serial-ctrl-c.py SOCKET PATTERN TIMEOUT_SECONDS CONSOLE [CTRL_S_PATTERN]
+With CTRL_S_PATTERN, a Ctrl-S (0x13, XOFF) is sent first, when that line appears:
+a stray byte that must not stop the console (software flow control is off).
+Prints "sent Ctrl-S", "sent Ctrl-C" or "pattern not seen" on stderr.
 """
 import socket, sys, time
 
 path, pattern = sys.argv[1], sys.argv[2].encode()
 timeout = float(sys.argv[3])
+xoff_at = sys.argv[5].encode() if len(sys.argv) > 5 and sys.argv[5] else None
 console = open(sys.argv[4], "wb", buffering=0)
 end = time.time() + timeout
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -35,7 +38,12 @@ while time.time() < end:
     console.write(data)
     if not sent:
         seen = (seen + data)[-4096:]
-        if pattern in seen:
+        if xoff_at is not None:
+            if xoff_at in seen:
+                s.sendall(b"\x13")
+                xoff_at, seen = None, b""
+                print("serial-ctrl-c: sent Ctrl-S", file=sys.stderr)
+        elif pattern in seen:
             s.sendall(b"\x03")
             sent = True
             print("serial-ctrl-c: sent Ctrl-C", file=sys.stderr)

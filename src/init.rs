@@ -77,11 +77,31 @@ fn mount_one(src: &str, dst: &str, fs: &str, flags: MsFlags, data: Option<&str>)
     }
 }
 
-/// Make /dev/console stdin, stdout and stderr.
+/// Make /dev/console stdin, stdout and stderr, with software flow control off.
 pub fn attach_console() {
     if let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(crate::config::paths::CONSOLE) {
         sys::attach_stdio(&f);
+        if let Err(e) = no_flow_control(&f) {
+            tracing::warn!("console: {e:#}; a Ctrl-S on the serial line would stop stboot until a Ctrl-Q");
+        }
     }
+}
+
+/// Switch off software flow control (IXON/IXOFF) on a terminal: with it on, one
+/// Ctrl-S (0x13) on the serial line, a stray byte from a BMC's serial-over-LAN say,
+/// stops every write to the console until a Ctrl-Q, and stboot with it once about
+/// 4 KiB of log are queued. Not a terminal: nothing to do.
+pub fn no_flow_control(console: &impl std::os::fd::AsFd) -> anyhow::Result<()> {
+    use nix::sys::termios::{self, InputFlags, SetArg};
+    let Ok(mut t) = termios::tcgetattr(console.as_fd()) else {
+        return Ok(());
+    };
+    if !t.input_flags.intersects(InputFlags::IXON | InputFlags::IXOFF) {
+        return Ok(());
+    }
+    t.input_flags.remove(InputFlags::IXON | InputFlags::IXOFF | InputFlags::IXANY);
+    termios::tcsetattr(console.as_fd(), SetArg::TCSANOW, &t)
+        .map_err(|e| anyhow::anyhow!("switching off software flow control (IXON): {e}"))
 }
 
 /// As PID 1, let the kernel reap exited children (SIGCHLD ignored ⇒ no zombies).
@@ -180,5 +200,55 @@ fn load_module(path: &Path) -> Result<()> {
             None => Ok(()),
             Some(why) => Err(anyhow::anyhow!("{why}")),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    /// Write `n` bytes to the pty's terminal end after a Ctrl-S arrived on it, and
+    /// read them on the other end: how many arrived within `wait`.
+    fn output_after_ctrl_s(pty: nix::pty::OpenptyResult, n: usize, wait: Duration) -> usize {
+        let mut master = std::fs::File::from(pty.master);
+        master.write_all(&[0x13]).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let mut slave = std::fs::File::from(pty.slave);
+        std::thread::spawn(move || {
+            let _ = slave.write_all(&vec![b'x'; n]);
+            slave
+        });
+        nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).unwrap();
+        let (mut got, end, mut buf) = (0, Instant::now() + wait, [0u8; 4096]);
+        while got < n && Instant::now() < end {
+            match master.read(&mut buf) {
+                Ok(k) => got += k,
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        got
+    }
+
+    /// A Ctrl-S on the serial line once stopped stboot: with flow control on (the
+    /// kernel's default for a terminal), output stops at the Ctrl-S; with it off,
+    /// 256 KiB of log all come through.
+    #[test]
+    fn a_ctrl_s_on_the_console_does_not_stop_output() {
+        let n = 256 * 1024;
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let t = nix::sys::termios::tcgetattr(&pty.slave).unwrap();
+        assert!(t.input_flags.contains(nix::sys::termios::InputFlags::IXON), "a new terminal has IXON on");
+        let stopped = output_after_ctrl_s(pty, n, Duration::from_millis(500));
+        assert!(stopped < n, "with IXON the output stops (got {stopped} bytes)");
+
+        let pty = nix::pty::openpty(None, None).unwrap();
+        no_flow_control(&pty.slave).unwrap();
+        let t = nix::sys::termios::tcgetattr(&pty.slave).unwrap();
+        assert!(!t.input_flags.intersects(nix::sys::termios::InputFlags::IXON | nix::sys::termios::InputFlags::IXOFF));
+        assert_eq!(output_after_ctrl_s(pty, n, Duration::from_secs(20)), n);
+        // not a terminal: nothing to do, no error
+        no_flow_control(&std::fs::File::open("/dev/null").unwrap()).unwrap();
     }
 }

@@ -53,6 +53,8 @@ impl<'a> RawInput<'a> {
         let saved = termios::tcgetattr(fd).context("reading the console's terminal settings")?;
         let mut raw = saved.clone();
         raw.local_flags.remove(LocalFlags::ICANON | LocalFlags::ECHO | LocalFlags::ISIG);
+        // a Ctrl-S in the window must not stop the console's output (and stboot)
+        raw.input_flags.remove(termios::InputFlags::IXON | termios::InputFlags::IXOFF);
         raw.control_chars[SpecialCharacterIndices::VMIN as usize] = 0;
         raw.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
         termios::tcsetattr(fd, SetArg::TCSANOW, &raw).context("switching the console to raw input")?;
