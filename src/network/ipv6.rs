@@ -152,6 +152,87 @@ pub fn describe(ra: &RouterAdvert) -> String {
 struct Routers {
     fd: OwnedFd,
     index: u32,
+    /// Advertisements ignored, for the console.
+    ignored: Ignored,
+}
+
+impl Drop for Routers {
+    /// The last summary of what was ignored, however the wait ended.
+    fn drop(&mut self) {
+        if let Some(line) = self.ignored.summary(Instant::now()) {
+            warn!("{line}");
+        }
+    }
+}
+
+/// Why a router advertisement was ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum IgnoredKind {
+    NotLinkLocal,
+    HopLimit,
+    Malformed,
+}
+
+impl IgnoredKind {
+    fn name(self) -> &'static str {
+        match self {
+            IgnoredKind::NotLinkLocal => "from a source that is not link-local",
+            IgnoredKind::HopLimit => "with a hop limit other than 255",
+            IgnoredKind::Malformed => "malformed",
+        }
+    }
+}
+
+/// Router advertisements ignored on one link, counted per kind so that a flood of
+/// invalid ones (5,000 a second gave 40,754 warning lines in 10 s) cannot flood the
+/// console: the first of each kind is shown with its reason, later ones are counted
+/// and summed up at most every [`Ignored::EVERY`], and once more at the end.
+#[derive(Debug)]
+struct Ignored {
+    link: String,
+    /// Per kind: how many, and how many of them the console has heard of.
+    counts: std::collections::BTreeMap<IgnoredKind, (u64, u64)>,
+    last_summary: Instant,
+}
+
+impl Ignored {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn new(link: &str) -> Self {
+        Self { link: link.to_string(), counts: Default::default(), last_summary: Instant::now() }
+    }
+
+    /// Count one; the console lines to print now (the first of its kind, or a
+    /// summary when one is due).
+    fn note(&mut self, kind: IgnoredKind, from: &Ipv6Addr, reason: &str, now: Instant) -> Vec<String> {
+        let c = self.counts.entry(kind).or_insert((0, 0));
+        c.0 += 1;
+        let mut lines = Vec::new();
+        if c.0 == 1 {
+            c.1 = 1;
+            lines.push(format!("{}: ignoring a router advertisement from {from}: {reason}", self.link));
+        }
+        if now.saturating_duration_since(self.last_summary) >= Self::EVERY {
+            lines.extend(self.summary(now));
+        }
+        lines
+    }
+
+    /// What was ignored since the console last heard, if anything.
+    fn summary(&mut self, now: Instant) -> Option<String> {
+        self.last_summary = now;
+        let news: Vec<String> = self
+            .counts
+            .iter_mut()
+            .filter(|(_, (n, told))| n > told)
+            .map(|(k, (n, told))| {
+                let new = *n - *told;
+                *told = *n;
+                format!("{new} {}", k.name())
+            })
+            .collect();
+        (!news.is_empty()).then(|| format!("{}: ignored more router advertisements: {}", self.link, news.join(", ")))
+    }
 }
 
 impl Routers {
@@ -165,7 +246,13 @@ impl Routers {
         // crossed a router, and is not from this link (RFC 4861 6.1.2)
         socket::setsockopt(&fd, sockopt::Ipv6RecvHopLimit, &true)?;
         socket::setsockopt(&fd, sockopt::Ipv6MulticastHops, &255)?;
-        Ok(Self { fd, index: link.index })
+        Ok(Self { fd, index: link.index, ignored: Ignored::new(&link.name) })
+    }
+
+    fn ignore(&mut self, kind: IgnoredKind, from: &Ipv6Addr, reason: &str) {
+        for line in self.ignored.note(kind, from, reason, Instant::now()) {
+            warn!("{line}");
+        }
     }
 
     /// Send a router solicitation to all routers (ff02::2). The kernel fills in the
@@ -181,7 +268,7 @@ impl Routers {
 
     /// The next valid RA within `wait`, with its sender; other ICMPv6 messages, and
     /// RAs from off the link or malformed, are skipped.
-    fn receive(&self, wait: Duration) -> Result<Option<(Ipv6Addr, RouterAdvert)>> {
+    fn receive(&mut self, wait: Duration) -> Result<Option<(Ipv6Addr, RouterAdvert)>> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrIn6};
         let until = Instant::now() + wait;
@@ -215,17 +302,19 @@ impl Routers {
                 continue; // not an RA: neighbour discovery, our own solicitation, ...
             }
             if !is_link_local(&from) {
-                warn!("ignoring a router advertisement from {from}: its source is not a link-local address (RFC 4861 6.1.2)");
+                let why = "its source is not a link-local address (RFC 4861 6.1.2)";
+                self.ignore(IgnoredKind::NotLinkLocal, &from, why);
                 continue;
             }
             if hop != Some(255) {
                 let hop = hop.map_or("unknown".to_string(), |h| h.to_string());
-                warn!("ignoring a router advertisement from {from} with hop limit {hop}, not 255: it crossed a router");
+                let why = format!("hop limit {hop}, not 255: it crossed a router");
+                self.ignore(IgnoredKind::HopLimit, &from, &why);
                 continue;
             }
             match parse_router_advert(bytes) {
                 Ok(ra) => return Ok(Some((from, ra))),
-                Err(e) => warn!("ignoring a router advertisement from {from}: {e:#}"),
+                Err(e) => self.ignore(IgnoredKind::Malformed, &from, &format!("{e:#}")),
             }
         }
     }
@@ -244,7 +333,7 @@ fn is_global(a: &IpAddr) -> bool {
 /// or `deadline`. `progress` keeps the console's race summary current.
 pub fn run_link(link: &Candidate, deadline: Instant, stop: &AtomicBool, progress: &dyn Fn(String)) -> Result<Lease> {
     let t0 = Instant::now();
-    let routers = Routers::open(link)?;
+    let mut routers = Routers::open(link)?;
     let mut solicitations = 0u32;
     let mut next_rs = Instant::now();
     let mut rs_wait = Duration::from_secs(1);
@@ -600,6 +689,44 @@ pub fn decode(bytes: &[u8]) -> Result<v6::Message> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A flood of invalid advertisements (5,000 a second for 10 s) gives one line per
+    /// kind and a summary every 5 s, not a line each (40,754 lines before).
+    #[test]
+    fn a_flood_of_invalid_advertisements_is_summed_up() {
+        let t0 = Instant::now();
+        let mut ig = Ignored::new("eth0");
+        let from: Ipv6Addr = "fe80::1".parse().unwrap();
+        let mut lines = Vec::new();
+        for i in 0..50_000u64 {
+            let now = t0 + Duration::from_micros(i * 200);
+            let kind = if i % 10 == 0 { IgnoredKind::HopLimit } else { IgnoredKind::Malformed };
+            lines.extend(ig.note(kind, &from, "option length 0", now));
+        }
+        lines.extend(ig.summary(t0 + Duration::from_secs(10)));
+        assert!(lines.len() <= 5, "{lines:#?}");
+        assert_eq!(lines[0], "eth0: ignoring a router advertisement from fe80::1: option length 0");
+        // every ignored advertisement is counted once: 2 shown, the rest summed up
+        let summed: u64 = lines
+            .iter()
+            .filter(|l| l.contains("ignored more"))
+            .flat_map(|l| {
+                l.split_once("advertisements: ")
+                    .unwrap()
+                    .1
+                    .split(", ")
+                    .map(|p| p.split(' ').next().unwrap().parse::<u64>().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .sum();
+        assert_eq!(summed + 2, 50_000, "{lines:#?}");
+        assert!(
+            lines.last().unwrap().contains("malformed")
+                && lines.iter().any(|l| l.contains("with a hop limit other than 255"))
+        );
+        // nothing new: no summary
+        assert_eq!(ig.summary(t0 + Duration::from_secs(20)), None);
+    }
 
     /// An RA as dnsmasq sends it: M and O clear, lifetime 1800, SLLAO, MTU, PIO
     /// 2001:db8::/64 with L and A, RDNSS 2001:db8::53.
