@@ -28,6 +28,9 @@ leads back into the same mode for the archive.
   huge-length     (zip) Content-Length: 10^15, then bytes
   reset           (zip) Content-Length of the real file, a tenth of it, then TCP RST
   empty           (zip) 200 with an empty body
+  long-length     (zip) Content-Length of the real file + 1000, the whole file, close
+  huge-header     (json) 200 with an 8 MB response header
+  to-file         (json) 302 to file:///etc/passwd
   status-404, status-503   (json) that status
   count           /count/MODE/NAME answers how many requests /MODE/NAME has had
 """
@@ -43,7 +46,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-ARCHIVE_MODES = {"trickle", "endless", "huge-length", "reset", "empty"}
+ARCHIVE_MODES = {"trickle", "endless", "huge-length", "reset", "empty", "long-length"}
 COUNTS = {}
 COUNTS_LOCK = threading.Lock()
 
@@ -146,10 +149,26 @@ def handler(root, http_port):
                 self.headers_only(len(body))
                 self.wfile.write(body[: len(body) // 10])
                 self.wfile.flush()
+                time.sleep(0.2)  # let the client read the tenth before the reset
+                # a TCP reset with no TLS close_notify before it (unwrap() would send
+                # one, and the client would see the server close the connection)
                 sock = self.connection
-                raw = sock.unwrap() if isinstance(sock, ssl.SSLSocket) else sock
-                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                raw.close()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                os.close(sock.detach())
+            elif mode == "long-length":
+                body = self.real(name)
+                self.headers_only(len(body) + 1000)
+                self.wfile.write(body)
+                self.wfile.flush()
+            elif mode == "huge-header":
+                self.send_response(200)
+                for i in range(8):
+                    self.send_header("X-Padding-%d" % i, "p" * (1 << 20))
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+            elif mode == "to-file":
+                self.send(302, b"", [("Location", "file:///etc/passwd")])
             elif mode == "empty":
                 self.send(200, b"")
             elif mode.startswith("status-"):

@@ -141,10 +141,54 @@ fn a_huge_content_length_is_refused_before_downloading() {
 fn a_reset_mid_body_is_truncated_and_retried() {
     let o = hostile_then_good(url("reset"));
     let e = fetch_error(&o.error);
-    assert!(matches!(e, FetchError::Truncated { .. } | FetchError::Body { .. }), "{:#}", o.error);
+    assert!(matches!(e, FetchError::Truncated { .. } | FetchError::Body { .. }), "{:#} {e:?}", o.error);
     assert!(!format!("{:#}", o.error).contains("close_notify"), "not blamed on TLS: {:#}", o.error);
     assert_eq!(requests("/reset/pkg.zip"), RetryPolicy::default().attempts as u64, "transient: retried");
     assert!(o.cost <= RetryPolicy::default().window + STALL * 2, "the retry window bounds it: {:?}", o.cost);
+}
+
+/// An 8 MB response header cannot heal: one attempt (it was retried 5 times), and
+/// the message says what was wrong.
+#[test]
+fn an_oversized_response_header_is_not_retried() {
+    let o = hostile_then_good(url("huge-header"));
+    let msg = format!("{:#}", o.error);
+    assert!(matches!(fetch_error(&o.error), FetchError::Protocol(_)), "{msg}");
+    assert!(msg.contains("not an HTTP answer this client takes: message head is too large"), "{msg}");
+    assert_eq!(requests("/huge-header/pkg.json"), 1, "not retried");
+}
+
+/// A server that sends the whole file under a Content-Length 1000 bytes longer, and
+/// closes: a cut connection may heal once, the same cut twice cannot (it was
+/// retried 5 times), and the message names both numbers.
+#[test]
+fn a_content_length_longer_than_the_body_is_tried_twice() {
+    let o = hostile_then_good(url("long-length"));
+    let msg = format!("{:#}", o.error);
+    let real = std::fs::metadata(env().www.join("pkg.zip")).unwrap().len();
+    assert!(
+        matches!(fetch_error(&o.error), FetchError::WrongLength { announced, got } if *announced == real + 1000 && *got == real),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("announces {} bytes but sends {real}, twice", real + 1000)), "{msg}");
+    // one attempt's error says it plainly: no link to the TLS library's manual
+    let c = stboot::fetch::Client::new(std::slice::from_ref(&env().tls_ca_der), STALL).unwrap();
+    let zip = Url::parse(&format!("https://127.0.0.1:{}/long-length/pkg.zip", env().tls_port)).unwrap();
+    let e = c.download(&zip, MAX_ARCHIVE, &mut Vec::new(), &mut |_, _, _| {}).unwrap_err();
+    let line = e.to_string();
+    assert!(matches!(e, FetchError::Truncated { reset: false, .. }), "{line}");
+    assert!(line.contains("without a TLS close_notify") && !line.contains("https://"), "{line}");
+    assert_eq!(requests("/long-length/pkg.zip"), 3, "tried twice, and once more above");
+}
+
+/// A redirect to a file: URL is refused and named (it was reported as "302 Found").
+#[test]
+fn a_redirect_to_a_file_url_is_refused_naming_it() {
+    let o = hostile_then_good(url("to-file"));
+    let msg = format!("{:#}", o.error);
+    assert!(matches!(fetch_error(&o.error), FetchError::Redirect(_)), "{msg}");
+    assert!(msg.contains("file:///etc/passwd") && msg.contains("http and https only"), "{msg}");
+    assert_eq!(requests("/to-file/pkg.json"), 1, "not retried");
 }
 
 /// An empty body cannot heal: one attempt, then the next URL.

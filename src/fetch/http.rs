@@ -55,14 +55,21 @@ pub enum FetchError {
     Redirect(String),
     /// The object is larger than it may be. `declared` is the Content-Length, if any.
     TooLarge { limit: u64, declared: Option<u64> },
-    /// The connection ended before Content-Length bytes arrived.
-    Truncated { got: u64, expected: u64, cause: String },
+    /// The connection ended before Content-Length bytes arrived; `reset`: by a
+    /// reset (or abort), not by the server closing it.
+    Truncated { got: u64, expected: u64, cause: String, reset: bool },
     /// The body is empty.
     Empty,
     /// Reading the body failed otherwise (reset mid-body, protocol error).
     Body { got: u64, cause: String },
     /// Writing the staged copy failed (tmpfs full).
     Local(String),
+    /// The server's answer is not HTTP this client takes (a response header larger
+    /// than it reads, a malformed status line): the same server answers the same.
+    Protocol(String),
+    /// The server ended the body at the same byte twice, short of the Content-Length
+    /// it announced: its length is wrong, and a third attempt would end the same.
+    WrongLength { announced: u64, got: u64 },
 }
 
 impl FetchError {
@@ -93,7 +100,9 @@ impl FetchError {
             | FetchError::Redirect(_)
             | FetchError::TooLarge { .. }
             | FetchError::Empty
-            | FetchError::Local(_) => Retry::Never,
+            | FetchError::Local(_)
+            | FetchError::Protocol(_)
+            | FetchError::WrongLength { .. } => Retry::Never,
         }
     }
 
@@ -110,6 +119,8 @@ impl FetchError {
             FetchError::Truncated { .. } | FetchError::Body { .. } => "the connection broke; check the server and the network",
             FetchError::Empty => "the server sent an empty file: upload the package again",
             FetchError::Local(_) => "give the machine more memory, or make the package smaller",
+            FetchError::Protocol(_) => "the server (or a proxy or load balancer in front of it) sends answers that are not plain HTTP/1.1 with small headers; check its configuration",
+            FetchError::WrongLength { .. } => "the server announces more bytes than its file has: publish the file again, or fix what sets the server's Content-Length (a file replaced while it is served, a proxy's cache)",
         }
     }
 }
@@ -131,12 +142,16 @@ impl fmt::Display for FetchError {
             FetchError::TooLarge { limit, declared: None } => {
                 write!(f, "the body is larger than the limit of {limit} bytes")
             }
-            FetchError::Truncated { got, expected, cause } => {
+            FetchError::Truncated { got, expected, cause, .. } => {
                 write!(f, "the connection ended after {got} of {expected} bytes ({cause})")
             }
             FetchError::Empty => f.write_str("the server sent an empty body"),
             FetchError::Body { got, cause } => write!(f, "reading the body failed after {got} bytes: {cause}"),
             FetchError::Local(m) => f.write_str(m),
+            FetchError::Protocol(m) => write!(f, "not an HTTP answer this client takes: {m}"),
+            FetchError::WrongLength { announced, got } => {
+                write!(f, "the server announces {announced} bytes but sends {got}, twice at the same byte")
+            }
         }
     }
 }
@@ -163,7 +178,10 @@ impl Client {
                 *l = Some(attempt.url().clone());
             }
             let from_https = attempt.previous().last().is_some_and(|u| u.scheme() == "https");
-            if from_https && attempt.url().scheme() != "https" {
+            if !matches!(attempt.url().scheme(), "http" | "https") {
+                let to = super::redact(attempt.url());
+                attempt.error(RedirectRefused(format!("to {to}: stboot follows redirects to http and https only")))
+            } else if from_https && attempt.url().scheme() != "https" {
                 let to = super::redact(attempt.url());
                 attempt.error(RedirectRefused(format!("https -> {to} would leave TLS")))
             } else if attempt.previous().len() > MAX_REDIRECTS {
@@ -214,6 +232,22 @@ impl Client {
             }
         })?;
         let status = resp.status();
+        if status.is_redirection() {
+            // a redirect the client did not follow (no usable Location)
+            let to = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
+            return Err(FetchError::Redirect(match to {
+                Some(to) => match Url::parse(&to) {
+                    Ok(u) => {
+                        format!("{status} to {}: stboot follows redirects to http and https only", super::redact(&u))
+                    }
+                    Err(_) => format!("{status} to {to:?}, which is not a URL"),
+                },
+                None => format!("{status} without a Location"),
+            }));
+        }
         if !status.is_success() {
             return Err(FetchError::Status(status));
         }
@@ -255,7 +289,7 @@ impl Client {
             });
         }
         if let Some(t) = total.filter(|&t| t != len) {
-            return Err(FetchError::Truncated { got: len, expected: t, cause: "end of stream".into() });
+            return Err(FetchError::Truncated { got: len, expected: t, cause: "end of stream".into(), reset: false });
         }
         if len == 0 {
             return Err(FetchError::Empty);
@@ -300,9 +334,23 @@ fn read_error(e: &std::io::Error, got: u64, total: Option<u64>, limit: u64, stal
     if timed_out {
         return FetchError::Stalled(format!("stalled: no bytes for {} s after {got} bytes", stall.as_secs()));
     }
-    let cause = innermost(e);
+    // rustls words an early close with a link to its manual: say it plainly
+    let early_close = chain(e)
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::UnexpectedEof);
+    let cause = if early_close {
+        "the server closed the connection without a TLS close_notify".to_string()
+    } else {
+        innermost(e)
+    };
     match total {
-        Some(t) if got < t => FetchError::Truncated { got, expected: t, cause },
+        Some(t) if got < t => {
+            use std::io::ErrorKind as K;
+            let reset = chain(e)
+                .filter_map(|c| c.downcast_ref::<std::io::Error>())
+                .any(|io| matches!(io.kind(), K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe));
+            FetchError::Truncated { got, expected: t, cause, reset }
+        }
         _ => FetchError::Body { got, cause },
     }
 }
@@ -318,6 +366,10 @@ fn classify(e: &reqwest::Error, stall: Duration) -> FetchError {
     }
     if let Some(t) = chain(e).find_map(rustls_error) {
         return FetchError::Tls(explain_tls(t));
+    }
+    if let Some(h) = chain(e).find_map(|c| c.downcast_ref::<hyper::Error>()).filter(|h| h.is_parse()) {
+        // hyper's words ("message head is too large": over about 400 KiB of headers)
+        return FetchError::Protocol(h.to_string());
     }
     if e.is_timeout() {
         return FetchError::NoResponse(stall);

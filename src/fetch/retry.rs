@@ -2,7 +2,8 @@
 //!
 //! | failure class | attempts per URL | |
 //! |---|---|---|
-//! | [`Retry::Never`] (4xx, untrusted TLS, too large, refused redirect, empty) | 1 | next URL at once |
+//! | [`Retry::Never`] (4xx, untrusted TLS, too large, refused redirect, empty, not HTTP this client takes) | 1 | next URL at once |
+//! | a body cut at the same byte twice, short of its Content-Length ([`FetchError::WrongLength`]) | 2 | a wrong length, not a cut connection |
 //! | [`Retry::Stall`] (no response, stalled or trickling body) | [`RetryPolicy::stall_attempts`] | |
 //! | [`Retry::Transient`] (refused connection, 5xx, reset) | [`RetryPolicy::attempts`] | |
 //!
@@ -38,16 +39,31 @@ pub struct UrlBudget {
     started: Instant,
     attempts: u32,
     stalls: u32,
+    /// The last truncation: where the body ended, of how many bytes announced.
+    truncated: Option<(u64, u64)>,
 }
 
 impl UrlBudget {
     pub fn new(policy: RetryPolicy, deadline: Instant) -> Self {
-        Self { policy, deadline, started: Instant::now(), attempts: 0, stalls: 0 }
+        Self { policy, deadline, started: Instant::now(), attempts: 0, stalls: 0, truncated: None }
     }
 
     /// How long the URL has cost so far.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// A body that the server closes at the same byte twice, short of its
+    /// Content-Length, is a wrong length, not a cut connection: it will not heal. (A
+    /// reset stays transient: a middlebox may cut at the same place until it stops.)
+    fn judge(&mut self, e: FetchError) -> FetchError {
+        if let FetchError::Truncated { got, expected, reset: false, .. } = &e {
+            let at = (*got, *expected);
+            if self.truncated.replace(at) == Some(at) {
+                return FetchError::WrongLength { announced: at.1, got: at.0 };
+            }
+        }
+        e
     }
 
     /// Record a failure; the wait before the next attempt, or `None` to give up.
@@ -83,13 +99,16 @@ impl UrlBudget {
         loop {
             match op() {
                 Ok(v) => return Ok(v),
-                Err(e) => match self.after_failure(&e) {
-                    Some(wait) => {
-                        on_retry(&e, self.attempts, wait);
-                        std::thread::sleep(wait);
+                Err(e) => {
+                    let e = self.judge(e);
+                    match self.after_failure(&e) {
+                        Some(wait) => {
+                            on_retry(&e, self.attempts, wait);
+                            std::thread::sleep(wait);
+                        }
+                        None => return Err(e),
                     }
-                    None => return Err(e),
-                },
+                }
             }
         }
     }
