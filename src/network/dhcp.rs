@@ -156,7 +156,17 @@ where
     }
     drop(tx);
     let mut errors = Vec::new();
-    for (n, r) in rx {
+    let started = Instant::now();
+    loop {
+        let (n, r) = match rx.recv_timeout(WAITING_LINE_EVERY) {
+            Ok(got) => got,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let states = progress.0.lock().map(|v| v.clone()).unwrap_or_default();
+                info!("{}", waiting_line(started.elapsed(), timeout, &links, &contenders, &states));
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         match r {
             Ok(lease) => {
                 stop.store(true, Ordering::Relaxed);
@@ -173,6 +183,26 @@ where
         }
     }
     bail!("DHCP: no lease within {} s ({})", timeout.as_secs(), errors.join("; "))
+}
+
+/// How often the console hears where a DHCP wait stands (a 58 s wait printed
+/// nothing until it ended).
+pub const WAITING_LINE_EVERY: Duration = Duration::from_secs(5);
+
+/// `DHCP: still waiting after 5 s of 60 s: eth0: no DHCP answer to 3 DHCPDISCOVER(s) yet; eth1: no carrier yet`.
+fn waiting_line(
+    waited: Duration,
+    timeout: Duration,
+    links: &[Candidate],
+    contenders: &[Contender],
+    states: &[String],
+) -> String {
+    let state = |n: usize| {
+        states.get(n).map(String::as_str).unwrap_or("unknown").replace("waiting for carrier", "no carrier yet")
+    };
+    let each: Vec<String> =
+        (0..contenders.len()).map(|n| format!("{}: {}", label(links, contenders, n), state(n))).collect();
+    format!("DHCP: still waiting after {} s of {} s: {}", waited.as_secs(), timeout.as_secs(), each.join("; "))
 }
 
 /// `eth0`, or `eth0 DHCPv4` / `eth0 IPv6` when both families race.
