@@ -26,7 +26,7 @@ use dhcproto::v6::{self, DhcpOption, DhcpOptions, MessageType, OptionCode, IANA,
 use dhcproto::{Decodable, Decoder, Encodable};
 use tracing::{info, warn};
 
-use super::dhcp::{Candidate, Lease, Method};
+use super::lease::{Candidate, Lease, Method};
 use super::netlink::Netlink;
 
 /// A prefix information option of a router advertisement.

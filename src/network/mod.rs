@@ -5,7 +5,9 @@
 
 pub mod dhcp;
 pub mod ipv6;
+pub mod lease;
 pub mod netlink;
+pub mod race;
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -242,9 +244,9 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
             }
         }
         NetworkMode::Dhcp => {
-            let dc: Vec<dhcp::Candidate> = cands
+            let dc: Vec<lease::Candidate> = cands
                 .iter()
-                .map(|l| dhcp::Candidate {
+                .map(|l| lease::Candidate {
                     name: l.name.clone(),
                     index: l.index,
                     mac: l.mac.clone().unwrap_or_default(),
@@ -256,7 +258,7 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
             } else if !families.v4 {
                 info!("DHCP: IPv6 only (SLAAC or DHCPv6): every OS package URL names an IPv6 address");
             }
-            let lease = dhcp::obtain(dc, families, timeout, |c, deadline| {
+            let lease = race::obtain(dc, families, timeout, |c, deadline| {
                 let mut nl = Netlink::open()?;
                 let t0 = Instant::now();
                 if wait_carrier(&mut nl, &[c.index], deadline)?.is_some() {
@@ -268,7 +270,7 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
             })?;
             // an IPv6 address is on the link already (the kernel's SLAAC, or DHCPv6
             // past duplicate address detection), with the kernel's default route
-            if lease.method == dhcp::Method::Dhcpv4 {
+            if lease.method == lease::Method::Dhcpv4 {
                 nl.add_address(lease.index, lease.address, lease.prefix)?;
                 if let Some(r) = lease.router {
                     nl.add_default_route(lease.index, r)?;
@@ -296,9 +298,9 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
 /// The address families `network_mode: dhcp` races, from the OS package URLs: an
 /// URL that names an IPv4 address needs IPv4, one that names an IPv6 address needs
 /// IPv6, a host name either. Nothing parseable: both.
-pub fn families_for(pointer: &str) -> dhcp::Families {
+pub fn families_for(pointer: &str) -> lease::Families {
     let (urls, _) = crate::fetch::pointer_urls(pointer);
-    let mut f = dhcp::Families { v4: urls.is_empty(), v6: urls.is_empty() };
+    let mut f = lease::Families { v4: urls.is_empty(), v6: urls.is_empty() };
     for u in &urls {
         match u.host() {
             Some(url::Host::Ipv4(_)) => f.v4 = true,
