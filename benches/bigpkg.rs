@@ -165,7 +165,7 @@ fn client(args: &[String]) {
             }
         })
     };
-    let (budget, _) = stboot::fetch::archive_budget(&stage);
+    let budget = stboot::fetch::archive_budget(&stage).bytes;
     let f = hostile::fetcher_with(&stage, Duration::from_secs(10), &[ca], budget);
     let t0 = Instant::now();
     let pkg = f.fetch(&url, 0).unwrap();
@@ -242,7 +242,7 @@ fn make_package(d: &Path, www: &Path, name: &str, bytes: u64, leaves: &[(keys::K
     ospkg::create(&paths, &d.join("vmlinuz"), &initrd, "console=ttyS0", name, &format!("{name}.zip")).unwrap();
     std::fs::remove_file(&initrd).unwrap();
     for (k, c) in leaves {
-        ospkg::sign(&paths, k, c).unwrap();
+        stboot::sign::sign(&paths, k, c).unwrap();
     }
     paths
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use crate::fetch::Budget;
 use crate::ospkg::package::ArchiveData;
 use crate::sys;
 use crate::verify::VerifiedOsPackage;
@@ -79,12 +80,54 @@ impl Staged {
     }
 }
 
+/// Why staging or loading failed, where the kind decides what the operator does.
+/// Other staging failures (a broken archive) stay plain errors.
+#[derive(Debug)]
+pub enum BootError {
+    /// Kernel and initramfs together are larger than the package budget.
+    OverBudget { error: crate::ospkg::archive::EntryTooLarge, budget: Budget },
+    /// The staging tmpfs ran out of space writing `path`.
+    TmpfsFull { path: PathBuf },
+    /// `kexec_file_load` refused: the errno and what it means here.
+    Kexec { error: std::io::Error, why: &'static str },
+}
+
+impl std::fmt::Display for BootError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BootError::OverBudget { error, budget } => write!(f, "{error}: kernel and initramfs: {}", budget.why),
+            BootError::TmpfsFull { path } => write!(f, "{}: the staging tmpfs is full", path.display()),
+            BootError::Kexec { error, why: "" } => write!(f, "kexec_file_load failed: {error}"),
+            BootError::Kexec { error, why } => write!(f, "kexec_file_load failed: {error}: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for BootError {}
+
+impl BootError {
+    /// What the operator can do.
+    pub fn remedy(&self) -> &'static str {
+        match self {
+            BootError::OverBudget { .. } | BootError::TmpfsFull { .. } => {
+                "give the machine more memory, or make the package smaller (the console's package size line says how much fits)"
+            }
+            BootError::Kexec { error, .. } => match error.raw_os_error() {
+                Some(libc::EPERM | libc::EKEYREJECTED | libc::EBADMSG) => "sign the OS kernel with a key the LinuxBoot kernel trusts, or build the LinuxBoot kernel without lockdown (kernel-config/)",
+                Some(libc::ENOEXEC | libc::EINVAL) => "the package's kernel is not one this kernel can kexec: build the package with an x86_64 bzImage (stmgr ospkg create -kernel)",
+                Some(libc::ENOMEM) => "give the machine more memory, or make the package smaller",
+                Some(libc::ENOSYS) => "build the LinuxBoot kernel with CONFIG_KEXEC_FILE (kernel-config/)",
+                _ => "the reason is above; check the kernel's messages (dmesg) on the console",
+            },
+        }
+    }
+}
+
 /// The kernel and initramfs the manifest names, as private files in `dir`: taken
 /// from the entries a streamed archive was unpacked into (the others are removed
 /// now; the fetch held them to its budget), or extracted from the archive file, the
-/// two together at most `budget` bytes ([`crate::fetch::archive_budget`]: `budget.1`
-/// says why).
-pub fn stage(pkg: &mut VerifiedOsPackage, dir: &Path, budget: &(u64, String)) -> Result<Staged> {
+/// two together at most `budget` bytes ([`crate::fetch::archive_budget`]).
+pub fn stage(pkg: &mut VerifiedOsPackage, dir: &Path, budget: &Budget) -> Result<Staged> {
     let m = pkg.manifest().clone();
     let (kernel, initramfs) = match pkg.archive_data() {
         ArchiveData::Streamed(s) => {
@@ -102,7 +145,7 @@ pub fn stage(pkg: &mut VerifiedOsPackage, dir: &Path, budget: &(u64, String)) ->
         }
         ArchiveData::File(f) => {
             let mut a = f.open()?;
-            let mut left = budget.0;
+            let mut left = budget.bytes;
             let mut write = |name: &str, file: &str| -> Result<StagedFile> {
                 let path = dir.join(file);
                 let _ = std::fs::remove_file(&path);
@@ -117,9 +160,10 @@ pub fn stage(pkg: &mut VerifiedOsPackage, dir: &Path, budget: &(u64, String)) ->
                     Ok(n) => left -= n,
                     Err(e) => {
                         let _ = std::fs::remove_file(&path);
-                        let limit = e.to_string().contains("more than the limit of");
-                        let e = explain_write(e, &path);
-                        return Err(if limit { e.context(format!("kernel and initramfs: {}", budget.1)) } else { e });
+                        return Err(match e.downcast::<crate::ospkg::archive::EntryTooLarge>() {
+                            Ok(error) => anyhow::Error::new(BootError::OverBudget { error, budget: budget.clone() }),
+                            Err(e) => explain_write(e, &path),
+                        });
                     }
                 }
                 StagedFile::from_written(out, path)
@@ -134,10 +178,7 @@ fn explain_write(e: anyhow::Error, path: &Path) -> anyhow::Error {
     let full =
         e.chain().filter_map(|c| c.downcast_ref::<std::io::Error>()).any(|io| io.raw_os_error() == Some(libc::ENOSPC));
     if full {
-        anyhow!(
-            "{}: the staging tmpfs is full: give the machine more memory, or make the package smaller",
-            path.display()
-        )
+        anyhow::Error::new(BootError::TmpfsFull { path: path.to_path_buf() })
     } else {
         e
     }
@@ -152,13 +193,9 @@ pub struct Loaded(());
 pub fn load(s: Staged) -> Result<Loaded> {
     let k = s.kernel.open()?;
     let i = s.initramfs.open()?;
-    sys::kexec_file_load(&k, &i, &s.cmdline).map_err(|e| {
-        let why = e.raw_os_error().map(sys::explain_kexec).unwrap_or("");
-        if why.is_empty() {
-            anyhow!("kexec_file_load failed: {e}")
-        } else {
-            anyhow!("kexec_file_load failed: {e}: {why}")
-        }
+    sys::kexec_file_load(&k, &i, &s.cmdline).map_err(|error| {
+        let why = error.raw_os_error().map(sys::explain_kexec).unwrap_or("");
+        anyhow::Error::new(BootError::Kexec { error, why })
     })?;
     Ok(Loaded(()))
 }

@@ -298,7 +298,8 @@ pub fn descriptor(bytes: Vec<u8>, ids: Option<&Identities>, what: &str, limit: u
 
 fn check<'a>(format: Format, ids: Option<&'a Identities>, what: &str) -> Result<&'a Identities, DecryptFailure> {
     let path = || {
-        ids.map(|i| i.path.clone()).unwrap_or_else(|| Path::new(crate::config::TRUST_POLICY_DIR).join(IDENTITIES_FILE))
+        ids.map(|i| i.path.clone())
+            .unwrap_or_else(|| Path::new(crate::config::paths::TRUST_POLICY_DIR).join(IDENTITIES_FILE))
     };
     let fail = |kind| DecryptFailure { what: what.to_string(), path: path(), kind };
     match (format, ids) {

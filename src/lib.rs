@@ -18,8 +18,9 @@
 //! | the provisioning package: Ctrl-C, no host configuration, or every attempt failed | [`provision`] |
 //!
 //! Operator-side helpers used by `stmgr` live in [`keys`] (keys and certificates),
-//! [`initramfs`] (the cpio builder), [`uki`] and [`iso`] (UEFI images) and
-//! [`secureboot`] (Authenticode signing of the UKI).
+//! [`sign`] (signatures and Sigsum proofs added to a package), [`initramfs`] (the
+//! cpio builder), [`uki`] and [`iso`] (UEFI images) and [`secureboot`] (Authenticode
+//! signing of the UKI).
 
 pub mod boot;
 pub mod config;
@@ -40,6 +41,7 @@ pub mod pem;
 pub mod provision;
 pub mod recovery;
 pub mod secureboot;
+pub mod sign;
 pub mod sys;
 pub mod text;
 pub mod uki;

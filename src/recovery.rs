@@ -32,13 +32,20 @@ impl fmt::Display for Step {
 }
 
 impl Step {
+    /// Whether trying the whole boot again can help: a configuration (trust policy,
+    /// host configuration) read from the initramfs or an EFI variable is the same
+    /// on the next attempt, so a failure there is not retried.
+    pub fn retry_can_help(self) -> bool {
+        !matches!(self, Step::Config)
+    }
+
     /// What an operator can do about a failure at this step.
     pub fn hint(self) -> &'static str {
         match self {
-            Step::Config => "check the files under /etc/trust_policy/ and the host configuration with `stmgr trustpolicy check` / `stmgr hostconfig check`; rebuild the initramfs",
+            Step::Config => "fix the file the message names (the trust policy under /etc/trust_policy/, or the host configuration), check it with `stmgr trustpolicy check DIR` / `stmgr hostconfig check FILE`, and rebuild the initramfs (or rewrite the STHostConfig EFI variable)",
             Step::Network => "check cabling/switch port, that a DHCP server (or, for IPv6, a router) answers on the link, the NIC driver modules in the initramfs, network_interfaces and the static addresses in the host configuration; raise stboot.dhcp_timeout for slow switch ports",
             Step::Fetch => "the reason for each URL is above: check that the provisioning server is up, the ospkg_pointer URLs and credentials, that tls_roots.pem holds the server's CA, and that packages are signed by enough keys of ospkg_signing_root.pem (`stmgr ospkg verify -trustPolicy`)",
-            Step::Verify => "the package is not signed by enough trusted keys: re-sign it (`stmgr ospkg sign`) and check it with `stmgr ospkg verify -trustPolicy`",
+            Step::Verify => "the package was not accepted for the reason above: check it with `stmgr ospkg verify -trustPolicy DIR -ospkg NAME`, which says what to do",
             Step::Stage => "the package's manifest or archive is broken, or the machine lacks memory to stage it: check it with `stmgr ospkg verify`",
             Step::Kexec => "the kernel refused to load the OS kernel: see the reason above",
         }
@@ -60,10 +67,31 @@ impl Failure {
         Self { step, error, fatal: false }
     }
 
+    /// What the operator can do: the remedy of the first error in the chain that
+    /// knows its own (a fetch, decryption, verification or staging failure), else
+    /// the step's.
+    pub fn remedy(&self) -> String {
+        for c in self.error.chain() {
+            if let Some(e) = c.downcast_ref::<crate::fetch::FetchError>() {
+                return e.remedy().into();
+            }
+            if let Some(e) = c.downcast_ref::<crate::decrypt::DecryptFailure>() {
+                return e.remedy();
+            }
+            if let Some(e) = c.downcast_ref::<crate::verify::Rejected>() {
+                return e.remedy();
+            }
+            if let Some(e) = c.downcast_ref::<crate::boot::BootError>() {
+                return e.remedy().into();
+            }
+        }
+        self.step.hint().into()
+    }
+
     /// Say what failed; `context` is e.g. "attempt 2/3".
     pub fn report(&self, context: &str) {
         error!("BOOT FAILED at step {} ({context}): {:#}", self.step, self.error);
-        error!("what to do: {}", self.step.hint());
+        error!("what to do: {}", self.remedy());
     }
 }
 

@@ -12,6 +12,16 @@ pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, c)| c)
 }
 
+/// Text from outside (certificate subjects, file names, JSON keys) made safe for a
+/// console or terminal: control characters, escape sequences and line breaks are
+/// shown escaped, so signed or unsigned input can never forge a log line.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control()) {
+        return s.to_string();
+    }
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

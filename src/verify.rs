@@ -62,7 +62,7 @@ pub enum Verdict {
     /// The certificate could not be decoded.
     MalformedCertificate(String),
     /// The certificate is not trusted by the configured roots.
-    UntrustedCertificate(String),
+    UntrustedCertificate(Untrusted),
     /// The certificate's key is not Ed25519.
     UnsupportedKey(String),
     /// The signature does not verify under the certificate's key.
@@ -82,6 +82,37 @@ impl fmt::Display for Verdict {
             Verdict::BadSignature(m) => write!(f, "not counted: bad signature: {m}"),
             Verdict::BadProof(m) => write!(f, "not counted: bad Sigsum proof: {m}"),
         }
+    }
+}
+
+/// Why a certificate is not trusted: the kind decides the remedy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Untrusted {
+    pub kind: UntrustedKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UntrustedKind {
+    /// Its issuer is none of the machine's signing roots.
+    UnknownIssuer,
+    /// The certificate, or the root it chains to, has expired.
+    Expired,
+    /// Not valid yet: a clock behind, or a certificate dated ahead.
+    NotYetValid,
+    /// Anything else (key usage, algorithm, a signature that does not verify).
+    Other,
+}
+
+impl Untrusted {
+    fn new(kind: UntrustedKind, message: String) -> Self {
+        Self { kind, message }
+    }
+}
+
+impl fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
@@ -209,7 +240,12 @@ impl Verdict {
             Verdict::Valid => "nothing",
             Verdict::Duplicate { .. } => "a key counts once: sign with another key of a different certificate",
             Verdict::MalformedCertificate(_) => "the certificate in the descriptor is damaged: sign the package again",
-            Verdict::UntrustedCertificate(_) => "sign with a certificate issued by a root in ospkg_signing_root.pem; if it expired or is not valid yet, issue a new one (stmgr keygen certificate) and sign again, or check the clock",
+            Verdict::UntrustedCertificate(u) => match u.kind {
+                UntrustedKind::UnknownIssuer => "the signer's root is not in this machine's /etc/trust_policy/ospkg_signing_root.pem: add that root to the trust policy and rebuild the initramfs (stmgr initramfs build -trustPolicy DIR), or sign with a certificate issued by a root the machine has",
+                UntrustedKind::Expired => "the certificate (or its root) has expired: issue a new one (stmgr keygen certificate -rootCert ROOT -rootKey KEY) and sign the package again",
+                UntrustedKind::NotYetValid => "the certificate is not valid yet: check the machine's clock (stboot never believes a clock before its build time), or issue a certificate valid from now and sign again",
+                UntrustedKind::Other => "sign with a certificate issued by a root in ospkg_signing_root.pem (stmgr keygen certificate -rootCert ROOT -rootKey KEY)",
+            },
             Verdict::UnsupportedKey(_) => "sign with an Ed25519 key and its certificate",
             Verdict::BadSignature(_) => "the archive changed after signing, or the signature was made with another key: sign the package again",
             Verdict::BadProof(_) => "check that ospkg_trust_policy names the log and witnesses the proof was made with, and that the proof is for this archive and the certificate's key (stmgr ospkg sigsum checks both); or submit the archive again and attach the new proof",
@@ -236,15 +272,7 @@ impl fmt::Display for Report {
     }
 }
 
-/// Text from a package (certificate subjects, file names) made safe for a console
-/// or terminal: control characters, escape sequences and line breaks are shown
-/// escaped, so signed or unsigned input can never forge a log line.
-pub fn printable(s: &str) -> String {
-    if !s.chars().any(|c| c.is_control()) {
-        return s.to_string();
-    }
-    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
-}
+pub use crate::text::printable;
 
 /// A package whose signatures met the threshold under the trust policy. Only
 /// [`verify_package`] makes one; staging and kexec accept nothing else.
@@ -289,11 +317,61 @@ impl VerifiedOsPackage {
 pub struct Rejected {
     pub report: Option<Report>,
     pub error: anyhow::Error,
+    pub kind: RejectedKind,
+}
+
+/// What kept a package from being accepted: the kind decides the remedy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectedKind {
+    /// The signatures could not be checked at all (no signing roots, more
+    /// signatures than certificates).
+    Unverifiable,
+    /// Too few signatures counted (the report says why each did not).
+    Signatures,
+    /// Signed well enough, but what it holds cannot boot (a kernel that is not a
+    /// bzImage, an empty initramfs, a broken manifest): the package, not its
+    /// signatures, is wrong.
+    Contents,
 }
 
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+impl Rejected {
+    /// What the operator can do: for too few signatures, the remedy of each kind of
+    /// signature that did not count, once each.
+    pub fn remedy(&self) -> String {
+        match self.kind {
+            RejectedKind::Unverifiable => "check the signing roots in /etc/trust_policy/ospkg_signing_root.pem and the descriptor's signatures and certificates (stmgr ospkg verify -trustPolicy DIR -ospkg NAME names the problem)".into(),
+            RejectedKind::Contents => "the package is signed, but it cannot boot as built: create it again with a bzImage kernel and a non-empty initramfs (stmgr ospkg create -kernel F -initramfs F), sign it and check it with stmgr ospkg verify".into(),
+            RejectedKind::Signatures => {
+                let mut remedies: Vec<&str> = Vec::new();
+                for c in self.report.iter().flat_map(|r| &r.checks) {
+                    let r = c.verdict.remedy();
+                    if !matches!(c.verdict, Verdict::Valid) && !remedies.contains(&r) {
+                        remedies.push(r);
+                    }
+                }
+                let more = match &self.report {
+                    Some(r) => format!(
+                        "sign the package with more keys of certificates issued by the signing roots (stmgr ospkg sign): {} valid, {} required",
+                        r.valid,
+                        r.required()
+                    ),
+                    None => "sign the package with more keys (stmgr ospkg sign)".into(),
+                };
+                if remedies.is_empty() {
+                    more
+                } else {
+                    remedies.join("; ")
+                }
+            }
+        }
     }
 }
 
@@ -308,11 +386,11 @@ pub fn verify_package<'a>(
 ) -> std::result::Result<VerifiedOsPackage, Rejected> {
     let report = match verify(&pkg.descriptor, pkg.archive.sha256(), anchors, threshold, now_unix) {
         Ok(r) => r,
-        Err(error) => return Err(Rejected { report: None, error }),
+        Err(error) => return Err(Rejected { report: None, error, kind: RejectedKind::Unverifiable }),
     };
     if !report.accepted() {
         let error = anyhow::anyhow!("not enough valid signatures: {}", report.summary());
-        return Err(Rejected { report: Some(report), error });
+        return Err(Rejected { report: Some(report), error, kind: RejectedKind::Signatures });
     }
     let manifest = match &pkg.archive {
         ArchiveData::File(f) => f.open().and_then(|mut a| a.manifest_checked()),
@@ -320,7 +398,7 @@ pub fn verify_package<'a>(
     };
     match manifest {
         Ok(manifest) => Ok(VerifiedOsPackage { pkg, report, manifest }),
-        Err(error) => Err(Rejected { report: Some(report), error }),
+        Err(error) => Err(Rejected { report: Some(report), error, kind: RejectedKind::Contents }),
     }
 }
 
@@ -443,8 +521,8 @@ fn check_one(
         Err(e) => return (None, Err(Verdict::MalformedCertificate(e.to_string()))),
     };
     let signer = Some(leaf.subject().to_string());
-    if let Err(m) = check_chain(&der, &leaf, roots_der, roots, now) {
-        return (signer, Err(Verdict::UntrustedCertificate(m)));
+    if let Err(u) = check_chain(&der, &leaf, roots_der, roots, now) {
+        return (signer, Err(Verdict::UntrustedCertificate(u)));
     }
     let spki = leaf.public_key();
     if spki.algorithm.algorithm.to_id_string() != OID_ED25519 {
@@ -491,28 +569,40 @@ fn check_chain(
     roots_der: &[Vec<u8>],
     roots: &[X509Certificate],
     now: ASN1Time,
-) -> std::result::Result<(), String> {
-    check_cert_profile(leaf, now, "certificate")?;
+) -> std::result::Result<(), Untrusted> {
+    check_validity(leaf, now, "certificate")?;
+    check_cert_profile(leaf, "certificate").map_err(|m| Untrusted::new(UntrustedKind::Other, m))?;
     if roots_der.iter().any(|r| r.as_slice() == leaf_der) {
         return Ok(()); // a root may sign packages directly
     }
-    let mut reasons = Vec::new();
+    let mut reasons: Vec<Untrusted> = Vec::new();
     for root in roots.iter().filter(|r| r.subject().as_raw() == leaf.issuer().as_raw()) {
         match check_issuer(leaf, root, now) {
             Ok(()) => return Ok(()),
-            Err(m) => reasons.push(m),
+            Err(u) => reasons.push(u),
         }
     }
-    if reasons.is_empty() {
-        Err(format!("issuer {:?} is not a configured signing root", leaf.issuer().to_string()))
-    } else {
-        Err(reasons.join("; "))
+    match reasons.len() {
+        0 => Err(Untrusted::new(
+            UntrustedKind::UnknownIssuer,
+            format!("issuer {:?} is not a configured signing root", leaf.issuer().to_string()),
+        )),
+        1 => Err(reasons.remove(0)),
+        _ => Err(Untrusted::new(
+            UntrustedKind::Other,
+            reasons.iter().map(|u| u.message.as_str()).collect::<Vec<_>>().join("; "),
+        )),
     }
 }
 
-fn check_issuer(leaf: &X509Certificate, root: &X509Certificate, now: ASN1Time) -> std::result::Result<(), String> {
+fn check_issuer(leaf: &X509Certificate, root: &X509Certificate, now: ASN1Time) -> std::result::Result<(), Untrusted> {
     let name = root.subject().to_string();
-    check_cert_profile(root, now, &format!("root {name:?}"))?;
+    check_validity(root, now, &format!("root {name:?}"))?;
+    check_issuer_profile(leaf, root, &name).map_err(|m| Untrusted::new(UntrustedKind::Other, m))
+}
+
+fn check_issuer_profile(leaf: &X509Certificate, root: &X509Certificate, name: &str) -> std::result::Result<(), String> {
+    check_cert_profile(root, &format!("root {name:?}"))?;
     match root.basic_constraints() {
         Ok(Some(bc)) if bc.value.ca => {}
         Ok(_) => return Err(format!("root {name:?} is not a CA (basicConstraints cA is not set)")),
@@ -537,16 +627,22 @@ fn check_issuer(leaf: &X509Certificate, root: &X509Certificate, now: ASN1Time) -
         .map_err(|e| format!("certificate's signature does not verify under root {name:?}: {e}"))
 }
 
-/// Checks that apply to leaf and root alike: validity period, extendedKeyUsage,
-/// unknown critical extensions.
-fn check_cert_profile(c: &X509Certificate, now: ASN1Time, what: &str) -> std::result::Result<(), String> {
+/// The validity period, for leaf and root alike.
+fn check_validity(c: &X509Certificate, now: ASN1Time, what: &str) -> std::result::Result<(), Untrusted> {
     let v = c.validity();
     if now < v.not_before {
-        return Err(format!("{what} is not valid before {} (now {})", v.not_before, now));
+        let m = format!("{what} is not valid before {} (now {})", v.not_before, now);
+        return Err(Untrusted::new(UntrustedKind::NotYetValid, m));
     }
     if now > v.not_after {
-        return Err(format!("{what} expired at {} (now {})", v.not_after, now));
+        return Err(Untrusted::new(UntrustedKind::Expired, format!("{what} expired at {} (now {})", v.not_after, now)));
     }
+    Ok(())
+}
+
+/// Checks that apply to leaf and root alike: extendedKeyUsage, unknown critical
+/// extensions.
+fn check_cert_profile(c: &X509Certificate, what: &str) -> std::result::Result<(), String> {
     for ext in c.extensions() {
         match ext.parsed_extension() {
             ParsedExtension::ExtendedKeyUsage(eku) if !(eku.any || eku.code_signing || eku.server_auth) => {

@@ -107,8 +107,12 @@ fn an_endless_archive_is_refused_at_once_without_retry() {
     // long before the size limit
     let o = hostile_then_good(url("endless"));
     let msg = format!("{:#}", o.error);
-    assert!(matches!(fetch_error(&o.error), FetchError::Local(_)), "{msg}");
+    assert!(matches!(fetch_error(&o.error), FetchError::Archive(_)), "{msg}");
     assert!(msg.contains("unexpected bytes at offset 0") && !msg.contains("writing the staged copy"), "{msg}");
+    // the remedy is about the archive, not memory (it said "give the machine more
+    // memory" before)
+    let remedy = fetch_error(&o.error).remedy();
+    assert!(remedy.contains("the archive is damaged") && !remedy.contains("memory"), "{remedy}");
     assert_eq!(requests("/endless/pkg.zip"), 1, "a refused archive is not retried");
 }
 
@@ -299,4 +303,31 @@ fn the_archive_is_hashed_and_unpacked_in_one_pass() {
     drop(pkg);
     assert!(std::fs::read_dir(stage.path()).unwrap().next().is_none(), "removed on drop");
     let _ = fetch::progress(0, None, Duration::ZERO);
+}
+
+/// A staging tmpfs that fills up while the archive unpacks: the error is a full
+/// tmpfs and its remedy is room (the generic text before), not a broken archive.
+#[test]
+fn a_full_staging_tmpfs_is_named_as_such() {
+    let root = std::process::Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    if !root {
+        assert!(std::env::var_os("STBOOT_REQUIRE_NETNS").is_none(), "needs root to mount a tmpfs");
+        eprintln!("SKIPPED a_full_staging_tmpfs_is_named_as_such: needs root to mount a tmpfs");
+        return;
+    }
+    let stage = tempfile::tempdir().unwrap();
+    let mount = |args: &[&str]| {
+        let o = std::process::Command::new(args[0]).args(&args[1..]).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    let dir = stage.path().to_str().unwrap();
+    mount(&["mount", "-t", "tmpfs", "-o", "size=256k", "stboot-full", dir]);
+    let e = fetcher(stage.path()).fetch(&url("good"), 0).unwrap_err();
+    let leftover = std::fs::read_dir(stage.path()).unwrap().count();
+    mount(&["umount", dir]);
+    let msg = format!("{e:#}");
+    let fe = fetch_error(&e);
+    assert!(matches!(fe, FetchError::Local { full: true, .. }), "{msg}");
+    assert!(fe.remedy().contains("does not fit in the staging tmpfs"), "{}", fe.remedy());
+    assert_eq!(leftover, 0, "a failed download left files behind");
 }

@@ -38,15 +38,19 @@ fn staging_from_an_archive_file_holds_kernel_and_initramfs_to_the_budget() {
 
     // 40 000 + 60 000 bytes do not fit in 70 000: the initramfs gets the 30 000 left
     let stage = tempfile::tempdir().unwrap();
-    let budget = (70_000, "at most 0 MiB: the test's rule".to_string());
-    let e = format!("{:#}", stboot::boot::stage(&mut verified(), stage.path(), &budget).unwrap_err());
+    let budget = stboot::fetch::Budget { bytes: 70_000, why: "at most 0 MiB: the test's rule".to_string() };
+    let err = stboot::boot::stage(&mut verified(), stage.path(), &budget).unwrap_err();
+    let e = format!("{err:#}");
     assert!(e.contains("kernel and initramfs: at most 0 MiB: the test's rule"), "{e}");
+    // a typed error with its remedy (the kind was found by searching the text before)
+    let b = err.downcast_ref::<stboot::boot::BootError>().expect("a BootError");
+    assert!(matches!(b, stboot::boot::BootError::OverBudget { .. }) && b.remedy().contains("more memory"), "{e}");
     assert!(e.contains("\"boot/initrd\" declares 60000 bytes, more than the limit of 30000 bytes"), "{e}");
     assert!(!stage.path().join("initramfs").exists(), "the refused entry's file is removed");
 
     // with room for both, both are staged with the archive's bytes
     let stage = tempfile::tempdir().unwrap();
-    let budget = (100_000, "at most 0 MiB: the test's rule".to_string());
+    let budget = stboot::fetch::Budget { bytes: 100_000, why: "at most 0 MiB: the test's rule".to_string() };
     let staged = stboot::boot::stage(&mut verified(), stage.path(), &budget).unwrap();
     assert_eq!(std::fs::read(stage.path().join("kernel")).unwrap(), kernel);
     assert_eq!(std::fs::read(stage.path().join("initramfs")).unwrap(), initrd);

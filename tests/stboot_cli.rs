@@ -103,3 +103,118 @@ fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// A dry run in a private mount namespace whose /etc holds `trust_policy` (file name,
+/// contents) and a host configuration with `pointer`. Returns the exit code and the
+/// console (stderr).
+fn dry_run(trust_policy: &[(&str, Vec<u8>)], pointer: &str) -> (Option<i32>, String) {
+    let d = tempfile::tempdir().unwrap();
+    let tp = d.path().join("tp");
+    std::fs::create_dir_all(&tp).unwrap();
+    for (name, bytes) in trust_policy {
+        std::fs::write(tp.join(name), bytes).unwrap();
+    }
+    let host = d.path().join("host.json");
+    std::fs::write(&host, format!(r#"{{"network_mode":"dhcp","ospkg_pointer":"{pointer}"}}"#)).unwrap();
+    let script = format!(
+        "set -e; mount -t tmpfs stboot-test /etc; mkdir /etc/trust_policy; cp {tp}/* /etc/trust_policy/; \
+         cp {host} /etc/host_configuration.json; exec {stboot} --dry-run",
+        tp = tp.display(),
+        host = host.display(),
+        stboot = env!("CARGO_BIN_EXE_stboot"),
+    );
+    let o = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("STBOOT_TEST", "1")
+        .output()
+        .unwrap();
+    (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string())
+}
+
+/// The `what to do:` lines of a console.
+fn remedies(console: &str) -> Vec<String> {
+    console.lines().filter_map(|l| l.split_once("what to do: ").map(|(_, r)| r.to_string())).collect()
+}
+
+/// The console names the right remedy for what an operator gets wrong most often
+/// (each said something else before): a package signed under another root (it said
+/// "re-sign it"; what differs is the machine's ospkg_signing_root.pem), an expired
+/// signer (the generic text), a signed package whose kernel is not a bzImage ("not
+/// signed by enough trusted keys"), and a pointer whose only URL has a typo in its
+/// scheme (retried 3 times, and sent to `stmgr hostconfig check`, which accepted it).
+#[test]
+fn the_console_names_the_right_remedy() {
+    use stboot::keys;
+    let root = is_root() && Command::new("unshare").arg("--version").output().is_ok();
+    if !root {
+        assert!(std::env::var_os("STBOOT_REQUIRE_NETNS").is_none(), "needs root and unshare(1)");
+        eprintln!("SKIPPED the_console_names_the_right_remedy: needs root and unshare(1)");
+        return;
+    }
+    let e = hostile::env();
+    let pem = |der: &[u8]| stboot::pem::encode("CERTIFICATE", der).into_bytes();
+    let policy = |threshold: u32, root: &[u8]| {
+        vec![
+            (
+                "trust_policy.json",
+                format!(r#"{{"ospkg_signature_threshold":{threshold},"ospkg_fetch_method":"network"}}"#).into_bytes(),
+            ),
+            ("ospkg_signing_root.pem", pem(root)),
+            ("tls_roots.pem", pem(&e.tls_ca_der)),
+        ]
+    };
+    let url = |name: &str| format!("https://127.0.0.1:{}/good/{name}.json", e.tls_port);
+
+    // signed under another root: the machine's root file is what to change
+    let other_key = keys::generate_key();
+    let v = keys::Validity::from_args(None, None, 30).unwrap();
+    let other_root = keys::pem_to_der(&keys::root_certificate(&other_key, &v).unwrap()).unwrap();
+    let (code, out) = dry_run(&policy(2, &other_root), &url("pkg"));
+    assert_eq!(code, Some(1), "{out}");
+    let r = remedies(&out);
+    assert!(
+        r.iter().any(|r| r.contains("not in this machine's /etc/trust_policy/ospkg_signing_root.pem: add that root")),
+        "{r:#?}\n{out}"
+    );
+    assert!(!r.iter().any(|r| r.contains("re-sign")), "{r:#?}");
+
+    // a package of our own root, signed once by an expired certificate, and once by a
+    // valid one over an archive whose kernel is not a bzImage
+    let w = &e.www;
+    let sign = |name: &str, kernel: &[u8], validity: &keys::Validity| {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("k"), kernel).unwrap();
+        std::fs::write(d.path().join("i"), b"initramfs").unwrap();
+        let paths = stboot::ospkg::PackagePaths::from_arg(&w.join(name)).unwrap();
+        let zip = format!("{name}.zip");
+        stboot::ospkg::create(&paths, &d.path().join("k"), &d.path().join("i"), "console=ttyS0", name, &zip).unwrap();
+        let k = keys::generate_key();
+        let leaf = keys::pem_to_der(&keys::leaf_certificate(&k, &other_root, &other_key, validity).unwrap()).unwrap();
+        stboot::sign::sign(&paths, &keys::Key::Local(k), &leaf).unwrap();
+    };
+    let mut bzimage = b"kernel ".repeat(1000);
+    bzimage[0x202..0x206].copy_from_slice(b"HdrS");
+    let expired = keys::Validity::from_args(Some("2020-01-01T00:00:00Z"), Some("2021-01-01T00:00:00Z"), 0).unwrap();
+    sign("remedy-expired", &bzimage, &expired);
+    let (code, out) = dry_run(&policy(1, &other_root), &url("remedy-expired"));
+    assert_eq!(code, Some(1), "{out}");
+    let r = remedies(&out);
+    assert!(r.iter().any(|r| r.contains("has expired: issue a new one (stmgr keygen certificate")), "{r:#?}\n{out}");
+
+    sign("remedy-not-bzimage", b"not a kernel at all", &v);
+    let (code, out) = dry_run(&policy(1, &other_root), &url("remedy-not-bzimage"));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("Signatures: 1 found, 1 valid, 1 required"), "{out}");
+    let r = remedies(&out);
+    assert!(r.iter().any(|r| r.contains("the package is signed, but it cannot boot as built")), "{r:#?}\n{out}");
+    assert!(!r.iter().any(|r| r.contains("not signed by enough")), "{r:#?}");
+
+    // a typo in the only URL's scheme: a configuration error, said once, not retried
+    let (code, out) = dry_run(&policy(1, &other_root), &url("pkg").replace("https://", "htps://"));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("ospkg_pointer: URL 1: scheme \"htps\" is not http or https"), "{out}");
+    assert!(out.contains("BOOT FAILED at step configuration"), "{out}");
+    let r = remedies(&out);
+    assert!(r.iter().any(|r| r.contains("stmgr hostconfig check FILE")), "{r:#?}\n{out}");
+    assert_eq!(out.matches("BOOT FAILED").count(), 1, "not retried: {out}");
+}

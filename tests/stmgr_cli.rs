@@ -570,6 +570,34 @@ fn hostconfig_check_refuses_unknown_keys_with_suggestions() {
     );
 }
 
+/// `hostconfig check` refuses what stboot would skip or refuse: a URL whose scheme
+/// is not http(s) or that is not a URL (it accepted `htps://`, which stboot skips),
+/// and a misspelt required key is named with the key meant (it said only that
+/// `ospkg_pointer` was missing).
+#[test]
+fn hostconfig_check_refuses_what_stboot_would_skip() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = fails(d, &["hostconfig", "check", r#"{"network_mode":"dhcp","ospkg_pointer":"htps://h/x.json"}"#]);
+    assert!(
+        e.contains("field \"ospkg_pointer\": URL 1: scheme \"htps\" is not http or https")
+            && e.contains("stboot skips these"),
+        "{e}"
+    );
+    let e = fails(
+        d,
+        &["hostconfig", "check", r#"{"network_mode":"dhcp","ospkg_pointer":"https://h/x.json,ftp://h/y.json"}"#],
+    );
+    assert!(e.contains("URL 2: scheme \"ftp\"") && !e.contains("URL 1"), "{e}");
+    let e = fails(d, &["hostconfig", "check", r#"{"network_mode":"dhcp","ospkg_pointr":"https://h/x.json"}"#]);
+    assert!(
+        e.contains("field \"ospkg_pointer\" is missing")
+            && e.contains("unknown key \"ospkg_pointr\" (did you mean \"ospkg_pointer\"?)"),
+        "{e}"
+    );
+    ok(d, &["hostconfig", "check", r#"{"network_mode":"dhcp","ospkg_pointer":"https://h/x.json,http://h/y.json"}"#]);
+}
+
 /// `initramfs build` refuses inputs stboot could not use, and says what is wrong.
 #[test]
 fn initramfs_build_checks_its_inputs() {

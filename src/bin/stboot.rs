@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use stboot::config::{self, paths, FetchMethod, HostConfig, HostConfigSource, Options, TrustConfig};
-use stboot::decrypt::DecryptFailure;
-use stboot::fetch::{self, FetchError, Fetcher};
+use stboot::fetch::{self, Fetcher};
 use stboot::measure;
 use stboot::ospkg::package::Unverified;
 use stboot::ospkg::PackagePaths;
@@ -237,6 +236,10 @@ fn main() {
                 // a failed fetch step lists its URLs, each recorded already
                 let why = if f.step == Step::Fetch { "every URL failed".to_string() } else { format!("{:#}", f.error) };
                 b.failed.borrow_mut().push(format!("attempt {attempt} failed at step {}: {why}", f.step));
+                if !f.step.retry_can_help() {
+                    error!("a {} error is the same on every attempt: not trying again", f.step);
+                    break;
+                }
             }
         }
         if attempt < attempts {
@@ -245,7 +248,7 @@ fn main() {
             std::thread::sleep(wait);
         }
     }
-    error!("giving up after {attempts} boot attempts");
+    error!("giving up after {} boot attempt{}", b.attempt, if b.attempt == 1 { "" } else { "s" });
     if let Some(p) = &provision {
         warn!("falling back to the provisioning package {} instead of rebooting", p.descriptor.display());
         match b.provision(p, &format!("all {attempts} boot attempts failed")) {
@@ -298,7 +301,7 @@ impl Boot {
                 if urls.is_empty() {
                     return Err(Failure::new(Step::Config, anyhow!("ospkg_pointer has no usable http(s) URL")));
                 }
-                let (max_archive, max_archive_why) = fetch::archive_budget(&self.stage_dir);
+                let fetch::Budget { bytes: max_archive, why: max_archive_why } = fetch::archive_budget(&self.stage_dir);
                 info!("package size: {max_archive_why}");
                 let settings = fetch::Settings {
                     stall_timeout: self.opts.stall_timeout,
@@ -329,7 +332,7 @@ impl Boot {
                         Err(f) => {
                             let secs = t.elapsed().as_secs_f64();
                             warn!("{n} failed after {secs:.1} s at step {}: {:#}", f.step, f.error);
-                            warn!("what to do: {}", remedy(&f));
+                            warn!("what to do: {}", f.remedy());
                             failures.push(format!("{n} ({secs:.1} s): {:#}", f.error));
                             self.failed.borrow_mut().push(format!(
                                 "attempt {}: {n} ({}, {secs:.1} s): {:#}",
@@ -546,22 +549,8 @@ fn verify_logged(pkg: Unverified, trust: &TrustConfig) -> Result<VerifiedOsPacka
             info!("OS package passed verification");
             Ok(p)
         }
-        Err(rej) => Err(Failure::new(Step::Verify, rej.error)),
+        Err(rej) => Err(Failure::new(Step::Verify, anyhow::Error::new(rej))),
     }
-}
-
-/// The operator's remedy for a failure: the fetch or decryption error's own, else the
-/// step's.
-fn remedy(f: &Failure) -> String {
-    for c in f.error.chain() {
-        if let Some(e) = c.downcast_ref::<FetchError>() {
-            return e.remedy().into();
-        }
-        if let Some(e) = c.downcast_ref::<DecryptFailure>() {
-            return e.remedy();
-        }
-    }
-    f.step.hint().into()
 }
 
 fn log_config(trust: &TrustConfig, source: &HostConfigSource, method: FetchMethod) {

@@ -203,7 +203,22 @@ impl HostConfig {
     /// Parse and validate; the first JSON value is read, as upstream's decoder does.
     pub fn parse(bytes: &[u8]) -> Result<Self> {
         let obj = gojson::parse_first_object(bytes, W)?;
-        Self::from_object(&obj)
+        Self::from_object(&obj).map_err(|e| {
+            // a required key that is missing is often there, misspelt: say so
+            let unknown = unknown_keys(bytes);
+            if unknown.is_empty() {
+                e
+            } else {
+                anyhow::anyhow!("{e:#}; and {}", unknown.join("; "))
+            }
+        })
+    }
+
+    /// The ospkg_pointer URLs stboot would skip (not a URL, or a scheme other than
+    /// http and https), each named by its position: stboot boots from the others,
+    /// `stmgr hostconfig check` refuses the configuration.
+    pub fn skipped_urls(&self) -> Vec<String> {
+        pointer_urls(&self.pointer()).1
     }
 
     fn from_object(obj: &gojson::Object) -> Result<Self> {
@@ -375,6 +390,22 @@ impl HostConfig {
     }
 }
 
+/// Split and parse the (substituted) pointer; bad entries are reported and skipped
+/// (upstream drops every URL after the first bad one).
+pub fn pointer_urls(pointer: &str) -> (Vec<url::Url>, Vec<String>) {
+    let mut urls = Vec::new();
+    let mut bad = Vec::new();
+    for (i, s) in pointer.split(',').enumerate() {
+        match url::Url::parse(s.trim()) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => urls.push(u),
+            Ok(u) => bad.push(format!("URL {}: scheme {:?} is not http or https", i + 1, u.scheme())),
+            // the text may hold credentials: never echo it
+            Err(e) => bad.push(format!("URL {}: not a URL ({e})", i + 1)),
+        }
+    }
+    (urls, bad)
+}
+
 /// The pointer of the synthesised provisioning configuration.
 pub const PROVISION_POINTER: &str = "provision.zip";
 
@@ -415,7 +446,7 @@ pub fn unknown_keys(bytes: &[u8]) -> Vec<String> {
             if !known.iter().any(|n| gojson::equal_fold(n, k)) {
                 let hint =
                     crate::text::suggest(k, known).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
-                out.push(format!("{W}: unknown key {at}{}{hint}", crate::verify::printable(&format!("{k:?}"))));
+                out.push(format!("{W}: unknown key {at}{}{hint}", crate::text::printable(&format!("{k:?}"))));
             }
         }
     };

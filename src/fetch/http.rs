@@ -62,8 +62,13 @@ pub enum FetchError {
     Empty,
     /// Reading the body failed otherwise (reset mid-body, protocol error).
     Body { got: u64, cause: String },
-    /// Writing the staged copy failed (tmpfs full).
-    Local(String),
+    /// Writing the staged copy failed; `full`: the staging tmpfs (or the package
+    /// budget) has no room for it.
+    Local { message: String, full: bool },
+    /// The archive was refused while it unpacked: not a zip, damaged, or ambiguous
+    /// (a zip whose entries the streaming reader and the central directory would
+    /// read differently).
+    Archive(String),
     /// The server's answer is not HTTP this client takes (a response header larger
     /// than it reads, a malformed status line): the same server answers the same.
     Protocol(String),
@@ -100,7 +105,8 @@ impl FetchError {
             | FetchError::Redirect(_)
             | FetchError::TooLarge { .. }
             | FetchError::Empty
-            | FetchError::Local(_)
+            | FetchError::Local { .. }
+            | FetchError::Archive(_)
             | FetchError::Protocol(_)
             | FetchError::WrongLength { .. } => Retry::Never,
         }
@@ -118,7 +124,9 @@ impl FetchError {
             FetchError::TooLarge { .. } => "give the machine more memory, or make the package smaller",
             FetchError::Truncated { .. } | FetchError::Body { .. } => "the connection broke; check the server and the network",
             FetchError::Empty => "the server sent an empty file: upload the package again",
-            FetchError::Local(_) => "give the machine more memory, or make the package smaller",
+            FetchError::Local { full: true, .. } => "the package does not fit in the staging tmpfs (the console's package size line says how much does): give the machine more memory, or make the package smaller",
+            FetchError::Local { full: false, .. } => "writing to the staging tmpfs failed: check the machine's memory and the kernel's messages",
+            FetchError::Archive(_) => "the archive is damaged or not one stboot can unpack as it arrives: create it again with stmgr ospkg create, check it with stmgr ospkg verify (which says why it would be refused) and upload it again",
             FetchError::Protocol(_) => "the server (or a proxy or load balancer in front of it) sends answers that are not plain HTTP/1.1 with small headers; check its configuration",
             FetchError::WrongLength { .. } => "the server announces more bytes than its file has: publish the file again, or fix what sets the server's Content-Length (a file replaced while it is served, a proxy's cache)",
         }
@@ -147,7 +155,8 @@ impl fmt::Display for FetchError {
             }
             FetchError::Empty => f.write_str("the server sent an empty body"),
             FetchError::Body { got, cause } => write!(f, "reading the body failed after {got} bytes: {cause}"),
-            FetchError::Local(m) => f.write_str(m),
+            FetchError::Local { message, .. } => f.write_str(message),
+            FetchError::Archive(m) => write!(f, "the archive was refused while it unpacked: {m}"),
             FetchError::Protocol(m) => write!(f, "not an HTTP answer this client takes: {m}"),
             FetchError::WrongLength { announced, got } => {
                 write!(f, "the server announces {announced} bytes but sends {got}, twice at the same byte")
@@ -284,7 +293,10 @@ impl Client {
         let (sha256, len) = hashed.finish();
         if let Err(e) = copied {
             return Err(match e {
-                sio::CopyError::Write(e) => FetchError::Local(format!("writing the staged copy: {e}")),
+                sio::CopyError::Write(e) => FetchError::Local {
+                    message: format!("writing the staged copy: {e}"),
+                    full: e.kind() == std::io::ErrorKind::StorageFull,
+                },
                 sio::CopyError::Read(e) => read_error(&e, len, total, limit, self.stall),
             });
         }

@@ -137,9 +137,16 @@ impl Fetcher {
                     });
                     match dl {
                         Ok(dl) => Ok((sink, dl)),
-                        // the archive refused while it unpacked: say why (not retried)
-                        Err(FetchError::Local(_)) if sink.refusal().is_some() => {
-                            Err(FetchError::Local(sink.refusal().unwrap_or_default().to_string()))
+                        // the archive refused while it unpacked: say why (not retried),
+                        // as a package too large for its budget, a full tmpfs, or a
+                        // broken archive
+                        Err(FetchError::Local { full, .. }) if sink.refusal().is_some() => {
+                            let message = sink.refusal().unwrap_or_default().to_string();
+                            Err(if full || sink.over_total() {
+                                FetchError::Local { message, full: true }
+                            } else {
+                                FetchError::Archive(message)
+                            })
                         }
                         Err(e) => Err(e),
                     }
@@ -245,6 +252,11 @@ impl<'a> Sink<'a> {
         }
     }
 
+    /// Whether the unzip refused the archive because its entries outgrew the budget.
+    fn over_total(&self) -> bool {
+        matches!(&self.target, Some(Target::Unzip(u)) if u.over_total())
+    }
+
     /// Why the unzip refused the archive, if it did.
     fn refusal(&self) -> Option<&str> {
         match &self.target {
@@ -323,21 +335,7 @@ fn failed(what: &str, url: &Url, e: FetchError) -> anyhow::Error {
     anyhow::Error::new(e).context(format!("{what} {}", redact(url)))
 }
 
-/// Split and parse the (substituted) pointer; bad entries are reported and skipped
-/// (upstream drops every URL after the first bad one).
-pub fn pointer_urls(pointer: &str) -> (Vec<Url>, Vec<String>) {
-    let mut urls = Vec::new();
-    let mut bad = Vec::new();
-    for (i, s) in pointer.split(',').enumerate() {
-        match Url::parse(s.trim()) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => urls.push(u),
-            Ok(u) => bad.push(format!("URL {}: scheme {:?} is not http or https", i + 1, u.scheme())),
-            // the text may hold credentials: never echo it
-            Err(e) => bad.push(format!("URL {}: not a URL ({e})", i + 1)),
-        }
-    }
-    (urls, bad)
-}
+pub use crate::config::host_config::pointer_urls;
 
 /// A URL for logs: user name and password replaced.
 pub fn redact(u: &Url) -> String {
@@ -382,8 +380,16 @@ fn tmpfs_free(stage_dir: &Path) -> Option<u64> {
 /// [`KEXEC_RESERVE`] for the kernel's allocations (measured with scripts/min-ram.sh:
 /// docs/design.md). The same rule caps the kernel and initramfs extracted from an
 /// archive file (the initramfs fetch method) when they are staged.
-pub fn archive_budget(stage_dir: &Path) -> (u64, String) {
+pub fn archive_budget(stage_dir: &Path) -> Budget {
     budget_from(mem_available(), tmpfs_free(stage_dir), stage_dir)
+}
+
+/// How many bytes a package may take, and why that many (for the error that
+/// refuses a larger one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    pub bytes: u64,
+    pub why: String,
 }
 
 /// What MemAvailable must keep beyond three copies of kernel and initramfs: a 150
@@ -391,7 +397,7 @@ pub fn archive_budget(stage_dir: &Path) -> (u64, String) {
 /// with 67 MiB (QEMU, 544 and 576 MiB guests).
 pub const KEXEC_RESERVE: u64 = 64 << 20;
 
-fn budget_from(mem: Option<u64>, free: Option<u64>, stage_dir: &Path) -> (u64, String) {
+fn budget_from(mem: Option<u64>, free: Option<u64>, stage_dir: &Path) -> Budget {
     const MIB: u64 = 1 << 20;
     let mem = mem.unwrap_or(1 << 30);
     let for_kexec = mem.saturating_sub(KEXEC_RESERVE) / 3;
@@ -407,7 +413,7 @@ fn budget_from(mem: Option<u64>, free: Option<u64>, stage_dir: &Path) -> (u64, S
         mem / MIB,
         KEXEC_RESERVE / MIB,
     );
-    (bytes, why)
+    Budget { bytes, why }
 }
 
 #[cfg(test)]
@@ -461,18 +467,18 @@ mod tests {
         // (MemAvailable 541 MiB, tmpfs 278 MiB free) boots it, 544 MiB (509 MiB,
         // 262 MiB) fails in kexec_file_load, so it must be refused before the download
         let pkg = 165_490_530;
-        let (bytes, why) = budget_from(Some(541 * MIB), Some(278 * MIB), Path::new("/tmp/stboot"));
+        let Budget { bytes, why } = budget_from(Some(541 * MIB), Some(278 * MIB), Path::new("/tmp/stboot"));
         assert!(bytes >= pkg, "{why}");
         assert!(
             why.starts_with("at most 159 MiB: the less of the 278 MiB free on the staging tmpfs /tmp/stboot"),
             "{why}"
         );
         assert!(why.contains("a third of MemAvailable 541 MiB less 64 MiB"), "{why}");
-        assert!(budget_from(Some(509 * MIB), Some(262 * MIB), Path::new("/x")).0 < pkg);
+        assert!(budget_from(Some(509 * MIB), Some(262 * MIB), Path::new("/x")).bytes < pkg);
         // plenty of memory: the tmpfs decides
-        assert_eq!(budget_from(Some(4000 * MIB), Some(320 * MIB), Path::new("/x")).0, 320 * MIB);
-        assert_eq!(budget_from(Some(10 * MIB), Some(320 * MIB), Path::new("/x")).0, 0);
-        assert_eq!(budget_from(None, None, Path::new("/x")).0, 320 * MIB);
+        assert_eq!(budget_from(Some(4000 * MIB), Some(320 * MIB), Path::new("/x")).bytes, 320 * MIB);
+        assert_eq!(budget_from(Some(10 * MIB), Some(320 * MIB), Path::new("/x")).bytes, 0);
+        assert_eq!(budget_from(None, None, Path::new("/x")).bytes, 320 * MIB);
     }
 
     #[test]

@@ -299,7 +299,7 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
 /// URL that names an IPv4 address needs IPv4, one that names an IPv6 address needs
 /// IPv6, a host name either. Nothing parseable: both.
 pub fn families_for(pointer: &str) -> lease::Families {
-    let (urls, _) = crate::fetch::pointer_urls(pointer);
+    let (urls, _) = crate::config::host_config::pointer_urls(pointer);
     let mut f = lease::Families { v4: urls.is_empty(), v6: urls.is_empty() };
     for u in &urls {
         match u.host() {

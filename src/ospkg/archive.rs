@@ -75,7 +75,7 @@ impl<R: Read + Seek> Archive<R> {
     }
 
     /// Copy entry `name` to `out`, refusing an entry that declares or yields more than
-    /// `limit` bytes, and checking its CRC-32. Returns the number of bytes written.
+    /// `limit` bytes ([`EntryTooLarge`]), and checking its CRC-32. Returns the number of bytes written.
     pub fn extract<W: Write>(&mut self, name: &str, limit: u64, out: &mut W) -> Result<u64> {
         let i = self.index_of(name)?;
         let entry = self.zip.by_index(i).map_err(|e| entry_err(name, e))?;
@@ -83,7 +83,11 @@ impl<R: Read + Seek> Archive<R> {
             bail!("archive: entry {name:?} is a directory, expected a file");
         }
         if entry.size() > limit {
-            bail!("archive: entry {name:?} declares {} bytes, more than the limit of {limit} bytes", entry.size());
+            return Err(anyhow::Error::new(EntryTooLarge {
+                name: name.to_string(),
+                limit,
+                declared: Some(entry.size()),
+            }));
         }
         let (declared, want_crc) = (entry.size(), entry.crc32());
         let mut reader = crate::io::Crc32::new(crate::io::Limit::new(entry, limit));
@@ -92,7 +96,7 @@ impl<R: Read + Seek> Archive<R> {
         match copied {
             Ok(()) => {}
             Err(crate::io::CopyError::Read(e)) if crate::io::cause::<crate::io::LimitExceeded>(&e).is_some() => {
-                bail!("archive: entry {name:?} expands to more than the limit of {limit} bytes")
+                return Err(anyhow::Error::new(EntryTooLarge { name: name.to_string(), limit, declared: None }))
             }
             // the zip crate checks the CRC when the entry ends and says only "invalid
             // data": tell a mismatch by the bytes themselves
@@ -198,3 +202,27 @@ pub fn write<W: Write + Seek>(out: W, manifest: &Manifest, kernel: &[u8], initra
     zw.write_all(manifest.to_json().as_bytes())?;
     Ok(zw.finish()?)
 }
+
+/// An entry larger than the bytes left for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryTooLarge {
+    pub name: String,
+    pub limit: u64,
+    /// What the archive declares, when that is what is too large.
+    pub declared: Option<u64>,
+}
+
+impl std::fmt::Display for EntryTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.declared {
+            Some(d) => write!(
+                f,
+                "archive: entry {:?} declares {d} bytes, more than the limit of {} bytes",
+                self.name, self.limit
+            ),
+            None => write!(f, "archive: entry {:?} expands to more than the limit of {} bytes", self.name, self.limit),
+        }
+    }
+}
+
+impl std::error::Error for EntryTooLarge {}

@@ -140,7 +140,7 @@ fn wrong_root_is_untrusted() {
     let a = leaf(&other);
     let rep = run(&signed(&[&a]), &[&r], Threshold::AtLeast(1));
     match &rep.checks[0].verdict {
-        Verdict::UntrustedCertificate(m) => assert!(m.contains("is not a configured signing root"), "{m}"),
+        Verdict::UntrustedCertificate(m) => assert!(m.message.contains("is not a configured signing root"), "{m}"),
         v => panic!("{v:?}"),
     }
 }
@@ -173,7 +173,7 @@ fn validity_periods_are_checked() {
     assert_eq!(rep.valid, 0);
     for (c, want) in rep.checks.iter().zip(["expired at", "not valid before"]) {
         match &c.verdict {
-            Verdict::UntrustedCertificate(m) => assert!(m.contains(want), "{m}"),
+            Verdict::UntrustedCertificate(m) => assert!(m.message.contains(want), "{m}"),
             v => panic!("{v:?}"),
         }
     }

@@ -129,7 +129,7 @@ pub fn env() -> &'static Env {
             let k = keys::generate_key();
             let leaf =
                 keys::pem_to_der(&keys::leaf_certificate(&k, &signing_root_der, &root_key, &v).unwrap()).unwrap();
-            ospkg::sign(&paths, &keys::Key::Local(k.clone()), &leaf).unwrap();
+            stboot::sign::sign(&paths, &keys::Key::Local(k.clone()), &leaf).unwrap();
         }
 
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration-tests/hostile-server.py");

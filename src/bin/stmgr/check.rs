@@ -44,6 +44,15 @@ impl HostconfigCmd {
         if !unknown.is_empty() {
             bail!("{}", unknown.join("\n"));
         }
+        // what stboot would skip is refused here: a configuration that boots only
+        // from some of its URLs is a mistake waiting to be found at boot
+        let skipped = cfg.skipped_urls();
+        if !skipped.is_empty() {
+            bail!(
+                "host configuration: field \"ospkg_pointer\": {}; expected comma-separated http:// or https:// URLs (stboot skips these)",
+                skipped.join("; ")
+            );
+        }
         print!("{}", cfg.to_json());
         Ok(ExitCode::SUCCESS)
     }

@@ -134,7 +134,7 @@ fn sign(a: SignArgs) -> Result<ExitCode> {
     let paths = PackagePaths::from_arg(&a.ospkg)?;
     let key = keys::load_key(&a.key).with_context(|| format!("-key {}", a.key.display()))?;
     let cert = keys::load_certificate(&a.cert)?;
-    ospkg::sign(&paths, &key, &cert).with_context(|| {
+    stboot::sign::sign(&paths, &key, &cert).with_context(|| {
         format!("signing {} with -key {} and -cert {}", paths.descriptor.display(), a.key.display(), a.cert.display())
     })?;
     super::info(format_args!("signed {}", paths.descriptor.display()));
@@ -145,7 +145,7 @@ fn sigsum(a: SigsumArgs) -> Result<ExitCode> {
     let paths = PackagePaths::from_arg(&a.ospkg)?;
     let proof = std::fs::read(&a.proof).with_context(|| format!("-proof {}: cannot read", a.proof.display()))?;
     let cert = keys::load_certificate(&a.cert)?;
-    ospkg::attach_sigsum_proof(&paths, &proof, &cert).with_context(|| {
+    stboot::sign::attach_sigsum_proof(&paths, &proof, &cert).with_context(|| {
         format!(
             "attaching -proof {} with -cert {} to {}",
             a.proof.display(),
