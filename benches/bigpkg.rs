@@ -172,15 +172,15 @@ fn client(args: &[String]) {
     let t1 = Instant::now();
     let anchors = stboot::verify::Anchors { roots: std::slice::from_ref(&root), sigsum_policy: None };
     let (now, _) = stboot::verify::effective_now();
-    let mut pkg = stboot::verify::verify_package(pkg, anchors, stboot::verify::Threshold::AtLeast(2), now)
+    let pkg = stboot::verify::verify_package(pkg, anchors, stboot::verify::Threshold::AtLeast(2), now)
         .unwrap_or_else(|r| panic!("{:#}", r.error));
     let t2 = Instant::now();
-    let staged = stboot::boot::stage(&mut pkg, &stage, &stboot::fetch::archive_budget(&stage)).unwrap();
+    let staged = stboot::boot::stage(pkg, &stage, &stboot::fetch::archive_budget(&stage)).unwrap();
     let t3 = Instant::now(); // ready to kexec
     stop.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
     peak.fetch_max(dir_bytes(&stage), Ordering::Relaxed);
-    drop((staged, pkg));
+    drop(staged);
     let rss = std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()

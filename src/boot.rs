@@ -17,7 +17,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::fetch::Budget;
 use crate::ospkg::package::ArchiveData;
 use crate::sys;
-use crate::verify::VerifiedOsPackage;
+use crate::verify::{PackageFacts, VerifiedOsPackage};
 
 /// Kernel and initramfs of a verified package, staged in files only stboot wrote.
 /// The files are removed when this is dropped.
@@ -127,21 +127,26 @@ impl BootError {
 /// from the entries a streamed archive was unpacked into (the others are removed
 /// now; the fetch held them to its budget), or extracted from the archive file, the
 /// two together at most `budget` bytes ([`crate::fetch::archive_budget`]).
-pub fn stage(pkg: &mut VerifiedOsPackage, dir: &Path, budget: &Budget) -> Result<Staged> {
-    let m = pkg.manifest().clone();
-    let (kernel, initramfs) = match pkg.archive_data() {
+///
+/// It consumes the package: what was verified is staged, and the rest of the archive
+/// (its file, or the other unpacked entries) is removed before this returns. The
+/// facts the later steps need come back with the staged files.
+pub fn stage(pkg: VerifiedOsPackage, dir: &Path, budget: &Budget) -> Result<(Staged, PackageFacts)> {
+    let (archive, facts) = pkg.into_parts();
+    let m = facts.manifest();
+    let (kernel, initramfs) = match archive {
         ArchiveData::Streamed(s) => {
             if m.kernel == m.initramfs {
                 bail!("archive: the manifest names the entry {:?} as both kernel and initramfs", m.kernel);
             }
+            let mut entries = s.into_entries();
             let mut take = |name: &str| -> Result<StagedFile> {
-                let mut e = s.entries.take(name).ok_or_else(|| anyhow!("archive: no entry named {name:?}"))?;
-                let (f, path) = e.file.take().ok_or_else(|| anyhow!("archive: entry {name:?} is a directory"))?;
+                let e = entries.take(name).ok_or_else(|| anyhow!("archive: no entry named {name:?}"))?;
+                let (f, path) = e.into_file().ok_or_else(|| anyhow!("archive: entry {name:?} is a directory"))?;
                 StagedFile::from_written(f, path)
             };
-            let staged = (take(&m.kernel)?, take(&m.initramfs)?);
-            s.entries.entries.clear(); // the manifest and directories: removed now
-            staged
+            // the manifest and directories go with `entries`, at the end of this arm
+            (take(&m.kernel)?, take(&m.initramfs)?)
         }
         ArchiveData::File(f) => {
             let mut a = f.open()?;
@@ -171,7 +176,8 @@ pub fn stage(pkg: &mut VerifiedOsPackage, dir: &Path, budget: &Budget) -> Result
             (write(&m.kernel, "kernel")?, write(&m.initramfs, "initramfs")?)
         }
     };
-    Ok(Staged { kernel, initramfs, cmdline: m.cmdline.clone() })
+    let cmdline = m.cmdline.clone();
+    Ok((Staged { kernel, initramfs, cmdline }, facts))
 }
 
 fn explain_write(e: anyhow::Error, path: &Path) -> anyhow::Error {

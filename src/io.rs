@@ -217,6 +217,11 @@ impl<R: Read, F: FnMut(u64, Duration)> Progress<R, F> {
         let now = Instant::now();
         Self { inner, report, interval, start: now, last: now, n: 0, reported: 0 }
     }
+
+    /// Bytes read so far.
+    pub fn count(&self) -> u64 {
+        self.n
+    }
 }
 
 impl<R: Read, F: FnMut(u64, Duration)> Read for Progress<R, F> {

@@ -278,37 +278,92 @@ pub use crate::text::printable;
 /// [`verify_package`] makes one; staging and kexec accept nothing else.
 #[derive(Debug)]
 pub struct VerifiedOsPackage {
-    pkg: Unverified,
-    report: Report,
-    manifest: Manifest,
+    archive: ArchiveData,
+    facts: PackageFacts,
 }
 
-impl VerifiedOsPackage {
-    pub fn report(&self) -> &Report {
-        &self.report
+/// What everything after staging needs to know of a verified package (the
+/// measurements, the event log, the boot report): what staging returns beside the
+/// staged files, once it has consumed the package. Only verification makes one.
+#[derive(Debug, Clone)]
+pub struct PackageFacts {
+    origin: crate::ospkg::package::Origin,
+    manifest: Manifest,
+    archive_sha256: [u8; 32],
+    archive_len: u64,
+    descriptor_bytes: Vec<u8>,
+    report: Report,
+}
+
+impl PackageFacts {
+    pub fn origin(&self) -> &crate::ospkg::package::Origin {
+        &self.origin
     }
     /// The archive's manifest, checked for what booting needs.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
+    /// SHA-256 of the archive bytes that were verified.
+    pub fn archive_sha256(&self) -> &[u8; 32] {
+        &self.archive_sha256
+    }
+    pub fn archive_len(&self) -> u64 {
+        self.archive_len
+    }
+    /// The descriptor bytes as received (they are measured).
+    pub fn descriptor_bytes(&self) -> &[u8] {
+        &self.descriptor_bytes
+    }
+    /// The signature verdicts that accepted it.
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+}
+
+impl VerifiedOsPackage {
+    pub fn facts(&self) -> &PackageFacts {
+        &self.facts
+    }
+    pub fn report(&self) -> &Report {
+        &self.facts.report
+    }
+    /// The archive's manifest, checked for what booting needs.
+    pub fn manifest(&self) -> &Manifest {
+        &self.facts.manifest
+    }
     pub fn origin(&self) -> &crate::ospkg::package::Origin {
-        &self.pkg.origin
+        &self.facts.origin
     }
     /// SHA-256 of the archive bytes that were verified.
     pub fn archive_sha256(&self) -> &[u8; 32] {
-        self.pkg.archive.sha256()
+        &self.facts.archive_sha256
     }
     pub fn archive_len(&self) -> u64 {
-        self.pkg.archive.len()
+        self.facts.archive_len
     }
     /// The descriptor bytes as received.
     pub fn descriptor_bytes(&self) -> &[u8] {
-        &self.pkg.descriptor_bytes
+        &self.facts.descriptor_bytes
     }
-    /// The verified archive: the handle that was hashed, or the entries it was
-    /// unpacked into while it was hashed (which staging takes out).
-    pub fn archive_data(&mut self) -> &mut crate::ospkg::package::ArchiveData {
-        &mut self.pkg.archive
+    /// The verified archive (the handle that was hashed, or the entries it was
+    /// unpacked into while it was hashed) and the facts: for staging, which consumes
+    /// the package. There is no `&mut` way in.
+    ///
+    /// ```compile_fail
+    /// fn tamper(p: &mut stboot::verify::VerifiedOsPackage) {
+    ///     let _ = p.archive_data();
+    /// }
+    /// ```
+    ///
+    /// and only staging, in this crate, takes it apart:
+    ///
+    /// ```compile_fail
+    /// fn take(p: stboot::verify::VerifiedOsPackage) {
+    ///     let _ = p.into_parts();
+    /// }
+    /// ```
+    pub(crate) fn into_parts(self) -> (ArchiveData, PackageFacts) {
+        (self.archive, self.facts)
     }
 }
 
@@ -384,7 +439,7 @@ pub fn verify_package<'a>(
     threshold: Threshold,
     now_unix: i64,
 ) -> std::result::Result<VerifiedOsPackage, Rejected> {
-    let report = match verify(&pkg.descriptor, pkg.archive.sha256(), anchors, threshold, now_unix) {
+    let report = match verify(pkg.descriptor(), pkg.archive().sha256(), anchors, threshold, now_unix) {
         Ok(r) => r,
         Err(error) => return Err(Rejected { report: None, error, kind: RejectedKind::Unverifiable }),
     };
@@ -392,12 +447,17 @@ pub fn verify_package<'a>(
         let error = anyhow::anyhow!("not enough valid signatures: {}", report.summary());
         return Err(Rejected { report: Some(report), error, kind: RejectedKind::Signatures });
     }
-    let manifest = match &pkg.archive {
+    let manifest = match pkg.archive() {
         ArchiveData::File(f) => f.open().and_then(|mut a| a.manifest_checked()),
-        ArchiveData::Streamed(s) => s.entries.manifest_checked(),
+        ArchiveData::Streamed(s) => s.entries().manifest_checked(),
     };
     match manifest {
-        Ok(manifest) => Ok(VerifiedOsPackage { pkg, report, manifest }),
+        Ok(manifest) => {
+            let (archive_sha256, archive_len) = (*pkg.archive().sha256(), pkg.archive().len());
+            let (origin, descriptor_bytes, archive) = pkg.into_parts();
+            let facts = PackageFacts { origin, manifest, archive_sha256, archive_len, descriptor_bytes, report };
+            Ok(VerifiedOsPackage { archive, facts })
+        }
         Err(error) => Err(Rejected { report: Some(report), error, kind: RejectedKind::Contents }),
     }
 }

@@ -10,7 +10,7 @@ use std::io::{Cursor, Read, Write};
 use std::path::Path;
 
 use stboot::ospkg::archive::{self, Archive};
-use stboot::ospkg::stream::{Limits, Streamed, Unzip};
+use stboot::ospkg::stream::{Limits, Streamed, StreamedArchive, Unzip};
 
 mod common;
 use common::zips::{manifest, patch_all, python_streamed_zip, unicode_path_zip};
@@ -35,23 +35,26 @@ fn own_zip() -> Vec<u8> {
 }
 
 /// Feed `z` to a streaming reader `chunk` bytes at a time.
-fn stream(z: &[u8], chunk: usize, dir: &Path, limits: Limits) -> anyhow::Result<Streamed> {
+fn stream(z: &[u8], chunk: usize, dir: &Path, limits: Limits) -> anyhow::Result<StreamedArchive> {
     let mut u = Unzip::new(dir, limits);
     for c in z.chunks(chunk.max(1)) {
         if u.write_all(c).is_err() {
             break; // finish() names the error
         }
     }
-    u.finish()
+    let a = u.finish()?;
+    // the digest is the one of the bytes the entries came from, taken by the reader
+    assert_eq!((a.sha256(), a.len()), (&stboot::verify::digest(z), z.len() as u64), "the streamed archive's digest");
+    Ok(a)
 }
 
 /// Every file entry's bytes, by name, as the streaming reader wrote them.
 fn streamed_contents(s: &Streamed) -> Vec<(String, Vec<u8>)> {
-    s.entries
+    s.entries()
         .iter()
         .filter_map(|e| {
-            let (_, p) = e.file.as_ref()?;
-            Some((e.name.clone(), std::fs::read(p).unwrap()))
+            let p = e.path()?;
+            Some((e.name().to_string(), std::fs::read(p).unwrap()))
         })
         .collect()
 }
@@ -91,7 +94,7 @@ fn check_in(z: &[u8], what: &str, chunks: &[usize]) -> bool {
         let t = tempfile::tempdir().unwrap();
         match stream(z, chunk, t.path(), Limits::default()) {
             Ok(s) => {
-                let got = streamed_contents(&s);
+                let got = streamed_contents(s.entries());
                 let summary = |v: Option<&Vec<(String, Vec<u8>)>>| {
                     v.map(|v| {
                         v.iter()
@@ -125,10 +128,11 @@ fn own_archives_stream_to_the_same_bytes_in_chunks_of_any_size() {
     assert!(check(&z, "own archive"));
     let t = tempfile::tempdir().unwrap();
     let s = stream(&z, 4096, t.path(), Limits::default()).unwrap();
-    let names: Vec<&str> = s.entries.iter().map(|e| e.name.as_str()).collect();
+    let s = s.entries();
+    let names: Vec<&str> = s.entries().iter().map(|e| e.name()).collect();
     assert_eq!(names, ["boot/", "boot/vmlinuz", "boot/initrd", "manifest.json"]);
-    assert!(s.get("boot/").unwrap().file.is_none(), "a directory gets no file");
-    assert_eq!(s.get("boot/vmlinuz").unwrap().size, 300_000);
+    assert!(s.get("boot/").unwrap().path().is_none(), "a directory gets no file");
+    assert_eq!(s.get("boot/vmlinuz").unwrap().size(), 300_000);
 }
 
 /// Go's archive/zip writes Deflate entries with data descriptors; Python's zipfile
@@ -273,7 +277,7 @@ fn both_readers_check_the_manifest_the_same_way() {
         let from_file = Archive::open(Cursor::new(&z)).unwrap().manifest_checked().map_err(|e| format!("{e:#}"));
         let t = tempfile::tempdir().unwrap();
         let s = stream(&z, 4096, t.path(), Limits::default()).unwrap();
-        let streamed = s.manifest_checked().map_err(|e| format!("{e:#}"));
+        let streamed = s.entries().manifest_checked().map_err(|e| format!("{e:#}"));
         assert_eq!(from_file, streamed, "{what}");
         assert_eq!(from_file.is_ok(), what == "good", "{what}: {from_file:?}");
     }

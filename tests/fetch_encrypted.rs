@@ -121,9 +121,9 @@ fn boots(name: &str, ids: Option<Arc<Identities>>) {
     kept.sort();
     assert!(kept.iter().all(|f| f.starts_with("entry-")) && !kept.is_empty(), "{name}: {kept:?}");
     let want = std::fs::read(env().www.join("pkg.zip")).unwrap();
-    assert_eq!(pkg.archive.sha256(), &verify::digest(&want), "{name}: the hash is not the signed archive's");
-    assert_eq!(pkg.archive.len(), want.len() as u64);
-    let desc = String::from_utf8(pkg.descriptor_bytes.clone()).unwrap();
+    assert_eq!(pkg.archive().sha256(), &verify::digest(&want), "{name}: the hash is not the signed archive's");
+    assert_eq!(pkg.archive().len(), want.len() as u64);
+    let desc = String::from_utf8(pkg.descriptor_bytes().to_vec()).unwrap();
     assert!(desc.starts_with('{') && desc.contains("\"signatures\""), "{name}: the descriptor is the plaintext");
     let (now, _) = verify::effective_now();
     let v = verify::verify_package(pkg, std::slice::from_ref(&env().signing_root_der), Threshold::AtLeast(2), now)
@@ -138,7 +138,7 @@ fn boots(name: &str, ids: Option<Arc<Identities>>) {
 fn refused(name: &str, ids: Option<Arc<Identities>>, kind: fn(&FailureKind) -> bool) -> (String, String) {
     let stage = tempfile::tempdir().unwrap();
     let e = match fetcher(stage.path(), ids).fetch(&url(name), 0) {
-        Ok(p) => panic!("{name}: fetched a package from {:?}", p.origin),
+        Ok(p) => panic!("{name}: fetched a package from {:?}", p.origin()),
         Err(e) => e,
     };
     assert!(staged(stage.path()).is_empty(), "{name}: left {:?}", staged(stage.path()));

@@ -38,7 +38,7 @@ fn hostile_then_good(hostile: Url) -> Outcome {
     let f = fetcher(stage.path());
     let t = Instant::now();
     let error = match f.fetch(&hostile, 0) {
-        Ok(pkg) => panic!("the hostile URL {hostile} yielded a package: {:?}", pkg.origin),
+        Ok(pkg) => panic!("the hostile URL {hostile} yielded a package: {:?}", pkg.origin()),
         Err(e) => e,
     };
     let cost = t.elapsed();
@@ -267,7 +267,7 @@ fn credentials_reach_the_server_and_never_the_messages() {
     u.set_username("stboot").unwrap();
     u.set_password(Some("s3cret")).unwrap();
     let pkg = f.fetch(&u, 0).expect("Basic auth from the URL, for descriptor and relative archive");
-    let origin = format!("{} {:?}", pkg.origin, pkg.origin);
+    let origin = format!("{} {:?}", pkg.origin(), pkg.origin());
     assert!(!origin.contains("s3cret") && origin.contains("***@127.0.0.1"), "{origin}");
     u.set_password(Some("wrong")).unwrap();
     let msg = format!("{:#}", f.fetch(&u, 0).unwrap_err());
@@ -282,9 +282,11 @@ fn the_archive_is_hashed_and_unpacked_in_one_pass() {
     let stage = tempfile::tempdir().unwrap();
     let pkg = fetcher(stage.path()).fetch(&url("good"), 0).unwrap();
     let served = std::fs::read(env().www.join("pkg.zip")).unwrap();
-    assert_eq!(pkg.archive.sha256(), &verify::digest(&served));
-    assert_eq!(pkg.archive.len(), served.len() as u64);
-    let stboot::ospkg::package::ArchiveData::Streamed(s) = &pkg.archive else { panic!("not unpacked while streaming") };
+    assert_eq!(pkg.archive().sha256(), &verify::digest(&served));
+    assert_eq!(pkg.archive().len(), served.len() as u64);
+    let stboot::ospkg::package::ArchiveData::Streamed(s) = pkg.archive() else {
+        panic!("not unpacked while streaming")
+    };
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(&served)).unwrap();
     let mut files = 0;
     for i in 0..z.len() {
@@ -294,8 +296,8 @@ fn the_archive_is_hashed_and_unpacked_in_one_pass() {
         }
         let mut want = Vec::new();
         e.read_to_end(&mut want).unwrap();
-        let got = s.entries.get(&e.name().unwrap()).and_then(|x| x.file.as_ref()).expect("entry unpacked");
-        assert_eq!(std::fs::read(&got.1).unwrap(), want, "{}", e.name().unwrap());
+        let got = s.entries().get(&e.name().unwrap()).and_then(|x| x.path()).expect("entry unpacked");
+        assert_eq!(std::fs::read(got).unwrap(), want, "{}", e.name().unwrap());
         files += 1;
     }
     let staged: Vec<_> = std::fs::read_dir(stage.path()).unwrap().map(|e| e.unwrap().file_name()).collect();

@@ -39,7 +39,7 @@ fn staging_from_an_archive_file_holds_kernel_and_initramfs_to_the_budget() {
     // 40 000 + 60 000 bytes do not fit in 70 000: the initramfs gets the 30 000 left
     let stage = tempfile::tempdir().unwrap();
     let budget = stboot::fetch::Budget { bytes: 70_000, why: "at most 0 MiB: the test's rule".to_string() };
-    let err = stboot::boot::stage(&mut verified(), stage.path(), &budget).unwrap_err();
+    let err = stboot::boot::stage(verified(), stage.path(), &budget).unwrap_err();
     let e = format!("{err:#}");
     assert!(e.contains("kernel and initramfs: at most 0 MiB: the test's rule"), "{e}");
     // a typed error with its remedy (the kind was found by searching the text before)
@@ -51,7 +51,7 @@ fn staging_from_an_archive_file_holds_kernel_and_initramfs_to_the_budget() {
     // with room for both, both are staged with the archive's bytes
     let stage = tempfile::tempdir().unwrap();
     let budget = stboot::fetch::Budget { bytes: 100_000, why: "at most 0 MiB: the test's rule".to_string() };
-    let staged = stboot::boot::stage(&mut verified(), stage.path(), &budget).unwrap();
+    let staged = stboot::boot::stage(verified(), stage.path(), &budget).unwrap();
     assert_eq!(std::fs::read(stage.path().join("kernel")).unwrap(), kernel);
     assert_eq!(std::fs::read(stage.path().join("initramfs")).unwrap(), initrd);
     drop(staged);

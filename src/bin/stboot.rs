@@ -17,7 +17,7 @@ use stboot::measure;
 use stboot::ospkg::package::Unverified;
 use stboot::ospkg::PackagePaths;
 use stboot::recovery::{self, Failure, Step};
-use stboot::verify::{self, Threshold, VerifiedOsPackage};
+use stboot::verify::{self, PackageFacts, Threshold, VerifiedOsPackage};
 use stboot::{boot, handoff, init, network, ospkg, provision};
 use tracing::{error, info, warn};
 
@@ -425,7 +425,7 @@ impl Boot {
     /// Verify, stage, load, measure and jump. A failure before the measurement can
     /// be followed by another package; one after it cannot (`fatal`).
     fn boot_package(&self, pkg: Unverified, trust: &TrustConfig, tl: &mut Timeline) -> Result<(), Failure> {
-        let mut pkg = tl.step("verify", || verify_logged(pkg, trust))?;
+        let pkg = tl.step("verify", || verify_logged(pkg, trust))?;
         info!("OS package {} ({} bytes)", pkg.origin(), pkg.archive_len());
         let m = pkg.manifest();
         info!(
@@ -436,8 +436,9 @@ impl Boot {
             m.cmdline
         );
         let budget = fetch::archive_budget(&self.stage_dir);
-        let staged = tl
-            .step("stage", || boot::stage(&mut pkg, &self.stage_dir, &budget))
+        // staging consumes the package: what is left of the archive is gone after it
+        let (staged, pkg) = tl
+            .step("stage", || boot::stage(pkg, &self.stage_dir, &budget))
             .map_err(|e| Failure::new(Step::Stage, e))?;
         let mut measurements = stboot::measure::for_package(&pkg, trust);
         if self.mode.dry_run() {
@@ -459,8 +460,6 @@ impl Boot {
         } else {
             info!("handoff: off (stboot.handoff=0): the OS gets no event log and no boot report");
         }
-        // the archive's tmpfs copy goes before kexec_file_load copies kernel and initramfs
-        drop(pkg);
         let loaded = tl.step("kexec_load", || boot::load(staged)).map_err(|e| Failure::new(Step::Kexec, e))?;
         // measured only now that the kernel has accepted the image: a package that
         // fails before this point leaves no trace in the PCRs
@@ -482,7 +481,7 @@ impl Boot {
     #[allow(clippy::too_many_arguments)]
     fn hand_off(
         &self,
-        pkg: &VerifiedOsPackage,
+        pkg: &PackageFacts,
         trust: &TrustConfig,
         identity: &[u8],
         ms: &[measure::Measurement],

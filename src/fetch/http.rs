@@ -270,8 +270,8 @@ impl Client {
         Ok((resp, at))
     }
 
-    /// GET `url` and copy its body to `out` through the stall, limit, hash and
-    /// progress adapters. Returns SHA-256 and length of what was written.
+    /// GET `url` and copy its body to `out` through the stall, limit and progress
+    /// adapters. Returns the length of what was written.
     pub fn download(
         &self,
         url: &Url,
@@ -285,12 +285,12 @@ impl Client {
             return Err(FetchError::TooLarge { limit, declared: Some(len) });
         }
         let stalled = sio::Stall::new(resp, self.stall, MIN_RATE);
-        let mut hashed = sio::Hash::new(sio::Limit::new(stalled, limit));
-        let copied = {
-            let mut reader = sio::Progress::new(&mut hashed, PROGRESS_INTERVAL, |n, t| progress(n, total, t));
-            sio::copy(&mut reader, out)
+        let mut limited = sio::Limit::new(stalled, limit);
+        let (copied, len) = {
+            let mut reader = sio::Progress::new(&mut limited, PROGRESS_INTERVAL, |n, t| progress(n, total, t));
+            let copied = sio::copy(&mut reader, out);
+            (copied, reader.count())
         };
-        let (sha256, len) = hashed.finish();
         if let Err(e) = copied {
             return Err(match e {
                 sio::CopyError::Write(e) => FetchError::Local {
@@ -306,14 +306,14 @@ impl Client {
         if len == 0 {
             return Err(FetchError::Empty);
         }
-        Ok(Downloaded { sha256, len, url: at })
+        Ok(Downloaded { len, url: at })
     }
 }
 
-/// What [`Client::download`] wrote.
+/// What [`Client::download`] wrote. (The archive's digest is taken by the reader
+/// that unpacks it, [`crate::ospkg::stream::Unzip`], not here: one hash per byte.)
 #[derive(Debug, Clone)]
 pub struct Downloaded {
-    pub sha256: [u8; 32],
     pub len: u64,
     /// The URL that answered, after redirects.
     pub url: Url,

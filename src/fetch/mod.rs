@@ -32,7 +32,7 @@ pub use retry::{RetryPolicy, UrlBudget};
 
 use crate::decrypt;
 use crate::ospkg::descriptor::MAX_DESCRIPTOR_BYTES;
-use crate::ospkg::package::{ArchiveData, Origin, StreamedArchive, Unverified};
+use crate::ospkg::package::{Origin, StreamedArchive, Unverified};
 use crate::ospkg::stream::{self, Unzip};
 use crate::ospkg::Descriptor;
 
@@ -88,7 +88,7 @@ impl Fetcher {
         let path = self.stage_dir.join(format!("ospkg-{index}.age"));
         let archive = self.archive(&archive_url, &path, &mut budget)?;
         let origin = Origin::Network { descriptor: redact(&descriptor_at), archive: redact(&archive_url) };
-        Ok(Unverified { origin, descriptor, descriptor_bytes, archive })
+        Ok(Unverified::downloaded(origin, descriptor, descriptor_bytes, archive))
     }
 
     fn descriptor(&self, url: &Url, budget: &mut UrlBudget) -> Result<(Descriptor, Vec<u8>, Url)> {
@@ -126,7 +126,7 @@ impl Fetcher {
 
     /// Download the archive, unpacking it on the way (or keeping an age file's
     /// ciphertext in `cipher_path`, then decrypting it through the unzip).
-    fn archive(&self, url: &Url, cipher_path: &Path, budget: &mut UrlBudget) -> Result<ArchiveData> {
+    fn archive(&self, url: &Url, cipher_path: &Path, budget: &mut UrlBudget) -> Result<StreamedArchive> {
         info!("Downloading {}", redact(url));
         let dl = budget
             .run(
@@ -170,12 +170,12 @@ impl Fetcher {
         let ids = self.identities.as_deref();
         match sink.finish()? {
             Finished::Unpacked(unzip) => {
-                let entries = unzip.finish().with_context(|| what.clone())?;
-                info!("{what}: {} bytes, unpacked while downloading into {} bytes", dl.len, entries.size());
+                let archive = unzip.finish().with_context(|| what.clone())?;
+                info!("{what}: {} bytes, unpacked while downloading into {} bytes", dl.len, archive.entries().size());
                 if ids.is_some() {
                     warn!("{what} is not encrypted, although decryption identities are configured");
                 }
-                Ok(ArchiveData::Streamed(StreamedArchive { entries, sha256: dl.sha256, len: dl.len }))
+                Ok(archive)
             }
             Finished::Ciphertext(file) => {
                 info!("{what}: {} bytes, age-encrypted", dl.len);
@@ -187,7 +187,7 @@ impl Fetcher {
                 let r = decrypt::archive(file, ids, &what, &mut unzip, max);
                 // the ciphertext goes as soon as the plaintext is unpacked
                 let _ = std::fs::remove_file(cipher_path);
-                let (sha256, len) = match r {
+                let len = match r {
                     Ok(v) => v,
                     Err(e) => match unzip.error() {
                         Some(why) if unzip.over_total() => {
@@ -201,9 +201,9 @@ impl Fetcher {
                         None => return Err(e),
                     },
                 };
-                let entries = unzip.finish().with_context(|| what.clone())?;
-                info!("{what}: decrypted to {len} bytes, unpacked into {} bytes", entries.size());
-                Ok(ArchiveData::Streamed(StreamedArchive { entries, sha256, len }))
+                let archive = unzip.finish().with_context(|| what.clone())?;
+                info!("{what}: decrypted to {len} bytes, unpacked into {} bytes", archive.entries().size());
+                Ok(archive)
             }
         }
     }

@@ -307,7 +307,7 @@ pub fn hex(d: &[u8]) -> String {
 
 /// The measurements of booting `pkg` under `trust`, in order, but for the last one,
 /// the UX identity, which only the TPM knows ([`identity_measurement`]).
-pub fn for_package(pkg: &crate::verify::VerifiedOsPackage, trust: &crate::config::TrustConfig) -> Vec<Measurement> {
+pub fn for_package(pkg: &crate::verify::PackageFacts, trust: &crate::config::TrustConfig) -> Vec<Measurement> {
     let policy = crate::gojson::marshal(&trust.policy);
     let sigsum = trust.sigsum_policy.as_ref().map(|p| p.bytes.as_slice());
     measurements(

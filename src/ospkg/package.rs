@@ -103,15 +103,7 @@ impl Drop for ArchiveFile {
     }
 }
 
-/// An archive that was unpacked while it streamed in: its entries in private files
-/// on the staging tmpfs, and the SHA-256 and length of the archive bytes they came
-/// from. The zip itself was not kept.
-#[derive(Debug)]
-pub struct StreamedArchive {
-    pub entries: super::stream::Streamed,
-    pub sha256: [u8; 32],
-    pub len: u64,
-}
+pub use super::stream::StreamedArchive;
 
 /// The archive of a package: its bytes in a file, or its entries unpacked in one pass.
 #[derive(Debug)]
@@ -125,14 +117,14 @@ impl ArchiveData {
     pub fn sha256(&self) -> &[u8; 32] {
         match self {
             ArchiveData::File(f) => f.sha256(),
-            ArchiveData::Streamed(s) => &s.sha256,
+            ArchiveData::Streamed(s) => s.sha256(),
         }
     }
 
     pub fn len(&self) -> u64 {
         match self {
             ArchiveData::File(f) => f.len(),
-            ArchiveData::Streamed(s) => s.len,
+            ArchiveData::Streamed(s) => s.len(),
         }
     }
 
@@ -141,17 +133,58 @@ impl ArchiveData {
     }
 }
 
-/// A package nobody has verified yet.
+/// A package nobody has verified yet. Its archive is one whose digest was taken from
+/// the bytes it holds ([`ArchiveFile::hash`], [`super::stream::Unzip::finish`]);
+/// the fields are private, so nothing can swap the archive after that.
+///
+/// ```compile_fail
+/// fn swap(p: &mut stboot::ospkg::package::Unverified, a: stboot::ospkg::package::ArchiveData) {
+///     p.archive = a;
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Unverified {
-    pub origin: Origin,
-    pub descriptor: Descriptor,
+    origin: Origin,
+    descriptor: Descriptor,
     /// The descriptor bytes as received (they are measured).
-    pub descriptor_bytes: Vec<u8>,
-    pub archive: ArchiveData,
+    descriptor_bytes: Vec<u8>,
+    archive: ArchiveData,
 }
 
 impl Unverified {
+    /// A package fetched over the network: its descriptor (parsed from
+    /// `descriptor_bytes`) and the archive unpacked while it arrived.
+    pub fn downloaded(
+        origin: Origin,
+        descriptor: Descriptor,
+        descriptor_bytes: Vec<u8>,
+        archive: StreamedArchive,
+    ) -> Self {
+        Self { origin, descriptor, descriptor_bytes, archive: ArchiveData::Streamed(archive) }
+    }
+
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.descriptor
+    }
+
+    /// The descriptor bytes as received.
+    pub fn descriptor_bytes(&self) -> &[u8] {
+        &self.descriptor_bytes
+    }
+
+    pub fn archive(&self) -> &ArchiveData {
+        &self.archive
+    }
+
+    /// Origin, descriptor bytes and archive, for the verifier that consumes it.
+    pub(crate) fn into_parts(self) -> (Origin, Vec<u8>, ArchiveData) {
+        (self.origin, self.descriptor_bytes, self.archive)
+    }
+
     /// Read a package from its two files (the initramfs, or stmgr's arguments).
     pub fn from_files(paths: &PackagePaths) -> Result<Self> {
         let (descriptor, descriptor_bytes) = super::read_descriptor(&paths.descriptor)?;

@@ -55,21 +55,44 @@ impl Default for Limits {
 }
 
 /// One entry as it was streamed: its name, where its local header was, and, unless
-/// it is a directory, the private file its inflated bytes went to.
+/// it is a directory, the private file its inflated bytes went to. Only the
+/// streaming reader makes one, and nothing outside this crate can change it.
 #[derive(Debug)]
 pub struct Entry {
-    pub name: String,
+    name: String,
     /// Offset of its local header in the archive.
-    pub offset: u64,
-    pub flags: u16,
-    pub method: u16,
+    offset: u64,
+    flags: u16,
+    method: u16,
     /// MS-DOS time and date of its local header.
-    pub modified: u32,
-    pub crc32: u32,
-    pub compressed: u64,
-    pub size: u64,
+    modified: u32,
+    crc32: u32,
+    compressed: u64,
+    size: u64,
     /// The inflated bytes (`None` for a directory); removed with the entry.
-    pub file: Option<(File, PathBuf)>,
+    file: Option<(File, PathBuf)>,
+}
+
+impl Entry {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Inflated size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Where its bytes are (`None` for a directory).
+    pub fn path(&self) -> Option<&Path> {
+        self.file.as_ref().map(|(_, p)| p.as_path())
+    }
+
+    /// The writer of its file and the file's path, for staging, which takes the
+    /// entry (the file is then removed when the taker is done with it).
+    pub(crate) fn into_file(mut self) -> Option<(File, PathBuf)> {
+        self.file.take()
+    }
 }
 
 impl Drop for Entry {
@@ -83,13 +106,65 @@ impl Drop for Entry {
 /// The entries of an archive that streamed through and passed the cross-check.
 #[derive(Debug)]
 pub struct Streamed {
-    pub entries: Vec<Entry>,
+    entries: Vec<Entry>,
+}
+
+/// An archive that was unpacked while it streamed in, with the SHA-256 and length of
+/// the archive bytes its entries came from, taken by the same reader that unpacked
+/// them ([`Unzip::finish`] is the only maker): the digest the signatures are checked
+/// against is the digest of the bytes these entries were inflated from. The zip
+/// itself was not kept.
+///
+/// Nobody else can make one, or change one, so no code outside the reader can pair
+/// entries with a digest of its choosing:
+///
+/// ```compile_fail
+/// use stboot::ospkg::package::StreamedArchive;
+/// fn forge(entries: stboot::ospkg::stream::Streamed) -> StreamedArchive {
+///     StreamedArchive { entries, sha256: [0; 32], len: 1 }
+/// }
+/// ```
+#[derive(Debug)]
+pub struct StreamedArchive {
+    entries: Streamed,
+    sha256: [u8; 32],
+    len: u64,
+}
+
+impl StreamedArchive {
+    pub fn entries(&self) -> &Streamed {
+        &self.entries
+    }
+
+    /// SHA-256 of the archive bytes.
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+
+    /// Length of the archive in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The entries, for staging, which consumes the verified package.
+    pub(crate) fn into_entries(self) -> Streamed {
+        self.entries
+    }
 }
 
 impl Streamed {
+    /// Every entry, in archive order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
     /// Take the entry called `name` out (its file then lives as long as the taker
     /// keeps it).
-    pub fn take(&mut self, name: &str) -> Option<Entry> {
+    pub(crate) fn take(&mut self, name: &str) -> Option<Entry> {
         let i = self.entries.iter().position(|e| e.name == name)?;
         Some(self.entries.remove(i))
     }
@@ -169,6 +244,9 @@ struct Current {
 /// A `Write` sink that parses a zip as it is written to it. Errors are kept and
 /// reported by [`Unzip::finish`] (a write returns an `io::Error` with the same text).
 pub struct Unzip {
+    /// SHA-256 and length of every byte written: the archive's digest.
+    hash: sha2::Sha256,
+    written: u64,
     dir: PathBuf,
     limits: Limits,
     state: State,
@@ -217,6 +295,8 @@ impl Unzip {
     /// Entries go to private files `entry-N` in `dir`.
     pub fn new(dir: &Path, limits: Limits) -> Self {
         Self {
+            hash: sha2::Digest::new(),
+            written: 0,
             dir: dir.to_path_buf(),
             limits,
             state: State::Header,
@@ -473,8 +553,8 @@ impl Unzip {
     }
 
     /// The archive is complete: cross-check the central directory against what was
-    /// streamed and hand over the entries.
-    pub fn finish(mut self) -> Result<Streamed> {
+    /// streamed and hand over the entries with the digest of the bytes they came from.
+    pub fn finish(mut self) -> Result<StreamedArchive> {
         if let Some(e) = self.error.take() {
             bail!("{e}");
         }
@@ -482,7 +562,9 @@ impl Unzip {
             bail!("archive: truncated: it ends before its central directory");
         }
         self.check_tail()?;
-        Ok(Streamed { entries: std::mem::take(&mut self.entries) })
+        let sha256 = sha2::Digest::finalize(std::mem::take(&mut self.hash)).into();
+        let entries = Streamed { entries: std::mem::take(&mut self.entries) };
+        Ok(StreamedArchive { entries, sha256, len: self.written })
     }
 
     fn check_tail(&self) -> Result<()> {
@@ -599,7 +681,11 @@ impl Write for Unzip {
             return Err(io::Error::new(io::ErrorKind::InvalidData, e.clone()));
         }
         match self.feed(data) {
-            Ok(()) => Ok(data.len()),
+            Ok(()) => {
+                sha2::Digest::update(&mut self.hash, data);
+                self.written += data.len() as u64;
+                Ok(data.len())
+            }
             Err(e) => {
                 let msg = format!("{e:#}");
                 self.error = Some(msg.clone());

@@ -177,7 +177,7 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
     let url_problem = match method {
         Some(FetchMethod::Network) => {
             let base = reqwest::Url::parse("https://provisioning.invalid/ospkg/descriptor.json")?;
-            unverified.descriptor.archive_url(&base).err()
+            unverified.descriptor().archive_url(&base).err()
         }
         _ => None,
     };
