@@ -70,6 +70,76 @@ pub struct Ospkg {
     pub cmdline: String,
 }
 
+/// What the boot knows beyond the package, for the report.
+pub struct Boot<'a> {
+    /// Where the host configuration came from (or why the provisioning package).
+    pub host_config_source: &'a str,
+    /// What failed before (URLs, attempts).
+    pub failed: &'a [String],
+    pub trust: &'a crate::config::TrustConfig,
+    /// The UX identity from the TPM (empty without one).
+    pub identity: &'a [u8],
+    /// The PCRs after the measurements, when the TPM could be read.
+    pub pcrs: Option<&'a BTreeMap<u32, [u8; 32]>>,
+    pub steps: &'a [(&'static str, std::time::Duration)],
+    pub since_start: std::time::Duration,
+}
+
+impl Report {
+    /// The report of booting `pkg` with the measurements' event log beside it.
+    pub fn new(pkg: &crate::verify::PackageFacts, boot: &Boot<'_>, firmware_eventlog: bool) -> Self {
+        use crate::measure::hex;
+        let m = pkg.manifest();
+        Report {
+            stboot_version: crate::VERSION.to_string(),
+            host_config_source: boot.host_config_source.to_string(),
+            ospkg: Ospkg {
+                origin: pkg.origin().to_string(),
+                label: m.label.clone(),
+                archive_sha256: hex(pkg.archive_sha256()),
+                archive_bytes: pkg.archive_len(),
+                descriptor_sha256: hex(&crate::verify::digest(pkg.descriptor_bytes())),
+                cmdline: m.cmdline.clone(),
+            },
+            failed: boot.failed.to_vec(),
+            signatures: pkg.report().lines(usize::MAX),
+            signature_threshold: boot.trust.policy.ospkg_signature_threshold,
+            trust_policy_sha256: hex(&crate::verify::digest(crate::gojson::marshal(&boot.trust.policy).as_bytes())),
+            identity: String::from_utf8_lossy(boot.identity).into_owned(),
+            pcrs: boot.pcrs.into_iter().flatten().map(|(p, v)| (p.to_string(), hex(v))).collect(),
+            steps: boot.steps.iter().map(|(n, d)| StepTime { step: n.to_string(), ms: d.as_millis() }).collect(),
+            since_start_ms: boot.since_start.as_millis(),
+            eventlog: EVENTLOG.into(),
+            firmware_eventlog: firmware_eventlog.then(|| FIRMWARE_EVENTLOG.into()),
+        }
+    }
+}
+
+/// Append the event logs (stboot's, for `measurements`, and the firmware's) and
+/// the boot report to the staged OS initramfs. A failure is a warning: the boot
+/// goes on without them.
+pub fn attach(
+    staged: &crate::boot::Staged,
+    pkg: &crate::verify::PackageFacts,
+    measurements: &[crate::measure::Measurement],
+    boot: &Boot<'_>,
+) {
+    use tracing::{info, warn};
+    let firmware = std::fs::read(FIRMWARE_EVENTLOG_SOURCE).ok().filter(|b| !b.is_empty());
+    let report = Report::new(pkg, boot, firmware.is_some());
+    let log = crate::measure::eventlog::write(measurements);
+    let appended =
+        archive(&log, firmware.as_deref(), &report).and_then(|c| staged.append_to_initramfs(&c).map(|()| c.len()));
+    match appended {
+        Ok(n) => info!(
+            "handoff: {n} bytes appended to the OS initramfs: {EVENTLOG} ({} events), {REPORT}{}",
+            measurements.len(),
+            if firmware.is_some() { format!(", {FIRMWARE_EVENTLOG}") } else { String::new() }
+        ),
+        Err(e) => warn!("handoff failed, the OS gets no event log or boot report: {e:#}"),
+    }
+}
+
 /// The archive to append: the three files (the firmware log only if given).
 pub fn archive(eventlog: &[u8], firmware_eventlog: Option<&[u8]>, report: &Report) -> Result<Vec<u8>> {
     let mut t = crate::initramfs::Tree::default();

@@ -1,16 +1,199 @@
 //! PID 1 duties: the filesystems stboot needs, the console, kernel modules, child
-//! reaping, and the entropy check. The raw syscalls live in [`crate::sys`].
+//! reaping, and the entropy check; and [`start`], which does them in order and says
+//! how this process runs. The raw syscalls live in [`crate::sys`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::mount::{mount, MsFlags};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::sys;
 
 pub use crate::config::paths::STAGING_DIR;
+
+/// `stboot --help`.
+pub const USAGE: &str = "\
+stboot: System Transparency's network bootloader, PID 1 of an initramfs
+
+As PID 1 it reads /etc/trust_policy and the host configuration, brings up
+the network, fetches, verifies and kexecs an OS package. Options come from the
+kernel command line (stboot.loglevel=, stboot.deadline=,
+stboot.stall_timeout=, ...; see docs/operator-guide.md) and from init
+arguments after `--`.
+
+Outside PID 1 only a dry run is allowed:
+  stboot --dry-run [--configure-network] [-loglevel=d]
+      fetch and verify once with this machine's /etc/trust_policy and host
+      configuration; no modules, no kexec, no TPM; the network is left as it is
+      unless --configure-network is given; exit 0 if it would boot
+  stboot --version";
+
+/// How this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// PID 1 of the initramfs: the whole boot.
+    Init,
+    /// PID 1, `stboot.dryrun`: verify and stage, then stop.
+    InitDryRun,
+    /// Not PID 1: fetch and verify only; the network is touched only if asked.
+    HostDryRun { configure_network: bool },
+}
+
+impl Mode {
+    pub fn dry_run(self) -> bool {
+        self != Mode::Init
+    }
+}
+
+/// What [`start`] leaves for the boot.
+#[derive(Debug)]
+pub struct Run {
+    pub opts: crate::config::Options,
+    pub mode: Mode,
+    pub pid1: bool,
+    pub started: Instant,
+    /// Where packages are staged (a tmpfs as PID 1).
+    pub stage_dir: PathBuf,
+}
+
+impl Run {
+    /// End the process: an init never exits (a dry run idles, a failure reboots); a
+    /// dry run outside PID 1 removes its staging directory and exits 0 or 1.
+    pub fn finish(&self, ok: bool) -> ! {
+        if !self.pid1 {
+            let _ = std::fs::remove_dir_all(&self.stage_dir);
+            std::process::exit(if ok { 0 } else { 1 });
+        }
+        if ok {
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        crate::recovery::reboot()
+    }
+}
+
+/// Why [`start`] ended the process before a boot began: what to print, and the
+/// exit code.
+#[derive(Debug)]
+pub struct EarlyExit {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl EarlyExit {
+    pub fn exit(self) -> ! {
+        if !self.stdout.is_empty() {
+            println!("{}", self.stdout);
+        }
+        if !self.stderr.is_empty() {
+            eprintln!("{}", self.stderr);
+        }
+        std::process::exit(self.code)
+    }
+}
+
+/// Everything before the boot proper, in order: `--version`/`--help`; refuse to run
+/// outside PID 1 unless it is a dry run; as PID 1 the filesystems, the console and
+/// child reaping, then the kernel command line; logging; the kernel modules and
+/// efivarfs; the random pool; the clock; the staging directory.
+pub fn start(args: Vec<String>) -> std::result::Result<Run, EarlyExit> {
+    let started = Instant::now();
+    let early = |code, stdout: &str, stderr: &str| EarlyExit { code, stdout: stdout.into(), stderr: stderr.into() };
+    if args.iter().any(|a| a == "--version" || a == "-version") {
+        return Err(early(0, &format!("stboot-rs {}", crate::VERSION), ""));
+    }
+    if args.iter().any(|a| a == "--help" || a == "-help" || a == "-h") {
+        return Err(early(0, USAGE, ""));
+    }
+    let pid1 = std::process::id() == 1;
+    let configure_network = args.iter().any(|a| a == "--configure-network" || a == "-configure-network");
+    let boot_args: Vec<String> =
+        args.iter().filter(|a| !matches!(a.as_str(), "--configure-network" | "-configure-network")).cloned().collect();
+    // as PID 1, /proc must be mounted before the command line can be read
+    let mounts = if pid1 {
+        let m = mount_filesystems();
+        attach_console();
+        reap_children();
+        m
+    } else {
+        Vec::new()
+    };
+    let cmdline = if pid1 { kernel_cmdline() } else { String::new() };
+    let opts = crate::config::Options::from_boot(&cmdline, &boot_args);
+    let mode = match (pid1, opts.dry_run) {
+        (true, false) => Mode::Init,
+        (true, true) => Mode::InitDryRun,
+        (false, true) => Mode::HostDryRun { configure_network },
+        (false, false) => {
+            return Err(early(
+                2,
+                "",
+                "stboot: not running as PID 1: refusing to load modules, reconfigure the network and kexec on a running system.\n\
+                 stboot: to fetch and verify only, run `stboot --dry-run` (see `stboot --help`).",
+            ))
+        }
+    };
+    setup_logging(&opts.log_level);
+    std::panic::set_hook(Box::new(|p| error!("BUG: stboot panicked: {p}")));
+    info!("stboot-rs {} starting (PID {})", crate::VERSION, std::process::id());
+    if let Mode::HostDryRun { configure_network } = mode {
+        info!(
+            "dry run outside PID 1: no modules, no kexec, no TPM; {}",
+            if configure_network {
+                "the network is configured as the host configuration says"
+            } else {
+                "the network is used as it is"
+            }
+        );
+    }
+    for m in mounts {
+        info!("mounted {m}");
+    }
+    let given: Vec<&str> = cmdline.split_ascii_whitespace().filter(|t| t.starts_with("stboot.")).collect();
+    if !given.is_empty() {
+        info!("options from the kernel command line: {}", given.join(" "));
+    }
+    for w in &opts.warnings {
+        warn!("kernel command line: {w}");
+    }
+    if pid1 {
+        let paths = crate::config::paths::MODULES_DIR;
+        for (name, r) in
+            load_modules(Path::new(paths), Path::new(crate::config::paths::MODULES_LOAD_DIR), opts.modules.as_deref())
+        {
+            match r {
+                Ok(d) => info!("module {name} loaded ({} ms)", d.as_millis()),
+                Err(e) => warn!("module {name} failed: {e:#}"),
+            }
+        }
+        if let Some(m) = mount_efivarfs() {
+            info!("mounted {m}");
+        }
+    }
+    let waited = wait_for_entropy();
+    if !waited.is_zero() {
+        info!("random pool ready after waiting {} ms", waited.as_millis());
+    }
+    let (_, behind) = crate::verify::effective_now();
+    if behind {
+        warn!("the system clock is before this build's date; certificates are checked at the build date instead");
+    }
+    let stage_dir = match staging_dir(pid1) {
+        Ok(d) => d,
+        Err(e) => {
+            error!("cannot create the staging directory: {e:#}");
+            if pid1 {
+                crate::recovery::reboot();
+            }
+            return Err(early(1, "", ""));
+        }
+    };
+    Ok(Run { opts, mode, pid1, started, stage_dir })
+}
 
 /// Timestamps like the kernel's: seconds since boot, so console lines line up with dmesg.
 struct Uptime;
@@ -175,10 +358,10 @@ pub fn kernel_cmdline() -> String {
 
 /// Create the staging directory: `/tmp/stboot` on PID 1's tmpfs, or a private
 /// directory of this process elsewhere (a dry run on a running system). Mode 0700.
-pub fn staging_dir(pid1: bool) -> Result<std::path::PathBuf> {
+pub fn staging_dir(pid1: bool) -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = if pid1 {
-        std::path::PathBuf::from(STAGING_DIR)
+        PathBuf::from(STAGING_DIR)
     } else {
         std::env::temp_dir().join(format!("stboot-dry-run-{}", std::process::id()))
     };

@@ -309,6 +309,17 @@ pub fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
     Ok(crate::pem::decode(pem.as_bytes())?.ok_or_else(|| anyhow!("no PEM block"))?.0.der)
 }
 
+/// Subject and expiry of a certificate, for logs and summaries.
+pub fn describe_certificate(der: &[u8]) -> String {
+    use x509_parser::prelude::FromDer;
+    match x509_parser::certificate::X509Certificate::from_der(der) {
+        Ok((_, c)) => {
+            format!("{} (valid until {})", crate::text::printable(&c.subject().to_string()), c.validity().not_after)
+        }
+        Err(e) => format!("<unparsable certificate: {e}>"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,49 @@ impl Drop for RawInput<'_> {
     }
 }
 
+/// Offer the operator `wait` to press Ctrl-C on the console (stdin) to boot the
+/// provisioning package `p` instead of the normal boot; true if it came. Raw input
+/// is on before the prompt is printed, so a Ctrl-C typed right after it counts; a
+/// console that cannot be read means a normal boot.
+pub fn ctrl_c_requested(p: &PackagePaths, wait: Duration) -> bool {
+    use tracing::{info, warn};
+    if wait.is_zero() {
+        info!("provisioning package {} present; Ctrl-C is off (stboot.provision_wait=0)", p.descriptor.display());
+        return false;
+    }
+    let stdin = std::io::stdin();
+    let raw = match RawInput::enter(&stdin) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!("cannot read Ctrl-C from the console: {e:#}; normal boot");
+            return false;
+        }
+    };
+    info!(
+        "provisioning package {} present: press Ctrl-C within {} s to boot it instead of the normal boot",
+        p.descriptor.display(),
+        wait.as_secs()
+    );
+    let got = wait_for_byte(&stdin, wait, CTRL_C);
+    if let Err(e) = raw.restore() {
+        warn!("{e:#}");
+    }
+    match got {
+        Ok(true) => {
+            warn!("Ctrl-C on the console: booting the provisioning package");
+            true
+        }
+        Ok(false) => {
+            info!("no Ctrl-C within {} s: normal boot", wait.as_secs());
+            false
+        }
+        Err(e) => {
+            warn!("cannot read Ctrl-C from the console: {e:#}; normal boot");
+            false
+        }
+    }
+}
+
 /// Wait up to `window` for Ctrl-C on `console` (a terminal). `Ok(true)` as soon as
 /// it arrives; other keys are ignored. The terminal's settings are restored.
 pub fn ctrl_c_within(console: &impl AsFd, window: Duration) -> Result<bool> {

@@ -95,6 +95,33 @@ impl Failure {
     }
 }
 
+/// Durations of the steps of one boot attempt, for the console and the boot report.
+#[derive(Debug, Default)]
+pub struct Timeline(Vec<(&'static str, Duration)>);
+
+impl Timeline {
+    /// Run `f` as step `name`: its duration is logged and kept.
+    pub fn step<T>(&mut self, name: &'static str, f: impl FnOnce() -> T) -> T {
+        let t = std::time::Instant::now();
+        let r = f();
+        let d = t.elapsed();
+        tracing::info!("step {name}: {} ms", d.as_millis());
+        self.0.push((name, d));
+        r
+    }
+
+    /// The steps so far, in order.
+    pub fn steps(&self) -> &[(&'static str, Duration)] {
+        &self.0
+    }
+
+    /// `Timeline: config 3 ms, network 1020 ms, ...; 2345 ms since stboot started`.
+    pub fn summary(&self, since_start: Duration) -> String {
+        let parts: Vec<String> = self.0.iter().map(|(n, d)| format!("{n} {} ms", d.as_millis())).collect();
+        format!("Timeline: {}; {} ms since stboot started", parts.join(", "), since_start.as_millis())
+    }
+}
+
 /// Backoff before boot attempt `n` (1-based): 5, 10, 20, ... s, at most 60.
 pub fn backoff(n: u32) -> Duration {
     Duration::from_secs((5u64 << n.saturating_sub(1).min(4)).min(60))

@@ -462,6 +462,34 @@ pub fn verify_package<'a>(
     }
 }
 
+/// Lines per kind of signature verdict on the console; the rest are counted.
+pub const CONSOLE_LINES_PER_KIND: usize = 3;
+
+/// [`verify_package`] at the current [`effective_now`], with the verdicts on the
+/// console (at most [`CONSOLE_LINES_PER_KIND`] lines per kind) and the time it took.
+pub fn verify_logged<'a>(
+    pkg: Unverified,
+    anchors: impl Into<Anchors<'a>>,
+    threshold: Threshold,
+) -> std::result::Result<VerifiedOsPackage, Rejected> {
+    use tracing::info;
+    let (now, _) = effective_now();
+    let t = std::time::Instant::now();
+    let r = verify_package(pkg, anchors, threshold, now);
+    let report = match &r {
+        Ok(p) => Some(p.report()),
+        Err(rej) => rej.report.as_ref(),
+    };
+    for line in report.map(|r| r.lines(CONSOLE_LINES_PER_KIND)).unwrap_or_default() {
+        info!("{line}");
+    }
+    info!("verification took {} ms", t.elapsed().as_millis());
+    if r.is_ok() {
+        info!("OS package passed verification");
+    }
+    r
+}
+
 /// The time certificates are checked against: the system clock, but never earlier
 /// than the build time. A machine whose clock was reset (RTC battery, 1970) would
 /// otherwise reject every certificate as not yet valid; a clock that is ahead is
@@ -777,13 +805,7 @@ fn strict_der_outline(der: &[u8]) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Subject and expiry of a certificate, for logs and summaries.
-pub fn describe_certificate(der: &[u8]) -> String {
-    match X509Certificate::from_der(der) {
-        Ok((_, c)) => format!("{} (valid until {})", printable(&c.subject().to_string()), c.validity().not_after),
-        Err(e) => format!("<unparsable certificate: {e}>"),
-    }
-}
+pub use crate::keys::describe_certificate;
 
 #[cfg(test)]
 mod tests;

@@ -65,6 +65,59 @@ pub fn load_host_config_bytes(file: &Path, efivar: &Path) -> Result<(HostConfig,
     Ok((HostConfig::provisioning(), HostConfigSource::Provisioning, Vec::new()))
 }
 
+/// The trust policy from its directory (and upstream's legacy TLS root file).
+pub fn load_trust() -> Result<TrustConfig> {
+    TrustConfig::load(Path::new(TRUST_POLICY_DIR), Some(Path::new(trust_policy::LEGACY_TLS_ROOTS)))
+}
+
+/// The trust policy and the host configuration, with where the latter came from.
+/// Keys of the host configuration no upstream knows are warned about and ignored,
+/// as upstream does.
+pub fn load() -> Result<(TrustConfig, HostConfig, HostConfigSource)> {
+    let trust = load_trust()?;
+    let (host, source, bytes) = load_host_config_bytes(Path::new(HOST_CONFIG_PATH), Path::new(HOST_CONFIG_EFIVAR))?;
+    for w in host_config::unknown_keys(&bytes) {
+        tracing::warn!("{w} in {source}: ignored, as upstream does");
+    }
+    Ok((trust, host, source))
+}
+
+/// The configuration in force, on the console: where the host configuration came
+/// from, threshold and fetch method, measurement PCRs, Sigsum policy, decryption
+/// recipients (never the identities), signing and TLS roots.
+pub fn log_summary(trust: &TrustConfig, source: &HostConfigSource, method: FetchMethod) {
+    use tracing::info;
+    info!("host configuration from {source}");
+    info!("trust policy: threshold {}, fetch method {:?}", trust.policy.ospkg_signature_threshold, method);
+    if let Some(p) = trust.policy.measurement_pcrs {
+        info!(
+            "measurement PCRs from trust_policy.json: detail {}, authority {}, identity {} (upstream: 12, 13, 14)",
+            p.detail, p.authority, p.identity
+        );
+    }
+    if let Some(p) = &trust.sigsum_policy {
+        info!("Sigsum policy: {} log(s); Sigsum proofs can count toward the threshold", p.policy.logs().count());
+    }
+    if let Some(ids) = &trust.decryption_identities {
+        info!(
+            "decryption identities: {} ({}); age-encrypted packages are decrypted after download",
+            ids.len(),
+            ids.recipients().join(", ")
+        );
+    }
+    for r in &trust.signing_roots {
+        info!("signing root: {}", crate::keys::describe_certificate(r));
+    }
+    match &trust.tls_roots_path {
+        Some(p) => {
+            for r in &trust.tls_roots {
+                info!("TLS root ({}): {}", p.display(), crate::keys::describe_certificate(r));
+            }
+        }
+        None => info!("no TLS roots: only http:// URLs can be fetched"),
+    }
+}
+
 fn trim_nuls(b: &[u8]) -> &[u8] {
     let end = b.iter().rposition(|&c| c != 0).map_or(0, |i| i + 1);
     &b[..end]

@@ -29,6 +29,21 @@ pub struct Configured {
     pub lease_time: Option<u32>,
 }
 
+impl std::fmt::Display for Configured {
+    /// `network: eth0 address 10.0.2.15/24 gateway 10.0.2.2 dns [10.0.2.3] lease 86400 s`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "network: {} address {} gateway {} dns [{}]{}",
+            self.interface,
+            self.address,
+            self.gateway.map(|g| g.to_string()).unwrap_or_else(|| "none".into()),
+            self.dns.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+            self.lease_time.map(|t| format!(" lease {t} s")).unwrap_or_default()
+        )
+    }
+}
+
 /// Whether a link can be a NIC to boot from when the configuration names none: a
 /// device with a driver (no link kind), or a veth end (containers, namespaces).
 /// Bonds, bridges, VLANs, dummies and the like are not: a built-in bonding driver,
