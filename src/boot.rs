@@ -72,7 +72,7 @@ impl Staged {
         let p = &self.initramfs.path;
         let mut f = reopen(&self.initramfs.file, std::fs::OpenOptions::new().append(true), p)?;
         let m = f.metadata().with_context(|| format!("reading {}", p.display()))?;
-        if let Err(e) = crate::handoff::append(&mut f, cpio) {
+        if let Err(e) = append_padded(&mut f, cpio) {
             let _ = f.set_len(m.len());
             return Err(explain_write(anyhow::Error::new(e), p)).context("appending the handoff archive");
         }
@@ -121,6 +121,16 @@ impl BootError {
             },
         }
     }
+}
+
+/// Append `cpio` to the initramfs file `f` (opened for appending), after zero padding
+/// to a multiple of 4 bytes (the kernel skips zeros between archives).
+pub(crate) fn append_padded(f: &mut std::fs::File, cpio: &[u8]) -> std::io::Result<()> {
+    let len = f.metadata()?.len();
+    let pad = ((4 - len % 4) % 4) as usize;
+    std::io::Write::write_all(f, &[0u8; 3][..pad])?;
+    std::io::Write::write_all(f, cpio)?;
+    std::io::Write::flush(f)
 }
 
 /// The kernel and initramfs the manifest names, as private files in `dir`: taken

@@ -13,7 +13,6 @@
 //! archive. `stboot.handoff=0` turns it off.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -153,16 +152,6 @@ pub fn archive(eventlog: &[u8], firmware_eventlog: Option<&[u8]>, report: &Repor
     t.write_cpio(Vec::new())
 }
 
-/// Append `cpio` to the initramfs file `f` (opened for appending), after zero padding
-/// to a multiple of 4 bytes (the kernel skips zeros between archives).
-pub fn append(f: &mut std::fs::File, cpio: &[u8]) -> std::io::Result<()> {
-    let len = f.metadata()?.len();
-    let pad = ((4 - len % 4) % 4) as usize;
-    f.write_all(&[0u8; 3][..pad])?;
-    f.write_all(cpio)?;
-    f.flush()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,7 +175,7 @@ mod tests {
         let p = d.path().join("initramfs");
         std::fs::write(&p, b"12345").unwrap();
         let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
-        append(&mut f, &a).unwrap();
+        crate::boot::append_padded(&mut f, &a).unwrap();
         let all = std::fs::read(&p).unwrap();
         assert_eq!(&all[..8], b"12345\0\0\0", "the verified bytes, then zeros to a multiple of 4");
         assert_eq!(&all[8..], &a[..]);

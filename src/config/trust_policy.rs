@@ -20,6 +20,33 @@ pub const DECRYPTION_IDENTITIES_FILE: &str = crate::decrypt::IDENTITIES_FILE;
 /// Where stboot before v0.3.2 kept its TLS roots.
 pub const LEGACY_TLS_ROOTS: &str = "/etc/ssl/certs/isrgrootx1.pem";
 
+/// Which PCR each group of measurements goes to. Upstream's 12/13/14 unless the
+/// trust policy's `measurement_pcrs` says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Pcrs {
+    /// The OS package: archive and descriptor.
+    pub detail: u32,
+    /// The security configuration: trust policy, roots, Sigsum policy.
+    pub authority: u32,
+    /// The UX identity.
+    pub identity: u32,
+}
+
+impl Default for Pcrs {
+    fn default() -> Self {
+        Self { detail: 12, authority: 13, identity: 14 }
+    }
+}
+
+impl Pcrs {
+    /// Whether `pcr` may hold stboot's measurements: 8-15. 0-7 are the firmware's,
+    /// 16 and 23 can be reset from the OS (a value there proves nothing) and 17-22
+    /// can only be extended by dynamic launch (locality 3 and 4).
+    pub fn allowed(pcr: u64) -> bool {
+        (8..=15).contains(&pcr)
+    }
+}
+
 /// How the OS package is obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -37,7 +64,7 @@ pub struct TrustPolicy {
     /// 12/13/14). Part of the measured trust policy JSON only when the file has it,
     /// so upstream's policies measure as before.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub measurement_pcrs: Option<crate::measure::Pcrs>,
+    pub measurement_pcrs: Option<Pcrs>,
 }
 
 impl TrustPolicy {
@@ -72,7 +99,7 @@ impl TrustPolicy {
     }
 
     /// The PCRs measurements go to.
-    pub fn pcrs(&self) -> crate::measure::Pcrs {
+    pub fn pcrs(&self) -> Pcrs {
         self.measurement_pcrs.unwrap_or_default()
     }
 
@@ -85,7 +112,7 @@ impl TrustPolicy {
 /// `"measurement_pcrs": {"detail": N, "authority": N, "identity": N}`; a missing
 /// key keeps upstream's PCR for it, an unknown key is refused (a typo would
 /// otherwise silently measure into the default PCR).
-fn parse_pcrs(v: &Value) -> Result<crate::measure::Pcrs> {
+fn parse_pcrs(v: &Value) -> Result<Pcrs> {
     const F: &str = "trust_policy.json: field \"measurement_pcrs\"";
     const RANGE: &str = "expected a PCR from 8 to 15 (0-7 are the firmware's, 16 and 23 can be reset by the OS, 17-22 are for dynamic launch)";
     let Value::Object(obj) = v else {
@@ -94,7 +121,7 @@ fn parse_pcrs(v: &Value) -> Result<crate::measure::Pcrs> {
             gojson::type_name(v)
         );
     };
-    let mut pcrs = crate::measure::Pcrs::default();
+    let mut pcrs = Pcrs::default();
     for (key, val) in obj {
         let slot = match key.as_str() {
             "detail" => &mut pcrs.detail,
@@ -104,7 +131,7 @@ fn parse_pcrs(v: &Value) -> Result<crate::measure::Pcrs> {
         };
         *slot = match val {
             Value::Number(n) => match n.as_u64() {
-                Some(p) if crate::measure::Pcrs::allowed(p) => p as u32,
+                Some(p) if Pcrs::allowed(p) => p as u32,
                 _ => bail!("{F}: \"{key}\": {n} is not allowed, {RANGE}"),
             },
             other => bail!("{F}: \"{key}\": {RANGE}, found {}", gojson::type_name(other)),
@@ -220,7 +247,7 @@ mod tests {
 
     #[test]
     fn measurement_pcrs() {
-        use crate::measure::Pcrs;
+        use Pcrs;
         let base = r#"{"ospkg_signature_threshold":1,"ospkg_fetch_method":"network""#;
         let p = TrustPolicy::parse(format!("{base}}}").as_bytes()).unwrap();
         assert_eq!((p.measurement_pcrs, p.pcrs()), (None, Pcrs::default()));

@@ -41,32 +41,7 @@ pub mod event_type {
     pub const SIGSUM_POLICY: u32 = 0xa000_0006;
 }
 
-/// Which PCR each group of measurements goes to. Upstream's 12/13/14 unless the
-/// trust policy's `measurement_pcrs` says otherwise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Pcrs {
-    /// The OS package: archive and descriptor.
-    pub detail: u32,
-    /// The security configuration: trust policy, roots, Sigsum policy.
-    pub authority: u32,
-    /// The UX identity.
-    pub identity: u32,
-}
-
-impl Default for Pcrs {
-    fn default() -> Self {
-        Self { detail: 12, authority: 13, identity: 14 }
-    }
-}
-
-impl Pcrs {
-    /// Whether `pcr` may hold stboot's measurements: 8-15. 0-7 are the firmware's,
-    /// 16 and 23 can be reset from the OS (a value there proves nothing) and 17-22
-    /// can only be extended by dynamic launch (locality 3 and 4).
-    pub fn allowed(pcr: u64) -> bool {
-        (8..=15).contains(&pcr)
-    }
-}
+pub use crate::config::trust_policy::Pcrs;
 
 /// One measurement.
 #[derive(Debug, Clone, PartialEq, Eq)]
