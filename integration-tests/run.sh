@@ -37,6 +37,9 @@ make_initramfs wrong-root "$NET" "$(dhcp $G/wrongroot.json)"
 # credentials in a URL (nginx ignores them) must never reach the console
 make_initramfs fallback "$NET" "$(dhcp "$G/missing.json,https://10.0.2.2:8449/down.json,$G/badsig.json,https://stboot:s3cret@10.0.2.2:8443/second.json")"
 make_initramfs tls-unpinned "$NET" "$(dhcp https://10.0.2.2:8444/good.json)"
+# a typo in the only URL's scheme: a configuration error, reported once and not
+# retried (booted with Debian's kernel: it fails before the network step)
+make_initramfs config-typo "$NET" "$(dhcp htps://10.0.2.2:8443/good.json)"
 make_initramfs server-late "$NET" "$(dhcp https://10.0.2.2:8445/good.json)"
 make_initramfs efivar-dhcp "$NET" ""
 # an unknown key (a typo): stboot warns and boots, as upstream ignores it
@@ -290,7 +293,9 @@ QEMU_NETNS=stit-ipv6-slaac run ipv6-slaac $(ipv6_nic) & v6=$!
 # shellcheck disable=SC2046
 QEMU_NETNS=stit-ipv6-dhcpv6 run ipv6-dhcpv6 $(ipv6_nic)
 wait $v6
+APPEND="stboot.boot_attempts=3" run config-typo -nic none & ct=$!
 run too-big
+wait $ct
 
 BOOTED="TEST-OS-BOOTED"
 PCRS=$(python3 "$(dirname "$0")/expected-pcrs.py" "$W/www/good" "$NET")
@@ -300,11 +305,16 @@ check static-good "+the kernel's random pool is not initialised yet" "+random po
     "+network: eth0 address 10.0.2.15/24 gateway 10.0.2.2" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
 check bad-signature "+options from the kernel command line: stboot.boot_attempts=1" "+bad signature" "+0 valid, 2 required" "+BOOT FAILED at step fetch (attempt 1/1)" "+Recover: rebooting" "-$BOOTED" "-kexec_core"
 check too-few-signers "+Signatures: 1 found, 1 valid, 2 required" "+BOOT FAILED" "+Recover: rebooting" "-$BOOTED"
-check wrong-root "+untrusted certificate" "+is not a configured signing root" "+BOOT FAILED" "-$BOOTED"
+check wrong-root "+untrusted certificate" "+is not a configured signing root" "+BOOT FAILED" "-$BOOTED" \
+    "+what to do: the signer's root is not in this machine's /etc/trust_policy/ospkg_signing_root.pem"
 check fallback "+404 Not Found" "+https://10.0.2.2:8449/down.json" "+bad signature" \
     "+OS package https://***@10.0.2.2:8443/second.zip" "-s3cret" \
     "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=second]"
 check tls-unpinned "+TLS: the server's certificate is not trusted" "+BOOT FAILED" "-$BOOTED"
+check config-typo "+ospkg_pointer: URL 1: scheme \"htps\" is not http or https; skipped" \
+    "+BOOT FAILED at step configuration (attempt 1/3)" "+what to do: fix the file the message names" \
+    "+a configuration error is the same on every attempt: not trying again" "+giving up after 1 boot attempt" \
+    "-attempt 2/3" "-retrying the whole boot" "+Recover: rebooting" "-$BOOTED"
 check server-late "+retrying in" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=good]"
 check efivar-dhcp "+host configuration from EFI variable /sys/firmware/efi/efivars/STHostConfig-f401f2c1-b005-4be0-8cee-f2e5945bcbe7" \
     "+unknown key \"bonding_mod\" (did you mean \"bonding_mode\"?)" \

@@ -103,7 +103,7 @@ impl Boot {
             let pkg = Unverified::from_files(&paths).map_err(|e| Failure::new(Step::Verify, e))?;
             return self.boot_package(pkg, &trust, &mut tl);
         }
-        self.network(&host, &mut tl)?;
+        // checked before the network step: without a usable URL it would be for nothing
         let (urls, bad) = fetch::pointer_urls(&host.pointer());
         for b in bad {
             warn!("ospkg_pointer: {b}; skipped");
@@ -111,6 +111,7 @@ impl Boot {
         if urls.is_empty() {
             return Err(Failure::new(Step::Config, anyhow!("ospkg_pointer has no usable http(s) URL")));
         }
+        self.network(&host, &mut tl)?;
         let budget = fetch::archive_budget(&self.run.stage_dir);
         info!("package size: {}", budget.why);
         let settings = fetch::Settings {
