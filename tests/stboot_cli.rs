@@ -50,34 +50,7 @@ fn a_dry_run_outside_pid_1_verifies_and_touches_nothing() {
         return;
     }
     let e = hostile::env();
-    let d = tempfile::tempdir().unwrap();
-    let run = |threshold: u32| {
-        let tp = d.path().join(format!("tp{threshold}"));
-        std::fs::create_dir_all(&tp).unwrap();
-        std::fs::write(
-            tp.join("trust_policy.json"),
-            format!(r#"{{"ospkg_signature_threshold":{threshold},"ospkg_fetch_method":"network"}}"#),
-        )
-        .unwrap();
-        std::fs::write(tp.join("ospkg_signing_root.pem"), stboot::pem::encode("CERTIFICATE", &e.signing_root_der))
-            .unwrap();
-        std::fs::write(tp.join("tls_roots.pem"), stboot::pem::encode("CERTIFICATE", &e.tls_ca_der)).unwrap();
-        let host = format!(r#"{{"network_mode":"dhcp","ospkg_pointer":"{}"}}"#, hostile::url("good"));
-        std::fs::write(d.path().join("host.json"), host).unwrap();
-        let script = format!(
-            "set -e; mount -t tmpfs stboot-test /etc; mkdir /etc/trust_policy; cp {tp}/* /etc/trust_policy/; \
-             cp {host} /etc/host_configuration.json; exec {stboot} --dry-run",
-            tp = tp.display(),
-            host = d.path().join("host.json").display(),
-            stboot = env!("CARGO_BIN_EXE_stboot"),
-        );
-        let o = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-            .env("STBOOT_TEST", "1")
-            .output()
-            .unwrap();
-        (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string())
-    };
+    let run = |threshold: u32| dry_run(&trust_policy(threshold, &e.signing_root_der), hostile::url("good").as_str());
     let (code, err) = run(2);
     assert_eq!(code, Some(0), "{err}");
     for want in [
@@ -102,6 +75,20 @@ fn a_dry_run_outside_pid_1_verifies_and_touches_nothing() {
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// A trust policy directory's files: `threshold`, fetch method network, `root` as the
+/// signing root and the test server's CA as the TLS root.
+fn trust_policy(threshold: u32, root: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    let pem = |der: &[u8]| stboot::pem::encode("CERTIFICATE", der).into_bytes();
+    vec![
+        (
+            "trust_policy.json",
+            format!(r#"{{"ospkg_signature_threshold":{threshold},"ospkg_fetch_method":"network"}}"#).into_bytes(),
+        ),
+        ("ospkg_signing_root.pem", pem(root)),
+        ("tls_roots.pem", pem(&hostile::env().tls_ca_der)),
+    ]
 }
 
 /// A dry run in a private mount namespace whose /etc holds `trust_policy` (file name,
@@ -152,17 +139,7 @@ fn the_console_names_the_right_remedy() {
         return;
     }
     let e = hostile::env();
-    let pem = |der: &[u8]| stboot::pem::encode("CERTIFICATE", der).into_bytes();
-    let policy = |threshold: u32, root: &[u8]| {
-        vec![
-            (
-                "trust_policy.json",
-                format!(r#"{{"ospkg_signature_threshold":{threshold},"ospkg_fetch_method":"network"}}"#).into_bytes(),
-            ),
-            ("ospkg_signing_root.pem", pem(root)),
-            ("tls_roots.pem", pem(&e.tls_ca_der)),
-        ]
-    };
+    let policy = trust_policy;
     let url = |name: &str| format!("https://127.0.0.1:{}/good/{name}.json", e.tls_port);
 
     // signed under another root: the machine's root file is what to change
