@@ -229,8 +229,11 @@ check_handoff() {
     tpm2_eventlog "$log" > "$W/$name.tpm2_eventlog.txt" 2>&1 || { log "$name: tpm2_eventlog cannot parse the log"; ok=0; }
     sed -n '/^TEST-OS-REPORT-BEGIN/,/^TEST-OS-REPORT-END/p' "$W/$name.console" | tr -d '\r' | sed '1d;$d' > "$report"
     python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$report" 2>/dev/null || { log "$name: the boot report is not JSON"; ok=0; }
+    # each check is a Python expression over the parsed report `r` (fields, not
+    # sentences): it must be true
     for want in "$@"; do
-        grep -qF -- "$want" "$report" || { log "$name: the boot report lacks: $want"; ok=0; }
+        python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' "$report" "$want" 2>/dev/null ||
+            { log "$name: the boot report does not satisfy: $want"; ok=0; }
     done
     if [ $ok = 1 ]; then
         pass=$((pass + 1)); log "PASS $name-handoff"
@@ -399,20 +402,28 @@ check provision-fallback "+press Ctrl-C within 1 s" "+no Ctrl-C within 1 s: norm
     "+giving up after 2 boot attempts" "+falling back to the provisioning package /ospkg/provision.json instead of rebooting" \
     "+TEST-OS-PCRS $PROVISION_PCRS" "+$BOOTED cmdline=[console=ttyS0 panic=-1 testos=provision]" "-Recover: rebooting"
 
-check_handoff dhcp-good '"host_config_source": "file /etc/host_configuration.json"' '"origin": "https://10.0.2.2:8443/good.zip' \
-    '"failed": []' '"signature 0 (signature by CN=' '"Signatures: 3 found, 3 valid, 2 required"' '"eventlog": "/stboot/eventlog.bin"'
+check_handoff dhcp-good 'r["version"] == 2' 'r["host_config_source"] == "file /etc/host_configuration.json"' \
+    'r["ospkg"]["origin"].startswith("https://10.0.2.2:8443/good.zip")' 'r["failures"] == []' \
+    'r["ospkg"]["kernel"] and r["ospkg"]["initramfs"] and len(r["ospkg"]["archive_sha256"]) == 64' \
+    '(r["signatures"]["found"], r["signatures"]["valid"], r["signatures"]["threshold"]) == (3, 3, 2)' \
+    'all(c["verdict"] == "valid" and c["form"] == "signature" and c["signer"].startswith("CN=") and len(c["certificate_sha256"]) == 64 and c["reason"] is None for c in r["signatures"]["checks"])' \
+    'r["eventlog"] == "/stboot/eventlog.bin"' '[s["step"] for s in r["steps"]][:3] == ["config", "network", "fetch"]'
 # a failed first URL (kexec refused its kernel) leaves no trace in the log
-check_handoff kexec-fails-first '"origin": "https://10.0.2.2:8443/good.zip' '"attempt 1: URL 1 of 2 (https://10.0.2.2:8443/badkernel.json' \
-    'kexec_file_load failed'
+check_handoff kexec-fails-first 'r["ospkg"]["origin"].startswith("https://10.0.2.2:8443/good.zip")' \
+    'len(r["failures"]) == 1' \
+    'r["failures"][0]["url"] == "https://10.0.2.2:8443/badkernel.json" and r["failures"][0]["url_index"] == 1 and r["failures"][0]["attempt"] == 1' \
+    'r["failures"][0]["step"] == "kexec_load" and r["failures"][0]["kind"] == "boot.kexec" and "kexec_file_load failed" in r["failures"][0]["message"]'
 # two failed attempts, then the provisioning package
-check_handoff provision-fallback '"host_config_source": "provisioning package (all 2 boot attempts failed)"' \
-    '"attempt 1 failed at step network: no NIC found (links: lo, bond0 [bond]); is the NIC driver loaded?' '"attempt 2 failed at step network' \
-    '"origin": "/ospkg/provision.zip"'
-check_handoff encrypted '"identity": "rack-7 é"' '"origin": "https://10.0.2.2:8443/enc.zip'
+check_handoff provision-fallback 'r["host_config_source"] == "provisioning package (all 2 boot attempts failed)"' \
+    '[(f["attempt"], f["step"], f["url"]) for f in r["failures"]] == [(1, "network", None), (2, "network", None)]' \
+    'r["failures"][0]["message"].startswith("no NIC found (links: lo, bond0 [bond]); is the NIC driver loaded?")' \
+    'r["ospkg"]["origin"] == "/ospkg/provision.zip"'
+check_handoff encrypted 'r["identity"] == "rack-7 é"' 'r["ospkg"]["origin"].startswith("https://10.0.2.2:8443/enc.zip")'
 HANDOFF_PCRS="8 9 15" EXPECT=$EXPECTED_MOVED PREDICTED=$PREDICTED_MOVED \
-    check_handoff attest-retry '"origin": "https://10.0.2.2:8450/good.zip' \
-    '"attempt 1: URL 1 of 2 (https://10.0.2.2:8443/badkernel.json' 'attempt 1 failed at step fetch' \
-    '"attempt 2: URL 1 of 2 (https://10.0.2.2:8443/badkernel.json' '"signature 0 (signature by CN='
+    check_handoff attest-retry 'r["ospkg"]["origin"].startswith("https://10.0.2.2:8450/good.zip")' \
+    '[(f["attempt"], f["url_index"], f["step"]) for f in r["failures"]] == [(1, 1, "kexec_load"), (1, 2, "fetch"), (2, 1, "kexec_load")]' \
+    'r["failures"][1]["url"] == "https://10.0.2.2:8450/good.json" and r["failures"][1]["kind"].startswith("fetch.")' \
+    'r["signatures"]["checks"][0]["signer"].startswith("CN=")'
 # stboot.handoff=0: nothing handed over
 check initramfs-fetch "+handoff: off (stboot.handoff=0)" "-TEST-OS-EVENTLOG" "-TEST-OS-REPORT-BEGIN"
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <termios.h>
 #include <unistd.h>
 
 /* TPM2_PCR_Read of one SHA-256 PCR; writes 64 hex chars to out, or "none". */
@@ -62,6 +63,13 @@ int main(void) {
     char buf[4096] = {0}, p12[80], p13[80], p14[80], v[80];
     mount("proc", "/proc", "proc", 0, 0);
     mount("devtmpfs", "/dev", "devtmpfs", 0, 0);
+    /* only emergencies from the kernel from here on: its messages (a clocksource
+       switch, the power-down) must not land in the middle of a TEST-OS line */
+    int pk = open("/proc/sys/kernel/printk", O_WRONLY);
+    if (pk >= 0) {
+        if (write(pk, "1\n", 2) != 2) { /* keep going: the lines may be split */ }
+        close(pk);
+    }
     int fd = open("/proc/cmdline", O_RDONLY);
     int n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : 0;
     if (n > 0 && buf[n - 1] == '\n') buf[n - 1] = 0;
@@ -99,6 +107,7 @@ int main(void) {
     }
     fprintf(c, "TEST-OS-BOOTED cmdline=[%s]\n", buf);
     fflush(c);
+    tcdrain(fileno(c)); /* all of it on the wire before the power goes */
     sync();
     reboot(RB_POWER_OFF);
     return 0;

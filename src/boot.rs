@@ -106,6 +106,15 @@ impl std::fmt::Display for BootError {
 impl std::error::Error for BootError {}
 
 impl BootError {
+    /// The kind, for the boot report.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BootError::OverBudget { .. } => "over_budget",
+            BootError::TmpfsFull { .. } => "tmpfs_full",
+            BootError::Kexec { .. } => "kexec",
+        }
+    }
+
     /// What the operator can do.
     pub fn remedy(&self) -> &'static str {
         match self {

@@ -262,6 +262,16 @@ impl fmt::Display for DecryptFailure {
 impl std::error::Error for DecryptFailure {}
 
 impl DecryptFailure {
+    /// The kind, for the boot report.
+    pub fn code(&self) -> &'static str {
+        match &self.kind {
+            FailureKind::NoIdentities => "no_identities",
+            FailureKind::Armored => "armored",
+            FailureKind::NoMatchingIdentity { .. } => "no_matching_identity",
+            FailureKind::Corrupt(_) => "corrupt",
+        }
+    }
+
     pub fn remedy(&self) -> String {
         match &self.kind {
             FailureKind::NoIdentities => format!(

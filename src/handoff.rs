@@ -24,26 +24,32 @@ pub const REPORT: &str = "/stboot/report.json";
 /// Where the running kernel exposes the firmware's log (securityfs).
 pub const FIRMWARE_EVENTLOG_SOURCE: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
 
-/// The boot report: JSON in [`REPORT`], one object, documented in docs/formats.md.
+/// The version of the boot report's format ([`Report::version`]). 1 was lines of
+/// console text for failures and signatures; 2 has typed fields.
+pub const REPORT_VERSION: u32 = 2;
+
+/// The boot report: JSON in [`REPORT`], one object, documented field by field in
+/// docs/formats.md ("The boot report").
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Report {
+    /// [`REPORT_VERSION`].
+    pub version: u32,
     pub stboot_version: String,
     /// Where the host configuration came from (or why the provisioning package).
     pub host_config_source: String,
     /// The package that is booted.
     pub ospkg: Ospkg,
-    /// Every URL (and attempt) that failed before, with the reason.
-    pub failed: Vec<String>,
-    /// One line per signature: who signed, and the verdict.
-    pub signatures: Vec<String>,
-    pub signature_threshold: u32,
+    /// The signatures that were checked, and the decision.
+    pub signatures: Signatures,
     /// SHA-256 of the compact trust policy JSON (as measured).
     pub trust_policy_sha256: String,
-    /// UX identity measured into PCR 14.
+    /// UX identity measured into the identity PCR.
     pub identity: String,
     /// PCR values after stboot's extends (SHA-256 bank), computed from the values
     /// before and the event log; empty without a TPM.
     pub pcrs: BTreeMap<String, String>,
+    /// Every URL (and attempt) that failed before the package that boots.
+    pub failures: Vec<FailureRecord>,
     /// Durations of stboot's steps in this attempt, in order.
     pub steps: Vec<StepTime>,
     /// Milliseconds since stboot started.
@@ -54,6 +60,7 @@ pub struct Report {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepTime {
+    /// [`crate::recovery::Step::code`].
     pub step: String,
     pub ms: u128,
 }
@@ -66,7 +73,73 @@ pub struct Ospkg {
     pub archive_sha256: String,
     pub archive_bytes: u64,
     pub descriptor_sha256: String,
+    /// The manifest's kernel and initramfs entries.
+    pub kernel: String,
+    pub initramfs: String,
     pub cmdline: String,
+}
+
+/// The signature checks of the package that boots.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Signatures {
+    /// The trust policy's `ospkg_signature_threshold`.
+    pub threshold: u32,
+    pub found: usize,
+    /// Distinct keys whose signature (or Sigsum proof) counted.
+    pub valid: usize,
+    pub checks: Vec<SignatureRecord>,
+}
+
+/// One signature entry of the descriptor and its verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignatureRecord {
+    pub index: usize,
+    /// `signature` or `sigsum_proof`.
+    pub form: String,
+    /// The certificate's subject, when it could be read.
+    pub signer: Option<String>,
+    pub certificate_sha256: Option<String>,
+    /// [`crate::verify::Verdict::code`].
+    pub verdict: String,
+    /// Why it did not count (`None` when valid).
+    pub reason: Option<String>,
+}
+
+/// One failure before the package that boots: an attempt that failed before its
+/// URLs, or one URL of an attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureRecord {
+    /// The whole-boot attempt, from 1.
+    pub attempt: u32,
+    /// The URL's place in `ospkg_pointer` (from 1), for a URL's failure.
+    pub url_index: Option<usize>,
+    /// The URL, credentials removed.
+    pub url: Option<String>,
+    /// [`crate::recovery::Step::code`] of the step that failed.
+    pub step: String,
+    /// [`crate::recovery::Failure::kind`].
+    pub kind: String,
+    pub message: String,
+    pub seconds: f64,
+}
+
+impl FailureRecord {
+    /// The record of `f` in `attempt`, at URL `url` (its index from 1) when there is one.
+    pub fn new(attempt: u32, url: Option<(usize, String)>, f: &crate::recovery::Failure, seconds: f64) -> Self {
+        let (url_index, url) = match url {
+            Some((i, u)) => (Some(i), Some(u)),
+            None => (None, None),
+        };
+        Self {
+            attempt,
+            url_index,
+            url,
+            step: f.step.code().to_string(),
+            kind: f.kind(),
+            message: format!("{:#}", f.error),
+            seconds: (seconds * 10.0).round() / 10.0,
+        }
+    }
 }
 
 /// What the boot knows beyond the package, for the report.
@@ -74,13 +147,13 @@ pub struct Boot<'a> {
     /// Where the host configuration came from (or why the provisioning package).
     pub host_config_source: &'a str,
     /// What failed before (URLs, attempts).
-    pub failed: &'a [String],
+    pub failures: &'a [FailureRecord],
     pub trust: &'a crate::config::TrustConfig,
     /// The UX identity from the TPM (empty without one).
     pub identity: &'a [u8],
     /// The PCRs after the measurements, when the TPM could be read.
     pub pcrs: Option<&'a BTreeMap<u32, [u8; 32]>>,
-    pub steps: &'a [(&'static str, std::time::Duration)],
+    pub steps: &'a [(crate::recovery::Step, std::time::Duration)],
     pub since_start: std::time::Duration,
 }
 
@@ -89,7 +162,24 @@ impl Report {
     pub fn new(pkg: &crate::verify::PackageFacts, boot: &Boot<'_>, firmware_eventlog: bool) -> Self {
         use crate::measure::hex;
         let m = pkg.manifest();
+        let r = pkg.report();
+        let checks = r
+            .checks
+            .iter()
+            .map(|c| SignatureRecord {
+                index: c.index,
+                form: match c.form {
+                    crate::verify::Form::Plain => "signature".into(),
+                    crate::verify::Form::Proof(_) => "sigsum_proof".into(),
+                },
+                signer: c.signer.clone(),
+                certificate_sha256: c.certificate_sha256.as_ref().map(|d| hex(d)),
+                verdict: c.verdict.code().into(),
+                reason: c.verdict.reason(),
+            })
+            .collect();
         Report {
+            version: REPORT_VERSION,
             stboot_version: crate::VERSION.to_string(),
             host_config_source: boot.host_config_source.to_string(),
             ospkg: Ospkg {
@@ -98,15 +188,21 @@ impl Report {
                 archive_sha256: hex(pkg.archive_sha256()),
                 archive_bytes: pkg.archive_len(),
                 descriptor_sha256: hex(&crate::verify::digest(pkg.descriptor_bytes())),
+                kernel: m.kernel.clone(),
+                initramfs: m.initramfs.clone(),
                 cmdline: m.cmdline.clone(),
             },
-            failed: boot.failed.to_vec(),
-            signatures: pkg.report().lines(usize::MAX),
-            signature_threshold: boot.trust.policy.ospkg_signature_threshold,
+            signatures: Signatures {
+                threshold: boot.trust.policy.ospkg_signature_threshold,
+                found: r.found,
+                valid: r.valid,
+                checks,
+            },
             trust_policy_sha256: hex(&crate::verify::digest(crate::gojson::marshal(&boot.trust.policy).as_bytes())),
             identity: String::from_utf8_lossy(boot.identity).into_owned(),
             pcrs: boot.pcrs.into_iter().flatten().map(|(p, v)| (p.to_string(), hex(v))).collect(),
-            steps: boot.steps.iter().map(|(n, d)| StepTime { step: n.to_string(), ms: d.as_millis() }).collect(),
+            failures: boot.failures.to_vec(),
+            steps: boot.steps.iter().map(|(n, d)| StepTime { step: n.code().to_string(), ms: d.as_millis() }).collect(),
             since_start_ms: boot.since_start.as_millis(),
             eventlog: EVENTLOG.into(),
             firmware_eventlog: firmware_eventlog.then(|| FIRMWARE_EVENTLOG.into()),
@@ -155,6 +251,45 @@ pub fn archive(eventlog: &[u8], firmware_eventlog: Option<&[u8]>, report: &Repor
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The report's JSON has the documented typed fields (docs/formats.md).
+    #[test]
+    fn the_report_is_typed_json_with_a_version() {
+        let r = Report {
+            version: REPORT_VERSION,
+            signatures: Signatures {
+                threshold: 2,
+                found: 1,
+                valid: 0,
+                checks: vec![SignatureRecord {
+                    index: 0,
+                    form: "signature".into(),
+                    signer: Some("CN=alice".into()),
+                    certificate_sha256: Some("ab".repeat(32)),
+                    verdict: "untrusted_certificate.expired".into(),
+                    reason: Some("certificate expired at …".into()),
+                }],
+            },
+            failures: vec![FailureRecord {
+                attempt: 1,
+                url_index: Some(2),
+                url: Some("https://***@h/x.json".into()),
+                step: "fetch".into(),
+                kind: "fetch.connect".into(),
+                message: "cannot connect".into(),
+                seconds: 1.2,
+            }],
+            ..Default::default()
+        };
+        let v: serde_json::Value = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(v["version"], 2);
+        assert_eq!(v["signatures"]["checks"][0]["verdict"], "untrusted_certificate.expired");
+        assert_eq!(v["signatures"]["checks"][0]["signer"], "CN=alice");
+        assert_eq!(v["failures"][0]["url_index"], 2);
+        assert_eq!(v["failures"][0]["kind"], "fetch.connect");
+        assert_eq!(v["failures"][0]["seconds"], 1.2);
+        assert!(v["ospkg"]["archive_sha256"].is_string() && v["pcrs"].is_object());
+    }
 
     #[test]
     fn the_archive_holds_the_three_files_and_appends_after_padding() {

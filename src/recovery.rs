@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tracing::error;
 
-/// The boot steps, for messages and the timeline.
+/// The boot steps: one vocabulary for the console (`Display`), the timeline and the
+/// boot report ([`Step::code`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     Config,
@@ -15,6 +16,11 @@ pub enum Step {
     Fetch,
     Verify,
     Stage,
+    /// `kexec_file_load`: the running kernel loads the OS kernel.
+    Load,
+    /// The TPM extends, after the kernel accepted the image.
+    Measure,
+    /// The jump into the loaded kernel.
     Kexec,
 }
 
@@ -26,12 +32,27 @@ impl fmt::Display for Step {
             Step::Fetch => "fetch",
             Step::Verify => "verification",
             Step::Stage => "staging",
-            Step::Kexec => "kexec",
+            Step::Load | Step::Kexec => "kexec",
+            Step::Measure => "measurement",
         })
     }
 }
 
 impl Step {
+    /// The step's name in the timeline and the boot report.
+    pub fn code(self) -> &'static str {
+        match self {
+            Step::Config => "config",
+            Step::Network => "network",
+            Step::Fetch => "fetch",
+            Step::Verify => "verify",
+            Step::Stage => "stage",
+            Step::Load => "kexec_load",
+            Step::Measure => "measure",
+            Step::Kexec => "kexec",
+        }
+    }
+
     /// Whether trying the whole boot again can help: a configuration (trust policy,
     /// host configuration) read from the initramfs or an EFI variable is the same
     /// on the next attempt, so a failure there is not retried.
@@ -47,7 +68,8 @@ impl Step {
             Step::Fetch => "the reason for each URL is above: check that the provisioning server is up, the ospkg_pointer URLs and credentials, that tls_roots.pem holds the server's CA, and that packages are signed by enough keys of ospkg_signing_root.pem (`stmgr ospkg verify -trustPolicy`)",
             Step::Verify => "the package was not accepted for the reason above: check it with `stmgr ospkg verify -trustPolicy DIR -ospkg NAME`, which says what to do",
             Step::Stage => "the package's manifest or archive is broken, or the machine lacks memory to stage it: check it with `stmgr ospkg verify`",
-            Step::Kexec => "the kernel refused to load the OS kernel: see the reason above",
+            Step::Load | Step::Kexec => "the kernel refused to load the OS kernel: see the reason above",
+            Step::Measure => "the TPM could not be extended: see the reason above",
         }
     }
 }
@@ -88,6 +110,27 @@ impl Failure {
         self.step.hint().into()
     }
 
+    /// The kind of failure, for the boot report: the typed error's kind where the
+    /// error has one (`fetch.connect`, `verify.signatures`, `boot.tmpfs_full`, ...),
+    /// else the step's code.
+    pub fn kind(&self) -> String {
+        for c in self.error.chain() {
+            if let Some(e) = c.downcast_ref::<crate::fetch::FetchError>() {
+                return format!("fetch.{}", e.code());
+            }
+            if let Some(e) = c.downcast_ref::<crate::decrypt::DecryptFailure>() {
+                return format!("decrypt.{}", e.code());
+            }
+            if let Some(e) = c.downcast_ref::<crate::verify::Rejected>() {
+                return format!("verify.{}", e.kind.code());
+            }
+            if let Some(e) = c.downcast_ref::<crate::boot::BootError>() {
+                return format!("boot.{}", e.code());
+            }
+        }
+        self.step.code().to_string()
+    }
+
     /// Say what failed; `context` is e.g. "attempt 2/3".
     pub fn report(&self, context: &str) {
         error!("BOOT FAILED at step {} ({context}): {:#}", self.step, self.error);
@@ -97,27 +140,27 @@ impl Failure {
 
 /// Durations of the steps of one boot attempt, for the console and the boot report.
 #[derive(Debug, Default)]
-pub struct Timeline(Vec<(&'static str, Duration)>);
+pub struct Timeline(Vec<(Step, Duration)>);
 
 impl Timeline {
-    /// Run `f` as step `name`: its duration is logged and kept.
-    pub fn step<T>(&mut self, name: &'static str, f: impl FnOnce() -> T) -> T {
+    /// Run `f` as `step`: its duration is logged and kept.
+    pub fn step<T>(&mut self, step: Step, f: impl FnOnce() -> T) -> T {
         let t = std::time::Instant::now();
         let r = f();
         let d = t.elapsed();
-        tracing::info!("step {name}: {} ms", d.as_millis());
-        self.0.push((name, d));
+        tracing::info!("step {}: {} ms", step.code(), d.as_millis());
+        self.0.push((step, d));
         r
     }
 
     /// The steps so far, in order.
-    pub fn steps(&self) -> &[(&'static str, Duration)] {
+    pub fn steps(&self) -> &[(Step, Duration)] {
         &self.0
     }
 
     /// `Timeline: config 3 ms, network 1020 ms, ...; 2345 ms since stboot started`.
     pub fn summary(&self, since_start: Duration) -> String {
-        let parts: Vec<String> = self.0.iter().map(|(n, d)| format!("{n} {} ms", d.as_millis())).collect();
+        let parts: Vec<String> = self.0.iter().map(|(n, d)| format!("{} {} ms", n.code(), d.as_millis())).collect();
         format!("Timeline: {}; {} ms since stboot started", parts.join(", "), since_start.as_millis())
     }
 }

@@ -131,6 +131,8 @@ pub struct SignatureCheck {
     pub index: usize,
     /// The certificate's subject, when it could be read.
     pub signer: Option<String>,
+    /// SHA-256 of the certificate (DER), when it could be decoded.
+    pub certificate_sha256: Option<[u8; 32]>,
     pub form: Form,
     pub verdict: Verdict,
 }
@@ -249,6 +251,40 @@ impl Verdict {
             Verdict::UnsupportedKey(_) => "sign with an Ed25519 key and its certificate",
             Verdict::BadSignature(_) => "the archive changed after signing, or the signature was made with another key: sign the package again",
             Verdict::BadProof(_) => "check that ospkg_trust_policy names the log and witnesses the proof was made with, and that the proof is for this archive and the certificate's key (stmgr ospkg sigsum checks both); or submit the archive again and attach the new proof",
+        }
+    }
+
+    /// The verdict's kind for the boot report: `valid`, `duplicate_key`,
+    /// `malformed_certificate`, `untrusted_certificate.unknown_issuer` (`.expired`,
+    /// `.not_yet_valid`, `.other`), `unsupported_key`, `bad_signature`,
+    /// `bad_sigsum_proof`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Duplicate { .. } => "duplicate_key",
+            Verdict::MalformedCertificate(_) => "malformed_certificate",
+            Verdict::UntrustedCertificate(u) => match u.kind {
+                UntrustedKind::UnknownIssuer => "untrusted_certificate.unknown_issuer",
+                UntrustedKind::Expired => "untrusted_certificate.expired",
+                UntrustedKind::NotYetValid => "untrusted_certificate.not_yet_valid",
+                UntrustedKind::Other => "untrusted_certificate.other",
+            },
+            Verdict::UnsupportedKey(_) => "unsupported_key",
+            Verdict::BadSignature(_) => "bad_signature",
+            Verdict::BadProof(_) => "bad_sigsum_proof",
+        }
+    }
+
+    /// Why it did not count, in words (`None` when valid).
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Verdict::Valid => None,
+            Verdict::Duplicate { of } => Some(format!("same signing key as signature {of}")),
+            Verdict::MalformedCertificate(m)
+            | Verdict::UnsupportedKey(m)
+            | Verdict::BadSignature(m)
+            | Verdict::BadProof(m) => Some(m.clone()),
+            Verdict::UntrustedCertificate(u) => Some(u.message.clone()),
         }
     }
 
@@ -387,6 +423,17 @@ pub enum RejectedKind {
     /// bzImage, an empty initramfs, a broken manifest): the package, not its
     /// signatures, is wrong.
     Contents,
+}
+
+impl RejectedKind {
+    /// The kind, for the boot report.
+    pub fn code(self) -> &'static str {
+        match self {
+            RejectedKind::Unverifiable => "unverifiable",
+            RejectedKind::Signatures => "signatures",
+            RejectedKind::Contents => "contents",
+        }
+    }
 }
 
 impl fmt::Display for Rejected {
@@ -560,7 +607,8 @@ pub fn verify<'a>(
             },
             Err(v) => v,
         };
-        checks.push(SignatureCheck { index: i, signer, form, verdict });
+        let certificate_sha256 = decode_certificate(&descriptor.certificates[i]).ok().map(|der| digest(&der));
+        checks.push(SignatureCheck { index: i, signer, certificate_sha256, form, verdict });
     }
     Ok(Report { found: ns, valid: counted.len(), threshold, checks })
 }

@@ -20,7 +20,8 @@ use tracing::{error, info, warn};
 
 fn main() {
     let run = stboot::init::start(std::env::args().skip(1).collect()).unwrap_or_else(|e| e.exit());
-    let mut b = Boot { run, network_up: false, source: String::new(), failed: Vec::new() };
+    let mut b =
+        Boot { run, network_up: false, source: String::new(), failed: Vec::new(), attempt_started: Instant::now() };
     // the provisioning package, if the initramfs has one (never outside PID 1)
     let provision = if b.run.pid1 { provision::package(std::path::Path::new(config::paths::OSPKG_DIR)) } else { None };
     if let Some(p) = provision.as_ref().filter(|p| provision::ctrl_c_requested(p, b.run.opts.provision_wait)) {
@@ -52,8 +53,9 @@ fn main() {
             b.run.finish(false);
         }
         // a failed fetch step lists its URLs, each recorded already
-        let why = if f.step == Step::Fetch { "every URL failed".to_string() } else { format!("{:#}", f.error) };
-        b.failed.push(format!("attempt {attempt} failed at step {}: {why}", f.step));
+        if f.step != Step::Fetch {
+            b.failed.push(handoff::FailureRecord::new(attempt, None, &f, b.attempt_started.elapsed().as_secs_f64()));
+        }
         if !f.step.retry_can_help() {
             error!("a {} error is the same on every attempt: not trying again", f.step);
             break;
@@ -82,14 +84,17 @@ struct Boot {
     /// Where the host configuration came from, for the boot report.
     source: String,
     /// What failed before the package that boots (URLs, attempts), for the report.
-    failed: Vec<String>,
+    failed: Vec<handoff::FailureRecord>,
+    /// When the attempt under way began.
+    attempt_started: Instant,
 }
 
 impl Boot {
     /// One whole boot attempt. Returns only on failure (or after a dry run).
     fn attempt(&mut self, attempt: u32) -> Result<(), Failure> {
+        self.attempt_started = Instant::now();
         let mut tl = Timeline::default();
-        let (trust, host, source) = tl.step("config", config::load).map_err(|e| Failure::new(Step::Config, e))?;
+        let (trust, host, source) = tl.step(Step::Config, config::load).map_err(|e| Failure::new(Step::Config, e))?;
         self.source = source.to_string();
         let provisioning = host.ospkg_pointer == config::host_config::PROVISION_POINTER;
         let method = if provisioning { FetchMethod::Initramfs } else { trust.policy.ospkg_fetch_method };
@@ -132,7 +137,7 @@ impl Boot {
                 continue;
             }
             let t = Instant::now();
-            let f = match tl.step("fetch", || fetcher.fetch(url, i)) {
+            let f = match tl.step(Step::Fetch, || fetcher.fetch(url, i)) {
                 Ok(pkg) => match self.boot_package(pkg, &trust, &mut tl) {
                     Err(f) if !f.fatal => f,
                     done => return done,
@@ -143,7 +148,7 @@ impl Boot {
             warn!("{n} failed after {secs:.1} s at step {}: {:#}", f.step, f.error);
             warn!("what to do: {}", f.remedy());
             failures.push(format!("{n} ({secs:.1} s): {:#}", f.error));
-            self.failed.push(format!("attempt {attempt}: {n} ({}, {secs:.1} s): {:#}", fetch::redact(url), f.error));
+            self.failed.push(handoff::FailureRecord::new(attempt, Some((i + 1, fetch::redact(url))), &f, secs));
         }
         let all = failures.join("\n  ");
         Err(Failure::new(Step::Fetch, anyhow!("no provisioning URL gave a bootable OS package:\n  {all}")))
@@ -154,7 +159,7 @@ impl Boot {
     fn provision(&mut self, p: &PackagePaths, why: &str) -> Result<(), Failure> {
         self.source = format!("provisioning package ({why})");
         let mut tl = Timeline::default();
-        let trust = tl.step("config", config::load_trust).map_err(|e| Failure::new(Step::Config, e))?;
+        let trust = tl.step(Step::Config, config::load_trust).map_err(|e| Failure::new(Step::Config, e))?;
         info!("Loading the provisioning package from initramfs: {}", p.archive.display());
         let pkg = Unverified::from_files(p).map_err(|e| Failure::new(Step::Verify, e))?;
         self.boot_package(pkg, &trust, &mut tl)
@@ -166,7 +171,7 @@ impl Boot {
         }
         let timeout = self.run.opts.dhcp_timeout;
         let net =
-            tl.step("network", || network::configure(host, timeout)).map_err(|e| Failure::new(Step::Network, e))?;
+            tl.step(Step::Network, || network::configure(host, timeout)).map_err(|e| Failure::new(Step::Network, e))?;
         info!("{net}");
         self.network_up = true;
         Ok(())
@@ -177,7 +182,7 @@ impl Boot {
     fn boot_package(&self, pkg: Unverified, trust: &TrustConfig, tl: &mut Timeline) -> Result<(), Failure> {
         let threshold = Threshold::AtLeast(trust.policy.ospkg_signature_threshold);
         let pkg = tl
-            .step("verify", || verify::verify_logged(pkg, trust.anchors(), threshold))
+            .step(Step::Verify, || verify::verify_logged(pkg, trust.anchors(), threshold))
             .map_err(|rej| Failure::new(Step::Verify, anyhow::Error::new(rej)))?;
         info!("OS package {} ({} bytes)", pkg.origin(), pkg.archive_len());
         let m = pkg.manifest();
@@ -192,7 +197,7 @@ impl Boot {
         // staging consumes the package: what is left of the archive is gone after it
         let budget = fetch::archive_budget(&self.run.stage_dir);
         let (staged, pkg) = tl
-            .step("stage", || boot::stage(pkg, &self.run.stage_dir, &budget))
+            .step(Step::Stage, || boot::stage(pkg, &self.run.stage_dir, &budget))
             .map_err(|e| Failure::new(Step::Stage, e))?;
         let mut measurements = measure::for_package(&pkg, trust);
         if self.run.mode.dry_run() {
@@ -214,7 +219,7 @@ impl Boot {
             let (source, failed, identity, pcrs) = (&self.source, &self.failed, &tpm.identity, predicted.as_ref());
             let boot = handoff::Boot {
                 host_config_source: source,
-                failed,
+                failures: failed,
                 trust,
                 identity,
                 pcrs,
@@ -225,10 +230,10 @@ impl Boot {
         } else {
             info!("handoff: off (stboot.handoff=0): the OS gets no event log and no boot report");
         }
-        let loaded = tl.step("kexec_load", || boot::load(staged)).map_err(|e| Failure::new(Step::Kexec, e))?;
+        let loaded = tl.step(Step::Load, || boot::load(staged)).map_err(|e| Failure::new(Step::Load, e))?;
         // measured only now that the kernel has accepted the image: a package that
         // fails before this point leaves no trace in the PCRs
-        let after = tl.step("measure", || tpm.extend(&measurements));
+        let after = tl.step(Step::Measure, || tpm.extend(&measurements));
         if predicted.is_some() && after.is_some() && predicted != after {
             warn!("the PCRs after measuring differ from the values in the boot report: another writer extended them meanwhile");
         }

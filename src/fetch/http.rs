@@ -112,6 +112,27 @@ impl FetchError {
         }
     }
 
+    /// The kind, for the boot report.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FetchError::Connect(_) => "connect",
+            FetchError::NoResponse(_) => "no_response",
+            FetchError::Stalled(_) => "stalled",
+            FetchError::Tls(_) => "tls",
+            FetchError::Status(_) => "status",
+            FetchError::Redirect(_) => "redirect",
+            FetchError::TooLarge { .. } => "too_large",
+            FetchError::Truncated { .. } => "truncated",
+            FetchError::Empty => "empty",
+            FetchError::Body { .. } => "body",
+            FetchError::Local { full: true, .. } => "tmpfs_full",
+            FetchError::Local { full: false, .. } => "local_write",
+            FetchError::Archive(_) => "archive",
+            FetchError::Protocol(_) => "protocol",
+            FetchError::WrongLength { .. } => "wrong_length",
+        }
+    }
+
     /// What the operator can do about it.
     pub fn remedy(&self) -> &'static str {
         match self {
