@@ -18,86 +18,26 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
-use age::x25519;
 use anyhow::{bail, Context, Result};
 
-/// The first line of every binary age file.
-pub const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
-const ARMOR_MAGIC: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+pub use crate::config::identities::{Identities, IDENTITIES_FILE};
+pub use crate::ospkg::age::{encryption, is_age, Format, AGE_MAGIC};
 
-/// The file name in the trust policy directory.
-pub const IDENTITIES_FILE: &str = "decryption_identities";
-
-/// The X25519 identities of `decryption_identities`. `Debug` shows only the public
-/// recipients.
-pub struct Identities {
-    keys: Vec<x25519::Identity>,
-    /// Where they were read from, for errors.
-    pub path: PathBuf,
+/// What decrypts with the identities: the age crate's decryptor and the failures it
+/// can end in.
+trait Decrypting {
+    fn decryptor<R: io::BufRead>(
+        &self,
+        head: &[u8],
+        input: R,
+        what: &str,
+    ) -> Result<age::stream::StreamReader<WholeHeader<R>>, DecryptFailure>;
+    fn failure(&self, what: &str, e: &age::DecryptError) -> DecryptFailure;
 }
 
-impl fmt::Debug for Identities {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Identities").field("recipients", &self.recipients()).field("path", &self.path).finish()
-    }
-}
-
-impl Identities {
-    /// Parse an age identity file: `AGE-SECRET-KEY-1...` lines, `#` comments and blank
-    /// lines. Errors name the line, never its content.
-    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
-        let w = path.display();
-        let text = std::str::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{w}: not UTF-8 text"))?;
-        let mut keys = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            match x25519::Identity::from_str(line) {
-                Ok(k) => keys.push(k),
-                Err(_) if line.starts_with("AGE-PLUGIN-") => bail!(
-                    "{w}: line {}: an age plugin identity; stboot has no plugins, expected an X25519 identity (AGE-SECRET-KEY-1..., from age-keygen)",
-                    i + 1
-                ),
-                Err(_) => bail!(
-                    "{w}: line {}: not an age X25519 identity, expected AGE-SECRET-KEY-1... as age-keygen writes it (the line is not shown: it may be secret)",
-                    i + 1
-                ),
-            }
-        }
-        if keys.is_empty() {
-            bail!("{w}: no identity in the file; expected AGE-SECRET-KEY-1... lines from age-keygen, or remove the file to boot unencrypted packages only");
-        }
-        Ok(Self { keys, path: path.to_path_buf() })
-    }
-
-    /// Read `DIR/decryption_identities` if it exists.
-    pub fn load(dir: &Path) -> Result<Option<Self>> {
-        let path = dir.join(IDENTITIES_FILE);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        Self::parse(&bytes, &path).map(Some)
-    }
-
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// The public recipients (`age1...`) packages must be encrypted to.
-    pub fn recipients(&self) -> Vec<String> {
-        self.keys.iter().map(|k| k.to_public().to_string()).collect()
-    }
-
+impl Decrypting for Identities {
     /// A decryptor for `input`, whose header must end within [`MAX_HEADER`] bytes of
     /// `head` (the start of `input`): the crate re-reads the header from its start
     /// after every line, so an unbounded header would cost time growing with the
@@ -115,13 +55,13 @@ impl Identities {
         })?;
         let d =
             age::Decryptor::new_buffered(WholeHeader { inner: input, header }).map_err(|e| self.failure(what, &e))?;
-        d.decrypt(self.keys.iter().map(|k| k as &dyn age::Identity)).map_err(|e| self.failure(what, &e))
+        d.decrypt(self.keys().iter().map(|k| k as &dyn age::Identity)).map_err(|e| self.failure(what, &e))
     }
 
     fn failure(&self, what: &str, e: &age::DecryptError) -> DecryptFailure {
         let kind = match e {
             age::DecryptError::NoMatchingKeys => {
-                FailureKind::NoMatchingIdentity { tried: self.keys.len(), recipients: self.recipients() }
+                FailureKind::NoMatchingIdentity { tried: self.len(), recipients: self.recipients() }
             }
             age::DecryptError::Io(io) => FailureKind::Corrupt(io.to_string()),
             other => FailureKind::Corrupt(other.to_string()),
@@ -192,23 +132,6 @@ impl<R: io::BufRead> io::BufRead for WholeHeader<R> {
         self.header -= got;
         Ok(got)
     }
-}
-
-/// Whether these bytes start like an age file (binary or ASCII-armored).
-pub fn encryption(head: &[u8]) -> Option<Format> {
-    if head.starts_with(AGE_MAGIC) {
-        Some(Format::Binary)
-    } else if head.starts_with(ARMOR_MAGIC) {
-        Some(Format::Armored)
-    } else {
-        None
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Binary,
-    Armored,
 }
 
 /// Why an encrypted object could not be decrypted; says what to do.
@@ -320,11 +243,6 @@ fn check<'a>(format: Format, ids: Option<&'a Identities>, what: &str) -> Result<
     }
 }
 
-/// Whether the first bytes of a download are an age file (binary or armored).
-pub fn is_age(head: &[u8]) -> bool {
-    encryption(head).is_some()
-}
-
 /// The age file downloaded to `file`, decrypted into `out` (the one-pass unzip,
 /// [`crate::ospkg::stream`], which hashes what it unpacks): the length of the
 /// plaintext, at most `limit` bytes. A write error of `out` (the archive refused
@@ -378,6 +296,7 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use age::x25519;
     use std::io::Write;
 
     fn encrypt(to: &x25519::Recipient, plain: &[u8]) -> Vec<u8> {

@@ -145,6 +145,13 @@ pub struct Anchors<'a> {
     pub sigsum_policy: Option<&'a sigsum::Policy>,
 }
 
+impl<'a> From<&'a crate::config::TrustConfig> for Anchors<'a> {
+    /// What OS package signatures are checked against under a trust policy directory.
+    fn from(t: &'a crate::config::TrustConfig) -> Self {
+        Anchors { roots: &t.signing_roots, sigsum_policy: t.sigsum_policy.as_ref().map(|p| &p.policy) }
+    }
+}
+
 impl<'a> From<&'a [Vec<u8>]> for Anchors<'a> {
     fn from(roots: &'a [Vec<u8>]) -> Self {
         Anchors { roots, sigsum_policy: None }

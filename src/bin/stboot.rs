@@ -182,7 +182,7 @@ impl Boot {
     fn boot_package(&self, pkg: Unverified, trust: &TrustConfig, tl: &mut Timeline) -> Result<(), Failure> {
         let threshold = Threshold::AtLeast(trust.policy.ospkg_signature_threshold);
         let pkg = tl
-            .step(Step::Verify, || verify::verify_logged(pkg, trust.anchors(), threshold))
+            .step(Step::Verify, || verify::verify_logged(pkg, verify::Anchors::from(trust), threshold))
             .map_err(|rej| Failure::new(Step::Verify, anyhow::Error::new(rej)))?;
         info!("OS package {} ({} bytes)", pkg.origin(), pkg.archive_len());
         let m = pkg.manifest();

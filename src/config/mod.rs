@@ -3,6 +3,7 @@
 
 pub mod cmdline;
 pub mod host_config;
+pub mod identities;
 pub mod paths;
 pub mod trust_policy;
 

@@ -16,7 +16,7 @@ pub const TLS_ROOTS_FILE: &str = "tls_roots.pem";
 /// optional.
 pub const SIGSUM_POLICY_FILE: &str = "ospkg_trust_policy";
 /// The age identities encrypted packages are decrypted with; optional.
-pub const DECRYPTION_IDENTITIES_FILE: &str = crate::decrypt::IDENTITIES_FILE;
+pub const DECRYPTION_IDENTITIES_FILE: &str = super::identities::IDENTITIES_FILE;
 /// Where stboot before v0.3.2 kept its TLS roots.
 pub const LEGACY_TLS_ROOTS: &str = "/etc/ssl/certs/isrgrootx1.pem";
 
@@ -153,13 +153,13 @@ pub struct TrustConfig {
     /// The Sigsum policy, when `ospkg_trust_policy` exists.
     pub sigsum_policy: Option<std::sync::Arc<SigsumPolicy>>,
     /// The age identities, when `decryption_identities` exists (secret; not measured).
-    pub decryption_identities: Option<std::sync::Arc<crate::decrypt::Identities>>,
+    pub decryption_identities: Option<std::sync::Arc<super::identities::Identities>>,
 }
 
 /// `ospkg_trust_policy`: the parsed Sigsum policy and the file's bytes (measured).
 #[derive(Debug)]
 pub struct SigsumPolicy {
-    pub policy: crate::verify::sigsum::Policy,
+    pub policy: ::sigsum::Policy,
     pub bytes: Vec<u8>,
 }
 
@@ -184,7 +184,7 @@ impl TrustConfig {
             }
         }
         let sigsum_policy = read_sigsum_policy(dir)?.map(std::sync::Arc::new);
-        let decryption_identities = crate::decrypt::Identities::load(dir)?.map(std::sync::Arc::new);
+        let decryption_identities = super::identities::Identities::load(dir)?.map(std::sync::Arc::new);
         Ok(Self {
             policy,
             signing_roots,
@@ -195,14 +195,6 @@ impl TrustConfig {
             decryption_identities,
         })
     }
-
-    /// What OS package signatures are checked against.
-    pub fn anchors(&self) -> crate::verify::Anchors<'_> {
-        crate::verify::Anchors {
-            roots: &self.signing_roots,
-            sigsum_policy: self.sigsum_policy.as_ref().map(|p| &p.policy),
-        }
-    }
 }
 
 /// The Sigsum policy of a trust policy directory, if it has one.
@@ -212,8 +204,25 @@ pub fn read_sigsum_policy(dir: &Path) -> Result<Option<SigsumPolicy>> {
         return Ok(None);
     }
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let policy = crate::verify::sigsum::parse_policy(&bytes, &path.display().to_string())?;
+    let policy = parse_sigsum_policy(&bytes, &path.display().to_string())?;
     Ok(Some(SigsumPolicy { policy, bytes }))
+}
+
+/// Parse the Sigsum policy file in sigsum-go v0.11.2's grammar (the one upstream
+/// stmgr v0.6.6 and stboot v0.6 read): a `#` starts a comment anywhere on a line, and a
+/// witness may be a member of more than one group. sigsum-go v0.12 and later refuse
+/// both; trust policies written for upstream have them, so they keep working here.
+/// `what` names the file.
+pub fn parse_sigsum_policy(bytes: &[u8], what: &str) -> anyhow::Result<::sigsum::Policy> {
+    let text = std::str::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{what}: not text; expected a Sigsum policy"))?;
+    // the crate takes comments only at the start of a line: cut them off as v0.11.2
+    // does (line numbers stay the same)
+    let text: String = text.lines().map(|l| format!("{}\n", l.split('#').next().unwrap_or(""))).collect();
+    ::sigsum::Policy::parse(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{what}: {e}; expected Sigsum policy lines (log KEY [URL], witness NAME KEY [URL], group NAME K|all|any MEMBER..., quorum NAME|none)"
+        )
+    })
 }
 
 /// Read a PEM file of one or more certificates.

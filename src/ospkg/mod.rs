@@ -1,5 +1,6 @@
 //! OS packages: a descriptor (`NAME.json`) and an archive (`NAME.zip`) with the same stem.
 
+pub mod age;
 pub mod archive;
 pub mod descriptor;
 pub mod manifest;
@@ -107,7 +108,7 @@ pub fn read_descriptor(path: &Path) -> Result<(Descriptor, Vec<u8>)> {
 /// Packages from files (the initramfs, stmgr's arguments) are never decrypted: say so
 /// instead of a parse error.
 pub fn refuse_encrypted(head: &[u8], path: &Path) -> Result<()> {
-    if crate::decrypt::encryption(head).is_some() {
+    if age::encryption(head).is_some() {
         bail!(
             "{}: an age-encrypted file; only packages fetched over the network are decrypted (with /etc/trust_policy/decryption_identities): use the plaintext here (age -d -i KEY -o FILE {})",
             path.display(),

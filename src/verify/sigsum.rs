@@ -46,22 +46,7 @@ impl std::fmt::Display for ProofSummary {
     }
 }
 
-/// Parse the Sigsum policy file in sigsum-go v0.11.2's grammar (the one upstream
-/// stmgr v0.6.6 and stboot v0.6 read): a `#` starts a comment anywhere on a line, and a
-/// witness may be a member of more than one group. sigsum-go v0.12 and later refuse
-/// both; trust policies written for upstream have them, so they keep working here.
-/// `what` names the file.
-pub fn parse_policy(bytes: &[u8], what: &str) -> anyhow::Result<Policy> {
-    let text = std::str::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{what}: not text; expected a Sigsum policy"))?;
-    // the crate takes comments only at the start of a line: cut them off as v0.11.2
-    // does (line numbers stay the same)
-    let text: String = text.lines().map(|l| format!("{}\n", l.split('#').next().unwrap_or(""))).collect();
-    Policy::parse(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "{what}: {e}; expected Sigsum policy lines (log KEY [URL], witness NAME KEY [URL], group NAME K|all|any MEMBER..., quorum NAME|none)"
-        )
-    })
-}
+pub use crate::config::trust_policy::parse_sigsum_policy as parse_policy;
 
 /// Whether a signature entry is a Sigsum proof rather than a raw signature.
 pub fn is_proof(entry: &[u8]) -> bool {

@@ -79,7 +79,7 @@ fn predict(a: PredictArgs) -> Result<ExitCode> {
     let pkg = Unverified::from_files(&paths)?;
     let (now, _) = verify::effective_now();
     let threshold = Threshold::AtLeast(trust.policy.ospkg_signature_threshold);
-    let pkg = match verify::verify_package(pkg, trust.anchors(), threshold, now) {
+    let pkg = match verify::verify_package(pkg, verify::Anchors::from(&trust), threshold, now) {
         Ok(p) => p,
         Err(rej) => bail!(
             "{}: stboot would not boot it, so it measures nothing for it: {:#} (stmgr ospkg verify -trustPolicy shows why)",
