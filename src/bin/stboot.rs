@@ -117,18 +117,8 @@ impl Boot {
             return Err(Failure::new(Step::Config, anyhow!("ospkg_pointer has no usable http(s) URL")));
         }
         self.network(&host, &mut tl)?;
-        let budget = fetch::archive_budget(&self.run.stage_dir);
-        info!("package size: {}", budget.why);
-        let settings = fetch::Settings {
-            stall_timeout: self.run.opts.stall_timeout,
-            retry: fetch::RetryPolicy::default(),
-            deadline: Instant::now() + self.run.opts.deadline,
-            max_archive: budget.bytes,
-            max_archive_why: budget.why,
-        };
-        let fetcher = fetch::Fetcher::new(&trust.tls_roots, settings, &self.run.stage_dir)
-            .map_err(|e| Failure::new(Step::Fetch, e))?
-            .with_identities(trust.decryption_identities.clone());
+        let fetcher = fetch::Fetcher::for_boot(&trust, &self.run.opts, &self.run.stage_dir)
+            .map_err(|e| Failure::new(Step::Fetch, e))?;
         let mut failures = Vec::new();
         for (i, url) in urls.iter().enumerate() {
             let n = format!("URL {} of {}", i + 1, urls.len());

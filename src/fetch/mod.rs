@@ -66,6 +66,26 @@ impl Fetcher {
         Ok(Self { client, settings, stage_dir: stage_dir.to_path_buf(), identities: None })
     }
 
+    /// The fetcher of one boot attempt: the trust policy's TLS roots and decryption
+    /// identities, the kernel command line's timeouts, and the package budget of the
+    /// staging directory (said on the console).
+    pub fn for_boot(
+        trust: &crate::config::TrustConfig,
+        opts: &crate::config::Options,
+        stage_dir: &Path,
+    ) -> Result<Self> {
+        let budget = archive_budget(stage_dir);
+        info!("package size: {}", budget.why);
+        let settings = Settings {
+            stall_timeout: opts.stall_timeout,
+            retry: RetryPolicy::default(),
+            deadline: Instant::now() + opts.deadline,
+            max_archive: budget.bytes,
+            max_archive_why: budget.why,
+        };
+        Ok(Self::new(&trust.tls_roots, settings, stage_dir)?.with_identities(trust.decryption_identities.clone()))
+    }
+
     /// Decrypt age-encrypted descriptors and archives with these identities.
     pub fn with_identities(mut self, identities: Option<Arc<decrypt::Identities>>) -> Self {
         self.identities = identities;
