@@ -117,31 +117,24 @@ pub fn layout() -> Vec<Entry> {
     parse_layout(LAYOUT).expect("initramfs/layout.txt is checked by a test")
 }
 
-#[derive(clap::Args, Debug, Clone)]
+/// What goes into the initramfs (`stmgr initramfs build`'s flags).
+#[derive(Debug, Clone)]
 pub struct BuildArgs {
     /// The stboot binary (static); becomes /init.
-    #[arg(long, value_name = "FILE")]
     pub stboot: PathBuf,
     /// Trust policy directory: trust_policy.json, ospkg_signing_root.pem and (for HTTPS) tls_roots.pem.
-    #[arg(long = "trustPolicy", value_name = "DIR")]
     pub trust_policy: PathBuf,
     /// Host configuration, becomes /etc/host_configuration.json.
-    #[arg(long = "hostConfig", value_name = "FILE")]
     pub host_config: Option<PathBuf>,
     /// Kernel module (.ko) for /lib/modules; repeat, in load order.
-    #[arg(long = "module", value_name = "FILE")]
     pub modules: Vec<PathBuf>,
     /// OS package (either file or the stem) for /ospkg/ (fetch method initramfs); repeatable.
-    #[arg(long = "ospkg", value_name = "NAME")]
     pub ospkgs: Vec<PathBuf>,
     /// Extra file, as SOURCE:/PATH/IN/INITRAMFS; repeatable.
-    #[arg(long = "file", value_name = "SRC:/PATH")]
     pub files: Vec<String>,
     /// Compression: gzip or none.
-    #[arg(long, default_value = "gzip")]
     pub compress: String,
     /// Output file.
-    #[arg(long, default_value = "stboot-initramfs.cpio.gz", value_name = "FILE")]
     pub out: PathBuf,
 }
 
