@@ -598,8 +598,10 @@ pub fn verify<'a>(
     let mut checks = Vec::with_capacity(ns);
     for (i, sig) in descriptor.signatures.iter().enumerate() {
         let form = if sigsum::is_proof(sig) { Form::Proof(None) } else { Form::Plain };
-        let (signer, verdict) =
-            check_one(&descriptor.certificates[i], sig, archive_sha256, &anchors, &parsed_roots, now);
+        let der = decode_certificate(&descriptor.certificates[i]);
+        let certificate_sha256 = der.as_deref().ok().map(digest);
+        let cert = der.as_deref().map_err(String::as_str);
+        let (signer, verdict) = check_one(cert, sig, archive_sha256, &anchors, &parsed_roots, now);
         let (form, verdict) = match verdict {
             Ok((key, proof)) => (if proof.is_some() { Form::Proof(proof) } else { form }, Ok(key)),
             Err(v) => (form, Err(v)),
@@ -614,7 +616,6 @@ pub fn verify<'a>(
             },
             Err(v) => v,
         };
-        let certificate_sha256 = decode_certificate(&descriptor.certificates[i]).ok().map(|der| digest(&der));
         checks.push(SignatureCheck { index: i, signer, certificate_sha256, form, verdict });
     }
     Ok(Report { found: ns, valid: counted.len(), threshold, checks })
@@ -642,8 +643,10 @@ pub fn decode_certificate(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> 
 /// The key that made a valid signature, and what a proof said.
 type Counted = ([u8; 32], Option<sigsum::ProofSummary>);
 
+/// Check signature `sig` by the certificate `der` (decoded from the descriptor, or
+/// why it could not be).
 fn check_one(
-    cert_bytes: &[u8],
+    der: std::result::Result<&[u8], &str>,
     sig: &[u8],
     message: &[u8; 32],
     anchors: &Anchors,
@@ -651,20 +654,20 @@ fn check_one(
     now: ASN1Time,
 ) -> (Option<String>, std::result::Result<Counted, Verdict>) {
     let roots_der = anchors.roots;
-    let der = match decode_certificate(cert_bytes) {
+    let der = match der {
         Ok(d) => d,
-        Err(m) => return (None, Err(Verdict::MalformedCertificate(m))),
+        Err(m) => return (None, Err(Verdict::MalformedCertificate(m.to_string()))),
     };
-    if let Err(m) = strict_der_outline(&der) {
+    if let Err(m) = strict_der_outline(der) {
         return (None, Err(Verdict::MalformedCertificate(m)));
     }
-    let leaf = match X509Certificate::from_der(&der) {
+    let leaf = match X509Certificate::from_der(der) {
         Ok(([], c)) => c,
         Ok(_) => return (None, Err(Verdict::MalformedCertificate("trailing bytes after the certificate".into()))),
         Err(e) => return (None, Err(Verdict::MalformedCertificate(e.to_string()))),
     };
     let signer = Some(leaf.subject().to_string());
-    if let Err(u) = check_chain(&der, &leaf, roots_der, roots, now) {
+    if let Err(u) = check_chain(der, &leaf, roots_der, roots, now) {
         return (signer, Err(Verdict::UntrustedCertificate(u)));
     }
     let spki = leaf.public_key();
