@@ -74,6 +74,14 @@ impl Step {
     }
 }
 
+/// The failures whose type carries its kind and remedy.
+enum Typed<'a> {
+    Fetch(&'a crate::fetch::FetchError),
+    Decrypt(&'a crate::decrypt::DecryptFailure),
+    Verify(&'a crate::verify::Rejected),
+    Boot(&'a crate::boot::BootError),
+}
+
 /// A failed boot attempt.
 #[derive(Debug)]
 pub struct Failure {
@@ -89,46 +97,42 @@ impl Failure {
         Self { step, error, fatal: false }
     }
 
+    /// The first error in the chain whose type knows its kind and remedy.
+    fn typed(&self) -> Option<Typed<'_>> {
+        self.error.chain().find_map(|c| {
+            use crate::{boot::BootError, decrypt::DecryptFailure, fetch::FetchError, verify::Rejected};
+            c.downcast_ref::<FetchError>()
+                .map(Typed::Fetch)
+                .or_else(|| c.downcast_ref::<DecryptFailure>().map(Typed::Decrypt))
+                .or_else(|| c.downcast_ref::<Rejected>().map(Typed::Verify))
+                .or_else(|| c.downcast_ref::<BootError>().map(Typed::Boot))
+        })
+    }
+
     /// What the operator can do: the remedy of the first error in the chain that
     /// knows its own (a fetch, decryption, verification or staging failure), else
     /// the step's.
     pub fn remedy(&self) -> String {
-        for c in self.error.chain() {
-            if let Some(e) = c.downcast_ref::<crate::fetch::FetchError>() {
-                return e.remedy().into();
-            }
-            if let Some(e) = c.downcast_ref::<crate::decrypt::DecryptFailure>() {
-                return e.remedy();
-            }
-            if let Some(e) = c.downcast_ref::<crate::verify::Rejected>() {
-                return e.remedy();
-            }
-            if let Some(e) = c.downcast_ref::<crate::boot::BootError>() {
-                return e.remedy().into();
-            }
+        match self.typed() {
+            Some(Typed::Fetch(e)) => e.remedy().into(),
+            Some(Typed::Decrypt(e)) => e.remedy(),
+            Some(Typed::Verify(e)) => e.remedy(),
+            Some(Typed::Boot(e)) => e.remedy().into(),
+            None => self.step.hint().into(),
         }
-        self.step.hint().into()
     }
 
     /// The kind of failure, for the boot report: the typed error's kind where the
     /// error has one (`fetch.connect`, `verify.signatures`, `boot.tmpfs_full`, ...),
     /// else the step's code.
     pub fn kind(&self) -> String {
-        for c in self.error.chain() {
-            if let Some(e) = c.downcast_ref::<crate::fetch::FetchError>() {
-                return format!("fetch.{}", e.code());
-            }
-            if let Some(e) = c.downcast_ref::<crate::decrypt::DecryptFailure>() {
-                return format!("decrypt.{}", e.code());
-            }
-            if let Some(e) = c.downcast_ref::<crate::verify::Rejected>() {
-                return format!("verify.{}", e.kind.code());
-            }
-            if let Some(e) = c.downcast_ref::<crate::boot::BootError>() {
-                return format!("boot.{}", e.code());
-            }
+        match self.typed() {
+            Some(Typed::Fetch(e)) => format!("fetch.{}", e.code()),
+            Some(Typed::Decrypt(e)) => format!("decrypt.{}", e.code()),
+            Some(Typed::Verify(e)) => format!("verify.{}", e.kind.code()),
+            Some(Typed::Boot(e)) => format!("boot.{}", e.code()),
+            None => self.step.code().to_string(),
         }
-        self.step.code().to_string()
     }
 
     /// Say what failed; `context` is e.g. "attempt 2/3".
@@ -184,6 +188,18 @@ pub fn reboot() -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kind and the remedy come from the same typed error in the chain, under
+    /// any context; an untyped error gets the step's.
+    #[test]
+    fn kind_and_remedy_follow_the_typed_error() {
+        let e = anyhow::Error::new(crate::fetch::FetchError::Empty).context("archive https://h/x.zip");
+        let f = Failure::new(Step::Fetch, e);
+        assert_eq!(f.kind(), "fetch.empty");
+        assert_eq!(f.remedy(), crate::fetch::FetchError::Empty.remedy());
+        let f = Failure::new(Step::Network, anyhow::anyhow!("no NIC found"));
+        assert_eq!((f.kind(), f.remedy()), ("network".to_string(), Step::Network.hint().to_string()));
+    }
 
     #[test]
     fn backoff_grows_and_caps() {
