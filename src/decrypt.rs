@@ -18,56 +18,41 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 pub use crate::config::identities::{Identities, IDENTITIES_FILE};
 pub use crate::ospkg::age::{encryption, is_age, Format, AGE_MAGIC};
 
-/// What decrypts with the identities: the age crate's decryptor and the failures it
-/// can end in.
-trait Decrypting {
-    fn decryptor<R: io::BufRead>(
-        &self,
-        head: &[u8],
-        input: R,
-        what: &str,
-    ) -> Result<age::stream::StreamReader<WholeHeader<R>>, DecryptFailure>;
-    fn failure(&self, what: &str, e: &age::DecryptError) -> DecryptFailure;
+/// A decryptor for `input`, whose header must end within [`MAX_HEADER`] bytes of
+/// `head` (the start of `input`): the crate re-reads the header from its start after
+/// every line, so an unbounded header would cost time growing with the square of its
+/// length, outside the download's stall timeout and deadline.
+fn decryptor<R: io::BufRead>(
+    ids: &Identities,
+    head: &[u8],
+    input: R,
+    what: &str,
+) -> Result<age::stream::StreamReader<WholeHeader<R>>, DecryptFailure> {
+    let header = header_len(head).map_err(|reason| DecryptFailure {
+        what: what.to_string(),
+        path: ids.path.clone(),
+        kind: FailureKind::Corrupt(reason),
+    })?;
+    let d = age::Decryptor::new_buffered(WholeHeader { inner: input, header }).map_err(|e| failure(ids, what, &e))?;
+    d.decrypt(ids.keys().iter().map(|k| k as &dyn age::Identity)).map_err(|e| failure(ids, what, &e))
 }
 
-impl Decrypting for Identities {
-    /// A decryptor for `input`, whose header must end within [`MAX_HEADER`] bytes of
-    /// `head` (the start of `input`): the crate re-reads the header from its start
-    /// after every line, so an unbounded header would cost time growing with the
-    /// square of its length, outside the download's stall timeout and deadline.
-    fn decryptor<R: io::BufRead>(
-        &self,
-        head: &[u8],
-        input: R,
-        what: &str,
-    ) -> Result<age::stream::StreamReader<WholeHeader<R>>, DecryptFailure> {
-        let header = header_len(head).map_err(|reason| DecryptFailure {
-            what: what.to_string(),
-            path: self.path.clone(),
-            kind: FailureKind::Corrupt(reason),
-        })?;
-        let d =
-            age::Decryptor::new_buffered(WholeHeader { inner: input, header }).map_err(|e| self.failure(what, &e))?;
-        d.decrypt(self.keys().iter().map(|k| k as &dyn age::Identity)).map_err(|e| self.failure(what, &e))
-    }
-
-    fn failure(&self, what: &str, e: &age::DecryptError) -> DecryptFailure {
-        let kind = match e {
-            age::DecryptError::NoMatchingKeys => {
-                FailureKind::NoMatchingIdentity { tried: self.len(), recipients: self.recipients() }
-            }
-            age::DecryptError::Io(io) => FailureKind::Corrupt(io.to_string()),
-            other => FailureKind::Corrupt(other.to_string()),
-        };
-        DecryptFailure { what: what.to_string(), path: self.path.clone(), kind }
-    }
+/// What went wrong decrypting with `ids`, as the operator is told.
+fn failure(ids: &Identities, what: &str, e: &age::DecryptError) -> DecryptFailure {
+    let kind = match e {
+        age::DecryptError::NoMatchingKeys => {
+            FailureKind::NoMatchingIdentity { tried: ids.len(), recipients: ids.recipients() }
+        }
+        age::DecryptError::Io(io) => FailureKind::Corrupt(io.to_string()),
+        other => FailureKind::Corrupt(other.to_string()),
+    };
+    DecryptFailure { what: what.to_string(), path: ids.path.clone(), kind }
 }
 
 /// The most bytes an age header may take here: a header with one X25519 recipient
@@ -220,10 +205,10 @@ pub fn descriptor(bytes: Vec<u8>, ids: Option<&Identities>, what: &str, limit: u
     };
     let ids = check(format, ids, what)?;
     let mut plain = Vec::new();
-    ids.decryptor(&bytes, &bytes[..], what)?
+    decryptor(ids, &bytes, &bytes[..], what)?
         .take(limit + 1)
         .read_to_end(&mut plain)
-        .map_err(|e| ids.failure(what, &age::DecryptError::Io(e)))?;
+        .map_err(|e| failure(ids, what, &age::DecryptError::Io(e)))?;
     if plain.len() as u64 > limit {
         bail!("{what}: the decrypted descriptor is larger than {limit} bytes");
     }
@@ -257,15 +242,15 @@ pub fn archive(mut file: File, ids: Option<&Identities>, what: &str, out: &mut d
     };
     let ids = check(format, ids, what)?;
     file.seek(SeekFrom::Start(0)).context("rewinding the downloaded archive")?;
-    let reader = ids.decryptor(&head, BufReader::with_capacity(64 * 1024, &file), what)?;
-    let mut counted = crate::io::Progress::new(crate::io::Limit::new(reader, limit), Duration::MAX, |_, _| {});
+    let reader = decryptor(ids, &head, BufReader::with_capacity(64 * 1024, &file), what)?;
+    let mut counted = crate::io::Limit::new(reader, limit);
     match crate::io::copy(&mut counted, out) {
         Ok(()) => {}
         Err(crate::io::CopyError::Read(e)) => {
             if let Some(l) = crate::io::cause::<crate::io::LimitExceeded>(&e) {
                 bail!("{what}: the decrypted archive is {l}");
             }
-            let mut f = ids.failure(what, &age::DecryptError::Io(e));
+            let mut f = failure(ids, what, &age::DecryptError::Io(e));
             if let FailureKind::Corrupt(reason) = &mut f.kind {
                 *reason = format!("{reason} after {} bytes of good plaintext", counted.count());
             }

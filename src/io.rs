@@ -65,6 +65,11 @@ impl<R: Read> Limit<R> {
     pub fn new(inner: R, limit: u64) -> Self {
         Self { inner, limit, seen: 0 }
     }
+
+    /// Bytes read so far.
+    pub fn count(&self) -> u64 {
+        self.seen
+    }
 }
 
 impl<R: Read> Read for Limit<R> {
