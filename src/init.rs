@@ -161,10 +161,8 @@ pub fn start(args: Vec<String>) -> std::result::Result<Run, EarlyExit> {
         warn!("kernel command line: {w}");
     }
     if pid1 {
-        let paths = crate::config::paths::MODULES_DIR;
-        for (name, r) in
-            load_modules(Path::new(paths), Path::new(crate::config::paths::MODULES_LOAD_DIR), opts.modules.as_deref())
-        {
+        use crate::config::paths::{MODULES_DIR, MODULES_LOAD_DIR};
+        for (name, r) in load_modules(Path::new(MODULES_DIR), Path::new(MODULES_LOAD_DIR), opts.modules.as_deref()) {
             match r {
                 Ok(d) => info!("module {name} loaded ({} ms)", d.as_millis()),
                 Err(e) => warn!("module {name} failed: {e:#}"),

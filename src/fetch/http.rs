@@ -367,21 +367,17 @@ fn read_error(e: &std::io::Error, got: u64, total: Option<u64>, limit: u64, stal
     if timed_out {
         return FetchError::Stalled(format!("stalled: no bytes for {} s after {got} bytes", stall.as_secs()));
     }
+    use std::io::ErrorKind as K;
+    let kinds: Vec<K> = chain(e).filter_map(|c| c.downcast_ref::<std::io::Error>()).map(|io| io.kind()).collect();
     // rustls words an early close with a link to its manual: say it plainly
-    let early_close = chain(e)
-        .filter_map(|c| c.downcast_ref::<std::io::Error>())
-        .any(|io| io.kind() == std::io::ErrorKind::UnexpectedEof);
-    let cause = if early_close {
+    let cause = if kinds.contains(&K::UnexpectedEof) {
         "the server closed the connection without a TLS close_notify".to_string()
     } else {
         innermost(e)
     };
     match total {
         Some(t) if got < t => {
-            use std::io::ErrorKind as K;
-            let reset = chain(e)
-                .filter_map(|c| c.downcast_ref::<std::io::Error>())
-                .any(|io| matches!(io.kind(), K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe));
+            let reset = kinds.iter().any(|k| matches!(k, K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe));
             FetchError::Truncated { got, expected: t, cause, reset }
         }
         _ => FetchError::Body { got, cause },
