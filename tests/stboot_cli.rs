@@ -43,10 +43,7 @@ mod hostile;
 /// nothing, configure no network, and exit 0; with a bad threshold it must exit 1.
 #[test]
 fn a_dry_run_outside_pid_1_verifies_and_touches_nothing() {
-    let root = is_root() && Command::new("unshare").arg("--version").output().is_ok();
-    if !root {
-        assert!(std::env::var_os("STBOOT_REQUIRE_NETNS").is_none(), "needs root and unshare(1)");
-        eprintln!("SKIPPED a_dry_run_outside_pid_1_verifies_and_touches_nothing: needs root and unshare(1)");
+    if !can_dry_run("a_dry_run_outside_pid_1_verifies_and_touches_nothing") {
         return;
     }
     let e = hostile::env();
@@ -69,6 +66,18 @@ fn a_dry_run_outside_pid_1_verifies_and_touches_nothing() {
     let (code, err) = run(3);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("Signatures: 2 found, 2 valid, 3 required") && err.contains("giving up"), "{err}");
+}
+
+/// Whether dry runs in a private mount namespace can run here (root and unshare(1));
+/// if not, `test` is reported as skipped, or fails where STBOOT_REQUIRE_NETNS says
+/// they must run.
+fn can_dry_run(test: &str) -> bool {
+    let ok = is_root() && Command::new("unshare").arg("--version").output().is_ok();
+    if !ok {
+        assert!(std::env::var_os("STBOOT_REQUIRE_NETNS").is_none(), "{test}: needs root and unshare(1)");
+        eprintln!("SKIPPED {test}: needs root and unshare(1)");
+    }
+    ok
 }
 
 #[allow(unsafe_code)]
@@ -132,21 +141,17 @@ fn remedies(console: &str) -> Vec<String> {
 #[test]
 fn the_console_names_the_right_remedy() {
     use stboot::keys;
-    let root = is_root() && Command::new("unshare").arg("--version").output().is_ok();
-    if !root {
-        assert!(std::env::var_os("STBOOT_REQUIRE_NETNS").is_none(), "needs root and unshare(1)");
-        eprintln!("SKIPPED the_console_names_the_right_remedy: needs root and unshare(1)");
+    if !can_dry_run("the_console_names_the_right_remedy") {
         return;
     }
     let e = hostile::env();
-    let policy = trust_policy;
     let url = |name: &str| format!("https://127.0.0.1:{}/good/{name}.json", e.tls_port);
 
     // signed under another root: the machine's root file is what to change
     let other_key = keys::generate_key();
     let v = keys::Validity::from_args(None, None, 30).unwrap();
     let other_root = keys::pem_to_der(&keys::root_certificate(&other_key, &v).unwrap()).unwrap();
-    let (code, out) = dry_run(&policy(2, &other_root), &url("pkg"));
+    let (code, out) = dry_run(&trust_policy(2, &other_root), &url("pkg"));
     assert_eq!(code, Some(1), "{out}");
     let r = remedies(&out);
     assert!(
@@ -173,13 +178,13 @@ fn the_console_names_the_right_remedy() {
     bzimage[0x202..0x206].copy_from_slice(b"HdrS");
     let expired = keys::Validity::from_args(Some("2020-01-01T00:00:00Z"), Some("2021-01-01T00:00:00Z"), 0).unwrap();
     sign("remedy-expired", &bzimage, &expired);
-    let (code, out) = dry_run(&policy(1, &other_root), &url("remedy-expired"));
+    let (code, out) = dry_run(&trust_policy(1, &other_root), &url("remedy-expired"));
     assert_eq!(code, Some(1), "{out}");
     let r = remedies(&out);
     assert!(r.iter().any(|r| r.contains("has expired: issue a new one (stmgr keygen certificate")), "{r:#?}\n{out}");
 
     sign("remedy-not-bzimage", b"not a kernel at all", &v);
-    let (code, out) = dry_run(&policy(1, &other_root), &url("remedy-not-bzimage"));
+    let (code, out) = dry_run(&trust_policy(1, &other_root), &url("remedy-not-bzimage"));
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("Signatures: 1 found, 1 valid, 1 required"), "{out}");
     let r = remedies(&out);
@@ -187,7 +192,7 @@ fn the_console_names_the_right_remedy() {
     assert!(!r.iter().any(|r| r.contains("not signed by enough")), "{r:#?}");
 
     // a typo in the only URL's scheme: a configuration error, said once, not retried
-    let (code, out) = dry_run(&policy(1, &other_root), &url("pkg").replace("https://", "htps://"));
+    let (code, out) = dry_run(&trust_policy(1, &other_root), &url("pkg").replace("https://", "htps://"));
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("ospkg_pointer: URL 1: scheme \"htps\" is not http or https"), "{out}");
     assert!(out.contains("BOOT FAILED at step configuration"), "{out}");
