@@ -139,12 +139,14 @@ fn waiting_line(
     contenders: &[Contender],
     states: &[String],
 ) -> String {
-    let state = |n: usize| {
-        states.get(n).map(String::as_str).unwrap_or("unknown").replace("waiting for carrier", "no carrier yet")
-    };
     let each: Vec<String> =
-        (0..contenders.len()).map(|n| format!("{}: {}", label(links, contenders, n), state(n))).collect();
+        (0..contenders.len()).map(|n| format!("{}: {}", label(links, contenders, n), state(states, n))).collect();
     format!("DHCP: still waiting after {} s of {} s: {}", waited.as_secs(), timeout.as_secs(), each.join("; "))
+}
+
+/// Where contender `n` stands, for the console.
+fn state(states: &[String], n: usize) -> String {
+    states.get(n).map(String::as_str).unwrap_or("unknown").replace("waiting for carrier", "no carrier yet")
 }
 
 /// `eth0`, or `eth0 DHCPv4` / `eth0 IPv6` when both families race.
@@ -181,9 +183,7 @@ fn race_summary(
             lease.router.map(|r| r.to_string()).unwrap_or_else(|| "none".into())
         ),
     };
-    let state = |n: usize| {
-        states.get(n).map(String::as_str).unwrap_or("unknown").replace("waiting for carrier", "no carrier yet")
-    };
+    let state = |n: usize| state(states, n);
     for (i, l) in links.iter().enumerate() {
         let mine: Vec<usize> = (0..contenders.len()).filter(|&n| contenders[n].link == i && n != winner).collect();
         let Some(&first) = mine.first() else { continue };
