@@ -153,6 +153,15 @@ pub(crate) fn append_padded(f: &mut std::fs::File, cpio: &[u8]) -> std::io::Resu
 pub fn stage(pkg: VerifiedOsPackage, dir: &Path, budget: &Budget) -> Result<(Staged, PackageFacts)> {
     let (archive, facts) = pkg.into_parts();
     let m = facts.manifest();
+    let p = crate::verify::printable;
+    tracing::info!("OS package {} ({} bytes)", facts.origin(), facts.archive_len());
+    tracing::info!(
+        "booting {:?}: kernel {}, initramfs {}, cmdline {:?}",
+        p(&m.label),
+        p(&m.kernel),
+        p(&m.initramfs),
+        m.cmdline
+    );
     let (kernel, initramfs) = match archive {
         ArchiveData::Streamed(s) => {
             if m.kernel == m.initramfs {
@@ -227,6 +236,7 @@ pub fn load(s: Staged) -> Result<Loaded> {
 
 /// Jump into the loaded kernel. Only returns on failure.
 pub fn execute(_loaded: Loaded) -> anyhow::Error {
+    tracing::info!("Handing over control - kexec");
     nix::unistd::sync();
     match nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_KEXEC) {
         Ok(never) => match never {},

@@ -13,6 +13,7 @@
 //! archive. `stboot.handoff=0` turns it off.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -142,6 +143,78 @@ impl FailureRecord {
     }
 }
 
+/// What failed before the package that boots, across boot attempts and URLs: each
+/// failure is said once on the console with its remedy and kept for the report.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Where the host configuration came from (or why the provisioning package).
+    pub source: String,
+    failures: Vec<FailureRecord>,
+    attempt: u32,
+    attempt_started: Option<std::time::Instant>,
+    /// This attempt's URLs, one line each, for the attempt's failure.
+    urls: Vec<String>,
+}
+
+impl History {
+    /// Boot attempt `attempt` (from 1) begins.
+    pub fn begin_attempt(&mut self, attempt: u32) {
+        (self.attempt, self.attempt_started) = (attempt, Some(std::time::Instant::now()));
+        self.urls.clear();
+    }
+
+    /// URL `i` (from 0) of `n` was not tried, and why.
+    pub fn url_not_tried(&mut self, i: usize, n: usize, why: &str) {
+        self.urls.push(format!("URL {} of {n}: not tried, {why}", i + 1));
+    }
+
+    /// URL `i` (from 0) of `n` failed with `f` after `took`.
+    pub fn url_failed(&mut self, i: usize, n: usize, url: &url::Url, f: &crate::recovery::Failure, took: Duration) {
+        use tracing::warn;
+        let (which, secs) = (format!("URL {} of {n}", i + 1), took.as_secs_f64());
+        warn!("{which} failed after {secs:.1} s at step {}: {:#}", f.step, f.error);
+        warn!("what to do: {}", f.remedy());
+        self.urls.push(format!("{which} ({secs:.1} s): {:#}", f.error));
+        let url = Some((i + 1, crate::fetch::redact(url)));
+        self.failures.push(FailureRecord::new(self.attempt, url, f, secs));
+    }
+
+    /// The attempt's failure once none of its URLs gave a bootable package.
+    pub fn no_good_package(&self) -> crate::recovery::Failure {
+        let all = self.urls.join("\n  ");
+        let e = anyhow::anyhow!("no provisioning URL gave a bootable OS package:\n  {all}");
+        crate::recovery::Failure::new(crate::recovery::Step::Fetch, e)
+    }
+
+    /// The attempt failed with `f` (reported already). A failed fetch step lists its
+    /// URLs, each recorded already.
+    pub fn attempt_failed(&mut self, f: &crate::recovery::Failure) {
+        if f.step != crate::recovery::Step::Fetch {
+            let secs = self.attempt_started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+            self.failures.push(FailureRecord::new(self.attempt, None, f, secs));
+        }
+    }
+
+    /// What the report needs beyond the package, with this history.
+    pub fn for_report<'a>(
+        &'a self,
+        trust: &'a crate::config::TrustConfig,
+        plan: &'a crate::measure::Plan,
+        steps: &'a [(crate::recovery::Step, Duration)],
+        since_start: Duration,
+    ) -> Boot<'a> {
+        Boot {
+            host_config_source: &self.source,
+            failures: &self.failures,
+            trust,
+            identity: plan.identity(),
+            pcrs: plan.predicted.as_ref(),
+            steps,
+            since_start,
+        }
+    }
+}
+
 /// What the boot knows beyond the package, for the report.
 pub struct Boot<'a> {
     /// Where the host configuration came from (or why the provisioning package).
@@ -153,8 +226,8 @@ pub struct Boot<'a> {
     pub identity: &'a [u8],
     /// The PCRs after the measurements, when the TPM could be read.
     pub pcrs: Option<&'a BTreeMap<u32, [u8; 32]>>,
-    pub steps: &'a [(crate::recovery::Step, std::time::Duration)],
-    pub since_start: std::time::Duration,
+    pub steps: &'a [(crate::recovery::Step, Duration)],
+    pub since_start: Duration,
 }
 
 impl Report {
@@ -211,15 +284,19 @@ impl Report {
 }
 
 /// Append the event logs (stboot's, for `measurements`, and the firmware's) and
-/// the boot report to the staged OS initramfs. A failure is a warning: the boot
-/// goes on without them.
+/// the boot report to the staged OS initramfs, if `on` (`stboot.handoff`). A
+/// failure is a warning: the boot goes on without them.
 pub fn attach(
+    on: bool,
     staged: &crate::boot::Staged,
     pkg: &crate::verify::PackageFacts,
     measurements: &[crate::measure::Measurement],
     boot: &Boot<'_>,
 ) {
     use tracing::{info, warn};
+    if !on {
+        return info!("handoff: off (stboot.handoff=0): the OS gets no event log and no boot report");
+    }
     let firmware = std::fs::read(FIRMWARE_EVENTLOG_SOURCE).ok().filter(|b| !b.is_empty());
     let report = Report::new(pkg, boot, firmware.is_some());
     let log = crate::measure::eventlog::write(measurements);
@@ -251,6 +328,35 @@ pub fn archive(eventlog: &[u8], firmware_eventlog: Option<&[u8]>, report: &Repor
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each URL's failure is kept once, with its place and the URL without its
+    /// credentials; an attempt that failed at its fetch step adds no record of its
+    /// own, one that failed before does.
+    #[test]
+    fn history_records_each_failure_once() {
+        use crate::recovery::{Failure, Step};
+        let mut h = History::default();
+        h.begin_attempt(1);
+        let url = url::Url::parse("https://stboot:s3cret@10.0.2.2:8443/second.json").unwrap();
+        let f = Failure::new(Step::Fetch, anyhow::Error::new(crate::fetch::FetchError::Empty));
+        h.url_failed(0, 2, &url, &f, Duration::from_millis(1500));
+        h.url_not_tried(1, 2, "stboot.deadline passed");
+        let all = h.no_good_package();
+        h.attempt_failed(&all);
+        let msg = format!("{:#}", all.error);
+        assert!(msg.contains("URL 1 of 2 (1.5 s): ") && msg.contains("URL 2 of 2: not tried"), "{msg}");
+        h.begin_attempt(2);
+        h.attempt_failed(&Failure::new(Step::Network, anyhow::anyhow!("no NIC found")));
+        let r: Vec<_> = h.failures.iter().map(|r| (r.attempt, r.url_index, r.url.clone(), r.kind.as_str())).collect();
+        assert_eq!(
+            r,
+            [
+                (1, Some(1), Some("https://***@10.0.2.2:8443/second.json".to_string()), "fetch.empty"),
+                (2, None, None, "network")
+            ]
+        );
+        assert!(!format!("{:?}", h.failures).contains("s3cret"));
+    }
 
     /// The report's JSON has the documented typed fields (docs/formats.md).
     #[test]

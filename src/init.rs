@@ -59,9 +59,39 @@ pub struct Run {
 }
 
 impl Run {
+    /// How many whole-boot attempts: a dry run on a running system answers once; an
+    /// init keeps trying (`stboot.boot_attempts`).
+    pub fn boot_attempts(&self) -> u32 {
+        if matches!(self.mode, Mode::HostDryRun { .. }) {
+            1
+        } else {
+            self.opts.boot_attempts
+        }
+    }
+
+    /// Whether stboot brings up the network (not in a dry run on a running system
+    /// without `--configure-network`).
+    pub fn configures_network(&self) -> bool {
+        self.mode != (Mode::HostDryRun { configure_network: false })
+    }
+
+    /// Say what failed (`context`: "attempt 2/3") and what to do; after a failure
+    /// past the measurements, reboot.
+    pub fn report(&self, f: &crate::recovery::Failure, context: &str) {
+        f.report(context);
+        if f.fatal {
+            error!("measurements were made for a kernel that did not start: rebooting to reset the PCRs");
+            self.finish(false);
+        }
+    }
+
     /// End the process: an init never exits (a dry run idles, a failure reboots); a
-    /// dry run outside PID 1 removes its staging directory and exits 0 or 1.
+    /// dry run outside PID 1 removes its staging directory and exits 0 or 1. Only a
+    /// dry run ends `ok` (a boot ends in the kexec'd kernel).
     pub fn finish(&self, ok: bool) -> ! {
+        if ok {
+            tracing::info!("Dry run: verified the OS package and did not boot it");
+        }
         if !self.pid1 {
             let _ = std::fs::remove_dir_all(&self.stage_dir);
             std::process::exit(if ok { 0 } else { 1 });

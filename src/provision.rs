@@ -40,6 +40,12 @@ pub fn package(ospkg_dir: &Path) -> Option<PackagePaths> {
     (p.descriptor.is_file() && p.archive.is_file()).then_some(p)
 }
 
+/// The provisioning package in the initramfs ([`crate::config::paths::OSPKG_DIR`]),
+/// if it has one; never outside PID 1 (`pid1` false).
+pub fn in_initramfs(pid1: bool) -> Option<PackagePaths> {
+    pid1.then(|| package(Path::new(crate::config::paths::OSPKG_DIR))).flatten()
+}
+
 /// A terminal switched to raw input (no line editing, no echo, Ctrl-C as a byte,
 /// not a signal); the saved settings come back with [`RawInput::restore`] or on drop.
 pub struct RawInput<'a> {

@@ -142,6 +142,17 @@ impl Failure {
     }
 }
 
+/// `result.at(Step::Config)?`: an error as a [`Failure`] of that step.
+pub trait At<T> {
+    fn at(self, step: Step) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> At<T> for Result<T, E> {
+    fn at(self, step: Step) -> Result<T, Failure> {
+        self.map_err(|e| Failure::new(step, e.into()))
+    }
+}
+
 /// Durations of the steps of one boot attempt, for the console and the boot report.
 #[derive(Debug, Default)]
 pub struct Timeline(Vec<(Step, Duration)>);
@@ -155,6 +166,15 @@ impl Timeline {
         tracing::info!("step {}: {} ms", step.code(), d.as_millis());
         self.0.push((step, d));
         r
+    }
+
+    /// Run `f` as `step` ([`Timeline::step`]); its error is a [`Failure`] of `step`.
+    pub fn try_step<T, E: Into<anyhow::Error>>(
+        &mut self,
+        step: Step,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, Failure> {
+        self.step(step, f).at(step)
     }
 
     /// The steps so far, in order.
@@ -172,6 +192,35 @@ impl Timeline {
 /// Backoff before boot attempt `n` (1-based): 5, 10, 20, ... s, at most 60.
 pub fn backoff(n: u32) -> Duration {
     Duration::from_secs((5u64 << n.saturating_sub(1).min(4)).min(60))
+}
+
+/// Boot attempts 1 to `attempts`, each `attempt(n, "attempt n/attempts")` returning
+/// its failure (it returns only on failure), with [`retry`] between them; the number
+/// tried.
+pub fn attempts(attempts: u32, mut attempt: impl FnMut(u32, &str) -> Failure) -> u32 {
+    for n in 1..=attempts {
+        if !retry(&attempt(n, &format!("attempt {n}/{attempts}")), n, attempts) {
+            return n;
+        }
+    }
+    attempts
+}
+
+/// After failed boot attempt `attempt` of `attempts` (reported already): whether
+/// to try again, after the backoff. A failure no retry can heal (configuration,
+/// trust policy) is not tried again.
+pub fn retry(f: &Failure, attempt: u32, attempts: u32) -> bool {
+    if !f.step.retry_can_help() {
+        error!("a {} error is the same on every attempt: not trying again", f.step);
+        return false;
+    }
+    if attempt >= attempts {
+        return false;
+    }
+    let wait = backoff(attempt);
+    tracing::info!("retrying the whole boot in {} s", wait.as_secs());
+    std::thread::sleep(wait);
+    true
 }
 
 /// Give up: reboot the machine, and keep trying if that fails. Never returns.
@@ -199,6 +248,22 @@ mod tests {
         assert_eq!(f.remedy(), crate::fetch::FetchError::Empty.remedy());
         let f = Failure::new(Step::Network, anyhow::anyhow!("no NIC found"));
         assert_eq!((f.kind(), f.remedy()), ("network".to_string(), Step::Network.hint().to_string()));
+    }
+
+    /// A failure no retry can heal ends the attempts at once; the last attempt
+    /// is not followed by a wait.
+    #[test]
+    fn attempts_stop_at_a_failure_no_retry_heals() {
+        let mut seen = Vec::new();
+        let tried = attempts(3, |n, ctx| {
+            seen.push(ctx.to_string());
+            Failure::new(Step::Config, anyhow::anyhow!("bad"))
+        });
+        assert_eq!((tried, seen), (1, vec!["attempt 1/3".to_string()]));
+        let t = std::time::Instant::now();
+        assert_eq!(attempts(1, |_, _| Failure::new(Step::Fetch, anyhow::anyhow!("404"))), 1);
+        assert!(t.elapsed() < Duration::from_secs(5), "no backoff after the last attempt");
+        assert_eq!(attempts(0, |_, _| unreachable!()), 0);
     }
 
     #[test]

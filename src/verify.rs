@@ -519,17 +519,18 @@ pub fn verify_package<'a>(
 /// Lines per kind of signature verdict on the console; the rest are counted.
 pub const CONSOLE_LINES_PER_KIND: usize = 3;
 
-/// [`verify_package`] at the current [`effective_now`], with the verdicts on the
-/// console (at most [`CONSOLE_LINES_PER_KIND`] lines per kind) and the time it took.
-pub fn verify_logged<'a>(
+/// [`verify_package`] under `trust` (its roots, Sigsum policy and threshold) at the
+/// current [`effective_now`], with the verdicts on the console (at most
+/// [`CONSOLE_LINES_PER_KIND`] lines per kind) and the time it took.
+pub fn verify_logged(
     pkg: Unverified,
-    anchors: impl Into<Anchors<'a>>,
-    threshold: Threshold,
+    trust: &crate::config::TrustConfig,
 ) -> std::result::Result<VerifiedOsPackage, Rejected> {
     use tracing::info;
     let (now, _) = effective_now();
     let t = std::time::Instant::now();
-    let r = verify_package(pkg, anchors, threshold, now);
+    let threshold = Threshold::AtLeast(trust.policy.ospkg_signature_threshold);
+    let r = verify_package(pkg, Anchors::from(trust), threshold, now);
     let report = match &r {
         Ok(p) => Some(p.report()),
         Err(rej) => rej.report.as_ref(),

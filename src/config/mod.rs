@@ -83,6 +83,21 @@ pub fn load() -> Result<(TrustConfig, HostConfig, HostConfigSource)> {
     Ok((trust, host, source))
 }
 
+/// The fetch method in force: the trust policy's, but the initramfs for the
+/// synthesised provisioning configuration. Says which on the console, with the rest
+/// of the configuration ([`log_summary`]).
+pub fn fetch_method(trust: &TrustConfig, host: &HostConfig, source: &HostConfigSource) -> FetchMethod {
+    let provisioning = host.ospkg_pointer == host_config::PROVISION_POINTER;
+    let method = if provisioning { FetchMethod::Initramfs } else { trust.policy.ospkg_fetch_method };
+    if provisioning {
+        tracing::warn!(
+            "PROVISION MODE: no host configuration; booting /ospkg/provision.{{json,zip}} from the initramfs"
+        );
+    }
+    log_summary(trust, source, method);
+    method
+}
+
 /// The configuration in force, on the console: where the host configuration came
 /// from, threshold and fetch method, measurement PCRs, Sigsum policy, decryption
 /// recipients (never the identities), signing and TLS roots.

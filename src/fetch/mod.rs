@@ -357,6 +357,18 @@ fn failed(what: &str, url: &Url, e: FetchError) -> anyhow::Error {
 
 pub use crate::config::host_config::pointer_urls;
 
+/// The URLs of `pointer` that stboot tries, in order; the others are named on the
+/// console and skipped. None at all is a configuration error, found before the
+/// network step (which would be for nothing).
+pub fn usable_urls(pointer: &str) -> Result<Vec<Url>> {
+    let (urls, bad) = pointer_urls(pointer);
+    for b in bad {
+        warn!("ospkg_pointer: {b}; skipped");
+    }
+    anyhow::ensure!(!urls.is_empty(), "ospkg_pointer has no usable http(s) URL");
+    Ok(urls)
+}
+
 /// A URL for logs: user name and password replaced.
 pub fn redact(u: &Url) -> String {
     let mut c = u.clone();

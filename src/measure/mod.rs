@@ -363,6 +363,52 @@ impl Session {
     }
 }
 
+/// The measurements of booting one package and the TPM they go into. The PCR values
+/// after them are known (and handed to the OS with the event log) before anything is
+/// extended; [`Plan::extend`] extends them only once the kernel accepted the image.
+pub struct Plan {
+    /// In order, the UX identity last.
+    pub measurements: Vec<Measurement>,
+    session: Session,
+    /// The PCRs after the measurements; `None` without a readable TPM.
+    pub predicted: Option<BTreeMap<u32, [u8; 32]>>,
+}
+
+impl Plan {
+    /// Open the TPM, read the UX identity and the PCRs the measurements touch.
+    pub fn new(pkg: &crate::verify::PackageFacts, trust: &crate::config::TrustConfig) -> Self {
+        let mut measurements = for_package(pkg, trust);
+        let mut session = Session::open();
+        measurements.push(identity_measurement(&trust.policy.pcrs(), &session.identity));
+        let predicted = session.read(&touched(&measurements)).map(|before| after(&before, &measurements));
+        Self { measurements, session, predicted }
+    }
+
+    /// The UX identity from the TPM (empty without one).
+    pub fn identity(&self) -> &[u8] {
+        &self.session.identity
+    }
+
+    /// A dry run touches no TPM: say what would be measured (the UX identity empty).
+    pub fn show_dry_run(pkg: &crate::verify::PackageFacts, trust: &crate::config::TrustConfig) {
+        let mut measurements = for_package(pkg, trust);
+        measurements.push(identity_measurement(&trust.policy.pcrs(), b""));
+        for m in &measurements {
+            tracing::info!("dry run: would measure {} into PCR {}: {}", m.what, m.pcr, hex(&m.digest));
+        }
+    }
+
+    /// Extend the PCRs, and warn if they do not end where predicted (another writer).
+    pub fn extend(mut self) {
+        let after = self.session.extend(&self.measurements);
+        if self.predicted.is_some() && after.is_some() && self.predicted != after {
+            tracing::warn!(
+                "the PCRs after measuring differ from the values in the boot report: another writer extended them meanwhile"
+            );
+        }
+    }
+}
+
 /// The PCR values after extending PCRs holding `before` with `ms` (PCRs that `ms`
 /// does not touch keep their value).
 pub fn after(before: &BTreeMap<u32, [u8; 32]>, ms: &[Measurement]) -> BTreeMap<u32, [u8; 32]> {
