@@ -1,6 +1,8 @@
-# Shared by integration-tests/run.sh and scripts/demo.sh: builds the binaries, a PKI,
-# signed test OS packages, HTTPS servers on 127.0.0.1 and stboot initramfs images,
-# and boots them in QEMU. Source it; set W (work dir) first.
+# Shell builders shared by the QEMU scenarios (integration-tests/harness.py calls
+# them), scripts/demo.sh, scripts/bench-boot.sh and scripts/min-ram.sh: the binaries,
+# a PKI, signed test OS packages, trust policies, stboot initramfs images, kernels
+# with an embedded initramfs, EFI images; nginx on 127.0.0.1 and a simple QEMU boot
+# for the scripts. Source it; set W (work dir) first.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${W:=$ROOT/target/it}"
@@ -16,12 +18,17 @@ build_all() {
     log "building stboot (static, $MUSL, reproducibly: scripts/build-stboot.sh) and stmgr"
     bash "$ROOT/scripts/build-stboot.sh" >/dev/null
     (cd "$ROOT" && cargo build --quiet --release --bin stmgr)
+    kernel_paths || return 1
+    log "kernel $KERNEL; stboot $(stat -c %s "$STBOOT") bytes"
+}
+
+# Debian's kernel and the modules the scenarios load (unpacked by scripts/setup.sh)
+kernel_paths() {
     KERNEL=$(ls "$ROOT"/target/kernel/boot/vmlinuz-* | head -1)
     E1000=$(find "$ROOT"/target/kernel/lib/modules -name e1000.ko | head -1)
     TLS_KO=$(find "$ROOT"/target/kernel/lib/modules -path '*/net/tls/tls.ko' | head -1)
     BONDING_KO=$(find "$ROOT"/target/kernel/lib/modules -name bonding.ko | head -1)
     [ -f "$KERNEL" ] && [ -f "$E1000" ] || { log "kernel or e1000.ko missing: run scripts/setup.sh"; return 1; }
-    log "kernel $KERNEL; stboot $(stat -c %s "$STBOOT") bytes"
 }
 
 # Test OS: Debian's kernel plus a tiny initramfs whose init prints a marker.
@@ -136,25 +143,6 @@ make_unbootable_kernel() {
     PKG_KERNEL=$W/badkernel make_pkg badkernel "console=ttyS0 panic=-1 testos=badkernel" leaf1 leaf2
 }
 
-# The misbehaving server (integration-tests/hostile-server.py) on 127.0.0.1:
-# TLS_PORT with the pinned CA's server certificate, serving $W/www.
-start_hostile() {
-    local port=$1
-    python3 "$ROOT/integration-tests/hostile-server.py" --tls-port "$port" --http-port $((port + 1)) \
-        --silent-port $((port + 2)) --cert "$W/pki/tls-ca-server.pem" --key "$W/pki/tls-ca-server.key" \
-        --root "$W/www" --lifetime 1800 </dev/null > "$W/hostile.ready" 2> "$W/hostile.log" &
-    echo $! > "$W/hostile.pid"
-    for _ in $(seq 50); do
-        grep -q ready "$W/hostile.ready" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    log "hostile server on $port did not start"; cat "$W/hostile.log" >&2; return 1
-}
-
-stop_hostile() {
-    [ -f "$W/hostile.pid" ] && kill "$(cat "$W/hostile.pid")" 2>/dev/null || true
-}
-
 # nginx on 127.0.0.1: PORT CERTNAME (from pki) [NAME]. With NS set, nginx runs in
 # that network namespace and listens on $LISTEN there (the IPv6 scenarios).
 start_nginx() {
@@ -226,45 +214,21 @@ embed_kernel() {
         { cat "$W/$1.kernel.log" >&2; log "building the LinuxBoot kernel for $1 failed"; return 1; }
 }
 
-# boot NAME [qemu args...]: boots the coreboot ROM $W/NAME.rom if there is one, else
-# $W/NAME.bzImage (embed_kernel), else Debian's kernel with $W/NAME.cpio.gz beside
-# it; console to $W/NAME.console
+# boot_qemu NAME [qemu args...] (scripts/demo.sh, scripts/min-ram.sh; the QEMU
+# scenarios boot through integration-tests/harness.py): boots $W/NAME.bzImage
+# (embed_kernel), else Debian's kernel with $W/NAME.cpio.gz beside it (-initrd), with
+# one e1000 NIC on QEMU's user network and a fresh swtpm; console to $W/NAME.console.
+# STOP_AT: end the run as soon as this console line appears.
 boot_qemu() {
     local name=$1; shift
     local payload=(-kernel "$KERNEL" -initrd "$W/$name.cpio.gz")
     [ -f "$W/$name.bzImage" ] && payload=(-kernel "$W/$name.bzImage")
     payload+=(-append "console=ttyS0 panic=-1 ${APPEND:-stboot.boot_attempts=1}")
-    # the ROM's payload and the UKI carry their own command line
-    [ -f "$W/$name.rom" ] && payload=(-machine q35 -bios "$W/$name.rom")
-    if [ -f "$W/$name.iso" ]; then
-        cp /usr/share/OVMF/OVMF_VARS_4M.fd "$W/$name.vars"
-        # shellcheck disable=SC2207
-        payload=($(ovmf_args "$W/$name.vars") -cdrom "$W/$name.iso")
-    fi
-    if [ -f "$W/$name.esp" ]; then
-        cp /usr/share/OVMF/OVMF_VARS_4M.fd "$W/$name.vars"
-        # shellcheck disable=SC2207
-        payload=($(ovmf_args "$W/$name.vars") -drive "file=$W/$name.esp,format=raw,if=virtio")
-        # Secure Boot enforced: the firmware built with it and keys enrolled
-        if [ -f "$W/$name.sbvars" ]; then
-            cp "$W/$name.sbvars" "$W/$name.vars"
-            payload=(-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on
-                -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd
-                -drive "if=pflash,format=raw,unit=1,file=$W/$name.vars" -drive "file=$W/$name.esp,format=raw,if=virtio")
-        fi
-    fi
-    # one e1000 NIC on QEMU's user network, unless the scenario passes `-nic none`
-    # (QEMU itself would keep an explicit -nic despite a later -nic none)
-    local nic=(-nic user,model=e1000) a prev=
-    for a in "$@"; do [ "$prev $a" = "-nic none" ] && nic=(); prev=$a; done
     local tpm=$W/tpm-$name
     rm -rf "$tpm"; mkdir -p "$tpm"
-    # a UX identity in NV index 0x01420001, as stprov leaves it, written with tpm2-tools
-    [ -f "$W/$name.identity" ] && { tpm_define_identity "$tpm" "$W/$name.identity" || return 1; }
-    swtpm socket --tpm2 --tpmstate dir="$tpm" --ctrl type=unixio,path="$tpm/sock" >/dev/null 2>&1 &
+    swtpm socket --tpm2 --tpmstate dir="$tpm" --ctrl type=unixio,path="$tpm/sock" --terminate >/dev/null 2>&1 &
+    local swtpm=$!
     for _ in $(seq 50); do [ -S "$tpm/sock" ] && break; sleep 0.1; done
-    # STOP_AT: end the run as soon as this console line appears (a firmware that
-    # refused to boot waits for a key press forever)
     # (emptied, not removed: scripts/demo.sh follows it with tail -f)
     rm -f "$W/$name.pid" "$W/$name.done"
     : > "$W/$name.console"
@@ -277,47 +241,12 @@ boot_qemu() {
             sleep 0.2
         done) &
     fi
-    # CTRL_C_AT: the serial line is a socket an "operator" (serial-ctrl-c.py) types
-    # Ctrl-C into as soon as this console line appears (and Ctrl-S, XOFF, at CTRL_S_AT
-    # before it: a stray byte that must not stop the console)
-    local serial=(-serial "file:$W/$name.console") keys=
-    if [ -n "${CTRL_C_AT:-}" ]; then
-        rm -f "$W/$name.serial"
-        serial=(-chardev "socket,id=ser0,path=$W/$name.serial,server=on,wait=off"
-            -serial chardev:ser0)
-        python3 "$ROOT/integration-tests/serial-ctrl-c.py" "$W/$name.serial" "$CTRL_C_AT" "${QEMU_TIMEOUT:-150}" \
-            "$W/$name.console" "${CTRL_S_AT:-}" 2>"$W/$name.keys.log" &
-        keys=$!
-    fi
-    # QEMU_NETNS: QEMU runs in that network namespace (its tap NIC is there)
-    local in=()
-    [ -n "${QEMU_NETNS:-}" ] && in=(ip netns exec "$QEMU_NETNS")
-    "${in[@]}" timeout "${QEMU_TIMEOUT:-150}" qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 -pidfile "$W/$name.pid" \
-        -display none -monitor none "${serial[@]}" -no-reboot \
-        "${payload[@]}" "${nic[@]}" \
+    timeout "${QEMU_TIMEOUT:-150}" qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 -pidfile "$W/$name.pid" \
+        -display none -monitor none -serial "file:$W/$name.console" -no-reboot "${payload[@]}" -nic user,model=e1000 \
         -chardev socket,id=chrtpm,path="$tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \
         "$@" </dev/null >"$W/$name.qemu.log" 2>&1 || true
-    [ -n "$keys" ] && wait "$keys"
+    kill "$swtpm" 2>/dev/null
     touch "$W/$name.done"
-}
-
-# tpm_define_identity STATE_DIR FILE: a fresh swtpm state whose NV index 0x01420001
-# holds FILE's bytes (readable with the index's own empty authorization, as upstream
-# reads it). swtpm serves tpm2-tools on a TCP port of 127.0.0.1 meanwhile.
-tpm_define_identity() {
-    local dir=$1 file=$2 port
-    port=$((20000 + RANDOM % 20000))
-    swtpm socket --tpm2 --tpmstate dir="$dir" --server type=tcp,port=$port,bindaddr=127.0.0.1 \
-        --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear &
-    local pid=$! t="swtpm:host=127.0.0.1,port=$port"
-    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-    tpm2_nvdefine -T "$t" 0x01420001 -C o -s "$(stat -c %s "$file")" -a "ownerwrite|ownerread|authwrite|authread" >/dev/null &&
-        tpm2_nvwrite -T "$t" 0x01420001 -C o -i "$file" && tpm2_shutdown -T "$t"
-    local rc=$?
-    swtpm_ioctl --tcp 127.0.0.1:$((port + 1)) -s
-    wait $pid
-    [ $rc = 0 ] || log "defining the UX identity in swtpm failed"
-    return $rc
 }
 
 # An OVMF variable store with the host configuration in STHostConfig (as stprov
@@ -355,36 +284,4 @@ make_secureboot_keys() {
 # QEMU arguments for UEFI firmware with variable store $1
 ovmf_args() {
     echo "-machine q35 -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd -drive if=pflash,format=raw,unit=1,file=$1"
-}
-
-# ipv6_net NAME DNSMASQ_ARGS...: the network namespace stit-NAME for an IPv6
-# scenario: a bridge with 2001:db8::1/64 and the tap device tap0 that QEMU (run with
-# QEMU_NETNS=stit-NAME and $(ipv6_nic)) attaches to; dnsmasq sends router
-# advertisements (plus DNSMASQ_ARGS: a DHCPv6 range, ra-only, ...) and answers DNS for
-# os.test with 2001:db8::1 (AAAA; its A query gets "no data": a REFUSED one, dnsmasq's
-# answer without --local, makes musl's getaddrinfo fail as a whole); nginx serves $W/www on [2001:db8::1]:8443. There is no
-# IPv4 on that link, and nothing leaves the namespace.
-ipv6_net() {
-    local name=$1 ns=stit-$1; shift
-    ip netns del "$ns" 2>/dev/null || true
-    ip netns add "$ns" && ip -n "$ns" link set lo up &&
-        ip -n "$ns" link add br0 type bridge && ip -n "$ns" link set br0 up &&
-        ip -n "$ns" addr add 2001:db8::1/64 dev br0 nodad &&
-        ip -n "$ns" tuntap add dev tap0 mode tap && ip -n "$ns" link set tap0 master br0 &&
-        ip -n "$ns" link set tap0 up || { log "$name: setting up namespace $ns failed"; return 1; }
-    # (--bind-dynamic: br0 gets its link-local address, which dnsmasq advertises as DNS
-    # server, only once QEMU opens tap0)
-    ip netns exec "$ns" dnsmasq --interface=br0 --bind-dynamic --no-resolv --no-hosts \
-        --host-record=os.test,2001:db8::1 --local=/test/ --enable-ra "$@" --conf-file=/dev/null --dhcp-leasefile=/dev/null \
-        --pid-file="$W/$name.dnsmasq.pid" --log-facility="$W/$name.dnsmasq.log" --log-dhcp ||
-        { log "$name: dnsmasq did not start"; return 1; }
-    NS=$ns LISTEN="[2001:db8::1]" start_nginx 8443 tls-ca "$name-nginx"
-}
-
-ipv6_nic() { echo -nic none -netdev tap,id=t0,ifname=tap0,script=no,downscript=no -device e1000,netdev=t0; }
-
-stop_ipv6_net() {
-    stop_nginx "$1-nginx"
-    [ -f "$W/$1.dnsmasq.pid" ] && kill "$(cat "$W/$1.dnsmasq.pid")" 2>/dev/null
-    ip netns del "stit-$1" 2>/dev/null || true
 }

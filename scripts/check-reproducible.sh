@@ -20,10 +20,18 @@ fi
 # the second place: a longer, different path, its own CARGO_HOME (the crates are
 # copied from the first, so nothing is downloaded) and its own kernel tree
 other=$(mktemp -d /tmp/stboot-reproducible-second-place.XXXXXX)
-trap 'rm -rf "$other"' EXIT
+kpid=
+trap '[ -n "$kpid" ] && kill "$kpid" 2>/dev/null; rm -rf "$other"' EXIT
 git clone -q "$root" "$other/checkout/stboot-rs"
 mkdir -p "$other/cargo-home/registry"
 cp -r "${CARGO_HOME:-$HOME/.cargo}/registry/index" "${CARGO_HOME:-$HOME/.cargo}/registry/cache" "$other/cargo-home/registry/"
+
+# the second place's kernel tree and objects, built meanwhile (it needs no stboot;
+# the serial tail of the stboot build leaves a core free): the kernel with the
+# initramfs embedded is then a relink there, as it is here
+log "the LinuxBoot kernel's objects, in $other/linuxboot (in the background; about 6 min of CPU)"
+LINUXBOOT_DIR=$other/linuxboot bash "$other/checkout/stboot-rs/scripts/build-kernel.sh" >/dev/null 2>"$other/kernel.log" &
+kpid=$!
 
 log "stboot, here"
 a_stboot=$(bash "$root/scripts/build-stboot.sh")
@@ -48,7 +56,9 @@ b_initramfs=$other/initramfs-b/some/where/b/stboot.cpio.gz
 
 log "the LinuxBoot kernel with the initramfs embedded, here"
 a_kernel=$(bash "$root/scripts/build-kernel.sh" "$a_initramfs" 2>/dev/null)
-log "the LinuxBoot kernel, from a kernel tree in $other/linuxboot (about 6 min of CPU)"
+wait "$kpid" || { cat "$other/kernel.log" >&2; log "building the kernel in $other/linuxboot failed"; exit 1; }
+kpid=
+log "the LinuxBoot kernel with the initramfs embedded, from the kernel tree in $other/linuxboot"
 b_kernel=$(LINUXBOOT_DIR=$other/linuxboot bash "$other/checkout/stboot-rs/scripts/build-kernel.sh" "$b_initramfs" 2>/dev/null)
 
 fail=0

@@ -1,0 +1,611 @@
+"""The QEMU scenarios, each defined here once: what it builds, how QEMU boots it,
+what must (+) and must not (-) appear on its serial console, and what else is
+checked (the handoff to the booted OS, servers' logs, the disk). harness.py runs
+them: `integration-tests/run.sh [NAME...]`, `--list`.
+
+stboot is PID 1 under the project's LinuxBoot kernel (kernel-config/), booted with
+`qemu -kernel`: dhcp-good with its initramfs embedded, as firmware carries it, the
+others with the same kernel and their initramfs beside it (-initrd: the same bytes
+reach the same rootfs, without a kernel link per scenario). debian-modules boots
+Debian's generic kernel with the NIC driver, bonding and tls as modules;
+efivar-dhcp, uki, iso and secureboot boot through OVMF; coreboot and
+coreboot-replaced boot a coreboot ROM when COREBOOT_DIR is set (skipped, and said
+so, without). The HTTPS servers are nginx on 127.0.0.1 (the guest's 10.0.2.2), DHCP
+is QEMU's, the signatures are real.
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import harness
+from harness import BOOTED, HERE, ROOT, SetupError, log, path, read, wait_console
+
+NET, INITRD, SIGSUM, ENC, PCRTP = "net", "initramfs", "sigsum", "enc", "pcrs"
+
+
+class Scenario:
+    """One scenario. `setup(ctx)` builds what it boots (W/NAME.cpio.gz, ...);
+    `payload`: initrd (the LinuxBoot kernel, -initrd), embedded, debian (Debian's
+    kernel, -initrd), efivar (initrd under OVMF with W/NAME.vars), esp, iso,
+    secureboot, rom; `nic(ctx)`: the NIC arguments (None: one e1000 on QEMU's user
+    network); `qemu(ctx)`: more QEMU arguments; `expect(ctx)`: "+line"/"-line";
+    `checks`: functions of ctx returning errors; `handoff(ctx)`: the boot report's
+    checks (None: no handoff check); `during`: functions run beside QEMU (a server
+    that comes up late); `report(ctx)`: lines to log after the run."""
+
+    def __init__(self, name, doc, setup, expect, payload="initrd", append="stboot.boot_attempts=1", nic=None,
+                 qemu=None, identity=False, ctrl_c_at=None, ctrl_s_at=None, stop_at=None, netns=None, timeout=150,
+                 during=(), checks=(), handoff=None, handoff_pcrs=(12, 13, 14), handoff_expect=None, report=None,
+                 skip_reason=None):
+        self.name, self.doc, self._setup, self._expect = name, doc, setup, expect
+        self.payload, self.append, self._nic, self._qemu = payload, append, nic, qemu
+        self.identity, self.ctrl_c_at, self.ctrl_s_at, self.stop_at = identity, ctrl_c_at, ctrl_s_at, stop_at
+        self.netns, self.timeout, self.during, self.checks = netns, timeout, during, checks
+        self.handoff, self.handoff_pcrs, self._handoff_expect = handoff, handoff_pcrs, handoff_expect
+        self._report, self.skip_reason = report, skip_reason
+
+    def setup(self, ctx):
+        self._setup(ctx, self.name)
+
+    def expect(self, ctx):
+        return self._expect(ctx)
+
+    def nic(self, ctx):
+        return self._nic(ctx) if self._nic else None
+
+    def qemu(self, ctx):
+        return self._qemu(ctx) if self._qemu else []
+
+    def handoff_expect(self, ctx):
+        return self._handoff_expect(ctx) if self._handoff_expect else []
+
+    def report(self, ctx):
+        return self._report(ctx) if self._report else []
+
+
+# -- what scenarios build from ------------------------------------------------------
+
+
+def good(ctx):
+    """https://10.0.2.2:PORT of the nginx with the pinned CA's certificate."""
+    return f"https://10.0.2.2:{ctx.get('nginx', 'tls-ca')['port']}"
+
+
+def dhcp(url):
+    return f'{{"network_mode":"dhcp","ospkg_pointer":"{url}"}}'
+
+
+def initramfs(ctx, name, trust, host, *extra, modules=()):
+    """W/NAME.cpio.gz: stboot with trust policy `trust` and host configuration
+    `host` (JSON text; "" for none); `modules` by name (the LinuxBoot kernel has its
+    NIC driver built in)."""
+    b = ctx.get("binaries")
+    args = ["initramfs", "build", "-stboot", b["stboot"], "-trustPolicy", ctx.get("trust", trust),
+            "-out", path(f"{name}.cpio.gz")]
+    for m in modules:
+        args += ["-module", b["modules"][m]]
+    if host:
+        with open(path(f"{name}.host.json"), "w") as f:
+            f.write(host + "\n")
+        args += ["-hostConfig", path(f"{name}.host.json")]
+    ctx.stmgr(*args, *extra)
+
+
+def with_host(host, trust=NET, *extra, modules=()):
+    """A setup: the initramfs with host configuration `host(ctx)`."""
+    return lambda ctx, name: initramfs(ctx, name, trust, host(ctx), *extra, modules=modules)
+
+
+def pcrs(pkg, trust=NET, identity=None):
+    """The PCRs expected-pcrs.py computes for package W/www/PKG (or a path)."""
+    return lambda ctx: ctx.get("expected-pcrs", pkg if "/" in pkg else path("www", pkg), trust, identity)
+
+
+def predicted(pkg, trust=NET, identity=None):
+    return lambda ctx: ctx.get("predicted-pcrs", pkg if "/" in pkg else path("www", pkg), trust, identity)
+
+
+def booted(testos):
+    return f"+{BOOTED} cmdline=[console=ttyS0 panic=-1 testos={testos}]"
+
+
+def good_boot(c):
+    """stboot (the LinuxBoot kernel's: its host name) verified the good package, and
+    it booted with the PCRs expected-pcrs.py computes."""
+    return ["+(stboot@stboot)", "+Signatures: 3 found, 3 valid, 2 required", f"+TEST-OS-PCRS {pcrs('good')(c)}",
+            booted("good")]
+
+
+# the initramfs came from the UKI's .initrd through systemd-stub
+EFI_STUB_INITRD = "+EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path"
+
+
+def late_server(pattern):
+    """A `during` hook: the nginx of this scenario's late port starts once its
+    console shows `pattern` (before that, connections are refused)."""
+    def hook(ctx, s):
+        if wait_console(s, pattern):
+            ctx.make_nginx("tls-ca", port=ctx.get("late-port", s.name))
+    return hook
+
+
+def late_url(ctx, name, file="good.json"):
+    return f"https://10.0.2.2:{ctx.get('late-port', name)}/{file}"
+
+
+def measured_once(name, what):
+    def check(ctx):
+        n = read(path(f"{name}.console")).count(what)
+        return [] if n == 1 else [f"{what!r}: {n} times, expected once"]
+    return check
+
+
+# -- the UEFI images: the LinuxBoot kernel and stboot's initramfs in a UKI -------------
+
+
+def uki_images(ctx):
+    """W/uki.uki (unsigned) and W/iso.iso (stmgr uki create), W/secureboot.uki signed
+    with the enrolled db key, W/secureboot-wrong-key.uki with a stranger's (with a
+    line added to the stub's SBAT, which must not upset the firmware)."""
+    def make():
+        initramfs(ctx, "uki", NET, dhcp(f"{good(ctx)}/good.json"))
+        kernel, cmdline = ctx.get("linuxboot-kernel"), "console=ttyS0 panic=-1 stboot.boot_attempts=1"
+        ctx.stmgr("uki", "create", "-format", "uki,iso", "-kernel", kernel, "-initramfs", path("uki.cpio.gz"),
+                  "-cmdline", cmdline, "-out", path("uki"))
+        os.replace(path("uki.iso"), path("iso.iso"))
+        sb = ctx.get("secureboot-keys")
+        with open(path("sb", "sbat.csv"), "w") as f:
+            f.write("stboot,1,System Transparency,stboot-rs,0.1,https://system-transparency.org\n")
+        for out, key in (("secureboot", "db"), ("secureboot-wrong-key", "stranger")):
+            ctx.stmgr("uki", "create", "-format", "uki", "-kernel", kernel, "-initramfs", path("uki.cpio.gz"),
+                      "-cmdline", cmdline, "-out", path(out), "-signkey", f"{sb}/{key}.key",
+                      "-signcert", f"{sb}/{key}.crt", "-sbat", path("sb", "sbat.csv"), "-append-sbat")
+    return ctx.once(("uki-images",), make)
+
+
+def esp(uki):
+    """A setup: W/NAME.esp, a FAT EFI system partition with W/UKI.uki as
+    EFI/BOOT/BOOTX64.EFI (booted as removable media)."""
+    def setup(ctx, name):
+        uki_images(ctx)
+        ctx.sh(f'make_esp "$W/{name}.esp" "$W/{uki}.uki"')
+    return setup
+
+
+# -- the networks of the VLAN and IPv6 scenarios --------------------------------------
+
+
+def vlan_setup(host):
+    """The initramfs, and vlan-switch.py (VLAN 7) between the guest's first NIC (the
+    trunk) and QEMU's user network; its frame counts go to W/NAME.switch."""
+    def setup(ctx, name):
+        initramfs(ctx, name, NET, host(ctx))
+        trunk, guest, access, usernet, nowhere, nowhere_local = (ctx.get("port", name, i) for i in range(6))
+        ctx.procs.start(f"vlan-switch {name}", [sys.executable, os.path.join(HERE, "vlan-switch.py"), "7",
+                                               str(trunk), str(guest), str(access), str(usernet),
+                                               path(f"{name}.switch")])
+    return setup
+
+
+def vlan_nic(name):
+    """eth0 to the switch's trunk port, eth1 to nowhere (carrier, no DHCP server),
+    and a hub joining the switch's access port to QEMU's user network."""
+    def nic(ctx):
+        trunk, guest, access, usernet, nowhere, nowhere_local = (ctx.get("port", name, i) for i in range(6))
+        lo = "127.0.0.1"
+        return ["-nic", "none",
+                "-netdev", f"socket,id=trunk,udp={lo}:{trunk},localaddr={lo}:{guest}", "-device", "e1000,netdev=trunk",
+                "-netdev", f"socket,id=nowhere,udp={lo}:{nowhere},localaddr={lo}:{nowhere_local}",
+                "-device", "e1000,netdev=nowhere", "-netdev", "user,id=u0",
+                "-netdev", f"socket,id=access,udp={lo}:{access},localaddr={lo}:{usernet}",
+                "-netdev", "hubport,id=h0,hubid=1,netdev=u0", "-netdev", "hubport,id=h1,hubid=1,netdev=access"]
+    return nic
+
+
+def switch_counts(name, pattern, what):
+    def check(ctx):
+        time.sleep(1.5)  # the switch writes its counts once a second
+        counts = read(path(f"{name}.switch"))
+        return [] if re.search(pattern, counts) else [f"{what} (switch counts: {counts.strip()})"]
+    return check
+
+
+def ipv6_setup(host, *dnsmasq_args):
+    """The initramfs, and the scenario's IPv6-only network namespace (harness.py
+    make_ipv6_net: dnsmasq's router advertisements and DNS, nginx on
+    [2001:db8::1]:8443). QEMU's user network would forward fec0::2 to the host's
+    ::1, where no test server may listen."""
+    def setup(ctx, name):
+        initramfs(ctx, name, NET, host)
+        ctx.get("ipv6-net", name, *dnsmasq_args)
+    return setup
+
+
+IPV6_NIC = ["-nic", "none", "-netdev", "tap,id=t0,ifname=tap0,script=no,downscript=no", "-device", "e1000,netdev=t0"]
+
+
+def served_over_ipv6(name, client):
+    """nginx in the namespace logged the guest's address fetching good.zip."""
+    def check(ctx):
+        net = ctx.get("ipv6-net", name, *IPV6_DNSMASQ[name])
+        access = read(os.path.join(net["nginx"]["dir"], "logs", "access.log"))
+        if re.search(rf"^{client} .*\"GET /good.zip HTTP/1.1\" 200", access, re.M):
+            return []
+        return [f"nginx on [2001:db8::1] served no good.zip to {client}"]
+    return check
+
+
+IPV6_DNSMASQ = {
+    "ipv6-slaac": ("--dhcp-range=2001:db8::,ra-only,64",),
+    "ipv6-dhcpv6": ("--dhcp-range=2001:db8::100,2001:db8::1ff,64,1h",),
+}
+
+
+# -- debian-modules: Debian's kernel, with modules, and a disk that must not change ---
+
+
+def debian_setup(ctx, name):
+    virtio = ["virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci", "virtio_blk"]
+    host = ('{"network_mode":"dhcp","ospkg_pointer":"' + good(ctx) + '/good.json","bonding_mode":"active-backup",'
+            '"bond_name":"bond0","network_interfaces":[{"interface_name":"eth0"},{"interface_name":"eth1"}]}')
+    initramfs(ctx, name, NET, host, modules=["e1000", "tls", "bonding", *virtio])
+    with open(path("disk.raw"), "wb") as f:
+        f.write(os.urandom(64 << 20))
+    ctx.once(("disk-before",), lambda: sha256(path("disk.raw")))
+
+
+def sha256(p):
+    with open(p, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def disk_unchanged(ctx):
+    before, after = ctx.once(("disk-before",), lambda: None), sha256(path("disk.raw"))
+    return [] if before == after else [f"the disk changed (SHA-256 {before} before, {after} after)"]
+
+
+# -- the table -------------------------------------------------------------------------
+
+GOOD_REPORT = [
+    'r["version"] == 2', 'r["host_config_source"] == "file /etc/host_configuration.json"',
+    'r["ospkg"]["origin"].startswith("https://10.0.2.2:") and "/good.zip" in r["ospkg"]["origin"]',
+    'r["failures"] == []',
+    'r["ospkg"]["kernel"] and r["ospkg"]["initramfs"] and len(r["ospkg"]["archive_sha256"]) == 64',
+    '(r["signatures"]["found"], r["signatures"]["valid"], r["signatures"]["threshold"]) == (3, 3, 2)',
+    'all(c["verdict"] == "valid" and c["form"] == "signature" and c["signer"].startswith("CN=") '
+    'and len(c["certificate_sha256"]) == 64 and c["reason"] is None for c in r["signatures"]["checks"])',
+    'r["eventlog"] == "/stboot/eventlog.bin"', '[s["step"] for s in r["steps"]][:3] == ["config", "network", "fetch"]',
+]
+
+
+def coreboot_setup(pkg):
+    def setup(ctx, name):
+        initramfs(ctx, name, NET, dhcp(f"{good(ctx)}/{pkg}.json"))
+        ctx.embed_kernel(name)
+        env = {"ROM_CMDLINE": "console=ttyS0 panic=-1 stboot.boot_attempts=1"}
+        def rom():
+            log(f"building the coreboot ROM from {os.environ['COREBOOT_DIR']}")
+            r = subprocess.run(["bash", f"{ROOT}/scripts/build-rom.sh", path("coreboot.bzImage"),
+                                path("coreboot.rom")], env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                raise SetupError(f"build-rom.sh: {r.stderr[-2000:]}")
+        if name == "coreboot":
+            ctx.once(("coreboot-rom",), rom)
+        else:
+            ctx.once(("coreboot-rom",), rom)
+            shutil.copy(path("coreboot.rom"), path(f"{name}.rom"))
+            r = subprocess.run(["bash", f"{ROOT}/scripts/build-rom.sh", "--replace", path(f"{name}.rom"),
+                                path(f"{name}.bzImage")], env={**os.environ, **env}, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise SetupError(f"replacing the payload failed: {r.stderr[-2000:]}")
+    return setup
+
+
+NO_COREBOOT = None if os.environ.get("COREBOOT_DIR") else (
+    "COREBOOT_DIR is not set (a coreboot tree with 3rdparty/vboot cannot be downloaded here); run it with "
+    "COREBOOT_DIR=/path/to/coreboot integration-tests/run.sh coreboot coreboot-replaced")
+
+
+def efivar_setup(ctx, name):
+    """No host configuration file: it is in OVMF's variable store (STHostConfig, as
+    stprov writes it), with an unknown key (a typo): stboot warns and boots, as
+    upstream ignores it."""
+    initramfs(ctx, name, NET, "")
+    ctx.get("binaries")
+    host = '{"network_mode":"dhcp","ospkg_pointer":"' + good(ctx) + '/second.json","bonding_mod":""}'
+    ctx.sh(f"efivar_store \"$W/{name}.vars\" '{host}'")
+
+
+def encrypted_setup(ctx, name):
+    ctx.get("package", "enc")
+    initramfs(ctx, name, ENC, dhcp(f"{good(ctx)}/encother.json,{good(ctx)}/enc.json"))
+    with open(path(f"{name}.identity"), "wb") as f:
+        f.write("rack-7 é".encode() + b"\0\0")
+
+
+def provision_setup(ctx, name):
+    ctx.get("package", "provision")
+    initramfs(ctx, name, NET, dhcp(f"{good(ctx)}/good.json"), "-ospkg", path("www", "provision"))
+
+
+def hostile(ctx):
+    return f"https://10.0.2.2:{ctx.get('hostile')}"
+
+
+SCENARIOS = [
+    Scenario(
+        "dhcp-good", "DHCP, the good package, the LinuxBoot kernel with its initramfs embedded",
+        with_host(lambda c: dhcp(f"{good(c)}/good.json")), payload="embedded",
+        expect=lambda c: [
+            "+(stboot@stboot)", "+unpacked while downloading into", "-module e1000.ko",
+            "+UX identity: none (TPM NV index 0x01420001 is not defined)", f"+TEST-OS-PCRS {pcrs('good')(c)}",
+            f"+TEST-OS-PCRS {predicted('good')(c)}", "+measured OS package archive into PCR 12",
+            "+Signatures: 3 found, 3 valid, 2 required", "+OS package passed verification", "+Timeline:",
+            "+kexec_core: Starting new kernel", booted("good"), "+network: eth0 address 10.0.2.15/24"],
+        handoff=lambda c: GOOD_REPORT,
+        report=lambda c: [ln.strip() for ln in read(path("dhcp-good.console")).split("\n") if "Timeline:" in ln]),
+    Scenario(
+        "static-good", "static address; no RDRAND (-cpu qemu64): stboot waits for entropy and says so",
+        with_host(lambda c: '{"network_mode":"static","host_ip":"10.0.2.15/24","gateway":"10.0.2.2",'
+                  '"dns":["10.0.2.3"],"network_interfaces":[{"interface_name":"eth0"}],"ospkg_pointer":"'
+                  + good(c) + '/good.json"}'),
+        qemu=lambda c: ["-cpu", "qemu64"],
+        expect=lambda c: [
+            "+the kernel's random pool is not initialised yet", "+random pool ready after waiting",
+            "+network: eth0 address 10.0.2.15/24 gateway 10.0.2.2", booted("good")]),
+    Scenario(
+        "bad-signature", "every signature has a flipped bit: refused, reboot",
+        with_host(lambda c: dhcp(f"{good(c)}/badsig.json")),
+        expect=lambda c: [
+            "+options from the kernel command line: stboot.boot_attempts=1", "+bad signature", "+0 valid, 2 required",
+            "+BOOT FAILED at step fetch (attempt 1/1)", "+Recover: rebooting", f"-{BOOTED}", "-kexec_core"]),
+    Scenario(
+        "too-few-signers", "one valid signature of the two required",
+        with_host(lambda c: dhcp(f"{good(c)}/fewsig.json")),
+        expect=lambda c: ["+Signatures: 1 found, 1 valid, 2 required", "+BOOT FAILED", "+Recover: rebooting",
+                          f"-{BOOTED}"]),
+    Scenario(
+        "wrong-root", "signed under another root: the remedy names the machine's root file",
+        with_host(lambda c: dhcp(f"{good(c)}/wrongroot.json")),
+        expect=lambda c: [
+            "+untrusted certificate", "+is not a configured signing root", "+BOOT FAILED", f"-{BOOTED}",
+            "+what to do: the signer's root is not in this machine's /etc/trust_policy/ospkg_signing_root.pem"]),
+    Scenario(
+        "tls-unpinned", "the server's certificate is from a CA that is not pinned",
+        with_host(lambda c: dhcp(f"https://10.0.2.2:{c.get('nginx', 'rogue-ca')['port']}/good.json")),
+        expect=lambda c: ["+TLS: the server's certificate is not trusted", "+BOOT FAILED", f"-{BOOTED}"]),
+    Scenario(
+        "fallback", "404, a server that is down, a bad signature, then a URL with credentials boots",
+        # credentials in a URL (nginx ignores them) must never reach the console
+        with_host(lambda c: dhcp(f"{good(c)}/missing.json,https://10.0.2.2:{c.get('down-port')}/down.json,"
+                                 f"{good(c)}/badsig.json,https://stboot:s3cret@{good(c)[8:]}/second.json")),
+        expect=lambda c: [
+            "+404 Not Found", f"+https://10.0.2.2:{c.get('down-port')}/down.json", "+bad signature",
+            f"+OS package https://***@{good(c)[8:]}/second.zip", "-s3cret", booted("second")]),
+    Scenario(
+        "debian-modules", "Debian's kernel: e1000, bonding, tls and virtio-blk as modules; the disk is not written",
+        debian_setup, payload="debian",
+        qemu=lambda c: ["-nic", "user,model=e1000", "-drive", f"file={path('disk.raw')},format=raw,if=virtio"],
+        expect=lambda c: [
+            "-(stboot@stboot)", "+module e1000.ko loaded", "+module bonding.ko loaded", "+module virtio_blk.ko loaded",
+            "+[vda] 131072 512-byte logical blocks", "+bond bond0 (active-backup) created",
+            "+network: bond0 address 10.0.2.15/24", booted("good")],
+        checks=[disk_unchanged],
+        report=lambda c: [f"disk SHA-256 before and after: {c.once(('disk-before',), lambda: None)}"]),
+    Scenario(
+        "server-late", "the server comes up only after stboot saw it refuse: the retry boots",
+        lambda c, n: initramfs(c, n, NET, dhcp(late_url(c, n))), append="stboot.boot_attempts=1 stboot.handoff=0",
+        during=[late_server("retrying in")],
+        expect=lambda c: ["+retrying in", booted("good")]),
+    Scenario(
+        "initramfs-fetch", "the package comes from the initramfs (fetch method initramfs); no network; no handoff",
+        with_host(lambda c: '{"network_mode":"dhcp","ospkg_pointer":"good.zip"}', INITRD, "-ospkg",
+                  path("www", "good")),
+        append="stboot.boot_attempts=1 stboot.handoff=0", nic=lambda c: ["-nic", "none"],
+        expect=lambda c: [
+            f"+TEST-OS-PCRS {pcrs('good', INITRD)(c)}", "+Loading OS package from initramfs",
+            "+Signatures: 3 found, 3 valid, 2 required", booted("good"), "-network:",
+            "+handoff: off (stboot.handoff=0)", "-TEST-OS-EVENTLOG", "-TEST-OS-REPORT-BEGIN"]),
+    Scenario(
+        "stall-first", "the first server sends no headers: the second URL boots",
+        with_host(lambda c: dhcp(f"{hostile(c)}/stall-headers/good.json,{good(c)}/good.json")),
+        expect=lambda c: ["+URL 1 of 2 failed after", "+no response within 10 s", "+what to do:", booted("good")]),
+    Scenario(
+        "endless-first", "the first server sends endless garbage: the second URL boots",
+        with_host(lambda c: dhcp(f"{hostile(c)}/endless/good.json,{good(c)}/good.json")),
+        expect=lambda c: ["+URL 1 of 2 failed after", "+unexpected bytes at offset 0", "-retrying in",
+                          booted("good")]),
+    Scenario(
+        "sigsum", "a threshold of 2 met only when the Sigsum proof counts",
+        with_host(lambda c: dhcp(f"{good(c)}/sigsum.json"), SIGSUM),
+        expect=lambda c: [
+            "+Sigsum policy: 1 log(s)", "+signature 0 (signature by", "+signature 1 (Sigsum proof by",
+            "+3 of 3 cosignatures by policy witnesses", "+Signatures: 2 found, 2 valid, 2 required",
+            f"+TEST-OS-PCRS {pcrs('sigsum', SIGSUM)(c)}", booted("sigsum")]),
+    Scenario(
+        "sigsum-no-policy", "the same package without a Sigsum policy: the proof does not count",
+        with_host(lambda c: dhcp(f"{good(c)}/sigsum.json")),
+        expect=lambda c: ["+the trust policy has no Sigsum policy (ospkg_trust_policy)",
+                          "+Signatures: 2 found, 1 valid, 2 required", "+BOOT FAILED", f"-{BOOTED}"]),
+    Scenario(
+        "provision-ctrl-c", "Ctrl-S then Ctrl-C on the serial line: the provisioning package boots",
+        provision_setup, ctrl_s_at="starting (PID 1)", ctrl_c_at="press Ctrl-C within",
+        expect=lambda c: [
+            "+provisioning package /ospkg/provision.json present: press Ctrl-C within 3 s to boot it instead of the "
+            "normal boot", "+Ctrl-C on the console: booting the provisioning package",
+            "+Loading the provisioning package from initramfs: /ospkg/provision.zip",
+            "+Signatures: 2 found, 2 valid, 2 required", "-Downloading",
+            f"+TEST-OS-PCRS {pcrs('provision')(c)}", booted("provision")],
+        # the Ctrl-S (XOFF) sent at stboot's first line did not stop the console
+        checks=[lambda c: [] if "sent Ctrl-S" in read(path("provision-ctrl-c.keys.log")) else ["no Ctrl-S was sent"]]),
+    Scenario(
+        "provision-fallback", "no network, every attempt fails: the provisioning package boots instead of a reboot",
+        provision_setup, append="stboot.boot_attempts=2 stboot.provision_wait=1 stboot.dhcp_timeout=5",
+        nic=lambda c: ["-nic", "none"],
+        expect=lambda c: [
+            "+press Ctrl-C within 1 s", "+no Ctrl-C within 1 s: normal boot",
+            "+BOOT FAILED at step network (attempt 2/2)", "+giving up after 2 boot attempts",
+            "+falling back to the provisioning package /ospkg/provision.json instead of rebooting",
+            f"+TEST-OS-PCRS {pcrs('provision')(c)}", booted("provision"), "-Recover: rebooting"],
+        handoff=lambda c: [
+            'r["host_config_source"] == "provisioning package (all 2 boot attempts failed)"',
+            '[(f["attempt"], f["step"], f["url"]) for f in r["failures"]] == [(1, "network", None), (2, "network", None)]',
+            'r["failures"][0]["message"].startswith("no NIC found (links: lo, bond0 [bond]); is the NIC driver loaded?")',
+            'r["ospkg"]["origin"] == "/ospkg/provision.zip"']),
+    Scenario(
+        "attest-retry", "measurements in PCRs 8, 9, 15; the boot that succeeds comes after failures; the log replays",
+        # attempt 1: kexec refuses URL 1's (signed) kernel, URL 2's server is down;
+        # attempt 2: URL 1 fails again and URL 2, now up, boots
+        lambda c, n: (c.get("package", "badkernel"),
+                      initramfs(c, n, PCRTP, dhcp(f"{good(c)}/badkernel.json,{late_url(c, n)}"))),
+        append="stboot.boot_attempts=2", during=[late_server("BOOT FAILED at step fetch (attempt 1/2)")],
+        timeout=200,
+        expect=lambda c: [
+            "+measurement PCRs from trust_policy.json: detail 8, authority 9, identity 15", "+kexec_file_load failed",
+            "+BOOT FAILED at step fetch (attempt 1/2)", "+measured OS package archive into PCR 8",
+            "+measured UX identity into PCR 15", "-into PCR 12", booted("good")],
+        checks=[measured_once("attest-retry", "measured OS package archive into PCR")],
+        handoff=lambda c: [
+            'r["ospkg"]["origin"].startswith("%s")' % late_url(c, "attest-retry", "good.zip"),
+            '[(f["attempt"], f["url_index"], f["step"]) for f in r["failures"]] == '
+            '[(1, 1, "kexec_load"), (1, 2, "fetch"), (2, 1, "kexec_load")]',
+            'r["failures"][1]["url"] == "%s" and r["failures"][1]["kind"].startswith("fetch.")'
+            % late_url(c, "attest-retry"),
+            'r["signatures"]["checks"][0]["signer"].startswith("CN=")'],
+        handoff_pcrs=(8, 9, 15), handoff_expect=lambda c: [pcrs("good", PCRTP)(c), predicted("good", PCRTP)(c)]),
+    Scenario(
+        "encrypted", "age: the first URL is for another machine (refused, with the remedy), the second boots; "
+        "a UX identity in the TPM",
+        encrypted_setup, identity=True,
+        expect=lambda c: [
+            f"+decryption identities: 1 ({re.search(r'age1[a-z0-9]*', read(path('age/machine.txt'))).group(0)})",
+            "+encother.json is age-encrypted to other recipients: the identity in "
+            "/etc/trust_policy/decryption_identities cannot decrypt it",
+            "+what to do: encrypt the package to this machine's recipient age1", "+enc.json: decrypted (",
+            "+enc.zip: decrypted to", "+Signatures: 2 found, 2 valid, 2 required", "-AGE-SECRET-KEY",
+            "+UX identity \"rack-7 é\" from TPM NV index 0x01420001",
+            f"+TEST-OS-PCRS {pcrs(path('plain', 'enc'), ENC, path('encrypted.identity'))(c)}",
+            f"+TEST-OS-PCRS {predicted(path('plain', 'enc'), ENC, 'rack-7 é')(c)}", booted("enc")],
+        handoff=lambda c: ['r["identity"] == "rack-7 é"', '"/enc.zip" in r["ospkg"]["origin"]']),
+    Scenario(
+        "coreboot", "a coreboot ROM (q35) with the LinuxBoot kernel as payload",
+        coreboot_setup("good"), payload="rom", skip_reason=NO_COREBOOT,
+        expect=lambda c: ["+coreboot-", "+ramstage starting", *good_boot(c)]),
+    Scenario(
+        "coreboot-replaced", "the same ROM after a new stboot initramfs was put in with cbfstool",
+        coreboot_setup("second"), payload="rom", skip_reason=NO_COREBOOT,
+        expect=lambda c: ["+coreboot-", "+(stboot@stboot)", f"+TEST-OS-PCRS {pcrs('second')(c)}",
+                          booted("second")]),
+    Scenario(
+        "uki", "the LinuxBoot kernel and stboot's initramfs in a UKI on an EFI system partition (OVMF)",
+        esp("uki"), payload="esp",
+        expect=lambda c: [EFI_STUB_INITRD, "+stboot-rs", *good_boot(c)]),
+    Scenario(
+        "iso", "the same UKI in stmgr's ISO (El Torito), on OVMF's CD drive",
+        lambda c, n: uki_images(c), payload="iso",
+        expect=lambda c: ["+BdsDxe: starting Boot0001 \"UEFI QEMU DVD-ROM", EFI_STUB_INITRD, "+stboot-rs",
+                          *good_boot(c)]),
+    Scenario(
+        "secureboot", "Secure Boot enforced with our PK, KEK and db: the UKI signed with db boots",
+        esp("secureboot"), payload="secureboot",
+        expect=lambda c: ["+EFI stub: UEFI Secure Boot is enabled.", "+secureboot: Secure boot enabled",
+                          *good_boot(c)]),
+    *[Scenario(
+        name, f"Secure Boot refuses the UKI {how}", esp(uki), payload="secureboot", nic=lambda c: ["-nic", "none"],
+        # a firmware that refused to boot waits for a key press: the run ends at the refusal
+        stop_at=": Access Denied",
+        expect=lambda c: ["+BdsDxe: failed to load Boot0002 \"UEFI Non-Block Boot Device\"", "+: Access Denied",
+                          "-Linux version", "-stboot"])
+      for name, uki, how in (("secureboot-unsigned", "uki", "unsigned"),
+                             ("secureboot-wrong-key", "secureboot-wrong-key", "signed by a key it does not know"))],
+    Scenario(
+        "kexec-fails-first", "kexec refuses the first (signed) kernel: nothing was measured for it",
+        lambda c, n: (c.get("package", "badkernel"),
+                      initramfs(c, n, NET, dhcp(f"{good(c)}/badkernel.json,{good(c)}/good.json"))),
+        expect=lambda c: ["+kexec_file_load failed", "+URL 1 of 2 failed after", f"+TEST-OS-PCRS {pcrs('good')(c)}",
+                          booted("good")],
+        checks=[measured_once("kexec-fails-first", "measured OS package archive into PCR 12")],
+        handoff=lambda c: [
+            '"/good.zip" in r["ospkg"]["origin"]', 'len(r["failures"]) == 1',
+            'r["failures"][0]["url"] == "%s/badkernel.json" and r["failures"][0]["url_index"] == 1 '
+            'and r["failures"][0]["attempt"] == 1' % good(c),
+            'r["failures"][0]["step"] == "kexec_load" and r["failures"][0]["kind"] == "boot.kexec" '
+            'and "kexec_file_load failed" in r["failures"][0]["message"]']),
+    Scenario(
+        "efivar-dhcp", "the host configuration from an EFI variable (OVMF), with a misspelt key",
+        efivar_setup, payload="efivar",
+        expect=lambda c: [
+            "+host configuration from EFI variable "
+            "/sys/firmware/efi/efivars/STHostConfig-f401f2c1-b005-4be0-8cee-f2e5945bcbe7",
+            "+unknown key \"bonding_mod\" (did you mean \"bonding_mode\"?)", booted("second")]),
+    Scenario(
+        "vlan", "VLAN 7 through an 802.1Q switch: eth0.7 wins the DHCP race, the console says where eth1.7 stood",
+        vlan_setup(lambda c: '{"network_mode":"dhcp","ospkg_pointer":"' + good(c) + '/good.json","vlan_id":7}'),
+        nic=vlan_nic("vlan"),
+        expect=lambda c: [
+            "+network: using eth0 52:54:00:12:34:56, eth1 52:54:00:12:34:57; not used: bond0 (bond, not a NIC)",
+            "+VLAN 7 on eth0: eth0.7", "+VLAN 7 on eth1: eth1.7",
+            "+DHCP: eth0.7 won (lease 10.0.2.15 from 10.0.2.2); eth1.7: ",
+            "+network: eth0.7 address 10.0.2.15/24 gateway 10.0.2.2", "+Signatures: 3 found, 3 valid, 2 required",
+            booted("good")],
+        checks=[switch_counts("vlan", r"tagged_in=[1-9][0-9]* .* to_guest=[1-9]",
+                              "the switch forwarded no tagged frames")],
+        report=lambda c: [f"switch counts: {read(path('vlan.switch')).strip()}"]),
+    Scenario(
+        "vlan-untagged", "the same switch without vlan_id: no lease, and the switch saw only untagged frames",
+        vlan_setup(lambda c: dhcp(f"{good(c)}/good.json")), nic=vlan_nic("vlan-untagged"),
+        append="stboot.boot_attempts=1 stboot.dhcp_timeout=8",
+        expect=lambda c: ["+DHCP: no lease within 8 s (", "+eth0: no answer from a DHCP server",
+                          "+eth1: no answer from a DHCP server", "-VLAN 7", "+BOOT FAILED at step network",
+                          f"-{BOOTED}"],
+        checks=[switch_counts("vlan-untagged", r"tagged_in=0 untagged_dropped=[1-9]",
+                              "the switch saw no untagged frames")],
+        report=lambda c: [f"switch counts: {read(path('vlan-untagged.switch')).strip()}"]),
+    Scenario(
+        "ipv6-slaac", "IPv6 only: SLAAC wins the race with DHCPv4, the server's name resolves over IPv6 DNS",
+        ipv6_setup(dhcp("https://os.test:8443/good.json"), *IPV6_DNSMASQ["ipv6-slaac"]), nic=lambda c: IPV6_NIC,
+        netns="stit-ipv6-slaac",
+        expect=lambda c: [
+            "+eth0: router advertisement from fe80::", "+prefix 2001:db8::/64 (SLAAC), DNS fe80::",
+            "+DHCP: eth0 won with SLAAC (2001:db8::5054:ff:fe12:3456/64, router fe80::",
+            "+; eth0 DHCPv4: no DHCP answer to", "+network: eth0 address 2001:db8::5054:ff:fe12:3456/64 gateway fe80::",
+            "+Signatures: 3 found, 3 valid, 2 required", f"+TEST-OS-PCRS {pcrs('good')(c)}", booted("good")],
+        checks=[served_over_ipv6("ipv6-slaac", "2001:db8::5054:ff:fe12:3456")]),
+    Scenario(
+        "ipv6-dhcpv6", "IPv6 only, \"managed\": an address from DHCPv6, duplicate address detection",
+        ipv6_setup(dhcp("https://[2001:db8::1]:8443/good.json"), *IPV6_DNSMASQ["ipv6-dhcpv6"]),
+        nic=lambda c: IPV6_NIC, netns="stit-ipv6-dhcpv6",
+        expect=lambda c: [
+            "+DHCP: IPv6 only (SLAAC or DHCPv6)", "+prefix 2001:db8::/64 (on-link), DNS fe80::",
+            "+addresses from DHCPv6", "+eth0: DHCPv6 address 2001:db8::1", "+passed duplicate address detection after",
+            "+/128 gateway fe80::", "-DHCPDISCOVER", "+Signatures: 3 found, 3 valid, 2 required", booted("good")],
+        checks=[served_over_ipv6("ipv6-dhcpv6", "2001:db8::1[0-9a-f][0-9a-f]")]),
+    Scenario(
+        "config-typo", "a typo in the only URL's scheme: a configuration error, reported once, not retried",
+        with_host(lambda c: dhcp(f"htps://{good(c)[8:]}/good.json")), append="stboot.boot_attempts=3",
+        nic=lambda c: ["-nic", "none"],
+        expect=lambda c: [
+            "+ospkg_pointer: URL 1: scheme \"htps\" is not http or https; skipped",
+            "+BOOT FAILED at step configuration (attempt 1/3)", "+what to do: fix the file the message names",
+            "+a configuration error is the same on every attempt: not trying again",
+            "+giving up after 1 boot attempt", "-attempt 2/3", "-retrying the whole boot", "+Recover: rebooting",
+            f"-{BOOTED}"]),
+    Scenario(
+        "too-big", "a 300 MiB package in a 512 MiB guest: refused from its Content-Length, the next URL boots",
+        lambda c, n: (c.get("package", "big"), initramfs(c, n, NET, dhcp(f"{good(c)}/big.json,{good(c)}/good.json"))),
+        expect=lambda c: [
+            "+package size: at most",
+            f"+the server announces {os.path.getsize(path('www', 'big.zip'))} bytes, more than the limit of",
+            "+the archive does not fit: at most", "-No space left on device", booted("good")],
+        report=lambda c: [m.group(0) + " (the 300 MiB archive refused before its download)" for m in
+                          [re.search(r"URL 1 of 2 failed after [0-9.]* s", read(path("too-big.console")))] if m]),
+]
+
+if __name__ == "__main__":
+    sys.exit(harness.main(SCENARIOS))
