@@ -255,7 +255,7 @@ mod tests {
     #[test]
     fn attempts_stop_at_a_failure_no_retry_heals() {
         let mut seen = Vec::new();
-        let tried = attempts(3, |n, ctx| {
+        let tried = attempts(3, |_, ctx| {
             seen.push(ctx.to_string());
             Failure::new(Step::Config, anyhow::anyhow!("bad"))
         });
