@@ -75,9 +75,13 @@ pub fn certificate(data: &[u8]) {
     d.certificates.push(data.to_vec());
     d.signatures.push(vec![0u8; 64]);
     let now = 1_800_000_000;
-    if let Ok(r) =
-        stboot::verify::verify(&d, &[0u8; 32], &[pki().root_der.clone()], stboot::verify::Threshold::AtLeast(1), now)
-    {
+    if let Ok(r) = stboot::verify::verify(
+        &d,
+        &stboot::digest::Sha256Digest::default(),
+        &[pki().root_der.clone()],
+        stboot::verify::Threshold::AtLeast(1),
+        now,
+    ) {
         let _ = r.lines(3);
     }
 }

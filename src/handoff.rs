@@ -225,7 +225,7 @@ pub struct Boot<'a> {
     /// The UX identity from the TPM (empty without one).
     pub identity: &'a [u8],
     /// The PCRs after the measurements, when the TPM could be read.
-    pub pcrs: Option<&'a BTreeMap<u32, [u8; 32]>>,
+    pub pcrs: Option<&'a BTreeMap<u32, crate::digest::Sha256Digest>>,
     pub steps: &'a [(crate::recovery::Step, Duration)],
     pub since_start: Duration,
 }
@@ -233,7 +233,6 @@ pub struct Boot<'a> {
 impl Report {
     /// The report of booting `pkg` with the measurements' event log beside it.
     pub fn new(pkg: &crate::verify::PackageFacts, boot: &Boot<'_>, firmware_eventlog: bool) -> Self {
-        use crate::measure::hex;
         let m = pkg.manifest();
         let r = pkg.report();
         let checks = r
@@ -246,7 +245,7 @@ impl Report {
                     crate::verify::Form::Proof(_) => "sigsum_proof".into(),
                 },
                 signer: c.signer.clone(),
-                certificate_sha256: c.certificate_sha256.as_ref().map(|d| hex(d)),
+                certificate_sha256: c.certificate_sha256.map(|d| d.hex()),
                 verdict: c.verdict.code().into(),
                 reason: c.verdict.reason(),
             })
@@ -258,9 +257,9 @@ impl Report {
             ospkg: Ospkg {
                 origin: pkg.origin().to_string(),
                 label: m.label.clone(),
-                archive_sha256: hex(pkg.archive_sha256()),
+                archive_sha256: pkg.archive_sha256().hex(),
                 archive_bytes: pkg.archive_len(),
-                descriptor_sha256: hex(&crate::verify::digest(pkg.descriptor_bytes())),
+                descriptor_sha256: crate::verify::digest(pkg.descriptor_bytes()).hex(),
                 kernel: m.kernel.clone(),
                 initramfs: m.initramfs.clone(),
                 cmdline: m.cmdline.clone(),
@@ -271,9 +270,9 @@ impl Report {
                 valid: r.valid,
                 checks,
             },
-            trust_policy_sha256: hex(&crate::verify::digest(crate::gojson::marshal(&boot.trust.policy).as_bytes())),
+            trust_policy_sha256: crate::verify::digest(crate::gojson::marshal(&boot.trust.policy).as_bytes()).hex(),
             identity: String::from_utf8_lossy(boot.identity).into_owned(),
-            pcrs: boot.pcrs.into_iter().flatten().map(|(p, v)| (p.to_string(), hex(v))).collect(),
+            pcrs: boot.pcrs.into_iter().flatten().map(|(p, v)| (p.to_string(), v.hex())).collect(),
             failures: boot.failures.to_vec(),
             steps: boot.steps.iter().map(|(n, d)| StepTime { step: n.code().to_string(), ms: d.as_millis() }).collect(),
             since_start_ms: boot.since_start.as_millis(),

@@ -190,8 +190,8 @@ impl<R: Read> Hash<R> {
         self.len == 0
     }
     /// The digest and the number of bytes of everything read so far.
-    pub fn finish(self) -> ([u8; 32], u64) {
-        (self.hasher.finalize().into(), self.len)
+    pub fn finish(self) -> (crate::digest::Sha256Digest, u64) {
+        (crate::digest::Sha256Digest::from_bytes(self.hasher.finalize().into()), self.len)
     }
 }
 
@@ -296,7 +296,7 @@ mod tests {
         std::io::copy(&mut h, &mut std::io::sink()).unwrap();
         let (d, n) = h.finish();
         assert_eq!(n, data.len() as u64);
-        assert_eq!(d, <[u8; 32]>::from(Sha256::digest(&data)));
+        assert_eq!(d, crate::digest::Sha256Digest::of(&data));
     }
 
     #[test]

@@ -167,8 +167,8 @@ pub fn certificate_ed25519_key(der: &[u8]) -> Option<[u8; 32]> {
 }
 
 /// Sign the archive digest: pure Ed25519 over the 32-byte SHA-256.
-pub fn sign_digest(key: &SigningKey, digest: &[u8; 32]) -> [u8; 64] {
-    key.sign(digest).to_bytes()
+pub fn sign_digest(key: &SigningKey, digest: &crate::digest::Sha256Digest) -> [u8; 64] {
+    key.sign(digest.as_bytes()).to_bytes()
 }
 
 /// A freshly generated key.
@@ -323,10 +323,7 @@ pub fn describe_certificate(der: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
+    use crate::digest::hex;
 
     /// Upstream stmgr's key test vector, and a signature made by `openssl pkeyutl
     /// -sign -rawin` with that key (Ed25519 is deterministic, so it is a known answer).
@@ -338,8 +335,8 @@ mod tests {
             hex(k.verifying_key().as_bytes()),
             "aabdeccc316b5a0f2fc76f39a445d5e901973c75ff8d5485457674e49e60850f"
         );
-        let digest: [u8; 32] = Sha256::digest(b"stboot-rs known answer").into();
-        assert_eq!(hex(&digest), "3647fccf2887682284ff63824ef312d2de315380988127fd4684d8c98fb602be");
+        let digest = crate::digest::Sha256Digest::of(b"stboot-rs known answer");
+        assert_eq!(digest.hex(), "3647fccf2887682284ff63824ef312d2de315380988127fd4684d8c98fb602be");
         assert_eq!(
             hex(&sign_digest(&k, &digest)),
             "f4b69a6b166d50844685d8d53e8f20a0b6141647450a8cd5fd8a7b87363497f7f82950e098a6bb55e97d486d257ca0105f034a695cf51accf2037154c57f6605"

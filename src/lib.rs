@@ -25,6 +25,7 @@
 pub mod boot;
 pub mod config;
 pub mod decrypt;
+pub mod digest;
 pub mod fetch;
 pub mod files;
 pub mod gojson;

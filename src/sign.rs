@@ -17,7 +17,7 @@ pub fn sign(paths: &PackagePaths, key: &crate::keys::Key, cert_der: &[u8]) -> Re
         bail!("the key does not belong to the certificate (their public keys differ)");
     }
     let digest = verify::digest(&archive);
-    add_signature(&mut descriptor, cert_der, key.sign(&digest)?.to_vec())?;
+    add_signature(&mut descriptor, cert_der, key.sign(digest.as_bytes())?.to_vec())?;
     ospkg::write_file(&paths.descriptor, descriptor.to_json().as_bytes())
 }
 
@@ -33,7 +33,7 @@ pub fn attach_sigsum_proof(paths: &PackagePaths, proof: &[u8], cert_der: &[u8]) 
         bail!("not a Sigsum proof: it does not start with \"version=\"");
     }
     let digest = verify::digest(&archive);
-    verify::sigsum::check_leaf(proof, &digest, &cert_key).map_err(|e| anyhow::anyhow!("{e}"))?;
+    verify::sigsum::check_leaf(proof, digest.as_bytes(), &cert_key).map_err(|e| anyhow::anyhow!("{e}"))?;
     add_signature(&mut descriptor, cert_der, proof.to_vec())?;
     ospkg::write_file(&paths.descriptor, descriptor.to_json().as_bytes())
 }

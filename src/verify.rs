@@ -16,11 +16,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
 use ed25519_dalek::{Signature, VerifyingKey};
-use sha2::{Digest, Sha256};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{ASN1Time, FromDer};
 
+use crate::digest::Sha256Digest;
 use crate::ospkg::package::{ArchiveData, Unverified};
 use crate::ospkg::{Descriptor, Manifest};
 
@@ -132,7 +132,7 @@ pub struct SignatureCheck {
     /// The certificate's subject, when it could be read.
     pub signer: Option<String>,
     /// SHA-256 of the certificate (DER), when it could be decoded.
-    pub certificate_sha256: Option<[u8; 32]>,
+    pub certificate_sha256: Option<Sha256Digest>,
     pub form: Form,
     pub verdict: Verdict,
 }
@@ -332,7 +332,7 @@ pub struct VerifiedOsPackage {
 pub struct PackageFacts {
     origin: crate::ospkg::package::Origin,
     manifest: Manifest,
-    archive_sha256: [u8; 32],
+    archive_sha256: Sha256Digest,
     archive_len: u64,
     descriptor_bytes: Vec<u8>,
     report: Report,
@@ -347,7 +347,7 @@ impl PackageFacts {
         &self.manifest
     }
     /// SHA-256 of the archive bytes that were verified.
-    pub fn archive_sha256(&self) -> &[u8; 32] {
+    pub fn archive_sha256(&self) -> &Sha256Digest {
         &self.archive_sha256
     }
     pub fn archive_len(&self) -> u64 {
@@ -378,7 +378,7 @@ impl VerifiedOsPackage {
         &self.facts.origin
     }
     /// SHA-256 of the archive bytes that were verified.
-    pub fn archive_sha256(&self) -> &[u8; 32] {
+    pub fn archive_sha256(&self) -> &Sha256Digest {
         &self.facts.archive_sha256
     }
     pub fn archive_len(&self) -> u64 {
@@ -560,8 +560,8 @@ pub fn effective_now() -> (i64, bool) {
 }
 
 /// SHA-256 of the archive bytes: the message that is signed.
-pub fn digest(archive: &[u8]) -> [u8; 32] {
-    Sha256::digest(archive).into()
+pub fn digest(archive: &[u8]) -> Sha256Digest {
+    Sha256Digest::of(archive)
 }
 
 /// Check every signature of `descriptor` over `archive_sha256` against the signing
@@ -570,7 +570,7 @@ pub fn digest(archive: &[u8]) -> [u8; 32] {
 /// certificates); every per-signature problem is a verdict in the report.
 pub fn verify<'a>(
     descriptor: &Descriptor,
-    archive_sha256: &[u8; 32],
+    archive_sha256: &Sha256Digest,
     anchors: impl Into<Anchors<'a>>,
     threshold: Threshold,
     now_unix: i64,
@@ -649,7 +649,7 @@ type Counted = ([u8; 32], Option<sigsum::ProofSummary>);
 fn check_one(
     der: std::result::Result<&[u8], &str>,
     sig: &[u8],
-    message: &[u8; 32],
+    message: &Sha256Digest,
     anchors: &Anchors,
     roots: &[X509Certificate],
     now: ASN1Time,
@@ -690,7 +690,7 @@ fn check_one(
         Err(e) => return (signer, Err(Verdict::UnsupportedKey(format!("invalid Ed25519 key: {e}")))),
     };
     if sigsum::is_proof(sig) {
-        return match sigsum::check(sig, message, &key_bytes, anchors.sigsum_policy) {
+        return match sigsum::check(sig, message.as_bytes(), &key_bytes, anchors.sigsum_policy) {
             Ok(summary) => (signer, Ok((key_bytes, Some(summary)))),
             Err(m) => (signer, Err(Verdict::BadProof(m))),
         };
@@ -701,7 +701,7 @@ fn check_one(
             Err(Verdict::BadSignature(format!("{} bytes, expected a 64-byte Ed25519 signature", sig.len()))),
         );
     };
-    match key.verify_strict(message, &sig) {
+    match key.verify_strict(message.as_bytes(), &sig) {
         Ok(()) => (signer, Ok((key_bytes, None))),
         Err(_) => (
             signer,

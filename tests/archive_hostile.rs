@@ -186,7 +186,7 @@ fn mutated_inputs_never_panic() {
         if let Ok(d) = Descriptor::parse(&j) {
             let _ = stboot::verify::verify(
                 &d,
-                &[0; 32],
+                &stboot::digest::Sha256Digest::default(),
                 std::slice::from_ref(&root),
                 stboot::verify::Threshold::AtLeast(1),
                 0,

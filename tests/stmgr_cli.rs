@@ -281,7 +281,7 @@ fn openssl_keys_and_signatures_interoperate() {
     // openssl signs the digest with the second key; the signature is added by hand
     let zip = std::fs::read(d.join("os.zip")).unwrap();
     let digest = stboot::verify::digest(&zip);
-    std::fs::write(d.join("digest.bin"), digest).unwrap();
+    std::fs::write(d.join("digest.bin"), digest.as_bytes()).unwrap();
     openssl(d, &["pkeyutl", "-sign", "-rawin", "-inkey", "leaf2.key", "-in", "digest.bin", "-out", "sig2.bin"]);
     let sig2 = std::fs::read(d.join("sig2.bin")).unwrap();
     assert_eq!(sig2.len(), 64);
@@ -969,8 +969,9 @@ fn sigsum_proofs_count_only_when_log_witnesses_and_inclusion_check_out() {
     let key =
         stboot::keys::certificate_ed25519_key(&stboot::keys::load_certificate(&d.join("sigsum.pem")).unwrap()).unwrap();
     let pol = stboot::verify::sigsum::parse_policy(&std::fs::read(&policy_file).unwrap(), "policy").unwrap();
-    let check =
-        |proof: &str| stboot::verify::sigsum::check(&std::fs::read(d.join(proof)).unwrap(), &digest, &key, Some(&pol));
+    let check = |proof: &str| {
+        stboot::verify::sigsum::check(&std::fs::read(d.join(proof)).unwrap(), digest.as_bytes(), &key, Some(&pol))
+    };
     let cases: &[(&str, &[&str], Option<&str>)] = &[
         ("size1", &["--size", "1"], None),
         ("v1", &["--version", "1"], None),
@@ -1011,8 +1012,13 @@ fn sigsum_proofs_count_only_when_log_witnesses_and_inclusion_check_out() {
     // the proof's signer, checked against another certificate's key
     let other =
         stboot::keys::certificate_ed25519_key(&stboot::keys::load_certificate(&d.join("other.pem")).unwrap()).unwrap();
-    let e = stboot::verify::sigsum::check(&std::fs::read(d.join("good.proof")).unwrap(), &digest, &other, Some(&pol))
-        .unwrap_err();
+    let e = stboot::verify::sigsum::check(
+        &std::fs::read(d.join("good.proof")).unwrap(),
+        digest.as_bytes(),
+        &other,
+        Some(&pol),
+    )
+    .unwrap_err();
     assert!(e.contains("leaf was signed by another key"), "{e}");
 
     // a key counts once: a plain signature and a proof by the same key are one signer
@@ -1315,7 +1321,7 @@ fn sigsum_proofs_follow_sigsum_go_v0_11_2_grammar() {
     let key =
         stboot::keys::certificate_ed25519_key(&stboot::keys::load_certificate(&d.join("sigsum.pem")).unwrap()).unwrap();
     let pol = stboot::verify::sigsum::parse_policy(&std::fs::read(&policy_file).unwrap(), "policy").unwrap();
-    let check = |proof: &str| stboot::verify::sigsum::check(proof.as_bytes(), &digest, &key, Some(&pol));
+    let check = |proof: &str| stboot::verify::sigsum::check(proof.as_bytes(), digest.as_bytes(), &key, Some(&pol));
     let good = std::fs::read_to_string(d.join("good.proof")).unwrap();
     let size1 = std::fs::read_to_string(d.join("size1.proof")).unwrap();
     check(&good).expect("the good proof");

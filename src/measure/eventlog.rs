@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 
-use super::Measurement;
+use super::{Measurement, Sha256Digest};
 
 /// `EV_NO_ACTION`: not extended (the header is one).
 pub const EV_NO_ACTION: u32 = 0x0000_0003;
@@ -29,7 +29,7 @@ pub struct Event {
     pub pcr: u32,
     pub event_type: u32,
     /// The SHA-256 bank's digest; `None` when the entry has no SHA-256 digest.
-    pub sha256: Option<[u8; 32]>,
+    pub sha256: Option<Sha256Digest>,
     pub data: Vec<u8>,
 }
 
@@ -60,7 +60,7 @@ pub fn write(ms: &[Measurement]) -> Vec<u8> {
         log.extend_from_slice(&m.event_type.to_le_bytes());
         log.extend_from_slice(&1u32.to_le_bytes()); // one digest
         log.extend_from_slice(&TPM_ALG_SHA256.to_le_bytes());
-        log.extend_from_slice(&m.extend_value());
+        log.extend_from_slice(m.extend_value().as_bytes());
         log.extend_from_slice(&(m.data.len() as u32).to_le_bytes());
         log.extend_from_slice(&m.data);
     }
@@ -125,7 +125,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Event>> {
             };
             let d = r.take(len, "digest")?;
             if alg == TPM_ALG_SHA256 {
-                sha256 = Some(d.try_into().context("SHA-256 digest of 32 bytes")?);
+                sha256 = Some(Sha256Digest::from_bytes(d.try_into().context("SHA-256 digest of 32 bytes")?));
             }
         }
         let size = r.u32("event size")? as usize;
@@ -137,8 +137,8 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Event>> {
 
 /// The SHA-256 PCR values the events imply, starting from zeros (`EV_NO_ACTION`
 /// events are not extended).
-pub fn replay(events: &[Event]) -> BTreeMap<u32, [u8; 32]> {
-    let mut by_pcr: BTreeMap<u32, Vec<[u8; 32]>> = BTreeMap::new();
+pub fn replay(events: &[Event]) -> BTreeMap<u32, Sha256Digest> {
+    let mut by_pcr: BTreeMap<u32, Vec<Sha256Digest>> = BTreeMap::new();
     for e in events.iter().filter(|e| e.event_type != EV_NO_ACTION) {
         if let Some(d) = e.sha256 {
             by_pcr.entry(e.pcr).or_default().push(d);
@@ -172,7 +172,7 @@ mod tests {
         let mut ms = super::super::measurements(
             &pcrs,
             "os.zip",
-            &[7; 32],
+            &Sha256Digest::from_bytes([7; 32]),
             b"{\"version\":1}",
             "{\"ospkg_signature_threshold\":1,\"ospkg_fetch_method\":\"network\"}",
             &[b"root-der".to_vec()],
@@ -229,7 +229,7 @@ mod tests {
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
         for (pcr, v) in super::super::pcr_values(&ms) {
-            let want = format!("{pcr} : 0x{}", super::super::hex(&v));
+            let want = format!("{pcr} : 0x{}", v.hex());
             assert!(out.contains(&want), "tpm2_eventlog does not say {want:?}:\n{out}");
         }
     }

@@ -49,7 +49,7 @@ pub struct Measurement {
     pub pcr: u32,
     pub what: &'static str,
     /// D: the digest of the measured data.
-    pub digest: [u8; 32],
+    pub digest: Sha256Digest,
     /// The event type and data of its event log entry (upstream's).
     pub event_type: u32,
     pub data: Vec<u8>,
@@ -57,13 +57,13 @@ pub struct Measurement {
 
 impl Measurement {
     /// The value the SHA-256 bank is extended with: SHA-256(D), as upstream.
-    pub fn extend_value(&self) -> [u8; 32] {
-        Sha256::digest(self.digest).into()
+    pub fn extend_value(&self) -> Sha256Digest {
+        Sha256Digest::of(self.digest.as_bytes())
     }
 }
 
-fn sha(b: &[u8]) -> [u8; 32] {
-    Sha256::digest(b).into()
+fn sha(b: &[u8]) -> Sha256Digest {
+    Sha256Digest::of(b)
 }
 
 /// The measurements of a boot, in order, but for the last one, the UX identity
@@ -73,7 +73,7 @@ fn sha(b: &[u8]) -> [u8; 32] {
 pub fn measurements(
     pcrs: &Pcrs,
     archive_name: &str,
-    archive_sha256: &[u8; 32],
+    archive_sha256: &Sha256Digest,
     descriptor_bytes: &[u8],
     trust_policy_compact_json: &str,
     signing_roots: &[Vec<u8>],
@@ -238,7 +238,7 @@ impl Tpm {
     }
 
     /// TPM2_PCR_Extend of the SHA-256 bank with `value`.
-    pub fn extend(&mut self, pcr: u32, value: &[u8; 32]) -> Result<()> {
+    pub fn extend(&mut self, pcr: u32, value: &Sha256Digest) -> Result<()> {
         let mut body = Vec::new();
         body.extend_from_slice(&pcr.to_be_bytes());
         // authorization area: one empty password session
@@ -247,12 +247,12 @@ impl Tpm {
         body.extend_from_slice(&[0, 0, 0, 0, 0]); // nonce size 0, attributes 0, hmac size 0
         body.extend_from_slice(&1u32.to_be_bytes()); // one digest
         body.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
-        body.extend_from_slice(value);
+        body.extend_from_slice(value.as_bytes());
         self.command(TPM_ST_SESSIONS, TPM_CC_PCR_EXTEND, &body).map(|_| ())
     }
 
     /// TPM2_PCR_Read of one SHA-256 PCR.
-    pub fn read_pcr(&mut self, pcr: u32) -> Result<[u8; 32]> {
+    pub fn read_pcr(&mut self, pcr: u32) -> Result<Sha256Digest> {
         let mut select = [0u8; 3];
         select[(pcr / 8) as usize] |= 1 << (pcr % 8);
         let mut body = Vec::new();
@@ -265,7 +265,7 @@ impl Tpm {
         if r.len() < 62 || u16::from_be_bytes([r[28], r[29]]) != 32 {
             bail!("TPM: unexpected PCR_Read response ({} bytes)", r.len());
         }
-        Ok(r[30..62].try_into().expect("32 bytes"))
+        Ok(Sha256Digest::from_bytes(r[30..62].try_into().expect("32 bytes")))
     }
 }
 
@@ -275,10 +275,7 @@ fn trim_nul(b: &[u8]) -> &[u8] {
     &b[start..end]
 }
 
-/// Lower-case hex of a digest, for the console.
-pub fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::digest::{hex, Sha256Digest};
 
 /// The measurements of booting `pkg` under `trust`, in order, but for the last one,
 /// the UX identity, which only the TPM knows ([`identity_measurement`]).
@@ -340,24 +337,24 @@ impl Session {
     }
 
     /// The current values of `pcrs`; `None` without a TPM or when one cannot be read.
-    pub fn read(&mut self, pcrs: &[u32]) -> Option<BTreeMap<u32, [u8; 32]>> {
+    pub fn read(&mut self, pcrs: &[u32]) -> Option<BTreeMap<u32, Sha256Digest>> {
         let tpm = self.tpm.as_mut()?;
         pcrs.iter().map(|&p| tpm.read_pcr(p).ok().map(|v| (p, v))).collect()
     }
 
     /// Extend the PCRs with `ms`, in order, and log each step and the values after.
-    pub fn extend(&mut self, ms: &[Measurement]) -> Option<BTreeMap<u32, [u8; 32]>> {
+    pub fn extend(&mut self, ms: &[Measurement]) -> Option<BTreeMap<u32, Sha256Digest>> {
         use tracing::{info, warn};
         let tpm = self.tpm.as_mut()?;
         for m in ms {
             match tpm.extend(m.pcr, &m.extend_value()) {
-                Ok(()) => info!("measured {} into PCR {}: {}", m.what, m.pcr, hex(&m.digest)),
+                Ok(()) => info!("measured {} into PCR {}: {}", m.what, m.pcr, m.digest.hex()),
                 Err(e) => warn!("measuring {} into PCR {} failed: {e:#}", m.what, m.pcr),
             }
         }
         let after = self.read(&touched(ms));
         for (pcr, v) in after.iter().flatten() {
-            info!("PCR {pcr} = {}", hex(v));
+            info!("PCR {pcr} = {}", v.hex());
         }
         after
     }
@@ -371,7 +368,7 @@ pub struct Plan {
     pub measurements: Vec<Measurement>,
     session: Session,
     /// The PCRs after the measurements; `None` without a readable TPM.
-    pub predicted: Option<BTreeMap<u32, [u8; 32]>>,
+    pub predicted: Option<BTreeMap<u32, Sha256Digest>>,
 }
 
 impl Plan {
@@ -394,7 +391,7 @@ impl Plan {
         let mut measurements = for_package(pkg, trust);
         measurements.push(identity_measurement(&trust.policy.pcrs(), b""));
         for m in &measurements {
-            tracing::info!("dry run: would measure {} into PCR {}: {}", m.what, m.pcr, hex(&m.digest));
+            tracing::info!("dry run: would measure {} into PCR {}: {}", m.what, m.pcr, m.digest.hex());
         }
     }
 
@@ -411,21 +408,21 @@ impl Plan {
 
 /// The PCR values after extending PCRs holding `before` with `ms` (PCRs that `ms`
 /// does not touch keep their value).
-pub fn after(before: &BTreeMap<u32, [u8; 32]>, ms: &[Measurement]) -> BTreeMap<u32, [u8; 32]> {
+pub fn after(before: &BTreeMap<u32, Sha256Digest>, ms: &[Measurement]) -> BTreeMap<u32, Sha256Digest> {
     let mut v = before.clone();
     for m in ms {
-        let cur = v.entry(m.pcr).or_insert([0; 32]);
+        let cur = v.entry(m.pcr).or_default();
         *cur = extend_pcr(cur, &m.extend_value());
     }
     v
 }
 
 /// One TPM2_PCR_Extend of the SHA-256 bank: SHA-256(pcr || value).
-fn extend_pcr(pcr: &[u8; 32], value: &[u8; 32]) -> [u8; 32] {
+fn extend_pcr(pcr: &Sha256Digest, value: &Sha256Digest) -> Sha256Digest {
     let mut h = Sha256::new();
-    h.update(pcr);
-    h.update(value);
-    h.finalize().into()
+    h.update(pcr.as_bytes());
+    h.update(value.as_bytes());
+    Sha256Digest::from_bytes(h.finalize().into())
 }
 
 /// The PCRs `ms` extends, in ascending order.
@@ -437,18 +434,20 @@ pub fn touched(ms: &[Measurement]) -> Vec<u32> {
 }
 
 /// The value of each PCR `ms` touches, after extending zeroed PCRs with `ms` in order.
-pub fn pcr_values(ms: &[Measurement]) -> BTreeMap<u32, [u8; 32]> {
+pub fn pcr_values(ms: &[Measurement]) -> BTreeMap<u32, Sha256Digest> {
     after(&BTreeMap::new(), ms)
 }
 
 /// PCR value after extending a zero PCR with `values` in order (for tests and logs).
-pub fn replay(values: &[[u8; 32]]) -> [u8; 32] {
-    values.iter().fold([0u8; 32], |pcr, v| extend_pcr(&pcr, v))
+pub fn replay(values: &[Sha256Digest]) -> Sha256Digest {
+    values.iter().fold(Sha256Digest::default(), |pcr, v| extend_pcr(&pcr, v))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const D1: Sha256Digest = Sha256Digest::from_bytes([1; 32]);
 
     #[test]
     fn layout_and_double_hash() {
@@ -456,7 +455,7 @@ mod tests {
         let mut m = measurements(
             &d,
             "os.zip",
-            &[1; 32],
+            &D1,
             b"{}",
             "{\"a\":1}",
             &[b"r1".to_vec(), b"r2".to_vec()],
@@ -467,16 +466,16 @@ mod tests {
         let pcrs: Vec<u32> = m.iter().map(|x| x.pcr).collect();
         assert_eq!(pcrs, [12, 12, 13, 13, 13, 13, 14]);
         assert_eq!(touched(&m), [12, 13, 14]);
-        let with = measurements(&d, "os.zip", &[1; 32], b"{}", "{}", &[], &[], Some(b"quorum none\n"));
+        let with = measurements(&d, "os.zip", &D1, b"{}", "{}", &[], &[], Some(b"quorum none\n"));
         assert_eq!(with[4].what, "Sigsum policy");
         assert_eq!((with[4].pcr, with[4].digest), (13, sha(b"quorum none\n")));
-        assert_eq!(m[0].digest, [1; 32]);
+        assert_eq!(m[0].digest, D1);
         assert_eq!(m[5].digest, sha(b"t1t2"));
         assert_eq!(m[0].extend_value(), sha(&[1; 32]));
         // replay of a single extend: SHA256(0^32 || v)
         let mut z = vec![0u8; 32];
         z.extend_from_slice(&[7; 32]);
-        assert_eq!(replay(&[[7; 32]]), sha(&z));
+        assert_eq!(replay(&[Sha256Digest::from_bytes([7; 32])]), sha(&z));
         assert_eq!(identity_measurement(&d, b"rack-7").digest, sha(b"rack-7"));
     }
 
@@ -485,7 +484,7 @@ mod tests {
         let chosen = Pcrs { detail: 8, authority: 9, identity: 15 };
         let d = Pcrs::default();
         let args = |p: &Pcrs| {
-            let mut m = measurements(p, "os.zip", &[1; 32], b"{}", "{}", &[b"r".to_vec()], &[], Some(b"quorum none\n"));
+            let mut m = measurements(p, "os.zip", &D1, b"{}", "{}", &[b"r".to_vec()], &[], Some(b"quorum none\n"));
             m.push(identity_measurement(p, b"id"));
             m
         };

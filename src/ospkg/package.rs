@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::{Archive, Descriptor, PackagePaths};
+use crate::digest::Sha256Digest;
 
 /// Where a package came from, for the console and reports. URLs are redacted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +47,7 @@ impl std::fmt::Display for Origin {
 #[derive(Debug)]
 pub struct ArchiveFile {
     file: File,
-    sha256: [u8; 32],
+    sha256: Sha256Digest,
     len: u64,
     remove_on_drop: Option<PathBuf>,
 }
@@ -68,7 +69,7 @@ impl ArchiveFile {
         Ok(Self { file, sha256, len, remove_on_drop: None })
     }
 
-    pub fn sha256(&self) -> &[u8; 32] {
+    pub fn sha256(&self) -> &Sha256Digest {
         &self.sha256
     }
 
@@ -114,7 +115,7 @@ pub enum ArchiveData {
 
 impl ArchiveData {
     /// SHA-256 of the archive bytes: what the signatures are over.
-    pub fn sha256(&self) -> &[u8; 32] {
+    pub fn sha256(&self) -> &Sha256Digest {
         match self {
             ArchiveData::File(f) => f.sha256(),
             ArchiveData::Streamed(s) => s.sha256(),

@@ -25,6 +25,7 @@ use flate2::{Decompress, FlushDecompress, Status};
 
 use super::archive::{check_entries, Entries, BZIMAGE_MAGIC_END, MAX_MANIFEST_BYTES};
 use super::manifest::{Manifest, MANIFEST_NAME};
+use crate::digest::Sha256Digest;
 
 const LOCAL: u32 = 0x0403_4b50;
 const CENTRAL: u32 = 0x0201_4b50;
@@ -127,7 +128,7 @@ pub struct Streamed {
 #[derive(Debug)]
 pub struct StreamedArchive {
     entries: Streamed,
-    sha256: [u8; 32],
+    sha256: Sha256Digest,
     len: u64,
 }
 
@@ -137,7 +138,7 @@ impl StreamedArchive {
     }
 
     /// SHA-256 of the archive bytes.
-    pub fn sha256(&self) -> &[u8; 32] {
+    pub fn sha256(&self) -> &Sha256Digest {
         &self.sha256
     }
 
@@ -562,7 +563,7 @@ impl Unzip {
             bail!("archive: truncated: it ends before its central directory");
         }
         self.check_tail()?;
-        let sha256 = sha2::Digest::finalize(std::mem::take(&mut self.hash)).into();
+        let sha256 = Sha256Digest::from_bytes(sha2::Digest::finalize(std::mem::take(&mut self.hash)).into());
         let entries = Streamed { entries: std::mem::take(&mut self.entries) };
         Ok(StreamedArchive { entries, sha256, len: self.written })
     }

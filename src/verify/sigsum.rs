@@ -16,6 +16,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::digest::hex;
+
 pub use ::sigsum::Policy;
 
 /// What a proof said, for the report.
@@ -51,10 +53,6 @@ pub use crate::config::trust_policy::parse_sigsum_policy as parse_policy;
 /// Whether a signature entry is a Sigsum proof rather than a raw signature.
 pub fn is_proof(entry: &[u8]) -> bool {
     entry.starts_with(b"version=")
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The value of the first `key=` line.

@@ -93,7 +93,7 @@ fn predict(a: PredictArgs) -> Result<ExitCode> {
         super::write_out(out, &eventlog::write(&ms), 0o644)?;
     }
     for (pcr, value) in measure::pcr_values(&ms) {
-        println!("PCR{pcr}={}", measure::hex(&value));
+        println!("PCR{pcr}={value}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -102,7 +102,7 @@ fn replay(a: ReplayArgs) -> Result<ExitCode> {
     let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     let events = eventlog::parse(&bytes).with_context(|| format!("{}", a.file.display()))?;
     for (i, e) in events.iter().enumerate() {
-        let digest = e.sha256.map(|d| measure::hex(&d)).unwrap_or_else(|| "(no SHA-256 digest)".into());
+        let digest = e.sha256.map(|d| d.hex()).unwrap_or_else(|| "(no SHA-256 digest)".into());
         println!(
             "event {i}: PCR {} {} sha256={digest} data={}",
             e.pcr,
@@ -111,7 +111,7 @@ fn replay(a: ReplayArgs) -> Result<ExitCode> {
         );
     }
     for (pcr, value) in eventlog::replay(&events) {
-        println!("PCR{pcr}={}", measure::hex(&value));
+        println!("PCR{pcr}={value}");
     }
     Ok(ExitCode::SUCCESS)
 }
