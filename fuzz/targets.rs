@@ -131,7 +131,7 @@ pub fn ipv6(data: &[u8]) {
         if let Ok(ra) = stboot::network::ipv6::parse_router_advert(msg) {
             let _ = stboot::network::ipv6::describe(&ra);
         }
-    } else if let Ok(m) = stboot::network::ipv6::decode(msg) {
-        let _ = stboot::network::ipv6::summary(&m);
+    } else if let Ok(m) = stboot::network::dhcpv6::decode(msg) {
+        let _ = stboot::network::dhcpv6::summary(&m);
     }
 }

@@ -54,3 +54,13 @@ pub struct Candidate {
     pub index: u32,
     pub mac: Vec<u8>,
 }
+
+/// A link-local IPv6 address (fe80::/10).
+pub(crate) fn is_link_local(a: &std::net::Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// A global (not link-local, loopback or multicast) IPv6 address.
+pub(crate) fn is_global(a: &std::net::IpAddr) -> bool {
+    matches!(a, std::net::IpAddr::V6(v) if !is_link_local(v) && !v.is_loopback() && !v.is_multicast() && !v.is_unspecified())
+}

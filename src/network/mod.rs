@@ -4,6 +4,7 @@
 //! (SLAAC, DHCPv6) on all candidates at once. Writes `/etc/resolv.conf`.
 
 pub mod dhcp;
+pub mod dhcpv6;
 pub mod ipv6;
 pub mod lease;
 pub mod netlink;
@@ -344,7 +345,7 @@ pub fn resolv_conf(servers: &[IpAddr], interface: &str) -> String {
     let mut s = String::new();
     for ip in servers {
         match ip {
-            IpAddr::V6(v) if ipv6::is_link_local(v) => {
+            IpAddr::V6(v) if lease::is_link_local(v) => {
                 let _ = writeln!(s, "nameserver {ip}%{interface}");
             }
             _ => {
