@@ -73,6 +73,14 @@ class Processes:
         entry["proc"] = subprocess.Popen(args, start_new_session=True, **kw)
         return entry["proc"]
 
+    def run(self, name, args, **kw):
+        """`args` to its end, registered like a server (a long build is killed with
+        the rest after Ctrl-C); returns (exit code, stdout, stderr) as text."""
+        proc = self.start(name, args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+        out, err = proc.communicate()
+        self.stop(proc)
+        return proc.returncode, out, err
+
     def on_close(self, name, undo):
         with self.lock:
             self.entries.append({"name": name, "proc": None, "undo": undo})
@@ -204,17 +212,18 @@ class Fixtures:
 
     # lib.sh's builders, in bash, with the harness's W
     def sh(self, script, capture=False, env=None):
+        """Run lib.sh's `script` (its progress lines shown after it); its stdout if
+        `capture`."""
         full = f'set -e; . "{HERE}/lib.sh"; kernel_paths; {script}'
-        r = subprocess.run(["bash", "-c", full], cwd=ROOT, env={**os.environ, "W": W, **(env or {})},
-                           stdout=subprocess.PIPE if capture else subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           text=True)
-        with _print_lock:  # lib.sh's own progress lines
-            for line in r.stderr.splitlines():
+        code, out, err = self.procs.run(script.split()[0], ["bash", "-c", full], cwd=ROOT,
+                                        env={**os.environ, "W": W, **(env or {})})
+        with _print_lock:
+            for line in err.splitlines():
                 if " [it] " in line:
                     print(line, file=sys.stderr, flush=True)
-        if r.returncode != 0:
-            raise SetupError(f"{script.split()[0]} failed (exit {r.returncode}): {r.stderr.strip()[-2000:]}")
-        return r.stdout.strip() if capture else None
+        if code != 0:
+            raise SetupError(f"{script.split()[0]} failed (exit {code}): {err.strip()[-2000:]}")
+        return out.strip() if capture else None
 
     def var(self, name):
         return self.sh(f'echo "${name}"', capture=True)
@@ -241,6 +250,7 @@ class Fixtures:
 
     def make_packages(self):
         self.get("binaries")
+        log("making the test OS, the PKI and the signed packages")
         self.sh("make_testos; make_pki; make_packages")
         return path("www")
 
@@ -276,11 +286,10 @@ class Fixtures:
     def make_linuxboot_kernel(self):
         with self.kernel_build:
             log("building the LinuxBoot kernel (scripts/build-kernel.sh; cached by its inputs)")
-            r = subprocess.run(["bash", os.path.join(ROOT, "scripts/build-kernel.sh")], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-        if r.returncode != 0:
-            raise SetupError(f"building the LinuxBoot kernel failed: {r.stderr.strip()[-3000:]}")
-        return r.stdout.strip()
+            code, out, err = self.procs.run("build-kernel.sh", ["bash", os.path.join(ROOT, "scripts/build-kernel.sh")])
+        if code != 0:
+            raise SetupError(f"building the LinuxBoot kernel failed: {err.strip()[-3000:]}")
+        return out.strip()
 
     def embed_kernel(self, name):
         """The LinuxBoot kernel with W/NAME.cpio.gz embedded, as W/NAME.bzImage."""

@@ -18,7 +18,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 
@@ -290,20 +289,19 @@ def coreboot_setup(pkg):
         env = {"ROM_CMDLINE": "console=ttyS0 panic=-1 stboot.boot_attempts=1"}
         def rom():
             log(f"building the coreboot ROM from {os.environ['COREBOOT_DIR']}")
-            r = subprocess.run(["bash", f"{ROOT}/scripts/build-rom.sh", path("coreboot.bzImage"),
-                                path("coreboot.rom")], env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-            if r.returncode != 0:
-                raise SetupError(f"build-rom.sh: {r.stderr[-2000:]}")
+            code, _, err = ctx.procs.run("build-rom.sh", ["bash", f"{ROOT}/scripts/build-rom.sh",
+                                         path("coreboot.bzImage"), path("coreboot.rom")], env={**os.environ, **env})
+            if code != 0:
+                raise SetupError(f"build-rom.sh: {err[-2000:]}")
         if name == "coreboot":
             ctx.once(("coreboot-rom",), rom)
         else:
             ctx.once(("coreboot-rom",), rom)
             shutil.copy(path("coreboot.rom"), path(f"{name}.rom"))
-            r = subprocess.run(["bash", f"{ROOT}/scripts/build-rom.sh", "--replace", path(f"{name}.rom"),
-                                path(f"{name}.bzImage")], env={**os.environ, **env}, capture_output=True, text=True)
-            if r.returncode != 0:
-                raise SetupError(f"replacing the payload failed: {r.stderr[-2000:]}")
+            code, _, err = ctx.procs.run("build-rom.sh --replace", ["bash", f"{ROOT}/scripts/build-rom.sh", "--replace",
+                                         path(f"{name}.rom"), path(f"{name}.bzImage")], env={**os.environ, **env})
+            if code != 0:
+                raise SetupError(f"replacing the payload failed: {err[-2000:]}")
     return setup
 
 
