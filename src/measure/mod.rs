@@ -277,12 +277,16 @@ fn trim_nul(b: &[u8]) -> &[u8] {
 
 pub use crate::digest::{hex, Sha256Digest};
 
-/// The measurements of booting `pkg` under `trust`, in order, but for the last one,
-/// the UX identity, which only the TPM knows ([`identity_measurement`]).
-pub fn for_package(pkg: &crate::verify::PackageFacts, trust: &crate::config::TrustConfig) -> Vec<Measurement> {
+/// The measurements of booting `pkg` under `trust`, in order, the UX `identity`
+/// (which only the TPM knows; empty without one) last.
+pub fn for_package(
+    pkg: &crate::verify::PackageFacts,
+    trust: &crate::config::TrustConfig,
+    identity: &[u8],
+) -> Vec<Measurement> {
     let policy = crate::gojson::marshal(&trust.policy);
     let sigsum = trust.sigsum_policy.as_ref().map(|p| p.bytes.as_slice());
-    measurements(
+    let mut ms = measurements(
         &trust.policy.pcrs(),
         &pkg.origin().archive_name(),
         pkg.archive_sha256(),
@@ -291,7 +295,9 @@ pub fn for_package(pkg: &crate::verify::PackageFacts, trust: &crate::config::Tru
         &trust.signing_roots,
         &trust.tls_roots,
         sigsum,
-    )
+    );
+    ms.push(identity_measurement(&trust.policy.pcrs(), identity));
+    ms
 }
 
 /// The TPM for one boot: opened once, the UX identity read from it, the PCRs read
@@ -374,9 +380,8 @@ pub struct Plan {
 impl Plan {
     /// Open the TPM, read the UX identity and the PCRs the measurements touch.
     pub fn new(pkg: &crate::verify::PackageFacts, trust: &crate::config::TrustConfig) -> Self {
-        let mut measurements = for_package(pkg, trust);
         let mut session = Session::open();
-        measurements.push(identity_measurement(&trust.policy.pcrs(), &session.identity));
+        let measurements = for_package(pkg, trust, &session.identity);
         let predicted = session.read(&touched(&measurements)).map(|before| after(&before, &measurements));
         Self { measurements, session, predicted }
     }
@@ -388,9 +393,7 @@ impl Plan {
 
     /// A dry run touches no TPM: say what would be measured (the UX identity empty).
     pub fn show_dry_run(pkg: &crate::verify::PackageFacts, trust: &crate::config::TrustConfig) {
-        let mut measurements = for_package(pkg, trust);
-        measurements.push(identity_measurement(&trust.policy.pcrs(), b""));
-        for m in &measurements {
+        for m in &for_package(pkg, trust, b"") {
             tracing::info!("dry run: would measure {} into PCR {}: {}", m.what, m.pcr, m.digest.hex());
         }
     }

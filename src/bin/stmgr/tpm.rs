@@ -87,8 +87,7 @@ fn predict(a: PredictArgs) -> Result<ExitCode> {
             rej.error
         ),
     };
-    let mut ms = measure::for_package(pkg.facts(), &trust);
-    ms.push(measure::identity_measurement(&trust.policy.pcrs(), a.identity.as_bytes()));
+    let ms = measure::for_package(pkg.facts(), &trust, a.identity.as_bytes());
     if let Some(out) = &a.eventlog {
         super::write_out(out, &eventlog::write(&ms), 0o644)?;
     }
