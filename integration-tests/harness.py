@@ -328,25 +328,7 @@ class Fixtures:
         port = port or self.ports.get()
         name = f"nginx-{cert}-{port}" + (f"-{netns}" if netns else "")
         d = path(name)
-        os.makedirs(os.path.join(d, "logs"), exist_ok=True)
-        with open(os.path.join(d, "nginx.conf"), "w") as f:
-            f.write(f"""daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/logs/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log {d}/logs/access.log;
-    client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};
-    types {{ application/json json; application/zip zip; }}
-    server {{
-        listen {listen}:{port} ssl;
-        ssl_certificate {W}/pki/{cert}-server.pem;
-        ssl_certificate_key {W}/pki/{cert}-server.key;
-        root {W}/www;
-    }}
-}}
-""")
+        self.sh(f'nginx_conf "{d}" {port} {cert} "{listen}"')
         prefix = ["ip", "netns", "exec", netns] if netns else []
         proc = self.procs.start(name, [*prefix, "nginx", "-c", f"{d}/nginx.conf", "-p", d],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -143,11 +143,12 @@ make_unbootable_kernel() {
     PKG_KERNEL=$W/badkernel make_pkg badkernel "console=ttyS0 panic=-1 testos=badkernel" leaf1 leaf2
 }
 
-# nginx on 127.0.0.1: PORT CERTNAME (from pki) [NAME]. With NS set, nginx runs in
-# that network namespace and listens on $LISTEN there (the IPv6 scenarios).
-start_nginx() {
-    local port=$1 cert=$2 name=${3:-nginx-$1}
-    local d=$W/$name
+# nginx_conf DIR PORT CERTNAME [ADDRESS]: DIR/nginx.conf for nginx in the foreground
+# serving $W/www over TLS on ADDRESS:PORT (default 127.0.0.1) with the server
+# certificate of the PKI's CA CERTNAME; logs and pid in DIR (integration-tests/harness.py
+# writes its servers' configurations with it too)
+nginx_conf() {
+    local d=$1 port=$2 cert=$3 listen=${4:-127.0.0.1}
     mkdir -p "$d/logs"
     cat > "$d/nginx.conf" <<NGX
 daemon off;
@@ -160,19 +161,25 @@ http {
     client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;
     types { application/json json; application/zip zip; }
     server {
-        listen ${LISTEN:-127.0.0.1}:$port ssl;
+        listen $listen:$port ssl;
         ssl_certificate $W/pki/$cert-server.pem;
         ssl_certificate_key $W/pki/$cert-server.key;
         root $W/www;
     }
 }
 NGX
-    local in=() addr=127.0.0.1
-    [ -n "${NS:-}" ] && in=(ip netns exec "$NS") && addr=${LISTEN//[\[\]]/}
-    "${in[@]}" nginx -c "$d/nginx.conf" -p "$d" &
+}
+
+# start_nginx PORT CERTNAME [NAME]: nginx on 127.0.0.1:PORT (nginx_conf), in the
+# background (scripts/demo.sh, bench-boot.sh, min-ram.sh); stop_nginx NAME
+start_nginx() {
+    local port=$1 cert=$2 name=${3:-nginx-$1}
+    local d=$W/$name
+    nginx_conf "$d" "$port" "$cert"
+    nginx -c "$d/nginx.conf" -p "$d" &
     echo $! > "$d/launcher.pid"
     for _ in $(seq 50); do
-        "${in[@]}" bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null && return 0
+        bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null && return 0
         sleep 0.1
     done
     log "nginx on $port did not start"; cat "$d/logs/error.log" >&2; return 1
