@@ -8,16 +8,15 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${W:=$ROOT/target/it}"
 MUSL=x86_64-unknown-linux-musl
 STBOOT=$ROOT/target/$MUSL/release/stboot
-STMGR=$ROOT/target/release/stmgr
+STMGR=$ROOT/target/$MUSL/release/stmgr
 
 log() { printf '%s [it] %s\n' "$(date +%T)" "$*" >&2; }
 
 build_all() {
     export PATH="$HOME/.cargo/bin:$PATH"
     command -v x86_64-linux-musl-gcc >/dev/null || export CC_x86_64_unknown_linux_musl=musl-gcc
-    log "building stboot (static, $MUSL, reproducibly: scripts/build-stboot.sh) and stmgr"
-    bash "$ROOT/scripts/build-stboot.sh" >/dev/null
-    (cd "$ROOT" && cargo build --quiet --release --bin stmgr)
+    log "building stboot (static, $MUSL, reproducibly: scripts/build-stboot.sh) and stmgr (the same way)"
+    bash "$ROOT/scripts/build-stboot.sh" --with-stmgr >/dev/null
     kernel_paths || return 1
     log "kernel $KERNEL; stboot $(stat -c %s "$STBOOT") bytes"
 }

@@ -25,6 +25,12 @@ log() { printf 'build-kernel: %s\n' "$*" >&2; }
 . "$root/scripts/apt-need.sh"
 apt_need build-kernel linux-source-6.1 flex bison bc libelf-dev xz-utils zstd make gcc
 
+# one build at a time per LINUXBOOT_DIR (one object directory): a second run waits,
+# then finds the first one's bzImage cached
+mkdir -p "$base"
+exec 9>"$base/.lock"
+flock 9
+
 version=$(dpkg-query -W -f='${Version}' linux-source-6.1)
 src=$base/src-$version
 if [ ! -f "$src/.extracted" ]; then

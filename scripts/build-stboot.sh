@@ -10,8 +10,20 @@
 # The same commit and Rust version give the same bytes: scripts/check-reproducible.sh
 # checks it. Release builds use the Rust version in docs/design.md ("Reproducible
 # builds").
+#
+#   scripts/build-stboot.sh [--with-stmgr]
+#
+# With --with-stmgr, stmgr is built in the same cargo run, static for the same target
+# (the dependencies are compiled once for both, and the two link steps run side by
+# side), and its path is printed on a second line. stboot's bytes do not depend on it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+bins=(--bin stboot)
+case "${1:-}" in
+    "") ;;
+    --with-stmgr) bins+=(--bin stmgr) ;;
+    *) echo "usage: build-stboot.sh [--with-stmgr]" >&2; exit 2 ;;
+esac
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 command -v x86_64-linux-musl-gcc >/dev/null || export CC_x86_64_unknown_linux_musl=musl-gcc
@@ -22,5 +34,6 @@ if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
     export SOURCE_DATE_EPOCH
 fi
 cd "$root"
-cargo build --quiet --locked --release --target x86_64-unknown-linux-musl --bin stboot
+cargo build --quiet --locked --release --target x86_64-unknown-linux-musl "${bins[@]}"
 echo "$root/target/x86_64-unknown-linux-musl/release/stboot"
+[ ${#bins[@]} = 2 ] || echo "$root/target/x86_64-unknown-linux-musl/release/stmgr"

@@ -6,41 +6,75 @@
 #
 #   bash scripts/check-reproducible.sh      (as root on Debian 12; about 10 min of CPU)
 #
+# The expensive half, the second place (its kernel objects and its stboot), can be
+# made ahead: scripts/test.sh runs `check-reproducible.sh --prepare DIR` at idle
+# priority while the other phases run, and then `check-reproducible.sh
+# --second-place DIR`, which builds only what is cheap (this place's side, the
+# initramfs images, two kernel relinks) and compares.
+#
 # The second build uses only committed files: with uncommitted changes, run it after
 # committing. Prints the SHA-256 of each artefact next to its twin.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="$HOME/.cargo/bin:$PATH"
 log() { printf 'reproducible: %s\n' "$*" >&2; }
+usage() { echo "usage: check-reproducible.sh [--prepare DIR | --second-place DIR]" >&2; exit 2; }
+
+mode=check other=
+case "${1:-}" in
+    "") ;;
+    --prepare) mode=prepare; other=${2:-}; [ -n "$other" ] || usage ;;
+    --second-place) other=${2:-}; [ -n "$other" ] || usage ;;
+    *) usage ;;
+esac
 
 if [ -n "$(git -C "$root" status --porcelain --untracked-files=no)" ]; then
     log "the checkout has uncommitted changes; the second build sees only HEAD, so they may differ for that reason"
 fi
 
-# the second place: a longer, different path, its own CARGO_HOME (the crates are
-# copied from the first, so nothing is downloaded) and its own kernel tree
-other=$(mktemp -d /tmp/stboot-reproducible-second-place.XXXXXX)
+# prepare DIR: the second place, a longer, different path: a clone of HEAD, its own
+# CARGO_HOME (the crates are copied from the first, so nothing is downloaded) and its
+# own kernel tree; its kernel objects and its stboot are built there. The kernel
+# builds in the background meanwhile (it needs no stboot; the serial tail of the
+# stboot build leaves a core free), so the kernel with the initramfs embedded is
+# then a relink there, as it is here.
 kpid=
-trap '[ -n "$kpid" ] && kill "$kpid" 2>/dev/null; rm -rf "$other"' EXIT
-git clone -q "$root" "$other/checkout/stboot-rs"
-mkdir -p "$other/cargo-home/registry"
-cp -r "${CARGO_HOME:-$HOME/.cargo}/registry/index" "${CARGO_HOME:-$HOME/.cargo}/registry/cache" "$other/cargo-home/registry/"
+prepare() {
+    local other=$1
+    rm -rf "$other"
+    mkdir -p "$other/cargo-home/registry"
+    git clone -q "$root" "$other/checkout/stboot-rs"
+    (cd "$root" && cargo fetch --quiet --locked)
+    cp -r "${CARGO_HOME:-$HOME/.cargo}/registry/index" "${CARGO_HOME:-$HOME/.cargo}/registry/cache" "$other/cargo-home/registry/"
+    log "the LinuxBoot kernel's objects, in $other/linuxboot (in the background; about 6 min of CPU)"
+    LINUXBOOT_DIR=$other/linuxboot bash "$other/checkout/stboot-rs/scripts/build-kernel.sh" >/dev/null 2>"$other/kernel.log" &
+    kpid=$!
+    log "stboot, in $other/checkout/stboot-rs with CARGO_HOME=$other/cargo-home"
+    CARGO_HOME=$other/cargo-home bash "$other/checkout/stboot-rs/scripts/build-stboot.sh" > "$other/stboot.path"
+    wait "$kpid" || { cat "$other/kernel.log" >&2; log "building the kernel in $other/linuxboot failed"; exit 1; }
+    kpid=
+    git -C "$other/checkout/stboot-rs" rev-parse HEAD > "$other/ready"
+}
 
-# the second place's kernel tree and objects, built meanwhile (it needs no stboot;
-# the serial tail of the stboot build leaves a core free): the kernel with the
-# initramfs embedded is then a relink there, as it is here
-log "the LinuxBoot kernel's objects, in $other/linuxboot (in the background; about 6 min of CPU)"
-LINUXBOOT_DIR=$other/linuxboot bash "$other/checkout/stboot-rs/scripts/build-kernel.sh" >/dev/null 2>"$other/kernel.log" &
-kpid=$!
-
-log "stboot, here"
-a_stboot=$(bash "$root/scripts/build-stboot.sh")
-log "stboot, in $other/checkout/stboot-rs with CARGO_HOME=$other/cargo-home"
-b_stboot=$(CARGO_HOME=$other/cargo-home bash "$other/checkout/stboot-rs/scripts/build-stboot.sh")
+case $mode in
+    prepare)
+        trap '[ -n "$kpid" ] && kill "$kpid" 2>/dev/null' EXIT
+        prepare "$other"
+        log "the second place is ready in $other"
+        exit 0 ;;
+    check)
+        other=$(mktemp -d /tmp/stboot-reproducible-second-place.XXXXXX)
+        trap '[ -n "$kpid" ] && kill "$kpid" 2>/dev/null; rm -rf "$other"' EXIT
+        prepare "$other" ;;
+esac
+[ "$(cat "$other/ready" 2>/dev/null)" = "$(git -C "$root" rev-parse HEAD)" ] ||
+    { log "$other is not a second place prepared from HEAD (run check-reproducible.sh --prepare $other)"; exit 1; }
+b_stboot=$(cat "$other/stboot.path")
+log "stboot (and stmgr), here"
+built=$(bash "$root/scripts/build-stboot.sh" --with-stmgr)
+a_stboot=$(sed -n 1p <<< "$built") stmgr=$(sed -n 2p <<< "$built")
 
 # the initramfs: the same inputs, given from different directories
-stmgr=$root/target/release/stmgr
-(cd "$root" && cargo build --quiet --locked --release --bin stmgr)
 for side in a b; do
     d=$other/initramfs-$side/some/where/$side
     mkdir -p "$d/tp"
@@ -56,8 +90,6 @@ b_initramfs=$other/initramfs-b/some/where/b/stboot.cpio.gz
 
 log "the LinuxBoot kernel with the initramfs embedded, here"
 a_kernel=$(bash "$root/scripts/build-kernel.sh" "$a_initramfs" 2>/dev/null)
-wait "$kpid" || { cat "$other/kernel.log" >&2; log "building the kernel in $other/linuxboot failed"; exit 1; }
-kpid=
 log "the LinuxBoot kernel with the initramfs embedded, from the kernel tree in $other/linuxboot"
 b_kernel=$(LINUXBOOT_DIR=$other/linuxboot bash "$other/checkout/stboot-rs/scripts/build-kernel.sh" "$b_initramfs" 2>/dev/null)
 
