@@ -27,6 +27,8 @@ case "${1:-}" in
     --second-place) other=${2:-}; [ -n "$other" ] || usage ;;
     *) usage ;;
 esac
+# absolute: the kernel build and cargo run in other directories
+[ -z "$other" ] || other=$(realpath -m "$other")
 
 if [ -n "$(git -C "$root" status --porcelain --untracked-files=no)" ]; then
     log "the checkout has uncommitted changes; the second build sees only HEAD, so they may differ for that reason"

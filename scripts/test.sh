@@ -8,7 +8,7 @@ phases=()
 t0=$SECONDS
 bg_pid=
 report() {
-    [ -n "$bg_pid" ] && kill -- -"$bg_pid" 2>/dev/null
+    if [ -n "$bg_pid" ]; then kill -- -"$bg_pid" 2>/dev/null || true; fi
     echo "== phase times"
     printf '%s\n' "${phases[@]}"
     [ -f target/background.time ] && cat target/background.time
@@ -62,7 +62,7 @@ demo() {
 # what the phases leave idle (a serial link, a test waiting for a timeout, a QEMU
 # waiting for its network), so the phases run as fast as alone and the builds are
 # ready, or nearly, when the QEMU and reproducible phases need them.
-second_place=target/reproducible-second-place
+second_place=$PWD/target/reproducible-second-place
 background() {
     local start=$SECONDS status
     set +e
@@ -80,7 +80,7 @@ start_background() {
     rm -f target/background.status target/background.time
     mkdir -p target
     # its own process group (setsid), so that the report can stop all of it
-    setsid chrt --idle 0 bash -c "$(declare -f background); second_place=$second_place; background" \
+    setsid chrt --idle 0 bash -c "$(declare -f background); second_place=$(printf %q "$second_place"); background" \
         > target/background.log 2>&1 < /dev/null &
     bg_pid=$!
 }
