@@ -38,7 +38,7 @@ lints() {
 unit_and_integration() {
     echo "== cargo test"
     rm -f target/skipped.log
-    STBOOT_REQUIRE_GO=1 STBOOT_REQUIRE_NETNS=1 STBOOT_SKIP_LOG="$PWD/target/skipped.log" cargo test --quiet 2>&1 | tee target/cargo-test.log
+    STBOOT_REQUIRE_GO=1 STBOOT_REQUIRE_NETNS=1 STBOOT_REQUIRE_SWTPM=1 STBOOT_SKIP_LOG="$PWD/target/skipped.log" cargo test --quiet 2>&1 | tee target/cargo-test.log
     grep -q "test result: ok" target/cargo-test.log
     # what the host could not run (each names the test that covers it instead)
     if [ -s target/skipped.log ]; then echo "== skipped in cargo test:"; cat target/skipped.log; fi

@@ -11,7 +11,7 @@
 //! | decryption of age-encrypted packages right after download | [`decrypt`] |
 //! | OS package formats (descriptor, archive, manifest) | [`ospkg`] |
 //! | signature verification | [`verify`] |
-//! | TPM measurements of what is booted | [`measure`] |
+//! | TPM measurements of what is booted | [`measure`] (the device: [`tpm`]) |
 //! | staging and kexec | [`boot`] |
 //! | what the OS receives: event logs and the boot report | [`handoff`] |
 //! | what happens after a failure | [`recovery`] |
@@ -20,8 +20,10 @@
 //! Operator-side helpers used by `stmgr` live in [`keys`] (keys and certificates),
 //! [`sign`] (signatures and Sigsum proofs added to a package), [`initramfs`] (the
 //! cpio builder), [`uki`] and [`iso`] (UEFI images) and [`secureboot`] (Authenticode
-//! signing of the UKI).
+//! signing of the UKI), and [`attest`] (evidence of what a machine booted: the TPM
+//! quote, the AK enrolment and the verifier).
 
+pub mod attest;
 pub mod boot;
 pub mod config;
 pub mod decrypt;
@@ -45,6 +47,7 @@ pub mod secureboot;
 pub mod sign;
 pub mod sys;
 pub mod text;
+pub mod tpm;
 pub mod uki;
 pub mod verify;
 

@@ -20,12 +20,8 @@
 //! Commands go to the kernel's resource manager `/dev/tpmrm0` (else `/dev/tpm0`) as
 //! raw TPM 2.0 command buffers.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{Read, Write};
-
-use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 pub mod eventlog;
 
@@ -116,164 +112,7 @@ pub fn identity_measurement(pcrs: &Pcrs, identity: &[u8]) -> Measurement {
     }
 }
 
-/// A TPM 2.0 device.
-pub struct Tpm {
-    dev: File,
-    pub path: &'static str,
-}
-
-const TPM_ST_NO_SESSIONS: u16 = 0x8001;
-const TPM_ST_SESSIONS: u16 = 0x8002;
-const TPM_CC_PCR_EXTEND: u32 = 0x0000_0182;
-const TPM_CC_PCR_READ: u32 = 0x0000_017E;
-const TPM_CC_NV_READ_PUBLIC: u32 = 0x0000_0169;
-const TPM_CC_NV_READ: u32 = 0x0000_014E;
-/// TPM_RC_HANDLE, without the bits that say which handle.
-const TPM_RC_HANDLE: u32 = 0x08B;
-
-/// The NV index upstream stboot (and stprov) keep the UX identity in.
-pub const UX_IDENTITY_NV_INDEX: u32 = 0x0142_0001;
-/// Longer identities are refused (upstream reads whatever is there; a name is short).
-pub const MAX_IDENTITY_BYTES: u16 = 2048;
-const TPM_RS_PW: u32 = 0x4000_0009;
-const TPM_ALG_SHA256: u16 = 0x000B;
-
-impl Tpm {
-    /// The first TPM device present; `None` when the machine has none.
-    pub fn open() -> Result<Option<Self>> {
-        for path in ["/dev/tpmrm0", "/dev/tpm0"] {
-            match std::fs::OpenOptions::new().read(true).write(true).open(path) {
-                Ok(dev) => return Ok(Some(Tpm { dev, path })),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e).with_context(|| format!("opening {path}")),
-            }
-        }
-        Ok(None)
-    }
-
-    fn command(&mut self, tag: u16, cc: u32, body: &[u8]) -> Result<Vec<u8>> {
-        let (rc, resp) = self.command_rc(tag, cc, body)?;
-        if rc != 0 {
-            bail!("TPM: command 0x{cc:x} failed with response code 0x{rc:x}");
-        }
-        Ok(resp)
-    }
-
-    /// Send a command; the response code and the whole response.
-    fn command_rc(&mut self, tag: u16, cc: u32, body: &[u8]) -> Result<(u32, Vec<u8>)> {
-        let mut cmd = Vec::with_capacity(10 + body.len());
-        cmd.extend_from_slice(&tag.to_be_bytes());
-        cmd.extend_from_slice(&((10 + body.len()) as u32).to_be_bytes());
-        cmd.extend_from_slice(&cc.to_be_bytes());
-        cmd.extend_from_slice(body);
-        self.dev.write_all(&cmd).with_context(|| format!("writing to {}", self.path))?;
-        let mut resp = vec![0u8; 4096];
-        let n = self.dev.read(&mut resp).with_context(|| format!("reading from {}", self.path))?;
-        resp.truncate(n);
-        if n < 10 {
-            bail!("TPM: short response ({n} bytes)");
-        }
-        let rc = u32::from_be_bytes([resp[6], resp[7], resp[8], resp[9]]);
-        Ok((rc, resp))
-    }
-
-    /// The size of NV index `index`'s data (TPM2_NV_ReadPublic); `None` when the
-    /// index is not defined.
-    pub fn nv_size(&mut self, index: u32) -> Result<Option<u16>> {
-        let (rc, r) = self.command_rc(TPM_ST_NO_SESSIONS, TPM_CC_NV_READ_PUBLIC, &index.to_be_bytes())?;
-        if rc & !0xF00 == TPM_RC_HANDLE {
-            return Ok(None);
-        }
-        if rc != 0 {
-            bail!("TPM: NV_ReadPublic of 0x{index:08x} failed with response code 0x{rc:x}");
-        }
-        // header 10, TPM2B_NV_PUBLIC: size 2, nvIndex 4, nameAlg 2, attributes 4,
-        // authPolicy (size 2 + bytes), dataSize 2
-        let policy_len = r.get(22..24).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize);
-        let at = policy_len.map(|l| 24 + l);
-        match at.and_then(|a| r.get(a..a + 2)) {
-            Some(b) => Ok(Some(u16::from_be_bytes([b[0], b[1]]))),
-            None => bail!("TPM: unexpected NV_ReadPublic response ({} bytes)", r.len()),
-        }
-    }
-
-    /// The whole data of NV index `index`, read with the index's own authorization
-    /// and an empty password, as upstream does (TPM2_NV_Read in chunks).
-    pub fn nv_read(&mut self, index: u32, size: u16) -> Result<Vec<u8>> {
-        const CHUNK: u16 = 512;
-        let mut data = Vec::with_capacity(size as usize);
-        while data.len() < size as usize {
-            let offset = data.len() as u16;
-            let n = CHUNK.min(size - offset);
-            let mut body = Vec::new();
-            body.extend_from_slice(&index.to_be_bytes()); // authHandle: the index itself
-            body.extend_from_slice(&index.to_be_bytes()); // nvIndex
-            body.extend_from_slice(&9u32.to_be_bytes());
-            body.extend_from_slice(&TPM_RS_PW.to_be_bytes());
-            body.extend_from_slice(&[0, 0, 0, 0, 0]);
-            body.extend_from_slice(&n.to_be_bytes());
-            body.extend_from_slice(&offset.to_be_bytes());
-            let r = self.command(TPM_ST_SESSIONS, TPM_CC_NV_READ, &body)?;
-            // header 10, parameterSize 4, TPM2B_MAX_NV_BUFFER: size 2 + bytes
-            let got = r.get(14..16).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize);
-            match got.and_then(|g| r.get(16..16 + g)) {
-                Some(chunk) if !chunk.is_empty() => data.extend_from_slice(chunk),
-                _ => bail!("TPM: unexpected NV_Read response ({} bytes)", r.len()),
-            }
-        }
-        Ok(data)
-    }
-
-    /// The UX identity from NV index [`UX_IDENTITY_NV_INDEX`], NULs trimmed at both
-    /// ends as upstream does; `None` when the index is not defined.
-    pub fn ux_identity(&mut self) -> Result<Option<Vec<u8>>> {
-        let Some(size) = self.nv_size(UX_IDENTITY_NV_INDEX)? else {
-            return Ok(None);
-        };
-        if size > MAX_IDENTITY_BYTES {
-            bail!("NV index 0x{UX_IDENTITY_NV_INDEX:08x} holds {size} bytes, more than {MAX_IDENTITY_BYTES} for an identity");
-        }
-        let raw = self.nv_read(UX_IDENTITY_NV_INDEX, size)?;
-        Ok(Some(trim_nul(&raw).to_vec()))
-    }
-
-    /// TPM2_PCR_Extend of the SHA-256 bank with `value`.
-    pub fn extend(&mut self, pcr: u32, value: &Sha256Digest) -> Result<()> {
-        let mut body = Vec::new();
-        body.extend_from_slice(&pcr.to_be_bytes());
-        // authorization area: one empty password session
-        body.extend_from_slice(&9u32.to_be_bytes());
-        body.extend_from_slice(&TPM_RS_PW.to_be_bytes());
-        body.extend_from_slice(&[0, 0, 0, 0, 0]); // nonce size 0, attributes 0, hmac size 0
-        body.extend_from_slice(&1u32.to_be_bytes()); // one digest
-        body.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
-        body.extend_from_slice(value.as_bytes());
-        self.command(TPM_ST_SESSIONS, TPM_CC_PCR_EXTEND, &body).map(|_| ())
-    }
-
-    /// TPM2_PCR_Read of one SHA-256 PCR.
-    pub fn read_pcr(&mut self, pcr: u32) -> Result<Sha256Digest> {
-        let mut select = [0u8; 3];
-        select[(pcr / 8) as usize] |= 1 << (pcr % 8);
-        let mut body = Vec::new();
-        body.extend_from_slice(&1u32.to_be_bytes());
-        body.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
-        body.push(3);
-        body.extend_from_slice(&select);
-        let r = self.command(TPM_ST_NO_SESSIONS, TPM_CC_PCR_READ, &body)?;
-        // header 10, update counter 4, selection 10, digest count 4, size 2, digest
-        if r.len() < 62 || u16::from_be_bytes([r[28], r[29]]) != 32 {
-            bail!("TPM: unexpected PCR_Read response ({} bytes)", r.len());
-        }
-        Ok(Sha256Digest::from_bytes(r[30..62].try_into().expect("32 bytes")))
-    }
-}
-
-fn trim_nul(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|&c| c != 0).unwrap_or(b.len());
-    let end = b.iter().rposition(|&c| c != 0).map_or(start, |e| e + 1);
-    &b[start..end]
-}
+pub use crate::tpm::{Tpm, MAX_IDENTITY_BYTES, UX_IDENTITY_NV_INDEX};
 
 pub use crate::digest::{hex, Sha256Digest};
 
@@ -504,13 +343,5 @@ mod tests {
         assert_eq!(pcr_values(&all)[&11], replay(&all.iter().map(Measurement::extend_value).collect::<Vec<_>>()));
         assert!((8..=15).all(Pcrs::allowed));
         assert!([0, 7, 16, 17, 22, 23, 24, 1 << 40].iter().all(|&p| !Pcrs::allowed(p)));
-    }
-
-    #[test]
-    fn identity_is_trimmed_of_nuls_at_both_ends() {
-        assert_eq!(trim_nul(b"\0\0rack-7\0\0"), b"rack-7");
-        assert_eq!(trim_nul(b"a\0b"), b"a\0b");
-        assert_eq!(trim_nul(b"\0\0"), b"");
-        assert_eq!(trim_nul(b""), b"");
     }
 }

@@ -1,0 +1,101 @@
+//! Quotes from a real (software) TPM: swtpm on a Unix socket, fresh per test. The
+//! AK is made from its template, PCR 12 is extended as stboot would, the quote is
+//! checked, and each kind of tampering is refused with its reason. Skipped (loudly)
+//! without swtpm unless STBOOT_REQUIRE_SWTPM is set, as scripts/test.sh does.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use stboot::attest::{check_quote, make_quote, QuoteFailure};
+use stboot::digest::Sha256Digest;
+use stboot::tpm::Tpm;
+
+struct Swtpm {
+    child: Child,
+    _dir: tempfile::TempDir,
+    sock: PathBuf,
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn swtpm() -> Option<Swtpm> {
+    let have = Command::new("sh").args(["-c", "command -v swtpm"]).output().is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(std::env::var_os("STBOOT_REQUIRE_SWTPM").is_none(), "STBOOT_REQUIRE_SWTPM is set but swtpm is missing");
+        eprintln!("SKIPPED attest_swtpm: swtpm is not installed (scripts/setup.sh installs it)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("cmd.sock");
+    let ctrl = dir.path().join("ctrl.sock");
+    let child = Command::new("swtpm")
+        .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
+        .arg("--tpmstate")
+        .arg(format!("dir={}", dir.path().display()))
+        .arg("--server")
+        .arg(format!("type=unixio,path={}", sock.display()))
+        .arg("--ctrl")
+        .arg(format!("type=unixio,path={}", ctrl.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting swtpm");
+    for _ in 0..100 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Some(Swtpm { child, _dir: dir, sock })
+}
+
+const PCRS: [u32; 11] = [0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14];
+
+#[test]
+fn a_quote_checks_and_every_tampering_is_named() {
+    let Some(sw) = swtpm() else { return };
+    let mut tpm = Tpm::open_spec(&format!("unix:{}", sw.sock.display())).expect("connecting to swtpm");
+    tpm.extend(12, &Sha256Digest::of(b"an OS package")).unwrap();
+    let nonce = b"0123456789abcdef0123456789abcdef";
+    let key = b"wg public key\n";
+    let q = make_quote(&mut tpm, nonce, Some(key), &PCRS).expect("quoting");
+    let a = check_quote(&q, nonce, Some(key)).expect("a fresh quote checks");
+    assert_eq!(a.pcrs, PCRS.to_vec());
+    assert!(q.pcr_values.iter().any(|(p, v)| *p == 12 && *v != Sha256Digest::from_bytes([0; 32])));
+
+    // the same AK again: a primary key of the endorsement hierarchy is made again
+    let again = make_quote(&mut tpm, nonce, Some(key), &PCRS).unwrap();
+    assert_eq!(again.ak_public, q.ak_public, "the AK is not the same key the second time");
+
+    assert_eq!(check_quote(&q, b"another nonce", Some(key)), Err(QuoteFailure::Binding));
+    assert_eq!(check_quote(&q, nonce, Some(b"another key")), Err(QuoteFailure::Binding));
+    assert_eq!(check_quote(&q, nonce, None), Err(QuoteFailure::Binding));
+
+    let mut pcrs = q.clone();
+    pcrs.pcr_values[8].1 = Sha256Digest::of(b"another package");
+    assert!(matches!(check_quote(&pcrs, nonce, Some(key)), Err(QuoteFailure::Pcrs(_))));
+
+    let mut forged = q.clone();
+    let n = forged.attest.len();
+    forged.attest[n - 1] ^= 1; // the PCR digest
+    let e = check_quote(&forged, nonce, Some(key)).unwrap_err();
+    assert!(matches!(&e, QuoteFailure::Signature(m) if m.contains("not the AK's")), "{e}");
+
+    let mut stranger = q.clone();
+    stranger.ak_public = stboot::tpm::object::Public::parse(
+        tpm.create_primary(0x4000_0001, &stboot::tpm::object::ak_template()).unwrap().public.as_bytes(),
+    )
+    .unwrap(); // the same template in the owner hierarchy: another key
+    assert!(matches!(check_quote(&stranger, nonce, Some(key)), Err(QuoteFailure::Signature(_))));
+
+    for cut in [0, 10, q.signature.len() - 1] {
+        let mut short = q.clone();
+        short.signature.truncate(cut);
+        assert!(matches!(check_quote(&short, nonce, Some(key)), Err(QuoteFailure::Signature(_))), "cut {cut}");
+    }
+}
