@@ -99,3 +99,37 @@ fn a_quote_checks_and_every_tampering_is_named() {
         assert!(matches!(check_quote(&short, nonce, Some(key)), Err(QuoteFailure::Signature(_))), "cut {cut}");
     }
 }
+
+#[test]
+fn a_credential_sealed_to_the_ek_and_the_ak_is_released_only_by_that_tpm_for_that_ak() {
+    use stboot::attest::credential::make_credential;
+    use stboot::tpm::object::{ak_template, ek_rsa_template};
+    use stboot::tpm::TPM_RH_ENDORSEMENT;
+    let (Some(a), Some(b)) = (swtpm(), swtpm()) else { return };
+    let mut tpm = Tpm::open_spec(&format!("unix:{}", a.sock.display())).unwrap();
+    let mut other = Tpm::open_spec(&format!("unix:{}", b.sock.display())).unwrap();
+    let ek = tpm.create_primary(TPM_RH_ENDORSEMENT, &ek_rsa_template()).expect("making the EK");
+    let ak = tpm.create_primary(TPM_RH_ENDORSEMENT, &ak_template()).expect("making the AK");
+    let ak_name = ak.public.name().unwrap();
+    let mut rng = rand_core::OsRng;
+    let secret = b"a challenge of 32 bytes........!";
+
+    let c = make_credential(&ek.public, &ak_name, secret, &mut rng).unwrap();
+    let got = tpm.activate_credential(ak.handle, ek.handle, &c.blob, &c.secret).expect("activating");
+    assert_eq!(got, secret);
+
+    // another TPM (another EK) cannot open it, even with an AK of the same template
+    let other_ek = other.create_primary(TPM_RH_ENDORSEMENT, &ek_rsa_template()).unwrap();
+    let other_ak = other.create_primary(TPM_RH_ENDORSEMENT, &ak_template()).unwrap();
+    assert_ne!(other_ek.public, ek.public, "two swtpms made the same EK");
+    let e = other.activate_credential(other_ak.handle, other_ek.handle, &c.blob, &c.secret).unwrap_err();
+    assert!(format!("{e:#}").contains("ActivateCredential") || format!("{e:#}").contains("0x"), "{e:#}");
+
+    // the right TPM, but sealed for another object's Name: refused
+    let mut wrong_name = ak_name.clone();
+    wrong_name[5] ^= 1;
+    let c2 = make_credential(&ek.public, &wrong_name, secret, &mut rng).unwrap();
+    assert!(tpm.activate_credential(ak.handle, ek.handle, &c2.blob, &c2.secret).is_err());
+    // and the first one still works (the failed attempts changed nothing)
+    assert_eq!(tpm.activate_credential(ak.handle, ek.handle, &c.blob, &c.secret).unwrap(), secret);
+}

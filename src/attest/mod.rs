@@ -6,9 +6,11 @@
 //! PCRs are those the handed-over event logs replay to.
 //!
 //! Done so far: making the AK and the quote ([`make_quote`]), reading a quote
-//! ([`quote::Attest`]) and checking it ([`check_quote`]). To come: the evidence
-//! file with the event logs, report and descriptor; the AK enrolment by credential
-//! activation; `stmgr attest`; the package checks of the verdict.
+//! ([`quote::Attest`]) and checking it ([`check_quote`]); the verifier's half of the
+//! AK enrolment ([`credential::make_credential`]; the TPM's half is
+//! [`crate::tpm::Tpm::activate_credential`]). To come: the evidence file with the
+//! event logs, report and descriptor; the enrolment record around the EK
+//! certificate; `stmgr attest`; the package checks of the verdict.
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -17,6 +19,7 @@ use crate::digest::Sha256Digest;
 use crate::tpm::object::{ak_template, Public};
 use crate::tpm::{Tpm, TPM_RH_ENDORSEMENT};
 
+pub mod credential;
 pub mod quote;
 
 use quote::Attest;
