@@ -30,7 +30,11 @@ fn swtpm() -> Option<Swtpm> {
         eprintln!("SKIPPED attest_swtpm: swtpm is not installed (scripts/setup.sh installs it)");
         return None;
     }
-    let dir = tempfile::tempdir().unwrap();
+    swtpm_in(tempfile::tempdir().unwrap())
+}
+
+/// swtpm on the state in `dir`.
+fn swtpm_in(dir: tempfile::TempDir) -> Option<Swtpm> {
     let sock = dir.path().join("cmd.sock");
     let ctrl = dir.path().join("ctrl.sock");
     let child = Command::new("swtpm")
@@ -132,4 +136,81 @@ fn a_credential_sealed_to_the_ek_and_the_ak_is_released_only_by_that_tpm_for_tha
     assert!(tpm.activate_credential(ak.handle, ek.handle, &c2.blob, &c2.secret).is_err());
     // and the first one still works (the failed attempts changed nothing)
     assert_eq!(tpm.activate_credential(ak.handle, ek.handle, &c.blob, &c.secret).unwrap(), secret);
+}
+
+/// A swtpm "manufactured" by swtpm_setup: an RSA EK certificate in NV index
+/// 0x01c00002, issued by swtpm's local CA (/var/lib/swtpm-localca).
+fn manufactured_swtpm() -> Option<Swtpm> {
+    let have = Command::new("sh").args(["-c", "command -v swtpm_setup"]).output().is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("STBOOT_REQUIRE_SWTPM").is_none(),
+            "STBOOT_REQUIRE_SWTPM is set but swtpm_setup is missing"
+        );
+        eprintln!(
+            "SKIPPED attest_swtpm enrolment: swtpm_setup is not installed (scripts/setup.sh installs swtpm-tools)"
+        );
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new("swtpm_setup")
+        .args(["--tpm2", "--create-ek-cert", "--overwrite", "--tpmstate"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "swtpm_setup: {}", String::from_utf8_lossy(&o.stderr));
+    swtpm_in(dir)
+}
+
+fn local_ca() -> Vec<Vec<u8>> {
+    let pem = std::fs::read("/var/lib/swtpm-localca/issuercert.pem").expect("swtpm's local CA");
+    stboot::pem::certificates(&pem, "issuercert.pem").unwrap()
+}
+
+#[test]
+fn an_ak_is_enrolled_through_the_ek_certificate_and_only_its_tpm_answers() {
+    use stboot::attest::enrol::{activate, challenge, finish, request, Answer, EkTrust};
+    let (Some(a), Some(b)) = (manufactured_swtpm(), swtpm()) else { return };
+    let mut tpm = Tpm::open_spec(&format!("unix:{}", a.sock.display())).unwrap();
+    let mut other = Tpm::open_spec(&format!("unix:{}", b.sock.display())).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let mut rng = rand_core::OsRng;
+
+    let req = request(&mut tpm).expect("the enrolment request");
+    assert!(req.ek_certificate.is_some(), "swtpm_setup wrote no EK certificate");
+    let trust = EkTrust { cas: local_ca(), ek_publics: vec![] };
+    let (ch, pending) = challenge(&req, &trust, now, &mut rng).expect("the challenge");
+    assert!(pending.ek_trusted_by.contains("issued by EK CA"), "{}", pending.ek_trusted_by);
+    let answer = activate(&mut tpm, &ch).expect("the TPM answers");
+    let record = finish(&pending, &answer).expect("enrolled");
+    assert_eq!(record.ak_public, req.ak_public);
+
+    // the enrolled AK is the one that quotes
+    let q = make_quote(&mut tpm, b"nonce", None, &PCRS).unwrap();
+    assert_eq!(record.ak().unwrap(), q.ak_public);
+
+    // another TPM cannot answer the challenge
+    let e = activate(&mut other, &ch).unwrap_err();
+    assert!(format!("{e:#}").contains("not the AK the challenge is for"), "{e:#}");
+    // a made-up answer is refused
+    let forged = Answer { version: 1, secret: vec![0; 32] };
+    assert!(format!("{:#}", finish(&pending, &forged).unwrap_err()).contains("not enrolled"));
+    // without a trusted CA or a listed EK, no challenge is made
+    let e = challenge(&req, &EkTrust::default(), now, &mut rng).unwrap_err();
+    assert!(format!("{e:#}").contains("no EK CA was given"), "{e:#}");
+    // a CA that did not issue the EK certificate
+    let stranger = stboot::keys::root_certificate(
+        &stboot::keys::generate_key(),
+        &stboot::keys::Validity::from_args(None, None, 30).unwrap(),
+    )
+    .unwrap();
+    let stranger = EkTrust { cas: stboot::pem::certificates(stranger.as_bytes(), "x").unwrap(), ek_publics: vec![] };
+    let e = challenge(&req, &stranger, now, &mut rng).unwrap_err();
+    assert!(format!("{e:#}").contains("is not among the EK CAs"), "{e:#}");
+    // a TPM without an EK certificate, trusted by its listed EK
+    let bare = request(&mut other).unwrap();
+    assert!(bare.ek_certificate.is_none());
+    let listed = EkTrust { cas: vec![], ek_publics: vec![Sha256Digest::of(&bare.ek_public)] };
+    let (ch, pending) = challenge(&bare, &listed, now, &mut rng).unwrap();
+    finish(&pending, &activate(&mut other, &ch).unwrap()).expect("a listed EK enrols");
 }

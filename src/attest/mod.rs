@@ -8,9 +8,9 @@
 //! Done so far: making the AK and the quote ([`make_quote`]), reading a quote
 //! ([`quote::Attest`]) and checking it ([`check_quote`]); the verifier's half of the
 //! AK enrolment ([`credential::make_credential`]; the TPM's half is
-//! [`crate::tpm::Tpm::activate_credential`]). To come: the evidence file with the
-//! event logs, report and descriptor; the enrolment record around the EK
-//! certificate; `stmgr attest`; the package checks of the verdict.
+//! [`crate::tpm::Tpm::activate_credential`]) and the enrolment around it
+//! ([`enrol`]). To come: the evidence file with the event logs, report and
+//! descriptor; `stmgr attest`; the package checks of the verdict.
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -20,6 +20,7 @@ use crate::tpm::object::{ak_template, Public};
 use crate::tpm::{Tpm, TPM_RH_ENDORSEMENT};
 
 pub mod credential;
+pub mod enrol;
 pub mod quote;
 
 use quote::Attest;
@@ -126,4 +127,41 @@ pub fn check_quote(q: &Quote, nonce: &[u8], key: Option<&[u8]>) -> Result<Attest
         return Err(QuoteFailure::Pcrs("the PCR values given are not the values quoted".into()));
     }
     Ok(a)
+}
+
+/// Bytes as standard base64 strings in the JSON files of attestation.
+pub(crate) mod b64 {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD.decode(s.trim()).map_err(|e| serde::de::Error::custom(format!("not base64: {e}")))
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+            match b {
+                Some(b) => super::serialize(b, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+            match Option::<String>::deserialize(d)? {
+                Some(s) => STANDARD
+                    .decode(s.trim())
+                    .map(Some)
+                    .map_err(|e| serde::de::Error::custom(format!("not base64: {e}"))),
+                None => Ok(None),
+            }
+        }
+    }
 }
