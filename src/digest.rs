@@ -21,6 +21,19 @@ impl Sha256Digest {
         Self(bytes)
     }
 
+    /// 64 hex digits (either case), as operators write a digest into a list; `None`
+    /// for anything else.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 64 || !text.is_ascii() {
+            return None;
+        }
+        let mut b = [0u8; 32];
+        for (i, out) in b.iter_mut().enumerate() {
+            *out = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Self(b))
+    }
+
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -214,3 +214,59 @@ fn an_ak_is_enrolled_through_the_ek_certificate_and_only_its_tpm_answers() {
     let (ch, pending) = challenge(&bare, &listed, now, &mut rng).unwrap();
     finish(&pending, &activate(&mut other, &ch).unwrap()).expect("a listed EK enrols");
 }
+
+#[test]
+fn stmgr_attest_enrols_a_machine_in_four_commands() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(sw) = manufactured_swtpm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let tpm = format!("unix:{}", sw.sock.display());
+    let stmgr = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_stmgr")).args(args).current_dir(dir.path()).output().unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+    };
+    let (ok, out) = stmgr(&["attest", "request", "-tpm", &tpm, "-out", "request.json"]);
+    assert!(ok && out.contains("EK certificate: present"), "{out}");
+    // no trust anchor: refused, saying what is missing
+    let (ok, out) = stmgr(&["attest", "challenge", "-request", "request.json", "-out", "c.json", "-state", "p.json"]);
+    assert!(!ok && out.contains("no EK CA was given"), "{out}");
+    let (ok, out) = stmgr(&[
+        "attest",
+        "challenge",
+        "-request",
+        "request.json",
+        "-ekCA",
+        "/var/lib/swtpm-localca/issuercert.pem",
+        "-out",
+        "challenge.json",
+        "-state",
+        "pending.json",
+    ]);
+    assert!(ok && out.contains("EK trusted: EK certificate"), "{out}");
+    let mode = std::fs::metadata(dir.path().join("pending.json")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the pending state (with the secret) is readable by others: {mode:o}");
+    let (ok, out) = stmgr(&["attest", "activate", "-tpm", &tpm, "-challenge", "challenge.json", "-out", "answer.json"]);
+    assert!(ok, "{out}");
+    let (ok, out) = stmgr(&["attest", "enrol", "-state", "pending.json", "-answer", "answer.json", "-out", "ak.json"]);
+    assert!(ok && out.contains("enrolled: AK 000b"), "{out}");
+    let record = std::fs::read_to_string(dir.path().join("ak.json")).unwrap();
+    let pending = std::fs::read_to_string(dir.path().join("pending.json")).unwrap();
+    let secret = pending.split("\"secret\": \"").nth(1).unwrap().split('"').next().unwrap();
+    assert!(!record.contains(secret), "the record holds the secret");
+    // the EK listed instead of its CA
+    let ek = out.split("EK sha256:").nth(1).unwrap().split(' ').next().unwrap().to_string();
+    std::fs::write(dir.path().join("eks.txt"), format!("# our fleet\nsha256:{ek}\n")).unwrap();
+    let (ok, out) = stmgr(&[
+        "attest",
+        "challenge",
+        "-request",
+        "request.json",
+        "-ekList",
+        "eks.txt",
+        "-out",
+        "c2.json",
+        "-state",
+        "p2.json",
+    ]);
+    assert!(ok && out.contains("is in the list of trusted EKs"), "{out}");
+}

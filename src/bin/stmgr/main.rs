@@ -5,6 +5,7 @@
 //! Help text stays within 80 columns (a serial console is 80 wide); a test renders
 //! every subcommand's help and checks it.
 
+mod attest;
 mod check;
 mod flags;
 mod initramfs;
@@ -83,6 +84,9 @@ enum Cmd {
     /// Predict the TPM PCRs stboot produces for a package.
     #[command(subcommand)]
     Tpm(tpm::TpmCmd),
+    /// Attestation: enrol a machine's attestation key (AK).
+    #[command(subcommand)]
+    Attest(attest::AttestCmd),
 }
 
 fn main() -> ExitCode {
@@ -127,6 +131,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Initramfs(c) => c.run(),
         Cmd::Uki(c) => c.run(),
         Cmd::Tpm(c) => c.run(),
+        Cmd::Attest(c) => c.run(),
     }
 }
 

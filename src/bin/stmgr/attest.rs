@@ -1,0 +1,178 @@
+//! `stmgr attest`: the AK enrolment (`request`, `challenge`, `activate`, `enrol`;
+//! `stboot::attest::enrol` does the work). Evidence and its verifier follow.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use stboot::attest::enrol::{self, Answer, Challenge, EkTrust, Pending, Request};
+use stboot::digest::Sha256Digest;
+use stboot::tpm::Tpm;
+
+#[derive(Subcommand)]
+pub enum AttestCmd {
+    /// On the machine: the AK enrolment request (EK certificate, EK and AK).
+    #[command(after_help = "\
+Reads the TPM's EK certificate (NV index 0x01c00002), makes the EK and the AK (a
+primary key of the endorsement hierarchy: the same key at every boot, nothing is
+stored) and writes the request the verifier checks. docs/attestation.md.
+
+Examples:
+  stmgr attest request -out request.json
+  stmgr attest request -tpm unix:/run/swtpm/cmd.sock -out request.json")]
+    Request(RequestArgs),
+    /// At the verifier: check a request and seal a secret to its EK and AK.
+    #[command(after_help = "\
+The EK is trusted through its certificate, issued by one of the -ekCA
+certificates, or because its SHA-256 is in the -ekList file (one hex digest per
+line, as `stmgr attest enrol` prints them). Writes the challenge for the machine
+and the pending state (with the secret: keep it private) for `stmgr attest enrol`.
+
+Examples:
+  stmgr attest challenge -request request.json -ekCA vendor-ek-ca.pem \\
+      -out challenge.json -state pending.json")]
+    Challenge(ChallengeArgs),
+    /// On the machine: let the TPM open the challenge.
+    #[command(after_help = "\
+The TPM releases the secret only if it holds the EK and the AK the challenge was
+made for (TPM2_ActivateCredential).
+
+Examples:
+  stmgr attest activate -challenge challenge.json -out answer.json")]
+    Activate(ActivateArgs),
+    /// At the verifier: check the answer and write the enrolment record.
+    #[command(after_help = "\
+The record names the AK (public area and Name) and the EK it is bound to; it
+holds no secret and can be published beside the OS packages.
+
+Examples:
+  stmgr attest enrol -state pending.json -answer answer.json -out enrolment.json")]
+    Enrol(EnrolArgs),
+}
+
+#[derive(Args)]
+pub struct RequestArgs {
+    /// The TPM: a device, unix:PATH or tcp:HOST:PORT (a software TPM's command
+    /// socket), or auto (/dev/tpmrm0, else /dev/tpm0).
+    #[arg(long, default_value = "auto")]
+    tpm: String,
+    /// Where the request goes (JSON).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ChallengeArgs {
+    /// The machine's request (stmgr attest request).
+    #[arg(long)]
+    request: PathBuf,
+    /// EK CA certificates (PEM), each trusted to certify EKs; repeatable.
+    #[arg(long = "ekCA")]
+    ek_ca: Vec<PathBuf>,
+    /// Trusted EKs: a file of SHA-256 digests of EK public areas, one per line.
+    #[arg(long = "ekList")]
+    ek_list: Option<PathBuf>,
+    /// Where the challenge for the machine goes (JSON).
+    #[arg(long)]
+    out: PathBuf,
+    /// The pending state, with the secret (written mode 0600).
+    #[arg(long)]
+    state: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ActivateArgs {
+    /// The TPM: a device, unix:PATH, tcp:HOST:PORT or auto.
+    #[arg(long, default_value = "auto")]
+    tpm: String,
+    /// The verifier's challenge (stmgr attest challenge).
+    #[arg(long)]
+    challenge: PathBuf,
+    /// Where the answer goes (JSON, mode 0600).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct EnrolArgs {
+    /// The pending state stmgr attest challenge wrote.
+    #[arg(long)]
+    state: PathBuf,
+    /// The machine's answer (stmgr attest activate).
+    #[arg(long)]
+    answer: PathBuf,
+    /// Where the enrolment record goes (JSON; public).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: not {what}", path.display()))
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize, mode: u32) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    crate::write_out(path, text.as_bytes(), mode)
+}
+
+impl AttestCmd {
+    pub fn run(self) -> Result<ExitCode> {
+        match self {
+            AttestCmd::Request(a) => {
+                let mut tpm = Tpm::open_spec(&a.tpm)?;
+                let req = enrol::request(&mut tpm)?;
+                let ek = Sha256Digest::of(&req.ek_public);
+                match &req.ek_certificate {
+                    Some(_) => println!("EK certificate: present; EK sha256:{}", ek.hex()),
+                    None => println!("EK certificate: none in NV index 0x01c00002; EK sha256:{}", ek.hex()),
+                }
+                write_json(&a.out, &req, 0o644)?;
+            }
+            AttestCmd::Challenge(a) => {
+                let req: Request = read_json(&a.request, "an enrolment request (stmgr attest request)")?;
+                let mut trust = EkTrust::default();
+                for p in &a.ek_ca {
+                    let pem = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+                    trust.cas.extend(stboot::pem::certificates(&pem, &p.display().to_string())?);
+                }
+                if let Some(p) = &a.ek_list {
+                    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                    for (n, line) in text.lines().enumerate() {
+                        let line = line.trim().trim_start_matches("sha256:");
+                        if line.is_empty() || line.starts_with('#') {
+                            continue;
+                        }
+                        let d = Sha256Digest::from_hex(line)
+                            .with_context(|| format!("{} line {}: not a SHA-256 digest in hex", p.display(), n + 1))?;
+                        trust.ek_publics.push(d);
+                    }
+                }
+                let (now, _) = stboot::verify::effective_now();
+                let (challenge, pending) = enrol::challenge(&req, &trust, now, &mut rand_core::OsRng)?;
+                println!("EK trusted: {}", pending.ek_trusted_by);
+                write_json(&a.state, &pending, 0o600)?;
+                write_json(&a.out, &challenge, 0o644)?;
+            }
+            AttestCmd::Activate(a) => {
+                let challenge: Challenge = read_json(&a.challenge, "an enrolment challenge (stmgr attest challenge)")?;
+                let mut tpm = Tpm::open_spec(&a.tpm)?;
+                let answer = enrol::activate(&mut tpm, &challenge)?;
+                write_json(&a.out, &answer, 0o600)?;
+            }
+            AttestCmd::Enrol(a) => {
+                let pending: Pending = read_json(&a.state, "a pending enrolment (stmgr attest challenge -state)")?;
+                let answer: Answer = read_json(&a.answer, "an enrolment answer (stmgr attest activate)")?;
+                let record = enrol::finish(&pending, &answer)?;
+                println!(
+                    "enrolled: AK {} of EK sha256:{} ({})",
+                    record.ak_name, record.ek_public_sha256, record.ek_trusted_by
+                );
+                write_json(&a.out, &record, 0o644)?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
