@@ -17,6 +17,7 @@ the lines on the serial console and what the booted test OS printed.
 import argparse
 import concurrent.futures
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -600,6 +601,14 @@ def handoff_errors(ctx, name, checks, pcrs=(12, 13, 14), expect=()):
         return errs + ["the boot report is missing or not JSON"]
     with open(path(f"{name}.report.json"), "w") as f:
         json.dump(report, f, indent=2)
+    # the verified descriptor, the bytes whose SHA-256 the report (and PCR 12) names
+    b64 = "".join(ln[len("TEST-OS-DESCRIPTOR "):] for ln in lines if ln.startswith("TEST-OS-DESCRIPTOR "))
+    try:
+        descriptor = base64.b64decode(b64, validate=True)
+    except ValueError:
+        descriptor = b""
+    if not descriptor or hashlib.sha256(descriptor).hexdigest() != report.get("ospkg", {}).get("descriptor_sha256"):
+        errs.append("/stboot/descriptor.json is missing, or not the descriptor the report names")
     for c in checks:
         try:
             ok = eval(c, {}, {"r": report})  # noqa: S307 - the checks are this suite's own

@@ -100,6 +100,12 @@ int main(void) {
     }
     len = slurp("/stboot/firmware-eventlog.bin", file_buf, sizeof file_buf);
     if (len >= 0) fprintf(c, "TEST-OS-FIRMWARE-EVENTLOG %d bytes\n", len);
+    len = slurp("/stboot/descriptor.json", file_buf, sizeof file_buf);
+    if (len >= 0) {
+        fprintf(c, "TEST-OS-DESCRIPTOR ");
+        base64(c, file_buf, len);
+        fprintf(c, "\n");
+    }
     len = slurp("/stboot/report.json", file_buf, sizeof file_buf - 1);
     if (len >= 0) {
         file_buf[len] = 0;

@@ -24,7 +24,7 @@ mode=check other=
 case "${1:-}" in
     "") ;;
     --prepare) mode=prepare; other=${2:-}; [ -n "$other" ] || usage ;;
-    --second-place) other=${2:-}; [ -n "$other" ] || usage ;;
+    --second-place) mode=compare; other=${2:-}; [ -n "$other" ] || usage ;;
     *) usage ;;
 esac
 # absolute: the kernel build and cargo run in other directories

@@ -7,6 +7,7 @@
 //! | [`EVENTLOG`] | stboot's TPM event log ([`crate::measure::eventlog`]) |
 //! | [`FIRMWARE_EVENTLOG`] | the firmware's event log, when the kernel exposes one |
 //! | [`REPORT`] | the boot report (JSON): what was booted, from where, why |
+//! | [`DESCRIPTOR`] | the verified OS package descriptor, the bytes as received (their SHA-256 is the descriptor event in the detail PCR): its signatures, certificates and Sigsum proofs, for attestation evidence |
 //!
 //! The initramfs bytes that were verified are not changed: the kexec'd initramfs is
 //! exactly the verified one, zero-padded to a multiple of 4 bytes, followed by this
@@ -22,6 +23,7 @@ pub const DIR: &str = "/stboot";
 pub const EVENTLOG: &str = "/stboot/eventlog.bin";
 pub const FIRMWARE_EVENTLOG: &str = "/stboot/firmware-eventlog.bin";
 pub const REPORT: &str = "/stboot/report.json";
+pub const DESCRIPTOR: &str = "/stboot/descriptor.json";
 /// Where the running kernel exposes the firmware's log (securityfs).
 pub const FIRMWARE_EVENTLOG_SOURCE: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
 
@@ -299,11 +301,11 @@ pub fn attach(
     let firmware = std::fs::read(FIRMWARE_EVENTLOG_SOURCE).ok().filter(|b| !b.is_empty());
     let report = Report::new(pkg, boot, firmware.is_some());
     let log = crate::measure::eventlog::write(measurements);
-    let appended =
-        archive(&log, firmware.as_deref(), &report).and_then(|c| staged.append_to_initramfs(&c).map(|()| c.len()));
+    let appended = archive(&log, firmware.as_deref(), pkg.descriptor_bytes(), &report)
+        .and_then(|c| staged.append_to_initramfs(&c).map(|()| c.len()));
     match appended {
         Ok(n) => info!(
-            "handoff: {n} bytes appended to the OS initramfs: {EVENTLOG} ({} events), {REPORT}{}",
+            "handoff: {n} bytes appended to the OS initramfs: {EVENTLOG} ({} events), {REPORT}, {DESCRIPTOR}{}",
             measurements.len(),
             if firmware.is_some() { format!(", {FIRMWARE_EVENTLOG}") } else { String::new() }
         ),
@@ -311,8 +313,13 @@ pub fn attach(
     }
 }
 
-/// The archive to append: the three files (the firmware log only if given).
-pub fn archive(eventlog: &[u8], firmware_eventlog: Option<&[u8]>, report: &Report) -> Result<Vec<u8>> {
+/// The archive to append: the four files (the firmware log only if given).
+pub fn archive(
+    eventlog: &[u8],
+    firmware_eventlog: Option<&[u8]>,
+    descriptor: &[u8],
+    report: &Report,
+) -> Result<Vec<u8>> {
     let mut t = crate::initramfs::Tree::default();
     t.dir(DIR, 0o755)?;
     t.file(EVENTLOG, eventlog.to_vec(), 0o444)?;
@@ -321,6 +328,7 @@ pub fn archive(eventlog: &[u8], firmware_eventlog: Option<&[u8]>, report: &Repor
     }
     let json = serde_json::to_string_pretty(report)? + "\n";
     t.file(REPORT, json.into_bytes(), 0o444)?;
+    t.file(DESCRIPTOR, descriptor.to_vec(), 0o444)?;
     t.write_cpio(Vec::new())
 }
 
@@ -397,9 +405,9 @@ mod tests {
     }
 
     #[test]
-    fn the_archive_holds_the_three_files_and_appends_after_padding() {
+    fn the_archive_holds_the_four_files_and_appends_after_padding() {
         let r = Report { stboot_version: "x".into(), ..Default::default() };
-        let a = archive(b"LOG", Some(b"FW"), &r).unwrap();
+        let a = archive(b"LOG", Some(b"FW"), b"{\"version\": 1}", &r).unwrap();
         let mut names = Vec::new();
         let mut rd = std::io::Cursor::new(&a);
         loop {
@@ -410,7 +418,16 @@ mod tests {
             names.push(e.entry().name().to_string());
             e.finish().unwrap();
         }
-        assert_eq!(names, ["stboot", "stboot/eventlog.bin", "stboot/firmware-eventlog.bin", "stboot/report.json"]);
+        assert_eq!(
+            names,
+            [
+                "stboot",
+                "stboot/descriptor.json",
+                "stboot/eventlog.bin",
+                "stboot/firmware-eventlog.bin",
+                "stboot/report.json"
+            ]
+        );
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("initramfs");
         std::fs::write(&p, b"12345").unwrap();

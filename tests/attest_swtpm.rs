@@ -270,3 +270,48 @@ fn stmgr_attest_enrols_a_machine_in_four_commands() {
     ]);
     assert!(ok && out.contains("is in the list of trusted EKs"), "{out}");
 }
+
+#[test]
+fn stmgr_attest_quote_writes_evidence_whose_quote_checks() {
+    use stboot::attest::evidence::Evidence;
+    let Some(sw) = swtpm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let handoff = dir.path().join("stboot");
+    std::fs::create_dir(&handoff).unwrap();
+    // what stboot hands over (the report names the PCRs it measured into)
+    std::fs::write(handoff.join("eventlog.bin"), b"LOG").unwrap();
+    std::fs::write(handoff.join("report.json"), br#"{"version": 2, "pcrs": {"12": "00", "13": "00", "14": "00"}}"#)
+        .unwrap();
+    std::fs::write(handoff.join("descriptor.json"), br#"{"version": 1}"#).unwrap();
+    std::fs::write(dir.path().join("wg0.pub"), b"wg key\n").unwrap();
+    let tpm = format!("unix:{}", sw.sock.display());
+    let nonce = "00112233445566778899aabbccddeeff";
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_stmgr")).args(args).current_dir(dir.path()).output().unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+    };
+    let h = handoff.display().to_string();
+    let (ok, out) =
+        run(&["attest", "quote", "-tpm", &tpm, "-nonce", nonce, "-key", "wg0.pub", "-handoff", &h, "-out", "e.json"]);
+    assert!(ok && out.contains("quoted PCRs 0,1,2,3,4,5,6,7,12,13,14"), "{out}");
+    let e = Evidence::parse(&std::fs::read(dir.path().join("e.json")).unwrap()).unwrap();
+    assert_eq!(e.eventlog, b"LOG");
+    assert_eq!(e.descriptor, br#"{"version": 1}"#);
+    assert!(e.firmware_eventlog.is_none());
+    let n = stboot::attest::nonce_from_hex(nonce).unwrap();
+    check_quote(&e.quote().unwrap(), &n, Some(b"wg key\n")).expect("the evidence's quote checks");
+    assert_eq!(check_quote(&e.quote().unwrap(), &n, None), Err(QuoteFailure::Binding));
+
+    let (ok, out) = run(&["attest", "quote", "-tpm", &tpm, "-nonce", "00zz", "-handoff", &h, "-out", "x.json"]);
+    assert!(!ok && out.contains("is not hex"), "{out}");
+    let (ok, out) = run(&["attest", "quote", "-tpm", &tpm, "-nonce", "0011", "-handoff", &h, "-out", "x.json"]);
+    assert!(!ok && out.contains("give 8 to 64"), "{out}");
+    let (ok, out) =
+        run(&["attest", "quote", "-tpm", &tpm, "-nonce", nonce, "-handoff", "/nonexistent", "-out", "x.json"]);
+    assert!(!ok && out.contains("/nonexistent/eventlog.bin (handed over by stboot)"), "{out}");
+    let mut bad = std::fs::read_to_string(dir.path().join("e.json")).unwrap();
+    bad = bad.replacen("\"version\": 1", "\"version\": 9", 1);
+    let e = Evidence::parse(bad.as_bytes()).unwrap_err();
+    assert!(format!("{e:#}").contains("evidence version 9"), "{e:#}");
+    assert!(Evidence::parse(b"{\"version\": 1").is_err());
+}

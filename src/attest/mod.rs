@@ -9,8 +9,8 @@
 //! ([`quote::Attest`]) and checking it ([`check_quote`]); the verifier's half of the
 //! AK enrolment ([`credential::make_credential`]; the TPM's half is
 //! [`crate::tpm::Tpm::activate_credential`]) and the enrolment around it
-//! ([`enrol`]). To come: the evidence file with the event logs, report and
-//! descriptor; `stmgr attest`; the package checks of the verdict.
+//! ([`enrol`]); the evidence file ([`evidence`]). To come: `stmgr attest verify`
+//! with the event log replay and the package checks of the verdict.
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -21,6 +21,7 @@ use crate::tpm::{Tpm, TPM_RH_ENDORSEMENT};
 
 pub mod credential;
 pub mod enrol;
+pub mod evidence;
 pub mod quote;
 
 use quote::Attest;
@@ -37,6 +38,23 @@ pub fn qualifying_data(nonce: &[u8], key: Option<&[u8]>) -> Sha256Digest {
     h.update(nonce);
     h.update(key.unwrap_or_default());
     Sha256Digest::from_bytes(h.finalize().into())
+}
+
+/// A verifier's nonce, given in hex: 8 to 64 bytes (a fresh random 32 is right:
+/// `openssl rand -hex 32`).
+pub fn nonce_from_hex(text: &str) -> Result<Vec<u8>, String> {
+    let t = text.trim();
+    if t.len() % 2 != 0 || !t.is_ascii() {
+        return Err(format!("the nonce {t:?} is not hex (an even number of hex digits)"));
+    }
+    let bytes: Option<Vec<u8>> = (0..t.len() / 2).map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).ok()).collect();
+    match bytes {
+        None => Err(format!("the nonce {t:?} is not hex")),
+        Some(b) if !(8..=64).contains(&b.len()) => {
+            Err(format!("the nonce is {} bytes; give 8 to 64 (openssl rand -hex 32)", b.len()))
+        }
+        Some(b) => Ok(b),
+    }
 }
 
 /// A quote as the TPM made it, with the AK that signed it and the PCR values it

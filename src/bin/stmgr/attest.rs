@@ -49,6 +49,36 @@ holds no secret and can be published beside the OS packages.
 Examples:
   stmgr attest enrol -state pending.json -answer answer.json -out enrolment.json")]
     Enrol(EnrolArgs),
+    /// In the booted OS: the evidence for a verifier's nonce.
+    #[command(after_help = "\
+Quotes the firmware's PCRs (0-7) and those stboot measured into (the boot
+report's) with the AK, over SHA-256(nonce || key file bytes), and writes the
+evidence: the quote, the AK, the PCR values, and what stboot handed over in
+/stboot (event logs, boot report, verified descriptor). docs/attestation.md.
+
+Examples:
+  stmgr attest quote -nonce $(cat nonce.hex) -out evidence.json
+  stmgr attest quote -nonce $(cat nonce.hex) -key /etc/wireguard/wg0.pub -out evidence.json")]
+    Quote(QuoteArgs),
+}
+
+#[derive(Args)]
+pub struct QuoteArgs {
+    /// The TPM: a device, unix:PATH, tcp:HOST:PORT or auto.
+    #[arg(long, default_value = "auto")]
+    tpm: String,
+    /// The verifier's nonce, hex (8 to 64 bytes).
+    #[arg(long)]
+    nonce: String,
+    /// A key file the quote vouches for (its bytes exactly), e.g. a WireGuard public key.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Where stboot's handoff is.
+    #[arg(long, default_value = stboot::handoff::DIR)]
+    handoff: PathBuf,
+    /// Where the evidence goes (JSON).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -171,6 +201,22 @@ impl AttestCmd {
                     record.ak_name, record.ek_public_sha256, record.ek_trusted_by
                 );
                 write_json(&a.out, &record, 0o644)?;
+            }
+            AttestCmd::Quote(a) => {
+                let nonce = stboot::attest::nonce_from_hex(&a.nonce).map_err(anyhow::Error::msg)?;
+                let key = match &a.key {
+                    Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+                    None => None,
+                };
+                let mut tpm = Tpm::open_spec(&a.tpm)?;
+                let e = stboot::attest::evidence::collect(&mut tpm, &nonce, key.as_deref(), &a.handoff)?;
+                let pcrs: Vec<String> = e.pcrs.keys().map(u32::to_string).collect();
+                println!(
+                    "quoted PCRs {} with AK {}",
+                    pcrs.join(","),
+                    stboot::digest::hex(&e.quote().and_then(|q| Ok(q.ak_public.name()?))?)
+                );
+                write_json(&a.out, &e, 0o644)?;
             }
         }
         Ok(ExitCode::SUCCESS)
