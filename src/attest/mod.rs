@@ -47,8 +47,7 @@ pub fn nonce_from_hex(text: &str) -> Result<Vec<u8>, String> {
     if t.len() % 2 != 0 || !t.is_ascii() {
         return Err(format!("the nonce {t:?} is not hex (an even number of hex digits)"));
     }
-    let bytes: Option<Vec<u8>> = (0..t.len() / 2).map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).ok()).collect();
-    match bytes {
+    match crate::digest::unhex(t) {
         None => Err(format!("the nonce {t:?} is not hex")),
         Some(b) if !(8..=64).contains(&b.len()) => {
             Err(format!("the nonce is {} bytes; give 8 to 64 (openssl rand -hex 32)", b.len()))

@@ -352,12 +352,5 @@ pub fn check_leaf(proof: &[u8], message: &[u8; 32], key: &[u8; 32]) -> Result<()
 }
 
 fn decode_hex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    crate::digest::unhex(s)?.try_into().ok()
 }
