@@ -106,13 +106,15 @@ impl Enrolment {
 /// Step 1, on the machine.
 pub fn request(tpm: &mut Tpm) -> Result<Request> {
     let ek_certificate = match tpm.nv_size(EK_CERT_RSA_NV_INDEX)? {
-        Some(size) => Some(tpm.nv_read(EK_CERT_RSA_NV_INDEX, size).context("reading the EK certificate")?),
+        Some(size) => {
+            let nv = tpm.nv_read(EK_CERT_RSA_NV_INDEX, size).context("reading the EK certificate")?;
+            Some(strip_nv_padding(&nv).to_vec())
+        }
         None => None,
     };
     let (ek, ak) = make_keys(tpm)?;
     if let Some(cert) = &ek_certificate {
-        let der = strip_nv_padding(cert);
-        if rsa_modulus_of_certificate(der)? != trim_zeros(rsa_modulus(&ek)?) {
+        if !certifies(cert, &ek)? {
             bail!(
                 "the EK certificate in NV index 0x{EK_CERT_RSA_NV_INDEX:08x} certifies another key than the EK \
                  this TPM makes with the EK Credential Profile's template L-1"
@@ -121,7 +123,7 @@ pub fn request(tpm: &mut Tpm) -> Result<Request> {
     }
     Ok(Request {
         version: VERSION,
-        ek_certificate: ek_certificate.map(|c| strip_nv_padding(&c).to_vec()),
+        ek_certificate,
         ek_public: ek.as_bytes().to_vec(),
         ak_public: ak.as_bytes().to_vec(),
     })
@@ -187,7 +189,7 @@ fn ek_trusted_by(req: &Request, ek: &Public, trust: &EkTrust, now_unix: i64) -> 
         bail!("the EK (sha256:{}) is not in the list of trusted EKs, and no EK CA was given", ek_sha.hex());
     }
     let (_, c) = X509Certificate::from_der(cert).map_err(|e| anyhow::anyhow!("the EK certificate: {e}"))?;
-    if rsa_modulus_of_certificate(cert)? != trim_zeros(rsa_modulus(ek)?) {
+    if !certifies(cert, ek)? {
         bail!("the EK certificate certifies another key than the request's EK");
     }
     let now = ASN1Time::from_timestamp(now_unix).map_err(|e| anyhow::anyhow!("bad time {now_unix}: {e}"))?;
@@ -246,6 +248,11 @@ pub fn finish(pending: &Pending, answer: &Answer) -> Result<Enrolment> {
 /// Equal in time independent of where the bytes differ.
 fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether the certificate `der` is for the RSA key of `ek`.
+fn certifies(der: &[u8], ek: &Public) -> Result<bool> {
+    Ok(rsa_modulus_of_certificate(der)? == trim_zeros(rsa_modulus(ek)?))
 }
 
 fn rsa_modulus(p: &Public) -> Result<&[u8]> {

@@ -303,8 +303,8 @@ impl Tpm {
             let mut body = Out::new();
             body.u32(ak).u32(ek);
             let mut auth = Out::new();
-            auth.u32(TPM_RS_PW).u16(0).u8(0).u16(0); // the AK: empty password
-            auth.u32(session).u16(0).u8(0).u16(0); // the EK: the policy session (then flushed)
+            session_entry(&mut auth, TPM_RS_PW); // the AK: empty password
+            session_entry(&mut auth, session); // the EK: the policy session (then flushed)
             body.u32(auth.0.len() as u32).bytes(&auth.0);
             body.tpm2b(credential_blob).tpm2b(secret);
             let r = self.command(TPM_ST_SESSIONS, TPM_CC_ACTIVATE_CREDENTIAL, &body.0)?;
@@ -321,11 +321,14 @@ impl Tpm {
 
 /// What a response code usually means, for the common ones of these commands.
 fn rc_hint(rc: u32) -> &'static str {
-    match rc & 0xFBF {
+    // a format-one code (bit 7) names its handle, parameter or session in bits 6
+    // and 8-11 (Part 2 §6.6): the error itself is the rest
+    let error = if rc & 0x080 != 0 { rc & 0x0BF } else { rc };
+    match error {
         0x902 | 0x903 => " (the TPM is out of object or session slots: flush transient objects)",
         0x921 => " (the TPM is in dictionary-attack lockout)",
-        0x98E => " (authorization failed)",
-        0x99D | 0x9A2 => " (the policy or the credential does not match this TPM: was it made for another EK?)",
+        0x08E => " (authorization failed)",
+        0x09D | 0x0A2 => " (the policy or the credential does not match this TPM: was it made for another EK?)",
         0x100 => " (the TPM was not started: TPM2_Startup)",
         _ => "",
     }
@@ -333,7 +336,14 @@ fn rc_hint(rc: u32) -> &'static str {
 
 /// The authorization area with one empty password session (TPM_RS_PW).
 fn password_session(o: &mut Out) {
-    o.u32(9).u32(TPM_RS_PW).u16(0).u8(0).u16(0);
+    o.u32(9);
+    session_entry(o, TPM_RS_PW);
+}
+
+/// One entry of an authorization area: `handle`, no nonce, no attributes (a
+/// policy session ends with the command), no HMAC or password.
+fn session_entry(o: &mut Out, handle: u32) {
+    o.u32(handle).u16(0).u8(0).u16(0);
 }
 
 /// A TPMS_PCR_SELECTION of the SHA-256 bank (count written by the caller).
@@ -356,6 +366,15 @@ pub(crate) fn trim_nul(b: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hint_names_the_error_whichever_session_or_parameter_it_names() {
+        assert_eq!(rc_hint(0x98E), " (authorization failed)");
+        assert_eq!(rc_hint(0xA8E), " (authorization failed)", "session 2");
+        assert!(rc_hint(0x99D).contains("another EK"));
+        assert_eq!(rc_hint(0x921), " (the TPM is in dictionary-attack lockout)");
+        assert_eq!(rc_hint(0x101), "");
+    }
 
     #[test]
     fn identity_is_trimmed_of_nuls_at_both_ends() {
