@@ -135,6 +135,9 @@ pub struct SignatureCheck {
     pub certificate_sha256: Option<Sha256Digest>,
     pub form: Form,
     pub verdict: Verdict,
+    /// The signing root (its place in the roots given) that issued the certificate,
+    /// when the chain was checked and held.
+    pub root: Option<usize>,
 }
 
 /// What signatures are checked against: the signing roots (DER) and, for Sigsum
@@ -603,9 +606,9 @@ pub fn verify<'a>(
         let certificate_sha256 = der.as_deref().ok().map(digest);
         let cert = der.as_deref().map_err(String::as_str);
         let (signer, verdict) = check_one(cert, sig, archive_sha256, &anchors, &parsed_roots, now);
-        let (form, verdict) = match verdict {
-            Ok((key, proof)) => (if proof.is_some() { Form::Proof(proof) } else { form }, Ok(key)),
-            Err(v) => (form, Err(v)),
+        let (form, verdict, root) = match verdict {
+            Ok((key, proof, root)) => (if proof.is_some() { Form::Proof(proof) } else { form }, Ok(key), Some(root)),
+            Err(v) => (form, Err(v), None),
         };
         let verdict = match verdict {
             Ok(key) => match counted.iter().find(|(k, _)| *k == key) {
@@ -617,7 +620,7 @@ pub fn verify<'a>(
             },
             Err(v) => v,
         };
-        checks.push(SignatureCheck { index: i, signer, certificate_sha256, form, verdict });
+        checks.push(SignatureCheck { index: i, signer, certificate_sha256, form, verdict, root });
     }
     Ok(Report { found: ns, valid: counted.len(), threshold, checks })
 }
@@ -641,8 +644,9 @@ pub fn decode_certificate(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> 
     }
 }
 
-/// The key that made a valid signature, and what a proof said.
-type Counted = ([u8; 32], Option<sigsum::ProofSummary>);
+/// The key that made a valid signature, what a proof said, and the root that
+/// issued the certificate.
+type Counted = ([u8; 32], Option<sigsum::ProofSummary>, usize);
 
 /// Check signature `sig` by the certificate `der` (decoded from the descriptor, or
 /// why it could not be).
@@ -668,9 +672,10 @@ fn check_one(
         Err(e) => return (None, Err(Verdict::MalformedCertificate(e.to_string()))),
     };
     let signer = Some(leaf.subject().to_string());
-    if let Err(u) = check_chain(der, &leaf, roots_der, roots, now) {
-        return (signer, Err(Verdict::UntrustedCertificate(u)));
-    }
+    let root = match check_chain(der, &leaf, roots_der, roots, now) {
+        Ok(root) => root,
+        Err(u) => return (signer, Err(Verdict::UntrustedCertificate(u))),
+    };
     let spki = leaf.public_key();
     if spki.algorithm.algorithm.to_id_string() != OID_ED25519 {
         return (
@@ -691,7 +696,7 @@ fn check_one(
     };
     if sigsum::is_proof(sig) {
         return match sigsum::check(sig, message.as_bytes(), &key_bytes, anchors.sigsum_policy) {
-            Ok(summary) => (signer, Ok((key_bytes, Some(summary)))),
+            Ok(summary) => (signer, Ok((key_bytes, Some(summary), root))),
             Err(m) => (signer, Err(Verdict::BadProof(m))),
         };
     }
@@ -702,7 +707,7 @@ fn check_one(
         );
     };
     match key.verify_strict(message.as_bytes(), &sig) {
-        Ok(()) => (signer, Ok((key_bytes, None))),
+        Ok(()) => (signer, Ok((key_bytes, None, root))),
         Err(_) => (
             signer,
             Err(Verdict::BadSignature("does not match this archive's SHA-256 under the certificate's key".into())),
@@ -716,16 +721,16 @@ fn check_chain(
     roots_der: &[Vec<u8>],
     roots: &[X509Certificate],
     now: ASN1Time,
-) -> std::result::Result<(), Untrusted> {
+) -> std::result::Result<usize, Untrusted> {
     check_validity(leaf, now, "certificate")?;
     check_cert_profile(leaf, "certificate").map_err(|m| Untrusted::new(UntrustedKind::Other, m))?;
-    if roots_der.iter().any(|r| r.as_slice() == leaf_der) {
-        return Ok(()); // a root may sign packages directly
+    if let Some(i) = roots_der.iter().position(|r| r.as_slice() == leaf_der) {
+        return Ok(i); // a root may sign packages directly
     }
     let mut reasons: Vec<Untrusted> = Vec::new();
-    for root in roots.iter().filter(|r| r.subject().as_raw() == leaf.issuer().as_raw()) {
+    for (i, root) in roots.iter().enumerate().filter(|(_, r)| r.subject().as_raw() == leaf.issuer().as_raw()) {
         match check_issuer(leaf, root, now) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(i),
             Err(u) => reasons.push(u),
         }
     }

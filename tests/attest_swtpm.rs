@@ -315,3 +315,467 @@ fn stmgr_attest_quote_writes_evidence_whose_quote_checks() {
     assert!(format!("{e:#}").contains("evidence version 9"), "{e:#}");
     assert!(Evidence::parse(b"{\"version\": 1").is_err());
 }
+
+// -- the verifier: evidence from a boot replayed into swtpm, appraised ----------
+
+/// What stboot would have booted: a package signed by `plain` (a signature) and
+/// `logged` (a Sigsum proof from integration-tests/sigsum-log.py), a trust policy
+/// directory with a threshold of 2 and the Sigsum policy, and the tools to make
+/// evidence of booting it.
+struct Scene {
+    dir: tempfile::TempDir,
+    sw: Swtpm,
+    enrolment: stboot::attest::enrol::Enrolment,
+}
+
+fn stmgr_in(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_stmgr")).args(args).current_dir(dir).output().unwrap();
+    (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+}
+
+fn must(dir: &std::path::Path, args: &[&str]) -> String {
+    let (ok, out) = stmgr_in(dir, args);
+    assert!(ok, "stmgr {args:?}: {out}");
+    out
+}
+
+/// The PKI, the package (descriptor os.json, archive os.zip) and the trust policy
+/// directory `tp` (threshold 2, TLS roots, Sigsum policy), made once per scene.
+fn make_package(d: &std::path::Path) {
+    must(d, &["keygen", "certificate", "-isCA"]);
+    for n in ["plain", "logged", "third"] {
+        must(d, &["keygen", "certificate", "-certOut", &format!("{n}.pem"), "-keyOut", &format!("{n}.key")]);
+    }
+    let mut k = vec![0x4d; 300_000];
+    k[0x202..0x206].copy_from_slice(b"HdrS");
+    std::fs::write(d.join("vmlinuz"), k).unwrap();
+    std::fs::write(d.join("initrd.cpio"), b"initramfs bytes".repeat(1000)).unwrap();
+    let create = ["-kernel", "vmlinuz", "-initramfs", "initrd.cpio", "-cmdline", "console=ttyS0", "-label"];
+    must(d, &[&["ospkg", "create"][..], &create, &["test OS", "-url", "os.zip", "-out", "os"]].concat());
+    must(d, &["ospkg", "sign", "-key", "plain.key", "-cert", "plain.pem", "-ospkg", "os"]);
+    let tp = d.join("tp");
+    std::fs::create_dir(&tp).unwrap();
+    std::fs::write(
+        tp.join("trust_policy.json"),
+        r#"{"ospkg_signature_threshold": 2, "ospkg_fetch_method": "network"}"#,
+    )
+    .unwrap();
+    std::fs::copy(d.join("rootcert.pem"), tp.join("ospkg_signing_root.pem")).unwrap();
+    std::fs::copy(d.join("plain.pem"), tp.join("tls_roots.pem")).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("integration-tests/sigsum-log.py");
+    let policy = tp.join("ospkg_trust_policy");
+    let log = |file: &str, proof: &str| {
+        let o = Command::new("python3")
+            .current_dir(d)
+            .arg(&script)
+            .args(["log", file, "logged.key", proof, "--index", "3", "--policy-out"])
+            .arg(&policy)
+            .output()
+            .expect("python3 (scripts/setup.sh installs it)");
+        assert!(o.status.success(), "sigsum-log.py: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    log("os.zip", "os.proof");
+    std::fs::write(d.join("another.zip"), b"another archive").unwrap();
+    log("another.zip", "another.proof");
+    std::fs::copy(d.join("os.json"), d.join("plain-only.json")).unwrap();
+    must(d, &["ospkg", "sigsum", "-proof", "os.proof", "-cert", "logged.pem", "-ospkg", "os"]);
+}
+
+/// Enrols the swtpm's AK (its EK listed by digest, as an operator without a vendor
+/// CA would).
+fn enrol(tpm: &mut Tpm) -> stboot::attest::enrol::Enrolment {
+    use stboot::attest::enrol::{activate, challenge, finish, request, EkTrust};
+    let req = request(tpm).unwrap();
+    let trust = EkTrust { cas: vec![], ek_publics: vec![Sha256Digest::of(&req.ek_public)] };
+    let (ch, pending) = challenge(&req, &trust, 0, &mut rand_core::OsRng).unwrap();
+    finish(&pending, &activate(tpm, &ch).unwrap()).unwrap()
+}
+
+impl Scene {
+    fn new() -> Option<Scene> {
+        let sw = swtpm()?;
+        let dir = tempfile::tempdir().unwrap();
+        make_package(dir.path());
+        let mut tpm = Tpm::open_spec(&format!("unix:{}", sw.sock.display())).unwrap();
+        let enrolment = enrol(&mut tpm);
+        std::fs::write(dir.path().join("ak.json"), serde_json::to_string(&enrolment).unwrap()).unwrap();
+        Some(Scene { dir, sw, enrolment })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    fn tpm(&self) -> Tpm {
+        Tpm::open_spec(&format!("unix:{}", self.sw.sock.display())).unwrap()
+    }
+
+    /// "Boots" `descriptor` (a file in the scene) under the trust policy `tp`:
+    /// extends the TPM with the measurements stboot makes and hands over what
+    /// stboot hands over, in `handoff/`.
+    fn boot(&self, descriptor: &str, tp: &str) {
+        let d = self.path();
+        let trust = stboot::config::TrustConfig::load(&d.join(tp), None).unwrap();
+        let desc = std::fs::read(d.join(descriptor)).unwrap();
+        let archive = Sha256Digest::of(&std::fs::read(d.join("os.zip")).unwrap());
+        let pcrs = trust.policy.pcrs();
+        let mut ms = stboot::measure::measurements(
+            &pcrs,
+            "os.zip",
+            &archive,
+            &desc,
+            &stboot::gojson::marshal(&trust.policy),
+            &trust.signing_roots,
+            &trust.tls_roots,
+            trust.sigsum_policy.as_ref().map(|p| p.bytes.as_slice()),
+        );
+        ms.push(stboot::measure::identity_measurement(&pcrs, b"machine-7"));
+        let mut tpm = self.tpm();
+        for m in &ms {
+            tpm.extend(m.pcr, &m.extend_value()).unwrap();
+        }
+        let h = d.join("handoff");
+        std::fs::create_dir_all(&h).unwrap();
+        std::fs::write(h.join("eventlog.bin"), stboot::measure::eventlog::write(&ms)).unwrap();
+        std::fs::write(h.join("descriptor.json"), &desc).unwrap();
+        let report = serde_json::json!({"version": 2, "ospkg": {"label": "test OS", "archive_sha256": archive.hex()},
+            "pcrs": {"pcr12": "", "pcr13": "", "pcr14": ""}});
+        std::fs::write(h.join("report.json"), report.to_string()).unwrap();
+    }
+
+    /// `stmgr attest quote` for `nonce` with the key file wg0.pub; the evidence's bytes.
+    fn quote(&self, nonce: &str, out: &str) -> Vec<u8> {
+        let d = self.path();
+        std::fs::write(d.join("wg0.pub"), b"wg0 public key\n").unwrap();
+        let tpm = format!("unix:{}", self.sw.sock.display());
+        must(
+            d,
+            &["attest", "quote", "-tpm", &tpm, "-nonce", nonce, "-key", "wg0.pub", "-handoff", "handoff", "-out", out],
+        );
+        std::fs::read(d.join(out)).unwrap()
+    }
+
+    fn appraise(
+        &self,
+        evidence: &[u8],
+        nonce: &str,
+        key: Option<&[u8]>,
+        tp: &str,
+    ) -> stboot::attest::appraise::Appraisal {
+        self.appraise_with(evidence, nonce, key, tp, std::slice::from_ref(&self.enrolment))
+    }
+
+    fn appraise_with(
+        &self,
+        evidence: &[u8],
+        nonce: &str,
+        key: Option<&[u8]>,
+        tp: &str,
+        enrolments: &[stboot::attest::enrol::Enrolment],
+    ) -> stboot::attest::appraise::Appraisal {
+        let trust = stboot::config::TrustConfig::load(&self.path().join(tp), None).unwrap();
+        let nonce = stboot::attest::nonce_from_hex(nonce).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let v = stboot::attest::appraise::Verifier { nonce: &nonce, key, enrolments, trust: &trust, now_unix: now };
+        stboot::attest::appraise::appraise(evidence, &v)
+    }
+}
+
+const N1: &str = "0102030405060708090a0b0c0d0e0f100102030405060708090a0b0c0d0e0f10";
+const N2: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+
+/// The failed checks of `a`, as (name, detail).
+fn failures(a: &stboot::attest::appraise::Appraisal) -> Vec<(&'static str, String)> {
+    a.checks.iter().filter(|c| !c.ok).map(|c| (c.check, c.detail.clone())).collect()
+}
+
+/// `a` failed, `check` among its failures with `words` in its reason.
+fn refused(a: &stboot::attest::appraise::Appraisal, check: &str, words: &str) {
+    assert!(!a.verified, "accepted: {}", a.verdict);
+    let f = failures(a);
+    assert!(f.iter().any(|(c, d)| *c == check && d.contains(words)), "expected {check}: {words:?}; got {f:#?}");
+    assert!(a.verdict.starts_with("NOT VERIFIED"), "{}", a.verdict);
+}
+
+#[test]
+fn stmgr_attest_verify_names_the_package_its_signers_and_its_log_entry() {
+    let Some(s) = Scene::new() else { return };
+    let d = s.path();
+    s.boot("os.json", "tp");
+    s.quote(N1, "evidence.json");
+    let (ok, out) = stmgr_in(
+        d,
+        &[
+            "attest",
+            "verify",
+            "-evidence",
+            "evidence.json",
+            "-nonce",
+            N1,
+            "-key",
+            "wg0.pub",
+            "-enrolment",
+            "ak.json",
+            "-trustPolicy",
+            "tp",
+            "-json",
+            "verdict.json",
+        ],
+    );
+    assert!(ok, "{out}");
+    let root =
+        Sha256Digest::of(&stboot::pem::certificates(&std::fs::read(d.join("rootcert.pem")).unwrap(), "r").unwrap()[0]);
+    let archive = Sha256Digest::of(&std::fs::read(d.join("os.zip")).unwrap());
+    let key = Sha256Digest::of(b"wg0 public key\n");
+    for want in [
+        "ok   quote ",
+        "ok   eventlog ",
+        "ok   signatures         Signatures: 2 found, 2 valid, 2 required",
+        "ok   identity           UX identity \"machine-7\" measured into PCR 14",
+        &format!("this machine booted OS package \"test OS\" (archive os.zip sha256:{})", archive.hex()),
+        &format!("under root sha256:{}", root.hex()),
+        "logged in Sigsum log ",
+        " at index 3",
+        &format!("its key sha256:{} is bound to this quote", key.hex()),
+        "firmware PCRs 0-7: not checked: the machine handed over no firmware event log",
+    ] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
+    assert!(out.contains("signed by \"CN=") && out.matches("CN=").count() >= 2, "{out}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("verdict.json")).unwrap()).unwrap();
+    assert_eq!(j["verified"], true);
+    assert_eq!(j["booted"]["archive_sha256"], archive.hex());
+    assert_eq!(j["booted"]["identity"], "machine-7");
+    assert_eq!(j["booted"]["signers"][1]["sigsum_leaf_index"], 3);
+    assert_eq!(j["booted"]["signers"][0]["sigsum_log"], serde_json::Value::Null);
+
+    // without -key the evidence's own key is the one named
+    let (ok, out) = stmgr_in(
+        d,
+        &[
+            "attest",
+            "verify",
+            "-evidence",
+            "evidence.json",
+            "-nonce",
+            N1,
+            "-enrolment",
+            "ak.json",
+            "-trustPolicy",
+            "tp",
+        ],
+    );
+    assert!(ok && out.contains(&key.hex()), "{out}");
+    // another nonce: exit 1, the reason on the console
+    let (ok, out) = stmgr_in(
+        d,
+        &[
+            "attest",
+            "verify",
+            "-evidence",
+            "evidence.json",
+            "-nonce",
+            N2,
+            "-enrolment",
+            "ak.json",
+            "-trustPolicy",
+            "tp",
+        ],
+    );
+    assert!(!ok && out.contains("FAIL quote.nonce") && out.contains("NOT VERIFIED: quote.nonce failed"), "{out}");
+    // a verifier's own mistakes are errors naming the flag
+    let (ok, out) = stmgr_in(
+        d,
+        &[
+            "attest",
+            "verify",
+            "-evidence",
+            "evidence.json",
+            "-nonce",
+            N1,
+            "-enrolment",
+            "ak.json",
+            "-trustPolicy",
+            "nope",
+        ],
+    );
+    assert!(!ok && out.contains("-trustPolicy nope"), "{out}");
+}
+
+#[test]
+fn evidence_that_does_not_hold_is_refused_with_its_reason() {
+    let Some(s) = Scene::new() else { return };
+    let d = s.path();
+    s.boot("os.json", "tp");
+    let good = s.quote(N1, "evidence.json");
+    let key = b"wg0 public key\n".as_slice();
+    let ok = s.appraise(&good, N1, Some(key), "tp");
+    assert!(ok.verified, "{:#?}", ok.checks);
+
+    // another nonce (a replayed quote: an earlier boot's evidence carries that
+    // boot's nonce) and another key
+    refused(&s.appraise(&good, N2, Some(key), "tp"), "quote.nonce", "another nonce or key");
+    refused(&s.appraise(&good, N1, Some(b"another key\n"), "tp"), "quote.nonce", "another nonce or key");
+
+    // an AK that was not enrolled: the enrolment of another TPM only
+    let other = swtpm().unwrap();
+    let mut other_tpm = Tpm::open_spec(&format!("unix:{}", other.sock.display())).unwrap();
+    let other_enrolment = enrol(&mut other_tpm);
+    let a = s.appraise_with(&good, N1, Some(key), "tp", std::slice::from_ref(&other_enrolment));
+    refused(&a, "ak", "is not enrolled");
+    // the quote claims the other TPM's enrolled AK: its signature does not hold
+    let mut claims: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    claims["ak_public"] = serde_json::json!(b64(&other_enrolment.ak_public));
+    let a = s.appraise_with(&bytes(&claims), N1, Some(key), "tp", std::slice::from_ref(&other_enrolment));
+    refused(&a, "quote.signature", "not the AK's");
+
+    // the event log: one event changed, dropped, added
+    let ev: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    let log = unb64(&ev["eventlog"]);
+    let events = stboot::measure::eventlog::parse(&log).unwrap();
+    let rewrite = |f: &dyn Fn(&mut Vec<stboot::measure::eventlog::Event>)| {
+        let mut changed = events.clone();
+        f(&mut changed);
+        let mut v = ev.clone();
+        v["eventlog"] = serde_json::json!(b64(&raw_log(&changed)));
+        bytes(&v)
+    };
+    let changed = rewrite(&|es| es[2].sha256 = Some(Sha256Digest::of(b"another trust policy")));
+    refused(&s.appraise(&changed, N1, Some(key), "tp"), "eventlog", "the event logs replay to");
+    let dropped = rewrite(&|es| {
+        es.remove(1);
+    });
+    refused(&s.appraise(&dropped, N1, Some(key), "tp"), "eventlog", "the event logs replay to");
+    let added = rewrite(&|es| {
+        let mut extra = es[0].clone();
+        extra.sha256 = Some(Sha256Digest::of(b"one more"));
+        es.push(extra)
+    });
+    refused(&s.appraise(&added, N1, Some(key), "tp"), "eventlog", "the event logs replay to");
+    // the identity event's data changed, its digest kept: named
+    let renamed = rewrite(&|es| {
+        let last = es.len() - 1;
+        es[last].data = b"machine-8".to_vec();
+    });
+    refused(&s.appraise(&renamed, N1, Some(key), "tp"), "identity", "not what was measured");
+
+    // the PCR values in the evidence are not those quoted
+    let mut v = ev.clone();
+    v["pcrs"]["13"] = serde_json::json!(Sha256Digest::of(b"x").hex());
+    refused(&s.appraise(&bytes(&v), N1, Some(key), "tp"), "quote.pcrs", "not the values quoted");
+
+    // a descriptor swapped for another signed one
+    let mut v = ev.clone();
+    v["descriptor"] = serde_json::json!(b64(&std::fs::read(d.join("plain-only.json")).unwrap()));
+    refused(&s.appraise(&bytes(&v), N1, Some(key), "tp"), "package.descriptor", "not the one measured");
+    // the report names another archive
+    let mut v = ev.clone();
+    v["report"]["ospkg"]["archive_sha256"] = serde_json::json!(Sha256Digest::of(b"another").hex());
+    refused(&s.appraise(&bytes(&v), N1, Some(key), "tp"), "package.archive", "is not sha256:");
+
+    // another trust policy than the machine's (no Sigsum policy): the measured
+    // authority differs, and the proof does not count
+    let tp2 = d.join("tp2");
+    std::fs::create_dir(&tp2).unwrap();
+    for f in ["trust_policy.json", "ospkg_signing_root.pem", "tls_roots.pem"] {
+        std::fs::copy(d.join("tp").join(f), tp2.join(f)).unwrap();
+    }
+    let a = s.appraise(&good, N1, Some(key), "tp2");
+    refused(&a, "authority", "the machine measured 1 Sigsum policy event(s), the directory gives 0");
+    refused(&a, "signatures", "Signatures: 2 found, 1 valid, 2 required");
+
+    // truncated and malformed evidence: a reason, never a panic
+    for cut in [0, 1, good.len() / 3, good.len() / 2, good.len() - 2] {
+        refused(&s.appraise(&good[..cut], N1, Some(key), "tp"), "evidence", "not an evidence file");
+    }
+    let mut v = ev.clone();
+    v["quote"] = serde_json::json!(b64(b"not a quote"));
+    refused(&s.appraise(&bytes(&v), N1, Some(key), "tp"), "quote.signature", "");
+    let mut v = ev.clone();
+    v["eventlog"] = serde_json::json!("%%%");
+    refused(&s.appraise(&bytes(&v), N1, Some(key), "tp"), "evidence", "not base64");
+    let mut v = ev.clone();
+    v["eventlog"] = serde_json::json!(b64(&log[..log.len() - 5]));
+    refused(&s.appraise(&bytes(&v), N1, Some(key), "tp"), "eventlog", "runs past the end");
+    let mut v = ev.clone();
+    v["descriptor"] = serde_json::json!(b64(b"{"));
+    let a = s.appraise(&bytes(&v), N1, Some(key), "tp");
+    refused(&a, "package.descriptor", "not the one measured");
+    refused(&a, "signatures", "the evidence's descriptor");
+}
+
+#[test]
+fn a_boot_the_verifier_must_not_accept_is_refused_though_its_quote_holds() {
+    let Some(s) = Scene::new() else { return };
+    let key = b"wg0 public key\n".as_slice();
+
+    // PCRs extended outside the log (after the boot): the log does not replay
+    s.boot("os.json", "tp");
+    s.tpm().extend(13, &Sha256Digest::of(b"unlogged")).unwrap();
+    let e = s.quote(N1, "outside.json");
+    refused(&s.appraise(&e, N1, Some(key), "tp"), "eventlog", "PCR 13 is");
+    let Some(s) = Scene::new() else { return };
+    let d2 = s.path();
+
+    // a package whose signatures fall short under the policy: threshold 3, measured
+    // as such (the machine was told 3 and booted anyway; the verifier says no)
+    let tp3 = d2.join("tp3");
+    std::fs::create_dir(&tp3).unwrap();
+    for f in ["ospkg_signing_root.pem", "tls_roots.pem", "ospkg_trust_policy"] {
+        std::fs::copy(d2.join("tp").join(f), tp3.join(f)).unwrap();
+    }
+    std::fs::write(
+        tp3.join("trust_policy.json"),
+        r#"{"ospkg_signature_threshold": 3, "ospkg_fetch_method": "network"}"#,
+    )
+    .unwrap();
+    s.boot("os.json", "tp3");
+    let e = s.quote(N1, "short.json");
+    let a = s.appraise(&e, N1, Some(key), "tp3");
+    refused(&a, "signatures", "Signatures: 2 found, 2 valid, 3 required");
+    assert_eq!(failures(&a).len(), 1, "{:#?}", failures(&a));
+}
+
+#[test]
+fn a_sigsum_proof_for_another_archive_does_not_count() {
+    let Some(s) = Scene::new() else { return };
+    let d = s.path();
+    // the descriptor carries a proof whose leaf is another archive's
+    let mut desc: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("os.json")).unwrap()).unwrap();
+    desc["signatures"][1] = serde_json::json!(b64(&std::fs::read(d.join("another.proof")).unwrap()));
+    std::fs::write(d.join("wrong-proof.json"), serde_json::to_vec(&desc).unwrap()).unwrap();
+    s.boot("wrong-proof.json", "tp");
+    let e = s.quote(N1, "e.json");
+    let a = s.appraise(&e, N1, Some(b"wg0 public key\n"), "tp");
+    refused(&a, "signatures", "signature 1: the leaf signature does not verify for this archive");
+    assert_eq!(failures(&a).len(), 1, "{:#?}", failures(&a));
+}
+
+fn b64(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn unb64(v: &serde_json::Value) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap()
+}
+
+fn bytes(v: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap()
+}
+
+/// An event log with exactly these events (their SHA-256 digests as given).
+fn raw_log(events: &[stboot::measure::eventlog::Event]) -> Vec<u8> {
+    let mut log = stboot::measure::eventlog::write(&[]);
+    for e in events {
+        log.extend_from_slice(&e.pcr.to_le_bytes());
+        log.extend_from_slice(&e.event_type.to_le_bytes());
+        log.extend_from_slice(&1u32.to_le_bytes());
+        log.extend_from_slice(&0x000bu16.to_le_bytes());
+        log.extend_from_slice(e.sha256.unwrap().as_bytes());
+        log.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
+        log.extend_from_slice(&e.data);
+    }
+    log
+}

@@ -19,6 +19,7 @@ use crate::digest::Sha256Digest;
 use crate::tpm::object::{ak_template, Public};
 use crate::tpm::{Tpm, TPM_RH_ENDORSEMENT};
 
+pub mod appraise;
 pub mod credential;
 pub mod enrol;
 pub mod evidence;

@@ -32,6 +32,10 @@ pub struct ProofSummary {
     pub by_policy_witnesses: usize,
     /// Of those, the ones whose signature did not verify (not counted).
     pub failed: usize,
+    /// Where the leaf is in the log (`leaf_index`), and the size of the tree the
+    /// proof is for (`size`): what a reader needs to find the entry in the log.
+    pub leaf_index: Option<u64>,
+    pub tree_size: Option<u64>,
 }
 
 impl std::fmt::Display for ProofSummary {
@@ -292,6 +296,8 @@ pub fn check(
         cosignatures: cosigners.len(),
         by_policy_witnesses,
         failed: 0,
+        leaf_index: field(&text, "leaf_index").and_then(|v| v.trim().parse().ok()),
+        tree_size: field(&text, "size").and_then(|v| v.trim().parse().ok()),
     };
     let signer = ::sigsum::PublicKey::from(*key);
     let mut text = text;
