@@ -263,9 +263,14 @@ class Fixtures:
             "big": "make_big_pkg big 300",
             "provision": 'make_pkg provision "console=ttyS0 panic=-1 testos=provision" leaf1 leaf3',
             "enc": "make_encrypted_packages",
+            "attest": "make_attest_pkg",
         }[name]
         self.sh(script)
         return path("www", name)
+
+    def make_nonce(self):
+        """The verifier's nonce for this run: fresh random bytes, hex."""
+        return os.urandom(32).hex()
 
     def make_trust(self, name):
         """A trust policy directory: net (threshold 2, network), initramfs, sigsum,
@@ -403,28 +408,54 @@ def ovmf_args(vars_file, code=OVMF_CODE):
             "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}"]
 
 
-def start_swtpm(ctx, name, identity=None):
+def start_swtpm(ctx, name, identity=None, enrol=False):
     """A fresh swtpm for one boot (its state in W/tpm-NAME), with the UX identity in
-    NV index 0x01420001 when `identity` (a file) is given, as stprov leaves it."""
+    NV index 0x01420001 when `identity` (a file) is given, as stprov leaves it. With
+    `enrol`, the TPM is manufactured first (swtpm_setup: an EK certificate from
+    swtpm's local CA) and its AK enrolled by the four stmgr attest commands, as an
+    operator would before the machine's first boot; the record is W/NAME.enrol/ak.json."""
     d = path(f"tpm-{name}")
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
-    if identity:
+    if enrol:
+        r = subprocess.run(["swtpm_setup", "--tpm2", "--create-ek-cert", "--overwrite", "--tpmstate", d],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            raise SetupError(f"swtpm_setup: {r.stdout.strip()[-2000:]}")
+    if identity or enrol:
         port, ctrl = ctx.ports.pair()
-        p = ctx.procs.start(f"swtpm {name} (identity)", [
+        p = ctx.procs.start(f"swtpm {name} (provisioning)", [
             "swtpm", "socket", "--tpm2", "--tpmstate", f"dir={d}", "--server",
             f"type=tcp,port={port},bindaddr=127.0.0.1", "--ctrl", f"type=tcp,port={ctrl},bindaddr=127.0.0.1",
             "--flags", "not-need-init,startup-clear"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for("swtpm's TCP port", lambda: tcp_open("127.0.0.1", port))
         t = f"swtpm:host=127.0.0.1,port={port}"
-        size = str(os.path.getsize(identity))
-        for cmd in (["tpm2_nvdefine", "-T", t, "0x01420001", "-C", "o", "-s", size, "-a",
-                     "ownerwrite|ownerread|authwrite|authread"],
-                    ["tpm2_nvwrite", "-T", t, "0x01420001", "-C", "o", "-i", identity],
-                    ["tpm2_shutdown", "-T", t]):
-            r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        cmds = []
+        if identity:
+            size = str(os.path.getsize(identity))
+            cmds += [["tpm2_nvdefine", "-T", t, "0x01420001", "-C", "o", "-s", size, "-a",
+                      "ownerwrite|ownerread|authwrite|authread"],
+                     ["tpm2_nvwrite", "-T", t, "0x01420001", "-C", "o", "-i", identity]]
+        if enrol:
+            e, stmgr, tpm = path(f"{name}.enrol"), ctx.get("binaries")["stmgr"], f"tcp:127.0.0.1:{port}"
+            shutil.rmtree(e, ignore_errors=True)
+            os.makedirs(e)
+            cmds += [[stmgr, "attest", "request", "-tpm", tpm, "-out", f"{e}/request.json"],
+                     [stmgr, "attest", "challenge", "-request", f"{e}/request.json", "-ekCA",
+                      "/var/lib/swtpm-localca/issuercert.pem", "-out", f"{e}/challenge.json", "-state",
+                      f"{e}/pending.json"],
+                     [stmgr, "attest", "activate", "-tpm", tpm, "-challenge", f"{e}/challenge.json", "-out",
+                      f"{e}/answer.json"],
+                     [stmgr, "attest", "enrol", "-state", f"{e}/pending.json", "-answer", f"{e}/answer.json",
+                      "-out", f"{e}/ak.json"]]
+        cmds.append(["tpm2_shutdown", "-T", t])
+        for cmd in cmds:
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             if r.returncode != 0:
-                raise SetupError(f"{cmd[0]}: {r.stderr.strip()}")
+                raise SetupError(f"{os.path.basename(cmd[0])} {cmd[1]}: {r.stdout.strip()}")
+            if enrol and cmd[1] == "attest":
+                with open(path(f"{name}.enrol", "log.txt"), "a") as f:
+                    f.write(f"$ stmgr {' '.join(cmd[1:3])} ...\n{r.stdout}")
         subprocess.run(["swtpm_ioctl", "--tcp", f"127.0.0.1:{ctrl}", "-s"], stdout=subprocess.DEVNULL)
         p.wait(10)
         ctx.procs.stop(p)
@@ -470,7 +501,7 @@ def boot(ctx, s, live=False):
     nic = s.nic(ctx)
     args += nic if nic is not None else ["-nic", "user,model=e1000"]
     args += s.qemu(ctx)
-    swtpm, sock = start_swtpm(ctx, name, path(f"{name}.identity") if s.identity else None)
+    swtpm, sock = start_swtpm(ctx, name, path(f"{name}.identity") if s.identity else None, s.enrol)
     args += ["-chardev", f"socket,id=chrtpm,path={sock}", "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
              "-device", "tpm-tis,tpmdev=tpm0"]
     helper = None
@@ -484,7 +515,7 @@ def boot(ctx, s, live=False):
         args += ["-chardev", f"socket,id=ser0,path={serial},server=on,wait=off", "-serial", "chardev:ser0"]
         helper = ctx.procs.start(f"serial-ctrl-c {name}", [
             sys.executable, os.path.join(HERE, "serial-ctrl-c.py"), serial, s.ctrl_c_at, str(s.timeout), console,
-            s.ctrl_s_at or ""], stderr=open(path(f"{name}.keys.log"), "w"))
+            s.ctrl_s_at or "", s.serial_text(ctx)], stderr=open(path(f"{name}.keys.log"), "w"))
     else:
         args += ["-serial", f"file:{console}"]
     prefix = ["ip", "netns", "exec", s.netns] if s.netns else []

@@ -67,7 +67,7 @@ make_pki() {
 make_pkg() {
     local name=$1 cmdline=$2; shift 2
     mkdir -p "$W/www"
-    "$STMGR" ospkg create -kernel "${PKG_KERNEL:-$KERNEL}" -initramfs "$W/testos/initrd.gz" -cmdline "$cmdline" \
+    "$STMGR" ospkg create -kernel "${PKG_KERNEL:-$KERNEL}" -initramfs "${PKG_INITRD:-$W/testos/initrd.gz}" -cmdline "$cmdline" \
         -label "test OS $name" -url "$name.zip" -out "$W/www/$name" >/dev/null
     for s in "$@"; do
         "$STMGR" ospkg sign -key "$W/pki/$s.key" -cert "$W/pki/$s.pem" -ospkg "$W/www/$name" >/dev/null
@@ -110,6 +110,24 @@ def flip(s):
 d["signatures"] = [flip(s) for s in d["signatures"]]
 open(p, "w").write(json.dumps(d, indent=2))
 PY
+}
+
+# The attest package: the test OS with the static stmgr (/bin/stmgr) and a server
+# key file (/etc/wg0.pub, also $W/attest.wg0.pub for the verifier), signed by leaf1
+# and logged by leaf2 in the test Sigsum log at index 6 (the sigsum package's log,
+# so the sigsum trust policy counts the proof)
+make_attest_pkg() {
+    local d=$W/testos-attest
+    rm -rf "$d" && mkdir -p "$d" && cp -a "$W/testos/root" "$d/root"
+    mkdir -p "$d/root/bin" "$d/root/etc"
+    cp "$STMGR" "$d/root/bin/stmgr"
+    printf 'wg0 public key of the attest test OS\n' > "$d/root/etc/wg0.pub"
+    cp "$d/root/etc/wg0.pub" "$W/attest.wg0.pub"
+    (cd "$d/root" && find . -print0 | sort -z | cpio --null -o -H newc --reproducible --quiet | gzip -9n) > "$d/initrd.gz"
+    PKG_INITRD=$d/initrd.gz make_pkg attest "console=ttyS0 panic=-1 testos=attest" leaf1
+    python3 "$ROOT/integration-tests/sigsum-log.py" "$W/sigsum-log" "$W/www/attest.zip" "$W/pki/leaf2.key" \
+        "$W/www/attest.zip.proof" --size 9 --index 6 --quorum 2
+    "$STMGR" ospkg sigsum -proof "$W/www/attest.zip.proof" -cert "$W/pki/leaf2.pem" -ospkg "$W/www/attest" >/dev/null
 }
 
 # Age-encrypted packages (st-1.2), encrypted with Debian's age: $W/age/machine.txt is

@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 
@@ -35,18 +36,21 @@ class Scenario:
     network); `qemu(ctx)`: more QEMU arguments; `expect(ctx)`: "+line"/"-line";
     `checks`: functions of ctx returning errors; `handoff(ctx)`: the boot report's
     checks (None: no handoff check); `during`: functions run beside QEMU (a server
-    that comes up late); `report(ctx)`: lines to log after the run."""
+    that comes up late); `report(ctx)`: lines to log after the run; `enrol`: the
+    swtpm is manufactured and its AK enrolled before the boot; `serial_text(ctx)`:
+    what is typed on the serial line at `ctrl_c_at` instead of Ctrl-C."""
 
     def __init__(self, name, doc, setup, expect, payload="initrd", append="stboot.boot_attempts=1", nic=None,
                  qemu=None, identity=False, ctrl_c_at=None, ctrl_s_at=None, stop_at=None, netns=None, timeout=150,
                  during=(), checks=(), handoff=None, handoff_pcrs=(12, 13, 14), handoff_expect=None, report=None,
-                 skip_reason=None):
+                 skip_reason=None, enrol=False, serial_text=None):
         self.name, self.doc, self._setup, self._expect = name, doc, setup, expect
         self.payload, self.append, self._nic, self._qemu = payload, append, nic, qemu
         self.identity, self.ctrl_c_at, self.ctrl_s_at, self.stop_at = identity, ctrl_c_at, ctrl_s_at, stop_at
         self.netns, self.timeout, self.during, self.checks = netns, timeout, during, checks
         self.handoff, self.handoff_pcrs, self._handoff_expect = handoff, handoff_pcrs, handoff_expect
         self._report, self.skip_reason = report, skip_reason
+        self.enrol, self._serial_text = enrol, serial_text
 
     def setup(self, ctx):
         self._setup(ctx, self.name)
@@ -65,6 +69,10 @@ class Scenario:
 
     def report(self, ctx):
         return self._report(ctx) if self._report else []
+
+    def serial_text(self, ctx):
+        """What the operator types at ctrl_c_at: Ctrl-C, or `serial_text(ctx)`."""
+        return self._serial_text(ctx) if self._serial_text else "\x03"
 
 
 # -- what scenarios build from ------------------------------------------------------
@@ -327,6 +335,58 @@ def encrypted_setup(ctx, name):
         f.write("rack-7 é".encode() + b"\0\0")
 
 
+def attest_setup(ctx, name):
+    ctx.get("package", "attest")
+    initramfs(ctx, name, SIGSUM, dhcp(f"{good(ctx)}/attest.json"))
+    with open(path(f"{name}.identity"), "wb") as f:
+        f.write(b"server-7\0")
+
+
+def attest_verify(ctx, nonce=None, trust=SIGSUM):
+    """stmgr attest verify of the evidence the test OS printed (written to
+    W/attest.evidence.json); (exit code, output)."""
+    import base64
+    lines = read(path("attest.console")).replace("\r", "").split("\n")
+    b64 = "".join(ln[len("TEST-OS-EVIDENCE "):] for ln in lines if ln.startswith("TEST-OS-EVIDENCE "))
+    with open(path("attest.evidence.json"), "wb") as f:
+        f.write(base64.b64decode(b64))
+    r = subprocess.run([ctx.get("binaries")["stmgr"], "attest", "verify", "-evidence", path("attest.evidence.json"),
+                        "-nonce", nonce or ctx.get("nonce"), "-key", path("attest.wg0.pub"), "-enrolment",
+                        path("attest.enrol", "ak.json"), "-trustPolicy", ctx.get("trust", trust), "-json",
+                        path("attest.verdict.json")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with open(path("attest.verify.txt"), "a") as f:
+        f.write(f"$ stmgr attest verify (nonce {'given' if nonce is None else 'another'}, trust {trust})\n"
+                f"{r.stdout}exit {r.returncode}\n")
+    return r.returncode, r.stdout
+
+
+def attest_checks(ctx):
+    """The host verifies the evidence: accepted with the run's nonce, and the verdict
+    names the package, both signers, the Sigsum log entry and the key; refused with
+    another nonce (quote.nonce) and under another trust policy (authority)."""
+    errs = []
+    code, out = attest_verify(ctx)
+    key = hashlib.sha256(read(path("attest.wg0.pub")).encode()).hexdigest()
+    want = ['this machine booted OS package "test OS attest" (archive attest.zip sha256:',
+            "logged in Sigsum log ", " at index 6", f"its key sha256:{key} is bound to this quote",
+            "ok   eventlog           PCRs 0,1,2,3,4,5,6,7,12,13,14 replay from the event logs to the quoted values",
+            "ok   signatures         Signatures: 2 found, 2 valid, 2 required",
+            'ok   identity           UX identity "server-7" measured into PCR 14',
+            "firmware PCRs 0-7: replayed from the firmware's event log"]
+    if code != 0:
+        errs.append(f"stmgr attest verify exited {code}:\n{out}")
+    errs += [f"the verdict lacks {w!r}" for w in want if w not in out]
+    if out.count('"CN=') < 2:
+        errs.append(f"the verdict does not name two signers: {out}")
+    code, out = attest_verify(ctx, nonce=os.urandom(32).hex())
+    if code != 1 or "FAIL quote.nonce" not in out:
+        errs.append(f"another nonce was not refused by quote.nonce (exit {code}):\n{out}")
+    code, out = attest_verify(ctx, trust=NET)
+    if code != 1 or "FAIL authority" not in out:
+        errs.append(f"another trust policy was not refused by authority (exit {code}):\n{out}")
+    return errs
+
+
 def provision_setup(ctx, name):
     ctx.get("package", "provision")
     initramfs(ctx, name, NET, dhcp(f"{good(ctx)}/good.json"), "-ospkg", path("www", "provision"))
@@ -456,6 +516,17 @@ SCENARIOS = [
             '[(f["attempt"], f["step"], f["url"]) for f in r["failures"]] == [(1, "network", None), (2, "network", None)]',
             'r["failures"][0]["message"].startswith("no NIC found (links: lo, bond0 [bond]); is the NIC driver loaded?")',
             'r["ospkg"]["origin"] == "/ospkg/provision.zip"']),
+    Scenario(
+        "attest", "a verifier's nonce over the serial line; the OS quotes with the enrolled AK; the host verifies",
+        attest_setup, identity=True, enrol=True, ctrl_c_at="TEST-OS-NONCE?",
+        serial_text=lambda c: c.get("nonce") + "\n", timeout=240,
+        expect=lambda c: [
+            "+signature 1 (Sigsum proof by", "+Signatures: 2 found, 2 valid, 2 required",
+            f"+TEST-OS-NONCE {c.get('nonce')}", "+quoted PCRs 0,1,2,3,4,5,6,7,12,13,14 with AK",
+            "+TEST-OS-QUOTE-STATUS 0", "+TEST-OS-EVIDENCE ", booted("attest")],
+        checks=[attest_checks],
+        report=lambda c: [ln for ln in read(path("attest.verify.txt")).split("\n")
+                          if ln.startswith("this machine booted")][:1]),
     Scenario(
         "attest-retry", "measurements in PCRs 8, 9, 15; the boot that succeeds comes after failures; the log replays",
         # attempt 1: kexec refuses URL 1's (signed) kernel, URL 2's server is down;

@@ -1,12 +1,16 @@
 /* /init of the test OS: prints a marker with its kernel command line (so a test sees
  * exactly which package booted), the TPM's PCRs 12-14 (TPM2_PCR_Read), PCRs 8-15
  * read two ways (TPM2_PCR_Read, and sysfs as an OS reads them) and what stboot handed over in /stboot (the event
- * log in base64, the boot report), then powers off. */
+ * log in base64, the boot report), then powers off. With /bin/stmgr in its initramfs
+ * (the attest package) it is also the machine a verifier challenges: it asks for a
+ * nonce on the console (TEST-OS-NONCE?), runs `stmgr attest quote` with it and the
+ * key file /etc/wg0.pub, and prints the evidence in base64 (TEST-OS-EVIDENCE). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -58,6 +62,50 @@ static void base64(FILE *c, const unsigned char *b, int n) {
 }
 
 static unsigned char file_buf[1 << 20];
+
+/* The verifier's challenge: a nonce line from the console, the evidence back. */
+static void attest(FILE *c) {
+    char nonce[160];
+    int n = 0;
+    fprintf(c, "TEST-OS-NONCE?\n");
+    fflush(c);
+    tcdrain(fileno(c));
+    int in = open("/dev/console", O_RDONLY);
+    while (in >= 0 && n < (int)sizeof nonce - 1) {
+        char ch;
+        if (read(in, &ch, 1) != 1) break;
+        if (ch == '\n' || ch == '\r') {
+            if (n > 0) break;
+            continue;
+        }
+        nonce[n++] = ch;
+    }
+    nonce[n] = 0;
+    if (in >= 0) close(in);
+    fprintf(c, "TEST-OS-NONCE %s\n", nonce);
+    fflush(c);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int out = open("/dev/console", O_WRONLY);
+        if (out >= 0) {
+            dup2(out, 1);
+            dup2(out, 2);
+        }
+        execl("/bin/stmgr", "stmgr", "attest", "quote", "-nonce", nonce, "-key", "/etc/wg0.pub", "-out",
+              "/evidence.json", (char *)0);
+        _exit(127);
+    }
+    int status = -1;
+    if (pid > 0) waitpid(pid, &status, 0);
+    fprintf(c, "TEST-OS-QUOTE-STATUS %d\n", status);
+    int len = slurp("/evidence.json", file_buf, sizeof file_buf);
+    if (len >= 0) {
+        fprintf(c, "TEST-OS-EVIDENCE ");
+        base64(c, file_buf, len);
+        fprintf(c, "\n");
+    }
+    fflush(c);
+}
 
 int main(void) {
     char buf[4096] = {0}, p12[80], p13[80], p14[80], v[80];
@@ -111,6 +159,7 @@ int main(void) {
         file_buf[len] = 0;
         fprintf(c, "TEST-OS-REPORT-BEGIN\n%sTEST-OS-REPORT-END\n", file_buf);
     }
+    if (access("/bin/stmgr", X_OK) == 0) attest(c);
     fprintf(c, "TEST-OS-BOOTED cmdline=[%s]\n", buf);
     fflush(c);
     tcdrain(fileno(c)); /* all of it on the wire before the power goes */

@@ -779,3 +779,145 @@ fn raw_log(events: &[stboot::measure::eventlog::Event]) -> Vec<u8> {
     }
     log
 }
+
+/// swtpm on TCP (the port and the next one, for its control channel), which
+/// tpm2-tools' swtpm TCTI speaks; `None` when tpm2-tools are missing (loudly).
+fn swtpm_tcp() -> Option<(Swtpm, u16)> {
+    let have = Command::new("sh").args(["-c", "command -v tpm2_quote"]).output().is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("STBOOT_REQUIRE_SWTPM").is_none(),
+            "STBOOT_REQUIRE_SWTPM is set but tpm2-tools are missing"
+        );
+        eprintln!(
+            "SKIPPED attest_swtpm tpm2-tools interop: tpm2-tools are not installed (scripts/setup.sh installs them)"
+        );
+        return None;
+    }
+    swtpm()?; // swtpm itself present (or skipped loudly)
+    for _ in 0..50 {
+        let port = 20000
+            + (std::process::id() as u16 % 20000)
+            + (rand_core::RngCore::next_u32(&mut rand_core::OsRng) % 5000) as u16 * 2;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
+            || std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_err()
+        {
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
+            .arg("--tpmstate")
+            .arg(format!("dir={}", dir.path().display()))
+            .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
+            .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting swtpm");
+        // owned at once, so that it is killed and waited for whatever happens
+        let sw = Swtpm { child, _dir: dir, sock: PathBuf::new() };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some((sw, port));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("swtpm did not listen on 127.0.0.1:{port}");
+    }
+    panic!("no two free consecutive TCP ports");
+}
+
+/// tpm2-tools as an independent producer: the AK tpm2_createprimary makes from
+/// the documented command line is ours, and a tpm2_quote with the same qualifying
+/// data, put into an evidence file, is accepted by the verifier.
+#[test]
+fn a_quote_made_by_tpm2_tools_is_accepted() {
+    let Some((sw, port)) = swtpm_tcp() else { return };
+    let Some(s) = Scene::new() else { return };
+    let d = s.path();
+    let tcti = format!("swtpm:host=127.0.0.1,port={port}");
+    let tool = |args: &[&str]| {
+        let o = Command::new(args[0]).args(&args[1..]).args(["-T", &tcti]).current_dir(d).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // the machine: this TPM, its AK enrolled, the boot measured by tpm2_pcrextend
+    let mut tpm = Tpm::open_spec(&format!("tcp:127.0.0.1:{port}")).unwrap();
+    let enrolment = enrol(&mut tpm);
+    drop(tpm);
+    s.boot("os.json", "tp"); // writes handoff/ (and extends the scene's own TPM, unused here)
+    let events = stboot::measure::eventlog::parse(&std::fs::read(d.join("handoff/eventlog.bin")).unwrap()).unwrap();
+    for e in &events {
+        tool(&["tpm2_pcrextend", &format!("{}:sha256={}", e.pcr, e.sha256.unwrap().hex())]);
+    }
+    tool(&[
+        "tpm2_createprimary",
+        "-C",
+        "e",
+        "-g",
+        "sha256",
+        "-G",
+        "ecc256:ecdsa-sha256:null",
+        "-a",
+        "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign",
+        "-c",
+        "ak.ctx",
+    ]);
+    tool(&["tpm2_readpublic", "-c", "ak.ctx", "-o", "ak.pub"]);
+    let tss = std::fs::read(d.join("ak.pub")).unwrap();
+    let ak_public = tss[2..].to_vec(); // TPM2B_PUBLIC: the size, then TPMT_PUBLIC
+    assert_eq!(u16::from_be_bytes([tss[0], tss[1]]) as usize, ak_public.len());
+    assert_eq!(ak_public, enrolment.ak_public, "tpm2_createprimary's AK is not stboot-rs's AK template");
+
+    let nonce = stboot::attest::nonce_from_hex(N1).unwrap();
+    let key = b"wg0 public key\n";
+    let q = stboot::attest::qualifying_data(&nonce, Some(key));
+    let pcrs = "sha256:0,1,2,3,4,5,6,7,12,13,14";
+    tool(&[
+        "tpm2_quote",
+        "-c",
+        "ak.ctx",
+        "-l",
+        pcrs,
+        "-q",
+        &q.hex(),
+        "-m",
+        "quote.msg",
+        "-s",
+        "quote.sig",
+        "-g",
+        "sha256",
+    ]);
+    let listing = tool(&["tpm2_pcrread", pcrs]);
+    let mut values = std::collections::BTreeMap::new();
+    for line in listing.lines() {
+        if let Some((p, v)) = line.trim().split_once(": 0x") {
+            values.insert(p.trim().parse::<u32>().unwrap(), v.trim().to_ascii_lowercase());
+        }
+    }
+    assert_eq!(values.len(), 11, "{listing}");
+    let h = |f: &str| std::fs::read(d.join("handoff").join(f)).unwrap();
+    let evidence = stboot::attest::evidence::Evidence {
+        version: 1,
+        nonce: N1.into(),
+        key: Some(key.to_vec()),
+        ak_public,
+        quote: std::fs::read(d.join("quote.msg")).unwrap(),
+        signature: std::fs::read(d.join("quote.sig")).unwrap(),
+        pcrs: values,
+        eventlog: h("eventlog.bin"),
+        firmware_eventlog: None,
+        report: serde_json::from_slice(&h("report.json")).unwrap(),
+        descriptor: h("descriptor.json"),
+    };
+    let bytes = serde_json::to_vec(&evidence).unwrap();
+    let a = s.appraise_with(&bytes, N1, Some(key), "tp", std::slice::from_ref(&enrolment));
+    assert!(a.verified, "{:#?}", a.checks);
+    refused(
+        &s.appraise_with(&bytes, N2, Some(key), "tp", std::slice::from_ref(&enrolment)),
+        "quote.nonce",
+        "another nonce",
+    );
+    drop(sw);
+}
