@@ -476,7 +476,14 @@ impl Scene {
         let trust = stboot::config::TrustConfig::load(&self.path().join(tp), None).unwrap();
         let nonce = stboot::attest::nonce_from_hex(nonce).unwrap();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-        let v = stboot::attest::appraise::Verifier { nonce: &nonce, key, enrolments, trust: &trust, now_unix: now };
+        let v = stboot::attest::appraise::Verifier {
+            nonce: &nonce,
+            key,
+            enrolments,
+            trust: &trust,
+            now_unix: now,
+            firmware_reference: None,
+        };
         stboot::attest::appraise::appraise(evidence, &v)
     }
 }

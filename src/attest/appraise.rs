@@ -19,12 +19,15 @@
 //! 7. `signatures`: the descriptor's signatures over that archive meet the
 //!    threshold under that trust policy, by the same code as `stmgr ospkg
 //!    verify` and stboot; Sigsum proofs name their log and leaf index;
-//! 8. `identity`: the UX identity measured (shown; it is what it is).
+//! 8. `identity`: the UX identity measured (shown; it is what it is);
+//! 9. `firmware` (only with a reference): PCRs 0-7 equal a known-good machine's.
 //!
 //! The event log's digests are what PCRs are extended with, SHA-256(D): the verifier
 //! recomputes each from the data it has (the descriptor, the trust policy, the
 //! identity in the log, the archive digest the report claims) and compares; the
 //! replay then ties them to the quote.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -50,6 +53,31 @@ pub struct Verifier<'a> {
     pub trust: &'a TrustConfig,
     /// Certificates are checked at this time (Unix seconds).
     pub now_unix: i64,
+    /// Firmware PCR values (0-7) of a known-good machine of the same model, when
+    /// the verifier has them ([`firmware_reference`]).
+    pub firmware_reference: Option<&'a BTreeMap<u32, Sha256Digest>>,
+}
+
+/// Reads a firmware reference: a JSON object of PCR numbers to hex values, or an
+/// evidence file of a known-good machine (its `pcrs`); only PCRs 0-7 are kept.
+pub fn firmware_reference(bytes: &[u8]) -> Result<BTreeMap<u32, Sha256Digest>, String> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let pcrs = v.get("pcrs").unwrap_or(&v);
+    let obj = pcrs.as_object().ok_or("expected an object of PCR numbers to hex values, or an evidence file")?;
+    let mut out = BTreeMap::new();
+    for (k, val) in obj {
+        let p: u32 = k.trim_start_matches("pcr").parse().map_err(|_| format!("{k:?} is not a PCR number"))?;
+        if !FIRMWARE_PCRS.contains(&p) {
+            continue;
+        }
+        let hex = val.as_str().ok_or_else(|| format!("PCR {p}: expected a hex string"))?;
+        let d = Sha256Digest::from_hex(hex).ok_or_else(|| format!("PCR {p}: not 64 hex digits"))?;
+        out.insert(p, d);
+    }
+    if out.is_empty() {
+        return Err("no value for any of PCRs 0-7".into());
+    }
+    Ok(out)
 }
 
 /// One check and its outcome.
@@ -233,7 +261,7 @@ pub fn appraise(bytes: &[u8], v: &Verifier<'_>) -> Appraisal {
     }
 
     // the event logs
-    let quoted_values: std::collections::BTreeMap<u32, String> = e.pcrs.clone();
+    let quoted_values: BTreeMap<u32, String> = e.pcrs.clone();
     let log = match eventlog::parse(&e.eventlog) {
         Ok(l) => l,
         Err(err) => {
@@ -249,6 +277,25 @@ pub fn appraise(bytes: &[u8], v: &Verifier<'_>) -> Appraisal {
         }
     };
     replay(&mut a, &log, firmware.as_deref(), &quoted_values);
+    if let Some(reference) = v.firmware_reference {
+        let differ: Vec<String> = reference
+            .iter()
+            .filter(|(p, want)| quoted_values.get(p).map(|q| q.to_ascii_lowercase()) != Some(want.hex()))
+            .map(|(p, want)| {
+                let got = quoted_values.get(p).map(String::as_str).unwrap_or("not quoted");
+                format!("PCR {p} is {got}, the reference has {}", want.hex())
+            })
+            .collect();
+        let listed: Vec<String> = reference.keys().map(u32::to_string).collect();
+        if differ.is_empty() {
+            a.pass("firmware", format!("PCRs {} equal the reference", listed.join(",")));
+            a.firmware_pcrs.push_str("; equal to the reference");
+        } else {
+            a.fail("firmware", format!("{} (other firmware, firmware settings or boot order)", differ.join("; ")));
+        }
+    } else {
+        a.firmware_pcrs.push_str("; not compared with a reference (-firmwareReference)");
+    }
 
     // what the log says was measured, against what the verifier expects
     let report_archive = e.report.pointer("/ospkg/archive_sha256").and_then(|s| s.as_str()).unwrap_or("");
@@ -337,12 +384,7 @@ fn first_data(log: &[Event], t: u32) -> Vec<u8> {
 /// Replays the firmware's events and then stboot's, per PCR, and compares each
 /// quoted PCR. Without a firmware log, PCRs 0-7 cannot be replayed: said, not
 /// failed (nothing in them is stboot's).
-fn replay(
-    a: &mut Appraisal,
-    log: &[Event],
-    firmware: Option<&[Event]>,
-    quoted: &std::collections::BTreeMap<u32, String>,
-) {
+fn replay(a: &mut Appraisal, log: &[Event], firmware: Option<&[Event]>, quoted: &BTreeMap<u32, String>) {
     let mut all: Vec<Event> = firmware.unwrap_or_default().to_vec();
     all.extend_from_slice(log);
     let replayed = eventlog::replay(&all);

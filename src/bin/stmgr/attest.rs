@@ -67,8 +67,10 @@ Checks, each by name: the quote's AK is enrolled (-enrolment, repeatable); the
 AK signed the quote over SHA-256(nonce || key); the event logs replay to the
 quoted PCRs; the measured archive and descriptor are the evidence's; the machine
 measured the given trust policy directory; the package's signatures (and Sigsum
-proofs) meet its threshold. Prints each check and the verdict; exits 0 only if
-every check holds. docs/attestation.md.
+proofs) meet its threshold; with -firmwareReference, PCRs 0-7 equal a known-good
+machine's. Prints each check and the verdict. Exit 0: every check holds; 1: the
+evidence is not verified; 2: the verifier's own inputs cannot be read.
+docs/attestation.md.
 
 Examples:
   stmgr attest verify -evidence evidence.json -nonce $(cat nonce.hex) \\
@@ -100,6 +102,10 @@ pub struct VerifyArgs {
     /// Also write the appraisal as JSON to this file (- for standard output).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// PCRs 0-7 of a known-good machine of the same model: a JSON object of PCR
+    /// numbers to hex values, or that machine's evidence file.
+    #[arg(long = "firmwareReference")]
+    firmware_reference: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -258,7 +264,13 @@ impl AttestCmd {
                 );
                 write_json(&a.out, &e, 0o644)?;
             }
-            AttestCmd::Verify(a) => return verify(a),
+            // exit 1: checked and not verified; 2: the verifier's own inputs are wrong
+            AttestCmd::Verify(a) => {
+                return Ok(verify(a).unwrap_or_else(|e| {
+                    eprintln!("stmgr: error: {e:#}");
+                    ExitCode::from(2)
+                }))
+            }
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -278,8 +290,25 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     let trust = stboot::config::TrustConfig::load(&a.trust_policy, None)
         .with_context(|| format!("-trustPolicy {}", a.trust_policy.display()))?;
     let bytes = std::fs::read(&a.evidence).with_context(|| format!("reading {}", a.evidence.display()))?;
+    let reference = match &a.firmware_reference {
+        Some(p) => {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            Some(
+                stboot::attest::appraise::firmware_reference(&bytes)
+                    .map_err(|e| anyhow::anyhow!("-firmwareReference {}: {e}", p.display()))?,
+            )
+        }
+        None => None,
+    };
     let (now, _) = stboot::verify::effective_now();
-    let v = Verifier { nonce: &nonce, key: key.as_deref(), enrolments: &enrolments, trust: &trust, now_unix: now };
+    let v = Verifier {
+        nonce: &nonce,
+        key: key.as_deref(),
+        enrolments: &enrolments,
+        trust: &trust,
+        now_unix: now,
+        firmware_reference: reference.as_ref(),
+    };
     let r = appraise(&bytes, &v);
     for c in &r.checks {
         println!("{} {:<18} {}", if c.ok { "ok  " } else { "FAIL" }, c.check, stboot::text::printable(&c.detail));
