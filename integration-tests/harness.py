@@ -463,8 +463,20 @@ def start_swtpm(ctx, name, identity=None, enrol=False):
     proc = ctx.procs.start(f"swtpm {name}", ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={d}",
                                              "--ctrl", f"type=unixio,path={sock}"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for("swtpm's socket", lambda: os.path.exists(sock))
+    wait_for("swtpm's socket", lambda: unix_open(sock))
     return proc, sock
+
+
+def unix_open(sock):
+    """Something accepts on the Unix socket `sock` (its file exists from bind(),
+    before listen(): a QEMU connecting then would be refused)."""
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(sock)
+            return True
+        except OSError:
+            return False
 
 
 def boot(ctx, s, live=False):

@@ -49,13 +49,15 @@ fn swtpm_in(dir: tempfile::TempDir) -> Option<Swtpm> {
         .stderr(Stdio::null())
         .spawn()
         .expect("starting swtpm");
-    for _ in 0..100 {
-        if sock.exists() {
-            break;
+    let sw = Swtpm { child, _dir: dir, sock };
+    // listening, not only there: the socket file exists from bind(), before listen()
+    for _ in 0..400 {
+        if std::os::unix::net::UnixStream::connect(&sw.sock).is_ok() {
+            return Some(sw);
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(std::time::Duration::from_millis(25));
     }
-    Some(Swtpm { child, _dir: dir, sock })
+    panic!("swtpm does not accept on {} after 10 s", sw.sock.display());
 }
 
 const PCRS: [u32; 11] = [0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14];
