@@ -170,7 +170,7 @@ fn client(args: &[String]) {
     let t0 = Instant::now();
     let pkg = f.fetch(&url, 0).unwrap();
     let t1 = Instant::now();
-    let anchors = stboot::verify::Anchors { roots: std::slice::from_ref(&root), sigsum_policy: None };
+    let anchors = stboot::verify::Anchors::from(std::slice::from_ref(&root));
     let (now, _) = stboot::verify::effective_now();
     let pkg = stboot::verify::verify_package(pkg, anchors, stboot::verify::Threshold::AtLeast(2), now)
         .unwrap_or_else(|r| panic!("{:#}", r.error));
@@ -239,7 +239,7 @@ fn make_package(d: &Path, www: &Path, name: &str, bytes: u64, leaves: &[(keys::K
         }
     }
     let paths = PackagePaths::from_arg(&www.join(name)).unwrap();
-    ospkg::create(&paths, &d.join("vmlinuz"), &initrd, "console=ttyS0", name, &format!("{name}.zip")).unwrap();
+    ospkg::create(&paths, &d.join("vmlinuz"), &initrd, "console=ttyS0", name, &format!("{name}.zip"), None).unwrap();
     std::fs::remove_file(&initrd).unwrap();
     for (k, c) in leaves {
         stboot::sign::sign(&paths, k, c).unwrap();

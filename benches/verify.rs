@@ -58,6 +58,7 @@ fn main() {
         kernel: "boot/k".into(),
         initramfs: "boot/i".into(),
         cmdline: String::new(),
+        ospkg_version: None,
     };
     let zip =
         archive::write(Cursor::new(Vec::new()), &m, &data[..16 << 20], &data[16 << 20..24 << 20]).unwrap().into_inner();

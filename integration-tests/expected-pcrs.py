@@ -8,7 +8,7 @@ usage: expected-pcrs.py PKG_STEM TRUST_POLICY_DIR [IDENTITY_FILE]
 IDENTITY_FILE: the bytes of TPM NV index 0x01420001 (NULs at both ends are trimmed,
 as upstream does); without it the identity is empty.
 """
-import hashlib, json, os, ssl, sys
+import hashlib, json, os, ssl, sys, zipfile
 
 def h(b): return hashlib.sha256(b).digest()
 
@@ -31,14 +31,21 @@ chosen = {"detail": 12, "authority": 13, "identity": 14}
 if policy.get("measurement_pcrs") is not None:
     chosen.update(policy["measurement_pcrs"])
     measured["measurement_pcrs"] = {k: chosen[k] for k in ("detail", "authority", "identity")}
+if policy.get("ospkg_min_version") is not None:
+    measured["ospkg_min_version"] = policy["ospkg_min_version"]
 compact = json.dumps(measured, separators=(",", ":"))
 identity = open(sys.argv[3], "rb").read().strip(b"\0") if len(sys.argv) > 3 else b""
-events = [("detail", h(open(stem + ".zip", "rb").read())), ("detail", h(open(stem + ".json", "rb").read())),
-          ("authority", h(compact.encode()))]
+events = [("detail", h(open(stem + ".zip", "rb").read())), ("detail", h(open(stem + ".json", "rb").read()))]
+version = json.loads(zipfile.ZipFile(stem + ".zip").read("manifest.json")).get("ospkg_version")
+if version is not None:  # stboot-rs: the package's version, as decimal text
+    events += [("detail", h(str(version).encode()))]
+events += [("authority", h(compact.encode()))]
 events += [("authority", h(r)) for r in pems(tp + "/ospkg_signing_root.pem")]
 events += [("authority", h(b"".join(pems(tp + "/tls_roots.pem"))))]
 if os.path.exists(tp + "/ospkg_trust_policy"):
     events += [("authority", h(open(tp + "/ospkg_trust_policy", "rb").read()))]
+if os.path.exists(tp + "/ospkg_revoked_signers"):
+    events += [("authority", h(open(tp + "/ospkg_revoked_signers", "rb").read()))]
 events += [("identity", h(identity))]
 pcrs = {}
 for group, d in events:

@@ -264,6 +264,7 @@ class Fixtures:
             "provision": 'make_pkg provision "console=ttyS0 panic=-1 testos=provision" leaf1 leaf3',
             "enc": "make_encrypted_packages",
             "attest": "make_attest_pkg",
+            "versions": "make_versioned_pkgs",
         }[name]
         self.sh(script)
         return path("www", name)
@@ -274,7 +275,9 @@ class Fixtures:
 
     def make_trust(self, name):
         """A trust policy directory: net (threshold 2, network), initramfs, sigsum,
-        enc (with this machine's age identity), pcrs (measurement_pcrs 8, 9, 15)."""
+        enc (with this machine's age identity), pcrs (measurement_pcrs 8, 9, 15),
+        floor2 and floor3 (ospkg_min_version), revoked (leaf2's certificate in
+        ospkg_revoked_signers)."""
         self.get("packages")
         method = "initramfs" if name == "initramfs" else "network"
         d = self.sh(f"make_trust_policy {name} 2 {method}", capture=True)
@@ -283,6 +286,15 @@ class Fixtures:
         elif name == "enc":
             self.get("package", "enc")
             shutil.copy(path("age", "machine.txt"), os.path.join(d, "decryption_identities"))
+        elif name in ("floor2", "floor3"):
+            with open(os.path.join(d, "trust_policy.json"), "w") as f:
+                f.write('{"ospkg_signature_threshold": 2, "ospkg_fetch_method": "network", '
+                        f'"ospkg_min_version": {name[-1]}}}\n')
+        elif name == "revoked":
+            import ssl
+            der = ssl.PEM_cert_to_DER_cert(read(path("pki", "leaf2.pem")))
+            with open(os.path.join(d, "ospkg_revoked_signers"), "w") as f:
+                f.write(f"# leaf2's key leaked\nsha256:{hashlib.sha256(der).hexdigest()}  leaf2\n")
         elif name == "pcrs":
             with open(os.path.join(d, "trust_policy.json"), "w") as f:
                 f.write('{"ospkg_signature_threshold": 2, "ospkg_fetch_method": "network", '
@@ -470,7 +482,6 @@ def start_swtpm(ctx, name, identity=None, enrol=False):
 def unix_open(sock):
     """Something accepts on the Unix socket `sock` (its file exists from bind(),
     before listen(): a QEMU connecting then would be refused)."""
-    import socket
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         try:
             s.connect(sock)

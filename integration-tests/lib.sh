@@ -68,7 +68,7 @@ make_pkg() {
     local name=$1 cmdline=$2; shift 2
     mkdir -p "$W/www"
     "$STMGR" ospkg create -kernel "${PKG_KERNEL:-$KERNEL}" -initramfs "${PKG_INITRD:-$W/testos/initrd.gz}" -cmdline "$cmdline" \
-        -label "test OS $name" -url "$name.zip" -out "$W/www/$name" >/dev/null
+        -label "test OS $name" -url "$name.zip" ${PKG_VERSION:+-version "$PKG_VERSION"} -out "$W/www/$name" >/dev/null
     for s in "$@"; do
         "$STMGR" ospkg sign -key "$W/pki/$s.key" -cert "$W/pki/$s.pem" -ospkg "$W/www/$name" >/dev/null
     done
@@ -128,6 +128,12 @@ make_attest_pkg() {
     python3 "$ROOT/integration-tests/sigsum-log.py" "$W/sigsum-log" "$W/www/attest.zip" "$W/pki/leaf2.key" \
         "$W/www/attest.zip.proof" --size 9 --index 6 --quorum 2
     "$STMGR" ospkg sigsum -proof "$W/www/attest.zip.proof" -cert "$W/pki/leaf2.pem" -ospkg "$W/www/attest" >/dev/null
+}
+
+# Versioned packages (rollback protection): v1 and v2, signed by leaf1 and leaf2
+make_versioned_pkgs() {
+    PKG_VERSION=1 make_pkg v1 "console=ttyS0 panic=-1 testos=v1" leaf1 leaf2
+    PKG_VERSION=2 make_pkg v2 "console=ttyS0 panic=-1 testos=v2" leaf1 leaf2
 }
 
 # Age-encrypted packages (st-1.2), encrypted with Debian's age: $W/age/machine.txt is

@@ -528,6 +528,32 @@ SCENARIOS = [
         report=lambda c: [ln for ln in read(path("attest.verify.txt")).split("\n")
                           if ln.startswith("this machine booted")][:1]),
     Scenario(
+        "rollback", "a version below the trust policy's floor is refused naming both numbers; the next URL's boots",
+        lambda c, n: (c.get("package", "versions"),
+                      initramfs(c, n, "floor2", dhcp(f"{good(c)}/v1.json,{good(c)}/v2.json"))),
+        expect=lambda c: [
+            "+OS package version 1 is below this machine's floor 2 (trust_policy.json ospkg_min_version): "
+            "a downgrade, refused", "+what to do: serve a package whose version", "+OS package version 2 (floor 2)",
+            f"+TEST-OS-PCRS {pcrs('v2', 'floor2')(c)}", f"+TEST-OS-PCRS {predicted('v2', 'floor2')(c)}",
+            booted("v2")],
+        handoff=lambda c: ['r["ospkg"]["version"] == 2 and r["ospkg"]["min_version"] == 2',
+                           '[f["kind"] for f in r["failures"]] == ["verify.rollback"]']),
+    Scenario(
+        "rollback-floor", "a floor of 3: versions 1 and 2 are both refused, nothing boots",
+        lambda c, n: (c.get("package", "versions"),
+                      initramfs(c, n, "floor3", dhcp(f"{good(c)}/v1.json,{good(c)}/v2.json"))),
+        expect=lambda c: ["+OS package version 1 is below this machine's floor 3",
+                          "+OS package version 2 is below this machine's floor 3", "+BOOT FAILED", f"-{BOOTED}"]),
+    Scenario(
+        "revoked", "leaf2 revoked: a package it co-signed falls below the threshold; one signed by two others boots",
+        with_host(lambda c: dhcp(f"{good(c)}/second.json,{good(c)}/good.json"), "revoked"),
+        expect=lambda c: [
+            "+not counted: revoked: the certificate sha256:", "+is listed in ospkg_revoked_signers line 2",
+            "+Signatures: 2 found, 1 valid, 2 required", "+Signatures: 3 found, 2 valid, 2 required",
+            f"+TEST-OS-PCRS {pcrs('good', 'revoked')(c)}", f"+TEST-OS-PCRS {predicted('good', 'revoked')(c)}",
+            booted("good")],
+        handoff=lambda c: ['[k["verdict"] for k in r["signatures"]["checks"]] == ["valid", "revoked", "valid"]']),
+    Scenario(
         "attest-retry", "measurements in PCRs 8, 9, 15; the boot that succeeds comes after failures; the log replays",
         # attempt 1: kexec refuses URL 1's (signed) kernel, URL 2's server is down;
         # attempt 2: URL 1 fails again and URL 2, now up, boots

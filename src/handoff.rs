@@ -80,6 +80,10 @@ pub struct Ospkg {
     pub kernel: String,
     pub initramfs: String,
     pub cmdline: String,
+    /// The manifest's `ospkg_version` (null: none).
+    pub version: Option<u64>,
+    /// The trust policy's floor, `ospkg_min_version` (0: none).
+    pub min_version: u64,
 }
 
 /// The signature checks of the package that boots.
@@ -265,6 +269,8 @@ impl Report {
                 kernel: m.kernel.clone(),
                 initramfs: m.initramfs.clone(),
                 cmdline: m.cmdline.clone(),
+                version: m.ospkg_version,
+                min_version: boot.trust.policy.min_version(),
             },
             signatures: Signatures {
                 threshold: boot.trust.policy.ospkg_signature_threshold,

@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::config::trust_policy::{
-    DECRYPTION_IDENTITIES_FILE, SIGNING_ROOT_FILE, SIGSUM_POLICY_FILE, TLS_ROOTS_FILE, TRUST_POLICY_FILE,
-};
+use crate::config::trust_policy::{SIGNING_ROOT_FILE, TLS_ROOTS_FILE};
 
 /// The initramfs layout, as data: the one description of where things go.
 pub const LAYOUT: &str = include_str!("../initramfs/layout.txt");
@@ -47,12 +45,13 @@ pub enum Entry {
 }
 
 /// The inputs the builder gives the layout, by name.
-pub const INPUTS: [&str; 10] = [
+pub const INPUTS: [&str; 11] = [
     "stboot",
     "trust_policy.json",
     "ospkg_signing_root.pem",
     "tls_roots.pem",
     "ospkg_trust_policy",
+    "ospkg_revoked_signers",
     "decryption_identities",
     "host_config",
     "modules",
@@ -235,13 +234,7 @@ pub fn tree(args: &BuildArgs) -> Result<Tree> {
     inputs.insert("stboot", Input::One(read(&args.stboot)?));
 
     let tp = &args.trust_policy;
-    for (name, required) in [
-        (TRUST_POLICY_FILE, true),
-        (SIGNING_ROOT_FILE, true),
-        (TLS_ROOTS_FILE, false),
-        (SIGSUM_POLICY_FILE, false),
-        (DECRYPTION_IDENTITIES_FILE, false),
-    ] {
+    for (name, required) in crate::config::trust_policy::FILES {
         let src = tp.join(name);
         if src.exists() {
             inputs.insert(name, Input::One(read(&src)?));
@@ -433,6 +426,9 @@ fn base_name(p: &Path) -> Result<String> {
 mod tests {
     use super::*;
     use crate::config::paths;
+    use crate::config::trust_policy::{
+        DECRYPTION_IDENTITIES_FILE, REVOKED_SIGNERS_FILE, SIGSUM_POLICY_FILE, TRUST_POLICY_FILE,
+    };
 
     fn file_at(l: &[Entry], input: &str) -> String {
         l.iter()
@@ -459,10 +455,15 @@ mod tests {
         let l = parse_layout(LAYOUT).unwrap();
         assert_eq!(file_at(&l, "stboot"), paths::INIT);
         let tp = |f: &str| format!("{}/{f}", paths::TRUST_POLICY_DIR);
+        // every file of the trust policy directory, where stboot reads it
+        for (name, _) in crate::config::trust_policy::FILES {
+            assert_eq!(file_at(&l, name), tp(name), "{name}");
+        }
         assert_eq!(file_at(&l, "trust_policy.json"), tp(TRUST_POLICY_FILE));
         assert_eq!(file_at(&l, "ospkg_signing_root.pem"), tp(SIGNING_ROOT_FILE));
         assert_eq!(file_at(&l, "tls_roots.pem"), tp(TLS_ROOTS_FILE));
         assert_eq!(file_at(&l, "ospkg_trust_policy"), tp(SIGSUM_POLICY_FILE));
+        assert_eq!(file_at(&l, "ospkg_revoked_signers"), tp(REVOKED_SIGNERS_FILE));
         assert_eq!(file_at(&l, "decryption_identities"), tp(DECRYPTION_IDENTITIES_FILE));
         assert_eq!(file_at(&l, "host_config"), paths::HOST_CONFIG_PATH);
         assert_eq!(files_dir(&l, "modules"), paths::MODULES_DIR);
@@ -530,6 +531,7 @@ mod tests {
         std::fs::write(tpd.join(SIGNING_ROOT_FILE), &root).unwrap();
         std::fs::write(tpd.join(TLS_ROOTS_FILE), &root).unwrap();
         std::fs::write(tpd.join(SIGSUM_POLICY_FILE), "quorum none\n").unwrap();
+        std::fs::write(tpd.join(REVOKED_SIGNERS_FILE), format!("sha256:{}\n", "ab".repeat(32))).unwrap();
         // a test key (age's spec test vector identity)
         std::fs::write(
             tpd.join(DECRYPTION_IDENTITIES_FILE),
@@ -547,7 +549,7 @@ mod tests {
         std::fs::write(p("vmlinuz"), &kernel).unwrap();
         std::fs::write(p("initrd"), b"initrd").unwrap();
         let pkg = crate::ospkg::PackagePaths::from_arg(&p("provision")).unwrap();
-        crate::ospkg::create(&pkg, &p("vmlinuz"), &p("initrd"), "", "", "provision.zip").unwrap();
+        crate::ospkg::create(&pkg, &p("vmlinuz"), &p("initrd"), "", "", "provision.zip", None).unwrap();
         let args = BuildArgs {
             stboot: "/sbin/ldconfig".into(), // a static x86-64 program standing in for stboot
             trust_policy: tpd,

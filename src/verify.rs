@@ -69,6 +69,9 @@ pub enum Verdict {
     BadSignature(String),
     /// A Sigsum proof that does not verify (or cannot: no Sigsum policy).
     BadProof(String),
+    /// The certificate or its key is listed in `ospkg_revoked_signers` (which entry,
+    /// in words).
+    Revoked(String),
 }
 
 impl fmt::Display for Verdict {
@@ -81,6 +84,7 @@ impl fmt::Display for Verdict {
             Verdict::UnsupportedKey(m) => write!(f, "not counted: {m}"),
             Verdict::BadSignature(m) => write!(f, "not counted: bad signature: {m}"),
             Verdict::BadProof(m) => write!(f, "not counted: bad Sigsum proof: {m}"),
+            Verdict::Revoked(m) => write!(f, "not counted: revoked: {m}"),
         }
     }
 }
@@ -140,36 +144,45 @@ pub struct SignatureCheck {
     pub root: Option<usize>,
 }
 
-/// What signatures are checked against: the signing roots (DER) and, for Sigsum
-/// proofs, the Sigsum policy (`ospkg_trust_policy`).
+/// What a package is checked against: the signing roots (DER), for Sigsum proofs
+/// the Sigsum policy (`ospkg_trust_policy`), the revoked signers
+/// (`ospkg_revoked_signers`) and the lowest version to accept
+/// (`ospkg_min_version`).
 #[derive(Debug, Clone, Copy)]
 pub struct Anchors<'a> {
     pub roots: &'a [Vec<u8>],
     pub sigsum_policy: Option<&'a sigsum::Policy>,
+    pub revoked: Option<&'a crate::config::trust_policy::Revocations>,
+    pub min_version: u64,
 }
 
 impl<'a> From<&'a crate::config::TrustConfig> for Anchors<'a> {
     /// What OS package signatures are checked against under a trust policy directory.
     fn from(t: &'a crate::config::TrustConfig) -> Self {
-        Anchors { roots: &t.signing_roots, sigsum_policy: t.sigsum_policy.as_ref().map(|p| &p.policy) }
+        Anchors {
+            roots: &t.signing_roots,
+            sigsum_policy: t.sigsum_policy.as_ref().map(|p| &p.policy),
+            revoked: t.revoked.as_deref(),
+            min_version: t.policy.min_version(),
+        }
     }
 }
 
 impl<'a> From<&'a [Vec<u8>]> for Anchors<'a> {
     fn from(roots: &'a [Vec<u8>]) -> Self {
-        Anchors { roots, sigsum_policy: None }
+        Anchors { roots, sigsum_policy: None, revoked: None, min_version: 0 }
     }
 }
 
 impl<'a, const N: usize> From<&'a [Vec<u8>; N]> for Anchors<'a> {
     fn from(roots: &'a [Vec<u8>; N]) -> Self {
-        Anchors { roots, sigsum_policy: None }
+        Anchors { roots, sigsum_policy: None, revoked: None, min_version: 0 }
     }
 }
 
 impl<'a> From<&'a Vec<Vec<u8>>> for Anchors<'a> {
     fn from(roots: &'a Vec<Vec<u8>>) -> Self {
-        Anchors { roots, sigsum_policy: None }
+        Anchors { roots, sigsum_policy: None, revoked: None, min_version: 0 }
     }
 }
 
@@ -260,6 +273,7 @@ impl Verdict {
             },
             Verdict::UnsupportedKey(_) => "sign with an Ed25519 key and its certificate",
             Verdict::BadSignature(_) => "the archive changed after signing, or the signature was made with another key: sign the package again",
+            Verdict::Revoked(_) => "the signer is revoked by the trust policy (ospkg_revoked_signers): sign the package with a key that is not revoked (stmgr ospkg sign), or remove the entry if it was listed by mistake",
             Verdict::BadProof(_) => "check that ospkg_trust_policy names the log and witnesses the proof was made with, and that the proof is for this archive and the certificate's key (stmgr ospkg sigsum checks both); or submit the archive again and attach the new proof",
         }
     }
@@ -282,6 +296,7 @@ impl Verdict {
             Verdict::UnsupportedKey(_) => "unsupported_key",
             Verdict::BadSignature(_) => "bad_signature",
             Verdict::BadProof(_) => "bad_sigsum_proof",
+            Verdict::Revoked(_) => "revoked",
         }
     }
 
@@ -293,7 +308,8 @@ impl Verdict {
             Verdict::MalformedCertificate(m)
             | Verdict::UnsupportedKey(m)
             | Verdict::BadSignature(m)
-            | Verdict::BadProof(m) => Some(m.clone()),
+            | Verdict::BadProof(m)
+            | Verdict::Revoked(m) => Some(m.clone()),
             Verdict::UntrustedCertificate(u) => Some(u.message.clone()),
         }
     }
@@ -308,6 +324,7 @@ impl Verdict {
             Verdict::UnsupportedKey(_) => "unsupported key",
             Verdict::BadSignature(_) => "bad signature",
             Verdict::BadProof(_) => "bad Sigsum proof",
+            Verdict::Revoked(_) => "revoked",
         }
     }
 }
@@ -429,6 +446,9 @@ pub enum RejectedKind {
     Unverifiable,
     /// Too few signatures counted (the report says why each did not).
     Signatures,
+    /// Signed well enough, but older than the trust policy's floor
+    /// (`ospkg_min_version`): a downgrade.
+    Rollback,
     /// Signed well enough, but what it holds cannot boot (a kernel that is not a
     /// bzImage, an empty initramfs, a broken manifest): the package, not its
     /// signatures, is wrong.
@@ -442,6 +462,7 @@ impl RejectedKind {
             RejectedKind::Unverifiable => "unverifiable",
             RejectedKind::Signatures => "signatures",
             RejectedKind::Contents => "contents",
+            RejectedKind::Rollback => "rollback",
         }
     }
 }
@@ -460,6 +481,7 @@ impl Rejected {
     pub fn remedy(&self) -> String {
         match self.kind {
             RejectedKind::Unverifiable => "check the signing roots in /etc/trust_policy/ospkg_signing_root.pem and the descriptor's signatures and certificates (stmgr ospkg verify -trustPolicy DIR -ospkg NAME names the problem)".into(),
+            RejectedKind::Rollback => "serve a package whose version (stmgr ospkg create -version N) is at least the floor named above; if the floor is wrong, lower ospkg_min_version in trust_policy.json and rebuild the initramfs (stmgr initramfs build -trustPolicy DIR)".into(),
             RejectedKind::Contents => "the package is signed, but it cannot boot as built: create it again with a bzImage kernel and a non-empty initramfs (stmgr ospkg create -kernel F -initramfs F), sign it and check it with stmgr ospkg verify".into(),
             RejectedKind::Signatures => {
                 let mut remedies: Vec<&str> = Vec::new();
@@ -496,6 +518,7 @@ pub fn verify_package<'a>(
     threshold: Threshold,
     now_unix: i64,
 ) -> std::result::Result<VerifiedOsPackage, Rejected> {
+    let anchors = anchors.into();
     let report = match verify(pkg.descriptor(), pkg.archive().sha256(), anchors, threshold, now_unix) {
         Ok(r) => r,
         Err(error) => return Err(Rejected { report: None, error, kind: RejectedKind::Unverifiable }),
@@ -509,6 +532,15 @@ pub fn verify_package<'a>(
         ArchiveData::Streamed(s) => s.entries().manifest_checked(),
     };
     match manifest {
+        Ok(manifest) if manifest.rollback_version() < anchors.min_version => {
+            let error = anyhow::anyhow!(
+                "OS package version {}{} is below this machine's floor {} (trust_policy.json ospkg_min_version): a downgrade, refused",
+                manifest.rollback_version(),
+                if manifest.ospkg_version.is_none() { " (its manifest has no ospkg_version)" } else { "" },
+                anchors.min_version
+            );
+            Err(Rejected { report: Some(report), error, kind: RejectedKind::Rollback })
+        }
         Ok(manifest) => {
             let (archive_sha256, archive_len) = (*pkg.archive().sha256(), pkg.archive().len());
             let (origin, descriptor_bytes, archive) = pkg.into_parts();
@@ -542,7 +574,10 @@ pub fn verify_logged(
         info!("{line}");
     }
     info!("verification took {} ms", t.elapsed().as_millis());
-    if r.is_ok() {
+    if let Ok(p) = &r {
+        if let Some(v) = p.manifest().ospkg_version {
+            info!("OS package version {v} (floor {})", trust.policy.min_version());
+        }
         info!("OS package passed verification");
     }
     r
@@ -672,6 +707,21 @@ fn check_one(
         Err(e) => return (None, Err(Verdict::MalformedCertificate(e.to_string()))),
     };
     let signer = Some(leaf.subject().to_string());
+    if let Some(revoked) = anchors.revoked {
+        let (cert, key) = (digest(der), digest(leaf.public_key().raw));
+        let listed = match (revoked.line_of(&cert), revoked.line_of(&key)) {
+            (Some(line), _) => {
+                Some(format!("the certificate sha256:{} is listed in ospkg_revoked_signers line {line}", cert.hex()))
+            }
+            (None, Some(line)) => {
+                Some(format!("its public key sha256:{} is listed in ospkg_revoked_signers line {line}", key.hex()))
+            }
+            (None, None) => None,
+        };
+        if let Some(m) = listed {
+            return (signer, Err(Verdict::Revoked(m)));
+        }
+    }
     let root = match check_chain(der, &leaf, roots_der, roots, now) {
         Ok(root) => root,
         Err(u) => return (signer, Err(Verdict::UntrustedCertificate(u))),

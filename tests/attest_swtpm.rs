@@ -416,21 +416,23 @@ impl Scene {
     /// extends the TPM with the measurements stboot makes and hands over what
     /// stboot hands over, in `handoff/`.
     fn boot(&self, descriptor: &str, tp: &str) {
+        self.boot_version(descriptor, tp, None)
+    }
+
+    /// [`Scene::boot`] of a package whose manifest says `version`.
+    fn boot_version(&self, descriptor: &str, tp: &str, version: Option<u64>) {
         let d = self.path();
         let trust = stboot::config::TrustConfig::load(&d.join(tp), None).unwrap();
         let desc = std::fs::read(d.join(descriptor)).unwrap();
         let archive = Sha256Digest::of(&std::fs::read(d.join("os.zip")).unwrap());
         let pcrs = trust.policy.pcrs();
-        let mut ms = stboot::measure::measurements(
-            &pcrs,
-            "os.zip",
-            &archive,
-            &desc,
-            &stboot::gojson::marshal(&trust.policy),
-            &trust.signing_roots,
-            &trust.tls_roots,
-            trust.sigsum_policy.as_ref().map(|p| p.bytes.as_slice()),
-        );
+        let pkg = stboot::measure::PackageInputs {
+            archive_name: "os.zip",
+            archive_sha256: &archive,
+            descriptor: &desc,
+            version,
+        };
+        let mut ms = stboot::measure::measurements(&pcrs, &pkg, &stboot::measure::AuthorityInputs::of(&trust));
         ms.push(stboot::measure::identity_measurement(&pcrs, b"machine-7"));
         let mut tpm = self.tpm();
         for m in &ms {
@@ -503,6 +505,8 @@ fn refused(a: &stboot::attest::appraise::Appraisal, check: &str, words: &str) {
     assert!(!a.verified, "accepted: {}", a.verdict);
     let f = failures(a);
     assert!(f.iter().any(|(c, d)| *c == check && d.contains(words)), "expected {check}: {words:?}; got {f:#?}");
+    // shown with --nocapture: the reasons a verifier reads
+    eprintln!("REFUSED {check}: {}", f.iter().find(|(c, _)| *c == check).map(|(_, d)| d.as_str()).unwrap_or(""));
     assert!(a.verdict.starts_with("NOT VERIFIED"), "{}", a.verdict);
 }
 
@@ -929,4 +933,43 @@ fn a_quote_made_by_tpm2_tools_is_accepted() {
         "another nonce",
     );
     drop(sw);
+}
+
+/// The version stboot measured is read from the event log, named in the verdict and
+/// held against the verifier's floor.
+#[test]
+fn the_measured_version_is_named_and_held_against_the_floor() {
+    let Some(s) = Scene::new() else { return };
+    let d = s.path();
+    let tp = d.join("tp-floor");
+    std::fs::create_dir(&tp).unwrap();
+    for f in ["ospkg_signing_root.pem", "tls_roots.pem", "ospkg_trust_policy"] {
+        std::fs::copy(d.join("tp").join(f), tp.join(f)).unwrap();
+    }
+    std::fs::write(
+        tp.join("trust_policy.json"),
+        r#"{"ospkg_signature_threshold": 2, "ospkg_fetch_method": "network", "ospkg_min_version": 2}"#,
+    )
+    .unwrap();
+    let key = b"wg0 public key\n".as_slice();
+    s.boot_version("os.json", "tp-floor", Some(2));
+    let e = s.quote(N1, "v2.json");
+    let a = s.appraise(&e, N1, Some(key), "tp-floor");
+    assert!(a.verified && a.verdict.contains("version 2 (floor 2)"), "{:#?}", a);
+    assert_eq!(a.booted.as_ref().unwrap().version, Some(2));
+
+    // a machine that booted version 1 under this policy (its floor was not enforced):
+    // the verifier refuses it
+    let Some(s) = Scene::new() else { return };
+    let tp = s.path().join("tp-floor");
+    std::fs::create_dir(&tp).unwrap();
+    for f in ["ospkg_signing_root.pem", "tls_roots.pem", "ospkg_trust_policy"] {
+        std::fs::copy(s.path().join("tp").join(f), tp.join(f)).unwrap();
+    }
+    std::fs::copy(d.join("tp-floor/trust_policy.json"), tp.join("trust_policy.json")).unwrap();
+    s.boot_version("os.json", "tp-floor", Some(1));
+    let e = s.quote(N1, "v1.json");
+    let a = s.appraise(&e, N1, Some(key), "tp-floor");
+    refused(&a, "package.version", "the package's version 1 is below the trust policy's floor 2");
+    assert_eq!(failures(&a).len(), 1, "{:#?}", failures(&a));
 }

@@ -143,6 +143,7 @@ fn write_seed_corpus() {
         kernel: "boot/vmlinuz".into(),
         initramfs: "boot/initrd".into(),
         cmdline: "console=ttyS0".into(),
+        ospkg_version: Some(3),
     };
     write("manifest", "manifest.json", m.to_json().as_bytes());
     let mut k = vec![0u8; 1024];

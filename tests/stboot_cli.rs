@@ -169,7 +169,8 @@ fn the_console_names_the_right_remedy() {
         std::fs::write(d.path().join("i"), b"initramfs").unwrap();
         let paths = stboot::ospkg::PackagePaths::from_arg(&w.join(name)).unwrap();
         let zip = format!("{name}.zip");
-        stboot::ospkg::create(&paths, &d.path().join("k"), &d.path().join("i"), "console=ttyS0", name, &zip).unwrap();
+        stboot::ospkg::create(&paths, &d.path().join("k"), &d.path().join("i"), "console=ttyS0", name, &zip, None)
+            .unwrap();
         let k = keys::generate_key();
         let leaf = keys::pem_to_der(&keys::leaf_certificate(&k, &other_root, &other_key, validity).unwrap()).unwrap();
         stboot::sign::sign(&paths, &keys::Key::Local(k), &leaf).unwrap();

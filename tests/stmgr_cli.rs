@@ -1027,7 +1027,7 @@ fn sigsum_proofs_count_only_when_log_witnesses_and_inclusion_check_out() {
     desc.signatures.push(std::fs::read(d.join("good.proof")).unwrap());
     desc.certificates.push(desc.certificates[1].clone());
     let roots = stboot::config::trust_policy::read_certs(&d.join("rootcert.pem")).unwrap();
-    let anchors = stboot::verify::Anchors { roots: &roots, sigsum_policy: Some(&pol) };
+    let anchors = stboot::verify::Anchors { sigsum_policy: Some(&pol), ..stboot::verify::Anchors::from(&roots) };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let r = stboot::verify::verify(&desc, &digest, anchors, stboot::verify::Threshold::AtLeast(3), now).unwrap();
     assert_eq!((r.found, r.valid, r.accepted()), (3, 2, false), "{r}");
@@ -1374,4 +1374,111 @@ fn sigsum_policy_grammar_is_v0_11_2() {
     stboot::verify::sigsum::parse_policy(text.as_bytes(), "ospkg_trust_policy").expect("v0.11.2 accepts it");
     let e = stboot::verify::sigsum::parse_policy(b"log 00\nquorum none\n", "ospkg_trust_policy").unwrap_err();
     assert!(e.to_string().contains("ospkg_trust_policy"), "{e}");
+}
+
+/// Rollback protection and revocation (issue 21): the version is in the signed
+/// manifest and shown; a trust policy floor refuses a lower version naming both
+/// numbers; a revoked signer (by certificate or by key) never counts, and the entry
+/// that matched is named; a broken list names its file and line.
+#[test]
+fn versions_floors_and_revoked_signers() {
+    use stboot::digest::Sha256Digest;
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    ok(d, &["keygen", "certificate", "-isCA"]);
+    for n in ["a", "b"] {
+        ok(d, &["keygen", "certificate", "-certOut", &format!("{n}.pem"), "-keyOut", &format!("{n}.key")]);
+    }
+    std::fs::write(d.join("vmlinuz"), pretend_bzimage()).unwrap();
+    std::fs::write(d.join("initrd.cpio"), b"initramfs bytes".repeat(100)).unwrap();
+    for (name, v) in [("v1", Some("1")), ("v2", Some("2")), ("none", None)] {
+        let url = format!("{name}.zip");
+        let mut args =
+            vec!["ospkg", "create", "-kernel", "vmlinuz", "-initramfs", "initrd.cpio", "-url", &url, "-out", name];
+        if let Some(v) = v {
+            args.extend(["-version", v]);
+        }
+        ok(d, &args);
+        for k in ["a", "b"] {
+            ok(d, &["ospkg", "sign", "-key", &format!("{k}.key"), "-cert", &format!("{k}.pem"), "-ospkg", name]);
+        }
+    }
+    // the version is inside the signed archive
+    let zip = std::fs::read(d.join("v2.zip")).unwrap();
+    let manifest =
+        stboot::ospkg::archive::Archive::open(std::io::Cursor::new(zip)).unwrap().manifest_checked().unwrap();
+    assert_eq!(manifest.ospkg_version, Some(2));
+    let e = fails(d, &["ospkg", "create", "-kernel", "vmlinuz", "-initramfs", "initrd.cpio", "-version", "two"]);
+    assert!(e.contains("two"), "{e}");
+
+    let tp = policy(d, "tp", 2, &["rootcert.pem"]);
+    let out = ok(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "v1"]);
+    assert!(out.contains("version 1 (this trust policy's floor: 0)"), "{out}");
+    let out = ok(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "none"]);
+    assert!(out.contains("version: none (counts as 0; this trust policy's floor: 0)"), "{out}");
+
+    // a floor of 2: version 1 and no version are downgrades, version 2 boots
+    std::fs::write(
+        tp.join("trust_policy.json"),
+        r#"{"ospkg_signature_threshold": 2, "ospkg_fetch_method": "network", "ospkg_min_version": 2}"#,
+    )
+    .unwrap();
+    let out = fails(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "v1"]);
+    assert!(
+        out.contains("OS package version 1 is below this machine's floor 2 (trust_policy.json ospkg_min_version): a downgrade, refused"),
+        "{out}"
+    );
+    let out = fails(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "none"]);
+    assert!(
+        out.contains("OS package version 0 (its manifest has no ospkg_version) is below this machine's floor 2"),
+        "{out}"
+    );
+    let out = ok(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "v2"]);
+    assert!(out.contains("version 2 (this trust policy's floor: 2)") && out.contains("2 valid, 2 required"), "{out}");
+    std::fs::write(
+        tp.join("trust_policy.json"),
+        r#"{"ospkg_signature_threshold": 2, "ospkg_fetch_method": "network", "ospkg_min_version": -1}"#,
+    )
+    .unwrap();
+    let e = fails(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "v2"]);
+    assert!(e.contains("trust_policy.json: field \"ospkg_min_version\": expected a whole number >= 0"), "{e}");
+    std::fs::write(
+        tp.join("trust_policy.json"),
+        r#"{"ospkg_signature_threshold": 2, "ospkg_fetch_method": "network"}"#,
+    )
+    .unwrap();
+
+    // b's certificate revoked: b's signature does not count, and the line is named
+    let der = |f: &str| stboot::pem::certificates(&std::fs::read(d.join(f)).unwrap(), f).unwrap().remove(0);
+    let b_cert = Sha256Digest::of(&der("b.pem"));
+    std::fs::write(tp.join("ospkg_revoked_signers"), format!("# b's key leaked\nsha256:{}  bob\n", b_cert.hex()))
+        .unwrap();
+    let out = fails(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "v2"]);
+    assert!(
+        out.contains(&format!(
+            "not counted: revoked: the certificate sha256:{} is listed in ospkg_revoked_signers line 2",
+            b_cert.hex()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("Signatures: 2 found, 1 valid, 2 required") && out.contains("what to do (revoked)"), "{out}");
+    // a's key revoked (SHA-256 of its SubjectPublicKeyInfo, as openssl prints it)
+    let a_der = der("a.pem");
+    let (_, a) = x509_parser::parse_x509_certificate(&a_der).unwrap();
+    let a_key = Sha256Digest::of(a.public_key().raw);
+    std::fs::write(tp.join("ospkg_revoked_signers"), format!("{}\n", a_key.hex())).unwrap();
+    let out = fails(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "v2"]);
+    assert!(
+        out.contains(&format!("its public key sha256:{} is listed in ospkg_revoked_signers line 1", a_key.hex())),
+        "{out}"
+    );
+    // what openssl computes for the key is what the list takes
+    let spki = openssl(d, &["x509", "-in", "a.pem", "-pubkey", "-noout"]);
+    std::fs::write(d.join("a.pub.pem"), spki).unwrap();
+    openssl(d, &["pkey", "-pubin", "-in", "a.pub.pem", "-outform", "DER", "-out", "a.pub.der"]);
+    assert_eq!(Sha256Digest::of(&std::fs::read(d.join("a.pub.der")).unwrap()), a_key);
+    // a broken entry: the file and the line
+    std::fs::write(tp.join("ospkg_revoked_signers"), "# list\n\nsha256:xyz\n").unwrap();
+    let e = fails(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "v2"]);
+    assert!(e.contains("ospkg_revoked_signers: line 3: \"sha256:xyz\" is not a SHA-256 in hex"), "{e}");
 }

@@ -113,6 +113,10 @@ pub struct Booted {
     pub descriptor_sha256: String,
     pub signers: Vec<Signer>,
     pub trust_policy_sha256: String,
+    /// The package's `ospkg_version`, as measured (null: the package has none).
+    pub version: Option<u64>,
+    /// The trust policy's floor (`ospkg_min_version`, 0 without one).
+    pub min_version: u64,
     /// The UX identity measured, as text (empty: none).
     pub identity: String,
 }
@@ -167,8 +171,12 @@ impl Appraisal {
                         Some(format!("logged in Sigsum log {log} at index {at}"))
                     })
                     .collect();
+                let version = match b.version {
+                    Some(n) => format!(", version {n} (floor {})", b.min_version),
+                    None => String::new(),
+                };
                 let mut v = format!(
-                    "this machine booted OS package \"{}\" (archive {} sha256:{}), signed by {} under root {}",
+                    "this machine booted OS package \"{}\" (archive {} sha256:{}{version}), signed by {} under root {}",
                     b.label,
                     b.archive_name,
                     b.archive_sha256,
@@ -302,17 +310,16 @@ pub fn appraise(bytes: &[u8], v: &Verifier<'_>) -> Appraisal {
     let archive_sha256 = Sha256Digest::from_hex(report_archive);
     let archive_name = first_data(&log, event_type::OSPKG_ARCHIVE);
     let identity = first_data(&log, event_type::UX_IDENTITY);
-    let policy_json = crate::gojson::marshal(&v.trust.policy);
-    let mut expected = crate::measure::measurements(
-        &pcrs,
-        &String::from_utf8_lossy(&archive_name),
-        &archive_sha256.unwrap_or(Sha256Digest::from_bytes([0; 32])),
-        &e.descriptor,
-        &policy_json,
-        &v.trust.signing_roots,
-        &v.trust.tls_roots,
-        v.trust.sigsum_policy.as_ref().map(|p| p.bytes.as_slice()),
-    );
+    let version = std::str::from_utf8(&first_data(&log, event_type::OSPKG_VERSION)).ok().and_then(|t| t.parse().ok());
+    let authority = crate::measure::AuthorityInputs::of(v.trust);
+    let zero = Sha256Digest::from_bytes([0; 32]);
+    let package = crate::measure::PackageInputs {
+        archive_name: &String::from_utf8_lossy(&archive_name),
+        archive_sha256: archive_sha256.as_ref().unwrap_or(&zero),
+        descriptor: &e.descriptor,
+        version,
+    };
+    let mut expected = crate::measure::measurements(&pcrs, &package, &authority);
     expected.push(crate::measure::identity_measurement(&pcrs, &identity));
     let shown = crate::text::printable(&String::from_utf8_lossy(&identity));
     let identity_detail = match shown.as_str() {
@@ -320,6 +327,16 @@ pub fn appraise(bytes: &[u8], v: &Verifier<'_>) -> Appraisal {
         s => format!("UX identity \"{s}\" measured into PCR {}", pcrs.identity),
     };
     compare_log(&mut a, &log, &expected, (archive_sha256.is_some(), report_archive), identity_detail);
+    let floor = v.trust.policy.min_version();
+    if version.unwrap_or(0) < floor {
+        a.fail(
+            "package.version",
+            format!(
+                "the package's version {} is below the trust policy's floor {floor} (ospkg_min_version)",
+                version.unwrap_or(0)
+            ),
+        );
+    }
 
     // the signatures, under the verifier's trust policy
     let descriptor_sha256 = Sha256Digest::of(&e.descriptor);
@@ -329,7 +346,9 @@ pub fn appraise(bytes: &[u8], v: &Verifier<'_>) -> Appraisal {
         archive_sha256: report_archive.to_string(),
         descriptor_sha256: descriptor_sha256.hex(),
         signers: Vec::new(),
-        trust_policy_sha256: Sha256Digest::of(policy_json.as_bytes()).hex(),
+        trust_policy_sha256: Sha256Digest::of(authority.policy_json.as_bytes()).hex(),
+        version,
+        min_version: v.trust.policy.min_version(),
         identity: shown,
     };
     match (crate::ospkg::Descriptor::parse(&e.descriptor), archive_sha256) {
@@ -416,8 +435,13 @@ fn replay(a: &mut Appraisal, log: &[Event], firmware: Option<&[Event]>, quoted: 
 }
 
 /// The event types of what decides which packages a machine accepts.
-const AUTHORITY: [u32; 4] =
-    [event_type::TRUST_POLICY, event_type::SIGNING_ROOT, event_type::TLS_ROOTS, event_type::SIGSUM_POLICY];
+const AUTHORITY: [u32; 5] = [
+    event_type::TRUST_POLICY,
+    event_type::SIGNING_ROOT,
+    event_type::TLS_ROOTS,
+    event_type::SIGSUM_POLICY,
+    event_type::REVOKED_SIGNERS,
+];
 
 /// Compares stboot's log with what a boot under the verifier's trust policy
 /// measures and names the check each difference belongs to: the trust policy
@@ -490,6 +514,9 @@ fn compare_log(
                     "package.descriptor",
                     "the descriptor in the evidence is not the one measured (swapped for another?)".to_string(),
                 ),
+                event_type::OSPKG_VERSION => {
+                    ("package.version", "the version event's data is not what was measured".into())
+                }
                 _ => ("identity", "the UX identity event's data is not what was measured".into()),
             };
             fail(a, check, why);

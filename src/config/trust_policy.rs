@@ -15,8 +15,22 @@ pub const TLS_ROOTS_FILE: &str = "tls_roots.pem";
 /// The Sigsum policy (logs, witnesses, quorum) under which Sigsum proofs count;
 /// optional.
 pub const SIGSUM_POLICY_FILE: &str = "ospkg_trust_policy";
+/// Signing certificates or keys that never count (revocation; stboot-rs
+/// extension); optional.
+pub const REVOKED_SIGNERS_FILE: &str = "ospkg_revoked_signers";
 /// The age identities encrypted packages are decrypted with; optional.
 pub const DECRYPTION_IDENTITIES_FILE: &str = super::identities::IDENTITIES_FILE;
+/// Every file of a trust policy directory stboot reads, and whether it is
+/// required: what `stmgr initramfs build` copies (a file missing here would be
+/// left behind silently).
+pub const FILES: [(&str, bool); 6] = [
+    (TRUST_POLICY_FILE, true),
+    (SIGNING_ROOT_FILE, true),
+    (TLS_ROOTS_FILE, false),
+    (SIGSUM_POLICY_FILE, false),
+    (REVOKED_SIGNERS_FILE, false),
+    (DECRYPTION_IDENTITIES_FILE, false),
+];
 /// Where stboot before v0.3.2 kept its TLS roots.
 pub const LEGACY_TLS_ROOTS: &str = "/etc/ssl/certs/isrgrootx1.pem";
 
@@ -65,6 +79,11 @@ pub struct TrustPolicy {
     /// so upstream's policies measure as before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measurement_pcrs: Option<Pcrs>,
+    /// stboot-rs extension: the lowest OS package version (the manifest's
+    /// `ospkg_version`, 0 without one) this machine boots; rollback protection.
+    /// Measured with the policy only when the file has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ospkg_min_version: Option<u64>,
 }
 
 impl TrustPolicy {
@@ -95,7 +114,28 @@ impl TrustPolicy {
             None => None,
             Some(v) => Some(parse_pcrs(v)?),
         };
-        Ok(Self { ospkg_signature_threshold: threshold, ospkg_fetch_method: method, measurement_pcrs })
+        let ospkg_min_version = match gojson::get_non_null(&obj, "ospkg_min_version") {
+            None => None,
+            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+            Some(other) => bail!(
+                "{W}: field \"ospkg_min_version\": expected a whole number >= 0 (the lowest OS package version to boot), found {}",
+                match other {
+                    Value::Number(n) => n.to_string(),
+                    v => gojson::type_name(v).to_string(),
+                }
+            ),
+        };
+        Ok(Self {
+            ospkg_signature_threshold: threshold,
+            ospkg_fetch_method: method,
+            measurement_pcrs,
+            ospkg_min_version,
+        })
+    }
+
+    /// The lowest package version this policy boots (0: any).
+    pub fn min_version(&self) -> u64 {
+        self.ospkg_min_version.unwrap_or(0)
     }
 
     /// The PCRs measurements go to.
@@ -152,6 +192,8 @@ pub struct TrustConfig {
     pub tls_roots_path: Option<PathBuf>,
     /// The Sigsum policy, when `ospkg_trust_policy` exists.
     pub sigsum_policy: Option<std::sync::Arc<SigsumPolicy>>,
+    /// The revoked signers, when `ospkg_revoked_signers` exists.
+    pub revoked: Option<std::sync::Arc<Revocations>>,
     /// The age identities, when `decryption_identities` exists (secret; not measured).
     pub decryption_identities: Option<std::sync::Arc<super::identities::Identities>>,
 }
@@ -184,6 +226,7 @@ impl TrustConfig {
             }
         }
         let sigsum_policy = read_sigsum_policy(dir)?.map(std::sync::Arc::new);
+        let revoked = read_revocations(dir)?.map(std::sync::Arc::new);
         let decryption_identities = super::identities::Identities::load(dir)?.map(std::sync::Arc::new);
         Ok(Self {
             policy,
@@ -192,9 +235,62 @@ impl TrustConfig {
             tls_roots,
             tls_roots_path,
             sigsum_policy,
+            revoked,
             decryption_identities,
         })
     }
+}
+
+/// `ospkg_revoked_signers`: one SHA-256 per line, of a signing certificate (DER)
+/// or of its public key (SubjectPublicKeyInfo DER), as `sha256:HEX` or `HEX`, with
+/// an optional comment after it; `#` lines and blank lines are ignored. A signer
+/// listed either way never counts toward the threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocations {
+    /// Each entry and its line number (from 1).
+    pub entries: Vec<(crate::digest::Sha256Digest, usize)>,
+    /// The file's bytes, as measured.
+    pub bytes: Vec<u8>,
+}
+
+impl Revocations {
+    /// Parse the file's bytes; `what` names the file in errors.
+    pub fn parse(bytes: &[u8], what: &str) -> Result<Self> {
+        let text = std::str::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{what}: not text"))?;
+        let mut entries = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let word = line.split_whitespace().next().unwrap_or("");
+            let hex = word.strip_prefix("sha256:").unwrap_or(word);
+            let d = crate::digest::Sha256Digest::from_hex(hex).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{what}: line {}: {word:?} is not a SHA-256 in hex; expected sha256:HEX of a signing certificate \
+                     (openssl x509 -outform der | sha256sum) or of its public key, one per line",
+                    i + 1
+                )
+            })?;
+            entries.push((d, i + 1));
+        }
+        Ok(Self { entries, bytes: bytes.to_vec() })
+    }
+
+    /// The line of the entry `d`, if listed.
+    pub fn line_of(&self, d: &crate::digest::Sha256Digest) -> Option<usize> {
+        self.entries.iter().find(|(e, _)| e == d).map(|(_, l)| *l)
+    }
+}
+
+/// The revoked signers of a trust policy directory, if it lists any.
+pub fn read_revocations(dir: &Path) -> Result<Option<Revocations>> {
+    let path = dir.join(REVOKED_SIGNERS_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    Revocations::parse(&bytes, &path.display().to_string()).map(Some)
 }
 
 /// The Sigsum policy of a trust policy directory, if it has one.
@@ -313,5 +409,35 @@ mod tests {
             let e = TrustPolicy::parse(input.as_bytes()).unwrap_err().to_string();
             assert!(e.contains(want), "{input}: {e:?} should contain {want:?}");
         }
+    }
+
+    #[test]
+    fn a_floor_is_a_whole_number_and_measured_only_when_given() {
+        let base = r#""ospkg_signature_threshold": 1, "ospkg_fetch_method": "network""#;
+        let p = TrustPolicy::parse(format!("{{{base}, \"ospkg_min_version\": 3}}").as_bytes()).unwrap();
+        assert_eq!(p.min_version(), 3);
+        assert!(crate::gojson::marshal(&p).ends_with(r#","ospkg_min_version":3}"#), "{}", crate::gojson::marshal(&p));
+        let p = TrustPolicy::parse(format!("{{{base}}}").as_bytes()).unwrap();
+        assert_eq!(p.min_version(), 0);
+        assert!(!crate::gojson::marshal(&p).contains("min_version"));
+        for bad in ["-1", "2.5", "\"3\"", "true"] {
+            let e = TrustPolicy::parse(format!("{{{base}, \"ospkg_min_version\": {bad}}}").as_bytes()).unwrap_err();
+            assert!(e.to_string().contains("field \"ospkg_min_version\": expected a whole number >= 0"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn revoked_signers_are_digests_one_per_line() {
+        let a = "ab".repeat(32);
+        let b = "CD".repeat(32);
+        let text = format!("# leaked 2026-11-30\nsha256:{a}  alice's old key\n\n{b}\n");
+        let r = Revocations::parse(text.as_bytes(), "ospkg_revoked_signers").unwrap();
+        assert_eq!(r.entries.len(), 2);
+        assert_eq!(r.line_of(&crate::digest::Sha256Digest::from_hex(&a).unwrap()), Some(2));
+        assert_eq!(r.line_of(&crate::digest::Sha256Digest::from_hex(&b.to_lowercase()).unwrap()), Some(4));
+        assert_eq!(r.line_of(&crate::digest::Sha256Digest::from_bytes([0; 32])), None);
+        let e = Revocations::parse(b"# x\nsha256:abcd\n", "DIR/ospkg_revoked_signers").unwrap_err().to_string();
+        assert!(e.contains("DIR/ospkg_revoked_signers: line 2: \"sha256:abcd\" is not a SHA-256 in hex"), "{e}");
+        assert!(Revocations::parse(b"\xff\n", "f").unwrap_err().to_string().contains("not text"));
     }
 }

@@ -158,6 +158,8 @@ pub fn type_name(t: u32) -> String {
         et::TLS_ROOTS => "TLS roots".into(),
         et::UX_IDENTITY => "UX identity".into(),
         et::SIGSUM_POLICY => "Sigsum policy".into(),
+        et::OSPKG_VERSION => "OS package version".into(),
+        et::REVOKED_SIGNERS => "revoked signers".into(),
         EV_NO_ACTION => "EV_NO_ACTION".into(),
         other => format!("0x{other:08x}"),
     }
@@ -169,16 +171,22 @@ mod tests {
 
     fn sample() -> Vec<Measurement> {
         let pcrs = super::super::Pcrs::default();
-        let mut ms = super::super::measurements(
-            &pcrs,
-            "os.zip",
-            &Sha256Digest::from_bytes([7; 32]),
-            b"{\"version\":1}",
-            "{\"ospkg_signature_threshold\":1,\"ospkg_fetch_method\":\"network\"}",
-            &[b"root-der".to_vec()],
-            &[b"tls-der".to_vec()],
-            Some(b"quorum none\n"),
-        );
+        let digest = Sha256Digest::from_bytes([7; 32]);
+        let pkg = super::super::PackageInputs {
+            archive_name: "os.zip",
+            archive_sha256: &digest,
+            descriptor: b"{\"version\":1}",
+            version: Some(3),
+        };
+        let (roots, tls) = ([b"root-der".to_vec()], [b"tls-der".to_vec()]);
+        let authority = super::super::AuthorityInputs {
+            policy_json: "{\"ospkg_signature_threshold\":1,\"ospkg_fetch_method\":\"network\"}".into(),
+            signing_roots: &roots,
+            tls_roots: &tls,
+            sigsum_policy: Some(b"quorum none\n"),
+            revoked: Some(b"# none\n"),
+        };
+        let mut ms = super::super::measurements(&pcrs, &pkg, &authority);
         ms.push(super::super::identity_measurement(&pcrs, b"rack-7"));
         ms
     }

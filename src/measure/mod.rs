@@ -35,6 +35,10 @@ pub mod event_type {
     pub const UX_IDENTITY: u32 = 0xa000_0005;
     /// stboot-rs: the Sigsum policy (upstream does not measure it).
     pub const SIGSUM_POLICY: u32 = 0xa000_0006;
+    /// stboot-rs: the package's `ospkg_version` (decimal text).
+    pub const OSPKG_VERSION: u32 = 0xa000_0007;
+    /// stboot-rs: `ospkg_revoked_signers`.
+    pub const REVOKED_SIGNERS: u32 = 0xa000_0008;
 }
 
 pub use crate::config::trust_policy::Pcrs;
@@ -62,41 +66,79 @@ fn sha(b: &[u8]) -> Sha256Digest {
     Sha256Digest::of(b)
 }
 
+/// What stboot measures of the package it boots.
+#[derive(Debug, Clone, Copy)]
+pub struct PackageInputs<'a> {
+    /// The event data of the archive's measurement (upstream: its file name; the
+    /// digest is the archive's).
+    pub archive_name: &'a str,
+    pub archive_sha256: &'a Sha256Digest,
+    /// The descriptor bytes as received.
+    pub descriptor: &'a [u8],
+    /// The manifest's `ospkg_version`, measured (as decimal text) only when the
+    /// package has one.
+    pub version: Option<u64>,
+}
+
+/// What stboot measures of its trust policy directory.
+#[derive(Debug, Clone)]
+pub struct AuthorityInputs<'a> {
+    /// The trust policy as compact JSON (Go's field order).
+    pub policy_json: String,
+    pub signing_roots: &'a [Vec<u8>],
+    pub tls_roots: &'a [Vec<u8>],
+    /// `ospkg_trust_policy`, when present.
+    pub sigsum_policy: Option<&'a [u8]>,
+    /// `ospkg_revoked_signers`, when present.
+    pub revoked: Option<&'a [u8]>,
+}
+
+impl<'a> AuthorityInputs<'a> {
+    /// What is measured of `trust`.
+    pub fn of(trust: &'a crate::config::TrustConfig) -> Self {
+        Self {
+            policy_json: crate::gojson::marshal(&trust.policy),
+            signing_roots: &trust.signing_roots,
+            tls_roots: &trust.tls_roots,
+            sigsum_policy: trust.sigsum_policy.as_ref().map(|p| p.bytes.as_slice()),
+            revoked: trust.revoked.as_ref().map(|r| r.bytes.as_slice()),
+        }
+    }
+}
+
 /// The measurements of a boot, in order, but for the last one, the UX identity
-/// ([`identity_measurement`]). `archive_name` is the event data of the archive's
-/// measurement (upstream: its file name; the digest is the archive's).
-#[allow(clippy::too_many_arguments)]
-pub fn measurements(
-    pcrs: &Pcrs,
-    archive_name: &str,
-    archive_sha256: &Sha256Digest,
-    descriptor_bytes: &[u8],
-    trust_policy_compact_json: &str,
-    signing_roots: &[Vec<u8>],
-    tls_roots: &[Vec<u8>],
-    sigsum_policy: Option<&[u8]>,
-) -> Vec<Measurement> {
+/// ([`identity_measurement`]).
+pub fn measurements(pcrs: &Pcrs, pkg: &PackageInputs<'_>, authority: &AuthorityInputs<'_>) -> Vec<Measurement> {
     use event_type as t;
     let of = |pcr, what, event_type, data: Vec<u8>| Measurement { pcr, what, digest: sha(&data), event_type, data };
     let mut v = vec![
         Measurement {
             pcr: pcrs.detail,
             what: "OS package archive",
-            digest: *archive_sha256,
+            digest: *pkg.archive_sha256,
             event_type: t::OSPKG_ARCHIVE,
-            data: archive_name.as_bytes().to_vec(),
+            data: pkg.archive_name.as_bytes().to_vec(),
         },
-        of(pcrs.detail, "OS package descriptor", t::OSPKG_DESCRIPTOR, descriptor_bytes.to_vec()),
-        of(pcrs.authority, "trust policy", t::TRUST_POLICY, trust_policy_compact_json.as_bytes().to_vec()),
+        of(pcrs.detail, "OS package descriptor", t::OSPKG_DESCRIPTOR, pkg.descriptor.to_vec()),
     ];
-    for r in signing_roots {
+    // the version is inside the archive (measured above), but a verifier without
+    // the archive can read it only from its own event (not upstream's: only when
+    // the package has one, so upstream's packages measure as before)
+    if let Some(version) = pkg.version {
+        v.push(of(pcrs.detail, "OS package version", t::OSPKG_VERSION, version.to_string().into_bytes()));
+    }
+    v.push(of(pcrs.authority, "trust policy", t::TRUST_POLICY, authority.policy_json.as_bytes().to_vec()));
+    for r in authority.signing_roots {
         v.push(of(pcrs.authority, "OS package signing root", t::SIGNING_ROOT, r.clone()));
     }
-    v.push(of(pcrs.authority, "TLS roots", t::TLS_ROOTS, tls_roots.concat()));
+    v.push(of(pcrs.authority, "TLS roots", t::TLS_ROOTS, authority.tls_roots.concat()));
     // the Sigsum policy decides which proofs count, so it is security configuration
     // like the roots (not measured by upstream as far as is known; docs/formats.md)
-    if let Some(p) = sigsum_policy {
+    if let Some(p) = authority.sigsum_policy {
         v.push(of(pcrs.authority, "Sigsum policy", t::SIGSUM_POLICY, p.to_vec()));
+    }
+    if let Some(r) = authority.revoked {
+        v.push(of(pcrs.authority, "revoked signers", t::REVOKED_SIGNERS, r.to_vec()));
     }
     v
 }
@@ -123,18 +165,13 @@ pub fn for_package(
     trust: &crate::config::TrustConfig,
     identity: &[u8],
 ) -> Vec<Measurement> {
-    let policy = crate::gojson::marshal(&trust.policy);
-    let sigsum = trust.sigsum_policy.as_ref().map(|p| p.bytes.as_slice());
-    let mut ms = measurements(
-        &trust.policy.pcrs(),
-        &pkg.origin().archive_name(),
-        pkg.archive_sha256(),
-        pkg.descriptor_bytes(),
-        &policy,
-        &trust.signing_roots,
-        &trust.tls_roots,
-        sigsum,
-    );
+    let package = PackageInputs {
+        archive_name: &pkg.origin().archive_name(),
+        archive_sha256: pkg.archive_sha256(),
+        descriptor: pkg.descriptor_bytes(),
+        version: pkg.manifest().ospkg_version,
+    };
+    let mut ms = measurements(&trust.policy.pcrs(), &package, &AuthorityInputs::of(trust));
     ms.push(identity_measurement(&trust.policy.pcrs(), identity));
     ms
 }
@@ -291,26 +328,57 @@ mod tests {
 
     const D1: Sha256Digest = Sha256Digest::from_bytes([1; 32]);
 
+    fn pkg(version: Option<u64>) -> PackageInputs<'static> {
+        PackageInputs { archive_name: "os.zip", archive_sha256: &D1, descriptor: b"{}", version }
+    }
+
+    fn authority<'a>(
+        json: &str,
+        roots: &'a [Vec<u8>],
+        tls: &'a [Vec<u8>],
+        sigsum: Option<&'a [u8]>,
+    ) -> AuthorityInputs<'a> {
+        AuthorityInputs {
+            policy_json: json.into(),
+            signing_roots: roots,
+            tls_roots: tls,
+            sigsum_policy: sigsum,
+            revoked: None,
+        }
+    }
+
     #[test]
     fn layout_and_double_hash() {
         let d = Pcrs::default();
-        let mut m = measurements(
-            &d,
-            "os.zip",
-            &D1,
-            b"{}",
-            "{\"a\":1}",
-            &[b"r1".to_vec(), b"r2".to_vec()],
-            &[b"t1".to_vec(), b"t2".to_vec()],
-            None,
-        );
+        let (roots, tls) = ([b"r1".to_vec(), b"r2".to_vec()], [b"t1".to_vec(), b"t2".to_vec()]);
+        let mut m = measurements(&d, &pkg(None), &authority("{\"a\":1}", &roots, &tls, None));
         m.push(identity_measurement(&d, b""));
         let pcrs: Vec<u32> = m.iter().map(|x| x.pcr).collect();
         assert_eq!(pcrs, [12, 12, 13, 13, 13, 13, 14]);
         assert_eq!(touched(&m), [12, 13, 14]);
-        let with = measurements(&d, "os.zip", &D1, b"{}", "{}", &[], &[], Some(b"quorum none\n"));
+        let with = measurements(&d, &pkg(None), &authority("{}", &[], &[], Some(b"quorum none\n")));
         assert_eq!(with[4].what, "Sigsum policy");
         assert_eq!((with[4].pcr, with[4].digest), (13, sha(b"quorum none\n")));
+        // a version and revoked signers: their own events, after the descriptor and
+        // after the Sigsum policy
+        let mut a = authority("{}", &[], &[], Some(b"quorum none\n"));
+        a.revoked = Some(b"sha256:ab\n");
+        let more = measurements(&d, &pkg(Some(42)), &a);
+        let kinds: Vec<(&str, u32)> = more.iter().map(|m| (m.what, m.pcr)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("OS package archive", 12),
+                ("OS package descriptor", 12),
+                ("OS package version", 12),
+                ("trust policy", 13),
+                ("TLS roots", 13),
+                ("Sigsum policy", 13),
+                ("revoked signers", 13)
+            ]
+        );
+        assert_eq!((more[2].data.as_slice(), more[2].digest), (&b"42"[..], sha(b"42")));
+        assert_eq!(more[6].digest, sha(b"sha256:ab\n"));
         assert_eq!(m[0].digest, D1);
         assert_eq!(m[5].digest, sha(b"t1t2"));
         assert_eq!(m[0].extend_value(), sha(&[1; 32]));
@@ -326,7 +394,8 @@ mod tests {
         let chosen = Pcrs { detail: 8, authority: 9, identity: 15 };
         let d = Pcrs::default();
         let args = |p: &Pcrs| {
-            let mut m = measurements(p, "os.zip", &D1, b"{}", "{}", &[b"r".to_vec()], &[], Some(b"quorum none\n"));
+            let roots = [b"r".to_vec()];
+            let mut m = measurements(p, &pkg(None), &authority("{}", &roots, &[], Some(b"quorum none\n")));
             m.push(identity_measurement(p, b"id"));
             m
         };

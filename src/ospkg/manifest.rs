@@ -20,6 +20,13 @@ pub struct Manifest {
     pub initramfs: String,
     /// Passed verbatim to the booted kernel.
     pub cmdline: String,
+    /// stboot-rs extension: the package's version for rollback protection, a
+    /// number that only rises from release to release (`stmgr ospkg create
+    /// -version N`). Inside the archive, so the signatures cover it; upstream's
+    /// tools ignore the field. Absent: version 0 (and no version event is
+    /// measured, so upstream's packages measure as before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ospkg_version: Option<u64>,
 }
 
 impl Manifest {
@@ -38,12 +45,24 @@ impl Manifest {
             bail!("{MANIFEST_NAME}: field \"version\": unsupported version {shown}, expected {MANIFEST_VERSION}");
         }
         let s = |k| gojson::opt_string(&obj, k, MANIFEST_NAME).map(Option::unwrap_or_default);
+        let ospkg_version = match gojson::get_non_null(&obj, "ospkg_version") {
+            None => None,
+            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+            Some(other) => bail!(
+                "{MANIFEST_NAME}: field \"ospkg_version\": expected a whole number >= 0, found {}",
+                match other {
+                    Value::Number(n) => n.to_string(),
+                    v => gojson::type_name(v).to_string(),
+                }
+            ),
+        };
         let m = Manifest {
             version: MANIFEST_VERSION,
             label: s("label")?,
             kernel: s("kernel")?,
             initramfs: s("initramfs")?,
             cmdline: s("cmdline")?,
+            ospkg_version,
         };
         m.validate()?;
         Ok(m)
@@ -65,6 +84,11 @@ impl Manifest {
     pub fn to_json(&self) -> String {
         gojson::marshal_indent(self)
     }
+
+    /// The version rollback protection compares: `ospkg_version`, 0 without one.
+    pub fn rollback_version(&self) -> u64 {
+        self.ospkg_version.unwrap_or(0)
+    }
 }
 
 #[cfg(test)]
@@ -79,10 +103,16 @@ mod tests {
             kernel: "boot/k".into(),
             initramfs: "boot/i".into(),
             cmdline: "console=ttyS0".into(),
+            ospkg_version: None,
         };
         let j = m.to_json();
         assert_eq!(j, "{\n  \"version\": 1,\n  \"label\": \"L\",\n  \"kernel\": \"boot/k\",\n  \"initramfs\": \"boot/i\",\n  \"cmdline\": \"console=ttyS0\"\n}");
         assert_eq!(Manifest::parse(j.as_bytes()).unwrap(), m);
+        // the version, when there is one, comes last (upstream's fields keep their places)
+        let v = Manifest { ospkg_version: Some(7), ..m };
+        assert!(v.to_json().ends_with("\"cmdline\": \"console=ttyS0\",\n  \"ospkg_version\": 7\n}"), "{}", v.to_json());
+        assert_eq!(Manifest::parse(v.to_json().as_bytes()).unwrap(), v);
+        assert_eq!(v.rollback_version(), 7);
     }
 
     #[test]
@@ -95,5 +125,10 @@ mod tests {
         assert!(e.contains("unsupported version 7"), "{e}");
         let e = Manifest::parse(br#"{"version":1,"kernel":5,"initramfs":"i"}"#).unwrap_err().to_string();
         assert!(e.contains("\"kernel\": expected a string, found a number"), "{e}");
+        for bad in ["-1", "1.5", "\"3\"", "18446744073709551616"] {
+            let j = format!(r#"{{"version":1,"kernel":"k","initramfs":"i","ospkg_version":{bad}}}"#);
+            let e = Manifest::parse(j.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains("field \"ospkg_version\": expected a whole number >= 0"), "{bad}: {e}");
+        }
     }
 }

@@ -52,7 +52,8 @@ impl PackagePaths {
     }
 }
 
-/// Write `paths.archive` and an unsigned `paths.descriptor` for `kernel` and `initramfs`.
+/// Write `paths.archive` and an unsigned `paths.descriptor` for `kernel` and
+/// `initramfs`; `version` is the manifest's `ospkg_version` (rollback protection).
 pub fn create(
     paths: &PackagePaths,
     kernel: &Path,
@@ -60,6 +61,7 @@ pub fn create(
     cmdline: &str,
     label: &str,
     url: &str,
+    version: Option<u64>,
 ) -> Result<()> {
     use anyhow::Context;
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
@@ -88,6 +90,7 @@ pub fn create(
         kernel: entry(kernel)?,
         initramfs: entry(initramfs)?,
         cmdline: cmdline.to_string(),
+        ospkg_version: version,
     };
     manifest.validate()?;
     let descriptor = Descriptor::new(url)?;

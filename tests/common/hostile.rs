@@ -123,7 +123,7 @@ pub fn env() -> &'static Env {
         std::fs::write(d.join("vmlinuz"), &kernel).unwrap();
         std::fs::write(d.join("initrd"), b"initramfs ".repeat(30_000)).unwrap();
         let paths = PackagePaths::from_arg(&www.join("pkg")).unwrap();
-        ospkg::create(&paths, &d.join("vmlinuz"), &d.join("initrd"), "console=ttyS0", "hostile test", "pkg.zip")
+        ospkg::create(&paths, &d.join("vmlinuz"), &d.join("initrd"), "console=ttyS0", "hostile test", "pkg.zip", None)
             .unwrap();
         for _ in 0..2 {
             let k = keys::generate_key();

@@ -17,6 +17,7 @@ pub fn manifest() -> Manifest {
         kernel: "boot/vmlinuz".into(),
         initramfs: "boot/initrd".into(),
         cmdline: "console=ttyS0".into(),
+        ospkg_version: None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use stboot::config::{trust_policy, FetchMethod, TrustPolicy};
+use stboot::config::{trust_policy, FetchMethod};
 use stboot::keys;
 use stboot::ospkg::package::Unverified;
 use stboot::ospkg::{self, PackagePaths};
@@ -66,6 +66,11 @@ pub struct CreateArgs {
     /// URL of the archive (absolute, or relative to the descriptor's URL).
     #[arg(long, default_value = "")]
     url: String,
+    /// The package's version for rollback protection: a whole number that rises
+    /// with each release; machines refuse versions below their trust policy's
+    /// ospkg_min_version (stboot-rs extension, in the signed manifest).
+    #[arg(long)]
+    version: Option<u64>,
     /// Output: NAME, NAME.json, NAME.zip, or a directory.
     #[arg(long, default_value = ospkg::DEFAULT_NAME)]
     out: PathBuf,
@@ -125,7 +130,7 @@ impl OspkgCmd {
 
 fn create(a: CreateArgs) -> Result<ExitCode> {
     let paths = PackagePaths::from_arg(&a.out)?;
-    ospkg::create(&paths, &a.kernel, &a.initramfs, &a.cmdline, &a.label, &a.url)?;
+    ospkg::create(&paths, &a.kernel, &a.initramfs, &a.cmdline, &a.label, &a.url, a.version)?;
     super::info(format_args!("wrote {} and {}", paths.archive.display(), paths.descriptor.display()));
     Ok(ExitCode::SUCCESS)
 }
@@ -159,17 +164,15 @@ fn sigsum(a: SigsumArgs) -> Result<ExitCode> {
 
 fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
     let paths = PackagePaths::from_arg(&a.ospkg)?;
-    let (roots, sigsum_policy, threshold, method) = match (a.trust_policy, a.root_certs) {
+    let (trust, roots, threshold, method) = match (a.trust_policy, a.root_certs) {
         (Some(dir), _) => {
-            let p = dir.join(trust_policy::TRUST_POLICY_FILE);
-            let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-            let policy = TrustPolicy::parse(&bytes).with_context(|| format!("in {}", p.display()))?;
-            let roots = trust_policy::read_certs(&dir.join(trust_policy::SIGNING_ROOT_FILE))?;
-            let sigsum = trust_policy::read_sigsum_policy(&dir)?.map(|p| p.policy);
-            (roots, sigsum, Threshold::AtLeast(policy.ospkg_signature_threshold), Some(policy.ospkg_fetch_method))
+            let trust = stboot::config::TrustConfig::load(&dir, None)?;
+            let threshold = Threshold::AtLeast(trust.policy.ospkg_signature_threshold);
+            let method = Some(trust.policy.ospkg_fetch_method);
+            (Some(trust), Vec::new(), threshold, method)
         }
         // as upstream: no Sigsum policy, so a proof cannot count
-        (None, Some(f)) => (trust_policy::read_certs(&f)?, None, Threshold::All, None),
+        (None, Some(f)) => (None, trust_policy::read_certs(&f)?, Threshold::All, None),
         (None, None) => bail!("give -trustPolicy DIR or -rootCerts FILE"),
     };
     let unverified = Unverified::from_files(&paths)?;
@@ -193,7 +196,10 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
         _ => one_pass_problem(&paths.archive),
     };
     let name = printable(&paths.archive.display().to_string());
-    let anchors = verify::Anchors { roots: &roots, sigsum_policy: sigsum_policy.as_ref() };
+    let anchors = match &trust {
+        Some(t) => verify::Anchors::from(t),
+        None => verify::Anchors::from(&roots),
+    };
     match verify::verify_package(unverified, anchors, threshold, now) {
         Ok(pkg) => {
             println!("{}", pkg.report());
@@ -214,7 +220,12 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
                     "{name}: {e}; stboot refuses it when it downloads it (the initramfs fetch method reads it anyway)"
                 ));
             }
-            println!("accepted: {name} (label {:?})", printable(&pkg.manifest().label));
+            let m = pkg.manifest();
+            match m.ospkg_version {
+                Some(v) => println!("version {v} (this trust policy's floor: {})", anchors.min_version),
+                None => println!("version: none (counts as 0; this trust policy's floor: {})", anchors.min_version),
+            }
+            println!("accepted: {name} (label {:?})", printable(&m.label));
             Ok(ExitCode::SUCCESS)
         }
         Err(rej) => {
