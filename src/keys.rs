@@ -201,6 +201,19 @@ impl Validity {
         }
         Ok(Validity { not_before, not_after })
     }
+
+    /// Refuses a window that has already ended: such a certificate is expired the
+    /// moment it is written, and nothing it signs counts.
+    pub fn check_not_over(&self, force: bool) -> Result<()> {
+        let now = OffsetDateTime::now_utc();
+        if self.not_after <= now && !force {
+            bail!(
+                "-validUntil {} has already passed: the certificate would be expired when written and nothing it signs would count; give a later -validUntil (or -force to write it anyway, e.g. for a test)",
+                crate::text::utc_date(self.not_after.unix_timestamp())
+            );
+        }
+        Ok(())
+    }
 }
 
 fn params_for(key: &VerifyingKey, validity: &Validity) -> Result<CertificateParams> {
@@ -264,6 +277,34 @@ pub fn leaf_certificate_for(
     let spki = [&ED25519_SPKI_PREFIX[..], leaf.as_bytes()].concat();
     let leaf_spki = rcgen::SubjectPublicKeyInfo::from_der(&spki).map_err(|e| anyhow!("encoding the leaf key: {e}"))?;
     Ok(p.signed_by(&leaf_spki, &issuer).map_err(|e| signer.explain(e))?.pem())
+}
+
+/// What an operator should hear about a signing certificate's validity at `now`
+/// (Unix seconds) before signing with it: expired, not yet valid, or expiring within
+/// `warn_days`. `None` when it is fine or cannot be read (signing reports that).
+pub fn validity_warning(der: &[u8], now: i64, warn_days: i64) -> Option<String> {
+    let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
+    let (from, until) = (c.validity().not_before.timestamp(), c.validity().not_after.timestamp());
+    let date = crate::text::utc_date;
+    if until < now {
+        Some(format!(
+            "the certificate expired on {}: signatures by it do not count; issue a new one (stmgr keygen certificate) and sign with it",
+            date(until)
+        ))
+    } else if from > now {
+        Some(format!(
+            "the certificate is not valid before {}: signatures by it do not count until then (or the clock here is behind)",
+            date(from)
+        ))
+    } else if until - now < warn_days * 86_400 {
+        Some(format!(
+            "the certificate expires on {} (in {} days): packages signed with it stop counting its signature then; issue a new one and sign again before that",
+            date(until),
+            (until - now) / 86_400
+        ))
+    } else {
+        None
+    }
 }
 
 /// DER SubjectPublicKeyInfo of an Ed25519 key, up to the 32 key bytes (RFC 8410).

@@ -22,6 +22,15 @@ pub fn printable(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
+/// A Unix time as a UTC date, `2031-12-05`; far-future times (notAfter
+/// 99991231235959Z, or none) as `9999-12-31` or `never`.
+pub fn utc_date(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), t.month() as u8, t.day()),
+        Err(_) => "never".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,6 +142,9 @@ pub struct SignatureCheck {
     /// The signing root (its place in the roots given) that issued the certificate,
     /// when the chain was checked and held.
     pub root: Option<usize>,
+    /// When the signature stops counting (Unix seconds): the earlier of the
+    /// certificate's and its root's notAfter; for a chain that held.
+    pub expires: Option<i64>,
 }
 
 /// What a package is checked against: the signing roots (DER), for Sigsum proofs
@@ -208,6 +211,29 @@ impl Report {
             Threshold::AtLeast(n) => n.to_string(),
             Threshold::All => format!("all ({})", self.found.max(1)),
         }
+    }
+
+    /// When the package stops meeting its threshold because certificates expire
+    /// (Unix seconds), and the signer whose expiry does it: `None` when it does not
+    /// meet it now.
+    pub fn threshold_met_until(&self) -> Option<(i64, Option<&str>)> {
+        if !self.accepted() {
+            return None;
+        }
+        let mut valid: Vec<(i64, Option<&str>)> = self
+            .checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Valid)
+            .map(|c| (c.expires.unwrap_or(i64::MAX), c.signer.as_deref()))
+            .collect();
+        valid.sort();
+        // the package falls below the threshold when the (valid - threshold + 1)th
+        // signer expires; with "all", at the first
+        let at = match self.threshold {
+            Threshold::AtLeast(n) => self.valid.checked_sub(n as usize)?,
+            Threshold::All => 0,
+        };
+        valid.get(at).copied()
     }
 
     /// One line: `Signatures: 3 found, 2 valid, 2 required`.
@@ -578,9 +604,29 @@ pub fn verify_logged(
         if let Some(v) = p.manifest().ospkg_version {
             info!("OS package version {v} (floor {})", trust.policy.min_version());
         }
+        if let Some(line) = expiry_line(p.report(), now) {
+            info!("{line}");
+        }
         info!("OS package passed verification");
     }
     r
+}
+
+/// When `report`'s package stops meeting its threshold because certificates
+/// expire, as one line for the console and `stmgr ospkg verify`: `signatures meet
+/// the threshold until 2031-12-05 (in 2191 days), when "CN=..." expires`.
+pub fn expiry_line(report: &Report, now_unix: i64) -> Option<String> {
+    let (until, who) = report.threshold_met_until()?;
+    if until == i64::MAX {
+        return None;
+    }
+    let days = (until - now_unix).max(0) / 86_400;
+    Some(format!(
+        "signatures meet the threshold until {} (in {days} days), when {} expires",
+        crate::text::utc_date(until),
+        who.map(|w| format!("the certificate of {:?} (or its root)", printable(w)))
+            .unwrap_or_else(|| "a certificate".into())
+    ))
 }
 
 /// The time certificates are checked against: the system clock, but never earlier
@@ -641,9 +687,11 @@ pub fn verify<'a>(
         let certificate_sha256 = der.as_deref().ok().map(digest);
         let cert = der.as_deref().map_err(String::as_str);
         let (signer, verdict) = check_one(cert, sig, archive_sha256, &anchors, &parsed_roots, now);
-        let (form, verdict, root) = match verdict {
-            Ok((key, proof, root)) => (if proof.is_some() { Form::Proof(proof) } else { form }, Ok(key), Some(root)),
-            Err(v) => (form, Err(v), None),
+        let (form, verdict, root, expires) = match verdict {
+            Ok((key, proof, root, expires)) => {
+                (if proof.is_some() { Form::Proof(proof) } else { form }, Ok(key), Some(root), Some(expires))
+            }
+            Err(v) => (form, Err(v), None, None),
         };
         let verdict = match verdict {
             Ok(key) => match counted.iter().find(|(k, _)| *k == key) {
@@ -655,7 +703,7 @@ pub fn verify<'a>(
             },
             Err(v) => v,
         };
-        checks.push(SignatureCheck { index: i, signer, certificate_sha256, form, verdict, root });
+        checks.push(SignatureCheck { index: i, signer, certificate_sha256, form, verdict, root, expires });
     }
     Ok(Report { found: ns, valid: counted.len(), threshold, checks })
 }
@@ -681,7 +729,7 @@ pub fn decode_certificate(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> 
 
 /// The key that made a valid signature, what a proof said, and the root that
 /// issued the certificate.
-type Counted = ([u8; 32], Option<sigsum::ProofSummary>, usize);
+type Counted = ([u8; 32], Option<sigsum::ProofSummary>, usize, i64);
 
 /// Check signature `sig` by the certificate `der` (decoded from the descriptor, or
 /// why it could not be).
@@ -726,6 +774,8 @@ fn check_one(
         Ok(root) => root,
         Err(u) => return (signer, Err(Verdict::UntrustedCertificate(u))),
     };
+    // the signature counts until the first of the certificate and its root expires
+    let expires = leaf.validity().not_after.timestamp().min(roots[root].validity().not_after.timestamp());
     let spki = leaf.public_key();
     if spki.algorithm.algorithm.to_id_string() != OID_ED25519 {
         return (
@@ -746,7 +796,7 @@ fn check_one(
     };
     if sigsum::is_proof(sig) {
         return match sigsum::check(sig, message.as_bytes(), &key_bytes, anchors.sigsum_policy) {
-            Ok(summary) => (signer, Ok((key_bytes, Some(summary), root))),
+            Ok(summary) => (signer, Ok((key_bytes, Some(summary), root, expires))),
             Err(m) => (signer, Err(Verdict::BadProof(m))),
         };
     }
@@ -757,7 +807,7 @@ fn check_one(
         );
     };
     match key.verify_strict(message.as_bytes(), &sig) {
-        Ok(()) => (signer, Ok((key_bytes, None, root))),
+        Ok(()) => (signer, Ok((key_bytes, None, root, expires))),
         Err(_) => (
             signer,
             Err(Verdict::BadSignature("does not match this archive's SHA-256 under the certificate's key".into())),

@@ -174,9 +174,19 @@ fn expired_leaf_does_not_count() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     ok(d, &["keygen", "certificate", "-isCA"]);
-    ok(d, &["keygen", "certificate", "-validFrom", "2020-01-01T00:00:00Z", "-validUntil", "2021-01-01T00:00:00Z"]);
+    let past = ["keygen", "certificate", "-validFrom", "2020-01-01T00:00:00Z", "-validUntil", "2021-01-01T00:00:00Z"];
+    // refused unless forced: it would be expired when written
+    let e = fails(d, &past);
+    assert!(e.contains("-validUntil 2021-01-01 has already passed") && e.contains("-force"), "{e}");
+    assert!(!d.join("cert.pem").exists(), "a refused certificate was written");
+    ok(d, &[&past[..], &["-force"]].concat());
     package(d);
-    ok(d, &["ospkg", "sign", "-key", "key.pem", "-cert", "cert.pem", "-ospkg", "os"]);
+    // signing with it works (upstream's scripts do), but says what it means
+    let out = ok(d, &["ospkg", "sign", "-key", "key.pem", "-cert", "cert.pem", "-ospkg", "os"]);
+    assert!(
+        out.contains("-cert cert.pem: the certificate expired on 2021-01-01: signatures by it do not count"),
+        "{out}"
+    );
     let out = fails(d, &["ospkg", "verify", "-rootCerts", "rootcert.pem", "-ospkg", "os"]);
     assert!(out.contains("expired at"), "{out}");
     let e = fails(d, &["keygen", "certificate", "-validUntil", "tomorrow"]);
@@ -655,6 +665,7 @@ fn an_expired_certificate_says_expired_with_dates_and_a_remedy() {
             "2020-01-01T00:00:00Z",
             "-validUntil",
             "2021-01-01T00:00:00Z",
+            "-force",
         ],
     );
     package(d);
@@ -1481,4 +1492,79 @@ fn versions_floors_and_revoked_signers() {
     std::fs::write(tp.join("ospkg_revoked_signers"), "# list\n\nsha256:xyz\n").unwrap();
     let e = fails(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "v2"]);
     assert!(e.contains("ospkg_revoked_signers: line 3: \"sha256:xyz\" is not a SHA-256 in hex"), "{e}");
+}
+
+/// Expiry an operator sees coming: `ospkg verify` names the day the package stops
+/// meeting its threshold and whose certificate does it; `ospkg sign` warns about a
+/// certificate that expires soon (`-warnDays`) or is not valid yet.
+#[test]
+fn the_day_a_package_stops_booting_is_named() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    ok(d, &["keygen", "certificate", "-isCA", "-validUntil", "2045-01-01T00:00:00Z"]);
+    for (n, until) in [("a", "2040-01-01T00:00:00Z"), ("b", "2039-06-01T00:00:00Z")] {
+        ok(
+            d,
+            &[
+                "keygen",
+                "certificate",
+                "-validUntil",
+                until,
+                "-certOut",
+                &format!("{n}.pem"),
+                "-keyOut",
+                &format!("{n}.key"),
+            ],
+        );
+    }
+    package(d);
+    for n in ["a", "b"] {
+        let out = ok(d, &["ospkg", "sign", "-key", &format!("{n}.key"), "-cert", &format!("{n}.pem"), "-ospkg", "os"]);
+        assert!(!out.contains("warning"), "{out}");
+    }
+    let subject = |f: &str| {
+        let der = stboot::pem::certificates(&std::fs::read(d.join(f)).unwrap(), f).unwrap().remove(0);
+        x509_parser::parse_x509_certificate(&der).unwrap().1.subject().to_string()
+    };
+    // two of two: the first expiry ends it; one of two: the second
+    policy(d, "tp2", 2, &["rootcert.pem"]);
+    let out = ok(d, &["ospkg", "verify", "-trustPolicy", "tp2", "-ospkg", "os"]);
+    let want = "signatures meet the threshold until 2039-06-01 (in ";
+    assert!(
+        out.contains(want)
+            && out.contains(&format!("when the certificate of {:?} (or its root) expires", subject("b.pem"))),
+        "{out}"
+    );
+    policy(d, "tp1", 1, &["rootcert.pem"]);
+    let out = ok(d, &["ospkg", "verify", "-trustPolicy", "tp1", "-ospkg", "os"]);
+    assert!(out.contains("until 2040-01-01") && out.contains(&subject("a.pem")), "{out}");
+
+    // a certificate that expires in 10 days: a warning at 30 (the default), none at 5
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::days(10))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    ok(d, &["keygen", "certificate", "-validUntil", &soon, "-certOut", "soon.pem", "-keyOut", "soon.key"]);
+    let before = std::fs::read(d.join("os.json")).unwrap();
+    let out = ok(d, &["ospkg", "sign", "-key", "soon.key", "-cert", "soon.pem", "-ospkg", "os"]);
+    std::fs::write(d.join("os.json"), before).unwrap();
+    let days = out.contains("(in 9 days)") || out.contains("(in 10 days)");
+    assert!(out.contains("-cert soon.pem: the certificate expires on") && days, "{out}");
+    let out = ok(d, &["ospkg", "sign", "-key", "soon.key", "-cert", "soon.pem", "-ospkg", "os", "-warnDays", "5"]);
+    assert!(!out.contains("warning"), "{out}");
+    // not valid yet
+    ok(
+        d,
+        &[
+            "keygen",
+            "certificate",
+            "-validFrom",
+            "2038-01-01T00:00:00Z",
+            "-certOut",
+            "later.pem",
+            "-keyOut",
+            "later.key",
+        ],
+    );
+    let out = ok(d, &["ospkg", "sign", "-key", "later.key", "-cert", "later.pem", "-ospkg", "os"]);
+    assert!(out.contains("the certificate is not valid before 2038-01-01"), "{out}");
 }

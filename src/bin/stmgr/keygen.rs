@@ -48,6 +48,9 @@ pub struct CertificateArgs {
     /// End of validity, RFC 3339 [default: 10 years (root) or 5 years (leaf)].
     #[arg(long = "validUntil")]
     valid_until: Option<String>,
+    /// Write the certificate even if its validity has already ended.
+    #[arg(long)]
+    force: bool,
 }
 
 impl KeygenCmd {
@@ -58,6 +61,7 @@ impl KeygenCmd {
             a.valid_until.as_deref(),
             if a.is_ca { keys::DEFAULT_ROOT_VALIDITY_DAYS } else { keys::DEFAULT_LEAF_VALIDITY_DAYS },
         )?;
+        v.check_not_over(a.force)?;
         // the key being certified: with -isCA -rootKey, otherwise -leafKey (a
         // public key is enough there); without one, a new key written to -keyOut
         let (cert_name, key_name) = if a.is_ca { ("rootcert.pem", "rootkey.pem") } else { ("cert.pem", "key.pem") };

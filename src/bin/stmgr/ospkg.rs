@@ -88,6 +88,9 @@ pub struct SignArgs {
     /// The package: NAME, NAME.json or NAME.zip.
     #[arg(long)]
     ospkg: PathBuf,
+    /// Warn when the certificate expires within this many days.
+    #[arg(long = "warnDays", default_value_t = 30)]
+    warn_days: i64,
 }
 
 #[derive(clap::Args)]
@@ -143,6 +146,10 @@ fn sign(a: SignArgs) -> Result<ExitCode> {
         format!("signing {} with -key {} and -cert {}", paths.descriptor.display(), a.key.display(), a.cert.display())
     })?;
     super::info(format_args!("signed {}", paths.descriptor.display()));
+    let (now, _) = verify::effective_now();
+    if let Some(w) = keys::validity_warning(&cert, now, a.warn_days) {
+        super::warn(format_args!("-cert {}: {w}", a.cert.display()));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -224,6 +231,9 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
             match m.ospkg_version {
                 Some(v) => println!("version {v} (this trust policy's floor: {})", anchors.min_version),
                 None => println!("version: none (counts as 0; this trust policy's floor: {})", anchors.min_version),
+            }
+            if let Some(line) = verify::expiry_line(pkg.report(), now) {
+                println!("{line}");
             }
             println!("accepted: {name} (label {:?})", printable(&m.label));
             Ok(ExitCode::SUCCESS)
