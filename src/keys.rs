@@ -216,11 +216,27 @@ impl Validity {
     }
 }
 
-fn params_for(key: &VerifyingKey, validity: &Validity) -> Result<CertificateParams> {
+/// The X.520 `pseudonym` attribute (2.5.4.65): the signer's readable name, beside
+/// upstream's CN (the key hash), which is kept as it is.
+pub const OID_PSEUDONYM: [u64; 4] = [2, 5, 4, 65];
+
+/// A signer's name for `-name`: 1 to 64 printable characters.
+pub fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        bail!("-name {name:?}: expected 1 to 64 printable characters, like alice or \"Build server 2\"");
+    }
+    Ok(())
+}
+
+fn params_for(key: &VerifyingKey, validity: &Validity, name: Option<&str>) -> Result<CertificateParams> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     let cn = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(key.as_bytes()));
     p.distinguished_name = rcgen::DistinguishedName::new();
     p.distinguished_name.push(DnType::CommonName, cn);
+    if let Some(n) = name {
+        check_name(n)?;
+        p.distinguished_name.push(DnType::CustomDnType(OID_PSEUDONYM.to_vec()), rcgen::DnValue::Utf8String(n.into()));
+    }
     p.not_before = validity.not_before;
     p.not_after = validity.not_after;
     let mut serial = [0u8; 16];
@@ -232,12 +248,13 @@ fn params_for(key: &VerifyingKey, validity: &Validity) -> Result<CertificatePara
 
 /// A self-signed root certificate (PEM) for `key`.
 pub fn root_certificate(key: &SigningKey, validity: &Validity) -> Result<String> {
-    root_certificate_with(&Key::Local(key.clone()), validity)
+    root_certificate_with(&Key::Local(key.clone()), validity, None)
 }
 
-/// A self-signed root certificate (PEM) for `key`, which may be in ssh-agent.
-pub fn root_certificate_with(key: &Key, validity: &Validity) -> Result<String> {
-    let mut p = params_for(&key.public(), validity)?;
+/// A self-signed root certificate (PEM) for `key`, which may be in ssh-agent, with
+/// the readable `name` if given.
+pub fn root_certificate_with(key: &Key, validity: &Validity, name: Option<&str>) -> Result<String> {
+    let mut p = params_for(&key.public(), validity, name)?;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign];
     let signer = CertSigner::new(key);
@@ -251,23 +268,25 @@ pub fn leaf_certificate(
     root_key: &SigningKey,
     validity: &Validity,
 ) -> Result<String> {
-    leaf_certificate_for(&leaf_key.verifying_key(), root_der, &Key::Local(root_key.clone()), validity)
+    leaf_certificate_for(&leaf_key.verifying_key(), root_der, &Key::Local(root_key.clone()), validity, None)
 }
 
 /// A leaf certificate (PEM) for the public key `leaf`, issued by the root `root_der`
 /// whose key is `root_key` (the private half of `leaf` is not needed: it may live
-/// elsewhere, say as a Sigsum submit key or in ssh-agent).
+/// elsewhere, say as a Sigsum submit key or in ssh-agent), with the readable `name`
+/// if given.
 pub fn leaf_certificate_for(
     leaf: &VerifyingKey,
     root_der: &[u8],
     root_key: &Key,
     validity: &Validity,
+    name: Option<&str>,
 ) -> Result<String> {
     let root_pub = certificate_ed25519_key(root_der).ok_or_else(|| anyhow!("root certificate has no Ed25519 key"))?;
     if root_pub != *root_key.public().as_bytes() {
         bail!("the root key does not belong to the root certificate");
     }
-    let mut p = params_for(leaf, validity)?;
+    let mut p = params_for(leaf, validity, name)?;
     p.is_ca = IsCa::NoCa;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.use_authority_key_identifier_extension = true;

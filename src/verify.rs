@@ -708,6 +708,21 @@ pub fn verify<'a>(
     Ok(Report { found: ns, valid: counted.len(), threshold, checks })
 }
 
+/// How a signer is named: `alice (CN=…)` when the certificate has a readable name
+/// (`stmgr keygen certificate -name`, the X.520 pseudonym), else its subject.
+fn signer_name(c: &X509Certificate) -> String {
+    const PSEUDONYM: &str = "2.5.4.65";
+    let name = c.subject().iter_attributes().find(|a| a.attr_type().to_id_string() == PSEUDONYM);
+    match name.and_then(|a| a.as_str().ok()) {
+        Some(n) => {
+            let cn: Vec<String> =
+                c.subject().iter_common_name().filter_map(|a| a.as_str().ok()).map(|s| format!("CN={s}")).collect();
+            format!("{n} ({})", cn.join(", "))
+        }
+        None => c.subject().to_string(),
+    }
+}
+
 /// Decode a descriptor certificate: PEM text (first block, no headers) or DER.
 pub fn decode_certificate(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
     if bytes.is_empty() {
@@ -754,7 +769,7 @@ fn check_one(
         Ok(_) => return (None, Err(Verdict::MalformedCertificate("trailing bytes after the certificate".into()))),
         Err(e) => return (None, Err(Verdict::MalformedCertificate(e.to_string()))),
     };
-    let signer = Some(leaf.subject().to_string());
+    let signer = Some(signer_name(&leaf));
     if let Some(revoked) = anchors.revoked {
         let (cert, key) = (digest(der), digest(leaf.public_key().raw));
         let listed = match (revoked.line_of(&cert), revoked.line_of(&key)) {

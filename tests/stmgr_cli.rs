@@ -1568,3 +1568,34 @@ fn the_day_a_package_stops_booting_is_named() {
     let out = ok(d, &["ospkg", "sign", "-key", "later.key", "-cert", "later.pem", "-ospkg", "os"]);
     assert!(out.contains("the certificate is not valid before 2038-01-01"), "{out}");
 }
+
+/// Readable signers: `keygen certificate -name` puts the name in the certificate
+/// (X.520 pseudonym, read by openssl) beside upstream's CN, and verification
+/// names the signer by it.
+#[test]
+fn signers_have_readable_names() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    ok(d, &["keygen", "certificate", "-isCA", "-name", "fleet root"]);
+    for n in ["alice", "bob"] {
+        ok(d, &["keygen", "certificate", "-name", n, "-certOut", &format!("{n}.pem"), "-keyOut", &format!("{n}.key")]);
+    }
+    let subject = openssl(d, &["x509", "-in", "alice.pem", "-noout", "-subject", "-issuer"]);
+    assert!(subject.contains("pseudonym = alice") && subject.contains("CN = "), "{subject}");
+    assert!(subject.contains("issuer=") && subject.contains("pseudonym = fleet root"), "{subject}");
+    openssl(d, &["verify", "-trusted", "rootcert.pem", "alice.pem"]);
+    package(d);
+    for n in ["alice", "bob"] {
+        ok(d, &["ospkg", "sign", "-key", &format!("{n}.key"), "-cert", &format!("{n}.pem"), "-ospkg", "os"]);
+    }
+    policy(d, "tp", 2, &["rootcert.pem"]);
+    let out = ok(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "os"]);
+    assert!(
+        out.contains("signature 0 (signature by alice (CN=") && out.contains("signature 1 (signature by bob (CN="),
+        "{out}"
+    );
+    for bad in ["", "a\nb", &"x".repeat(65)] {
+        let e = fails(d, &["keygen", "certificate", "-name", bad, "-certOut", "x.pem", "-keyOut", "x.key"]);
+        assert!(e.contains("expected 1 to 64 printable characters"), "{bad:?}: {e}");
+    }
+}

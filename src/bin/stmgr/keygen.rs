@@ -48,6 +48,10 @@ pub struct CertificateArgs {
     /// End of validity, RFC 3339 [default: 10 years (root) or 5 years (leaf)].
     #[arg(long = "validUntil")]
     valid_until: Option<String>,
+    /// The signer's readable name (X.520 pseudonym; the CN stays the key hash, as
+    /// upstream): shown by stboot, ospkg verify and the boot report.
+    #[arg(long)]
+    name: Option<String>,
     /// Write the certificate even if its validity has already ended.
     #[arg(long)]
     force: bool,
@@ -62,6 +66,9 @@ impl KeygenCmd {
             if a.is_ca { keys::DEFAULT_ROOT_VALIDITY_DAYS } else { keys::DEFAULT_LEAF_VALIDITY_DAYS },
         )?;
         v.check_not_over(a.force)?;
+        if let Some(n) = &a.name {
+            keys::check_name(n)?;
+        }
         // the key being certified: with -isCA -rootKey, otherwise -leafKey (a
         // public key is enough there); without one, a new key written to -keyOut
         let (cert_name, key_name) = if a.is_ca { ("rootcert.pem", "rootkey.pem") } else { ("cert.pem", "key.pem") };
@@ -73,7 +80,7 @@ impl KeygenCmd {
                 (None, Some(p)) => keys::load_key(p).with_context(|| format!("-rootKey {}", p.display()))?,
                 (None, None) => unreachable!("a key is either given or new"),
             };
-            keys::root_certificate_with(&key, &v)?
+            keys::root_certificate_with(&key, &v, a.name.as_deref())?
         } else {
             let leaf = match (&new_key, given) {
                 (Some(k), _) => k.verifying_key(),
@@ -83,7 +90,7 @@ impl KeygenCmd {
             let root_key = a.root_key.unwrap_or_else(|| "rootkey.pem".into());
             let rkey = keys::load_key(&root_key).with_context(|| format!("-rootKey {}", root_key.display()))?;
             let rcert = keys::load_certificate(&a.root_cert)?;
-            keys::leaf_certificate_for(&leaf, &rcert, &rkey, &v).with_context(|| {
+            keys::leaf_certificate_for(&leaf, &rcert, &rkey, &v, a.name.as_deref()).with_context(|| {
                 format!(
                     "issuing a certificate with -rootCert {} and -rootKey {}",
                     a.root_cert.display(),
