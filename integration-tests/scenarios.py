@@ -534,6 +534,7 @@ SCENARIOS = [
         expect=lambda c: [
             "+OS package version 1 is below this machine's floor 2 (trust_policy.json ospkg_min_version): "
             "a downgrade, refused", "+what to do: serve a package whose version", "+OS package version 2 (floor 2)",
+            "+signatures meet the threshold until",
             f"+TEST-OS-PCRS {pcrs('v2', 'floor2')(c)}", f"+TEST-OS-PCRS {predicted('v2', 'floor2')(c)}",
             booted("v2")],
         handoff=lambda c: ['r["ospkg"]["version"] == 2 and r["ospkg"]["min_version"] == 2',

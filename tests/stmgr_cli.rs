@@ -1464,6 +1464,9 @@ fn versions_floors_and_revoked_signers() {
     let b_cert = Sha256Digest::of(&der("b.pem"));
     std::fs::write(tp.join("ospkg_revoked_signers"), format!("# b's key leaked\nsha256:{}  bob\n", b_cert.hex()))
         .unwrap();
+    // stmgr trustpolicy check reads the whole directory, the list too
+    let out = ok(d, &["trustpolicy", "check", "tp"]);
+    assert!(out.contains("revoked signers: 1 (ospkg_revoked_signers)"), "{out}");
     let out = fails(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "v2"]);
     assert!(
         out.contains(&format!(
@@ -1492,6 +1495,8 @@ fn versions_floors_and_revoked_signers() {
     std::fs::write(tp.join("ospkg_revoked_signers"), "# list\n\nsha256:xyz\n").unwrap();
     let e = fails(d, &["ospkg", "verify", "-trustPolicy", "tp", "-ospkg", "v2"]);
     assert!(e.contains("ospkg_revoked_signers: line 3: \"sha256:xyz\" is not a SHA-256 in hex"), "{e}");
+    let e = fails(d, &["trustpolicy", "check", "tp"]);
+    assert!(e.contains("ospkg_revoked_signers: line 3"), "{e}");
 }
 
 /// Expiry an operator sees coming: `ospkg verify` names the day the package stops

@@ -24,6 +24,7 @@ pub enum TrustpolicyCmd {
     /// Print the normalised trust policy, or what is wrong with it.
     #[command(after_help = "\
 Examples:
+  stmgr trustpolicy check trust_policy/      (the whole directory, as stboot reads it)
   stmgr trustpolicy check trust_policy/trust_policy.json
   stmgr trustpolicy check '{\"ospkg_signature_threshold\":2,\"ospkg_fetch_method\":\"network\"}'")]
     Check(JsonArg),
@@ -31,7 +32,8 @@ Examples:
 
 #[derive(clap::Args)]
 pub struct JsonArg {
-    /// The JSON text, or the path of a file holding it.
+    /// The JSON text, the path of a file holding it, or (trustpolicy check) the
+    /// trust policy directory.
     json: String,
 }
 
@@ -61,6 +63,23 @@ impl HostconfigCmd {
 impl TrustpolicyCmd {
     pub fn run(self) -> Result<ExitCode> {
         let TrustpolicyCmd::Check(a) = self;
+        let dir = std::path::Path::new(&a.json);
+        if dir.is_dir() {
+            // the whole directory, as stboot reads it: every file checked; the
+            // policy on stdout as for a file, what else it holds on stderr
+            let t = stboot::config::TrustConfig::load(dir, None)?;
+            print!("{}", t.policy.to_json());
+            eprintln!("signing roots: {}", t.signing_roots.len());
+            eprintln!("TLS roots: {}", t.tls_roots.len());
+            if let Some(s) = &t.sigsum_policy {
+                eprintln!("Sigsum policy: {} log(s)", s.policy.logs().count());
+            }
+            if let Some(r) = &t.revoked {
+                eprintln!("revoked signers: {} (ospkg_revoked_signers)", r.entries.len());
+            }
+            eprintln!("lowest OS package version booted: {}", t.policy.min_version());
+            return Ok(ExitCode::SUCCESS);
+        }
         let p = TrustPolicy::parse(&a.read()?)?;
         print!("{}", p.to_json());
         Ok(ExitCode::SUCCESS)
