@@ -746,6 +746,7 @@ fn a_boot_the_verifier_must_not_accept_is_refused_though_its_quote_holds() {
     let e = s.quote(N1, "short.json");
     let a = s.appraise(&e, N1, Some(key), "tp3");
     refused(&a, "signatures", "Signatures: 2 found, 2 valid, 3 required");
+    assert!(failures(&a)[0].1.ends_with("3 required"), "{:?}", failures(&a));
     assert_eq!(failures(&a).len(), 1, "{:#?}", failures(&a));
 }
 

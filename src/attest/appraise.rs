@@ -385,7 +385,8 @@ pub fn appraise(bytes: &[u8], v: &Verifier<'_>) -> Appraisal {
                             .iter()
                             .filter_map(|c| c.verdict.reason().map(|m| format!("signature {}: {m}", c.index)))
                             .collect();
-                        a.fail("signatures", format!("{}; {}", r.summary(), why.join("; ")));
+                        let why = if why.is_empty() { String::new() } else { format!("; {}", why.join("; ")) };
+                        a.fail("signatures", format!("{}{why}", r.summary()));
                     }
                 }
             }
