@@ -562,57 +562,49 @@ fn stmgr_attest_verify_names_the_package_its_signers_and_its_log_entry() {
     assert_eq!(j["booted"]["signers"][1]["sigsum_leaf_index"], 3);
     assert_eq!(j["booted"]["signers"][0]["sigsum_log"], serde_json::Value::Null);
 
+    // stmgr attest verify of evidence.json with the enrolment, and more flags
+    let verify = |nonce: &str, more: &[&str]| {
+        let base = ["attest", "verify", "-evidence", "evidence.json", "-nonce", nonce, "-enrolment", "ak.json"];
+        Command::new(env!("CARGO_BIN_EXE_stmgr")).args(base).args(more).current_dir(d).output().unwrap()
+    };
+    let text = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
     // without -key the evidence's own key is the one named
-    let (ok, out) = stmgr_in(
-        d,
-        &[
-            "attest",
-            "verify",
-            "-evidence",
-            "evidence.json",
-            "-nonce",
-            N1,
-            "-enrolment",
-            "ak.json",
-            "-trustPolicy",
-            "tp",
-        ],
-    );
-    assert!(ok && out.contains(&key.hex()), "{out}");
+    let o = verify(N1, &["-trustPolicy", "tp"]);
+    assert!(o.status.success() && text(&o).contains(&key.hex()), "{}", text(&o));
     // another nonce: exit 1, the reason on the console
-    let (ok, out) = stmgr_in(
-        d,
-        &[
-            "attest",
-            "verify",
-            "-evidence",
-            "evidence.json",
-            "-nonce",
-            N2,
-            "-enrolment",
-            "ak.json",
-            "-trustPolicy",
-            "tp",
-        ],
+    let o = verify(N2, &["-trustPolicy", "tp"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("FAIL quote.nonce") && out.contains("NOT VERIFIED: quote.nonce failed"), "{out}");
+    // a verifier's own mistakes are errors naming the flag, exit 2
+    std::fs::write(d.join("list.json"), "[1]").unwrap();
+    for (more, says) in [
+        (&["-trustPolicy", "nope"][..], "-trustPolicy nope"),
+        (
+            &["-trustPolicy", "tp", "-firmwareReference", "list.json"][..],
+            "-firmwareReference list.json: expected an object",
+        ),
+        (
+            &["-trustPolicy", "tp", "-firmwareReference", "ak.json"][..],
+            "-firmwareReference ak.json: \"ak_name\" is not a PCR number",
+        ),
+    ] {
+        let o = verify(N1, more);
+        assert!(o.status.code() == Some(2) && text(&o).contains(says), "{more:?}: {:?} {}", o.status, text(&o));
+    }
+    // a firmware reference: the evidence's own PCRs 0-7 hold; another value fails
+    let o = verify(N1, &["-trustPolicy", "tp", "-firmwareReference", "evidence.json"]);
+    assert!(
+        o.status.success() && text(&o).contains("ok   firmware           PCRs 0,1,2,3,4,5,6,7 equal the reference"),
+        "{}",
+        text(&o)
     );
-    assert!(!ok && out.contains("FAIL quote.nonce") && out.contains("NOT VERIFIED: quote.nonce failed"), "{out}");
-    // a verifier's own mistakes are errors naming the flag
-    let (ok, out) = stmgr_in(
-        d,
-        &[
-            "attest",
-            "verify",
-            "-evidence",
-            "evidence.json",
-            "-nonce",
-            N1,
-            "-enrolment",
-            "ak.json",
-            "-trustPolicy",
-            "nope",
-        ],
-    );
-    assert!(!ok && out.contains("-trustPolicy nope"), "{out}");
+    std::fs::write(d.join("ref.json"), format!(r#"{{"pcr3": "{}"}}"#, "ab".repeat(32))).unwrap();
+    let o = verify(N1, &["-trustPolicy", "tp", "-firmwareReference", "ref.json"]);
+    let want = format!("FAIL firmware           PCR 3 is {}, the reference has {}", "0".repeat(64), "ab".repeat(32));
+    assert!(o.status.code() == Some(1) && text(&o).contains(&want), "{}", text(&o));
 }
 
 #[test]
