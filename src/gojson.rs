@@ -158,6 +158,20 @@ pub fn opt_string<M: Members + ?Sized>(obj: &M, key: &str, what: &str) -> Result
     }
 }
 
+/// An optional whole number >= 0 (`null` and absent are `None`); anything else
+/// (`-1`, `1.5`, `"3"`) is refused as `{what}: field "{key}": expected a whole
+/// number >= 0{hint}, found ...`.
+pub fn opt_whole<M: Members + ?Sized>(obj: &M, key: &str, what: &str, hint: &str) -> Result<Option<u64>> {
+    match get_non_null(obj, key) {
+        None => Ok(None),
+        Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
+        Some(Value::Number(n)) => bail!("{what}: field \"{key}\": expected a whole number >= 0{hint}, found {n}"),
+        Some(other) => {
+            bail!("{what}: field \"{key}\": expected a whole number >= 0{hint}, found {}", type_name(other))
+        }
+    }
+}
+
 /// A human name of a JSON value's type, for error messages.
 pub fn type_name(v: &Value) -> &'static str {
     match v {

@@ -114,17 +114,8 @@ impl TrustPolicy {
             None => None,
             Some(v) => Some(parse_pcrs(v)?),
         };
-        let ospkg_min_version = match gojson::get_non_null(&obj, "ospkg_min_version") {
-            None => None,
-            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
-            Some(other) => bail!(
-                "{W}: field \"ospkg_min_version\": expected a whole number >= 0 (the lowest OS package version to boot), found {}",
-                match other {
-                    Value::Number(n) => n.to_string(),
-                    v => gojson::type_name(v).to_string(),
-                }
-            ),
-        };
+        let ospkg_min_version =
+            gojson::opt_whole(&obj, "ospkg_min_version", W, " (the lowest OS package version to boot)")?;
         Ok(Self {
             ospkg_signature_threshold: threshold,
             ospkg_fetch_method: method,

@@ -45,17 +45,7 @@ impl Manifest {
             bail!("{MANIFEST_NAME}: field \"version\": unsupported version {shown}, expected {MANIFEST_VERSION}");
         }
         let s = |k| gojson::opt_string(&obj, k, MANIFEST_NAME).map(Option::unwrap_or_default);
-        let ospkg_version = match gojson::get_non_null(&obj, "ospkg_version") {
-            None => None,
-            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
-            Some(other) => bail!(
-                "{MANIFEST_NAME}: field \"ospkg_version\": expected a whole number >= 0, found {}",
-                match other {
-                    Value::Number(n) => n.to_string(),
-                    v => gojson::type_name(v).to_string(),
-                }
-            ),
-        };
+        let ospkg_version = gojson::opt_whole(&obj, "ospkg_version", MANIFEST_NAME, "")?;
         let m = Manifest {
             version: MANIFEST_VERSION,
             label: s("label")?,
