@@ -435,15 +435,6 @@ fn replay(a: &mut Appraisal, log: &[Event], firmware: Option<&[Event]>, quoted: 
     }
 }
 
-/// The event types of what decides which packages a machine accepts.
-const AUTHORITY: [u32; 5] = [
-    event_type::TRUST_POLICY,
-    event_type::SIGNING_ROOT,
-    event_type::TLS_ROOTS,
-    event_type::SIGSUM_POLICY,
-    event_type::REVOKED_SIGNERS,
-];
-
 /// Compares stboot's log with what a boot under the verifier's trust policy
 /// measures and names the check each difference belongs to: the trust policy
 /// directory's items (`authority`) as a group, then the package's and the
@@ -464,7 +455,7 @@ fn compare_log(
     };
     // the authority: per kind, what the machine measured against the directory
     let mut differs = Vec::new();
-    for t in AUTHORITY {
+    for t in event_type::AUTHORITY {
         let got: Vec<(u32, Option<Sha256Digest>)> =
             log.iter().filter(|e| e.event_type == t).map(|e| (e.pcr, e.sha256)).collect();
         let want: Vec<(u32, Option<Sha256Digest>)> =
@@ -481,7 +472,7 @@ fn compare_log(
         fail(a, "authority", format!("{}: it booted under another trust policy", differs.join("; ")));
     }
     // the package and the identity, in order
-    let rest = |t: &u32| !AUTHORITY.contains(t);
+    let rest = |t: &u32| !event_type::AUTHORITY.contains(t);
     let got: Vec<&Event> = log.iter().filter(|e| rest(&e.event_type)).collect();
     let want: Vec<&Measurement> = expected.iter().filter(|m| rest(&m.event_type)).collect();
     let shape =

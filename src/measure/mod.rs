@@ -39,6 +39,9 @@ pub mod event_type {
     pub const OSPKG_VERSION: u32 = 0xa000_0007;
     /// stboot-rs: `ospkg_revoked_signers`.
     pub const REVOKED_SIGNERS: u32 = 0xa000_0008;
+    /// The events of the trust policy directory (the authority PCR): what decides
+    /// which packages a machine accepts.
+    pub const AUTHORITY: [u32; 5] = [TRUST_POLICY, SIGNING_ROOT, TLS_ROOTS, SIGSUM_POLICY, REVOKED_SIGNERS];
 }
 
 pub use crate::config::trust_policy::Pcrs;
