@@ -265,6 +265,7 @@ class Fixtures:
             "enc": "make_encrypted_packages",
             "attest": "make_attest_pkg",
             "versions": "make_versioned_pkgs",
+            "floor": "make_floor_pkgs",
         }[name]
         self.sh(script)
         return path("www", name)
@@ -277,7 +278,7 @@ class Fixtures:
         """A trust policy directory: net (threshold 2, network), initramfs, sigsum,
         enc (with this machine's age identity), pcrs (measurement_pcrs 8, 9, 15),
         floor2 and floor3 (ospkg_min_version), revoked (leaf2's certificate in
-        ospkg_revoked_signers)."""
+        ospkg_revoked_signers), tpmfloor (ospkg_tpm_floor)."""
         self.get("packages")
         method = "initramfs" if name == "initramfs" else "network"
         d = self.sh(f"make_trust_policy {name} 2 {method}", capture=True)
@@ -290,6 +291,9 @@ class Fixtures:
             with open(os.path.join(d, "trust_policy.json"), "w") as f:
                 f.write('{"ospkg_signature_threshold": 2, "ospkg_fetch_method": "network", '
                         f'"ospkg_min_version": {name[-1]}}}\n')
+        elif name == "tpmfloor":
+            with open(os.path.join(d, "trust_policy.json"), "w") as f:
+                f.write('{"ospkg_signature_threshold": 2, "ospkg_fetch_method": "network", "ospkg_tpm_floor": true}\n')
         elif name == "revoked":
             import ssl
             der = ssl.PEM_cert_to_DER_cert(read(path("pki", "leaf2.pem")))
@@ -316,21 +320,26 @@ class Fixtures:
             self.sh(f"embed_kernel {name}")
         return path(f"{name}.bzImage")
 
-    def make_expected_pcrs(self, pkg, trust, identity=None):
-        """expected-pcrs.py's "pcrN=... ..." for a package under a trust policy."""
+    def make_expected_pcrs(self, pkg, trust, identity=None, tpm_floor=None):
+        """expected-pcrs.py's "pcrN=... ..." for a package under a trust policy (on a
+        machine whose TPM floor is `tpm_floor`, when the policy asks for one)."""
         args = [sys.executable, os.path.join(HERE, "expected-pcrs.py"), pkg, self.get("trust", trust)]
         if identity:
             args.append(identity)
+        if tpm_floor is not None:
+            args.append(f"--tpm-floor={tpm_floor}")
         r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0:
             raise SetupError(f"expected-pcrs.py failed: {r.stderr.strip()}")
         return pcr_line("expected-pcrs.py", r.stdout)
 
-    def make_predicted_pcrs(self, pkg, trust, identity=None):
+    def make_predicted_pcrs(self, pkg, trust, identity=None, tpm_floor=None):
         """stmgr tpm predict's PCRs, as "pcrN=... ..." (before any boot)."""
         args = ["tpm", "predict", "-trustPolicy", self.get("trust", trust), "-ospkg", pkg]
         if identity:
             args += ["-identity", identity]
+        if tpm_floor is not None:
+            args += ["-tpmFloor", str(tpm_floor)]
         return pcr_line("stmgr tpm predict", self.stmgr(*args).replace("PCR", "pcr"))
 
     def make_secureboot_keys(self):
@@ -420,21 +429,27 @@ def ovmf_args(vars_file, code=OVMF_CODE):
             "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}"]
 
 
-def start_swtpm(ctx, name, identity=None, enrol=False):
+def start_swtpm(ctx, name, identity=None, enrol=False, floor=None, state_of=None):
     """A fresh swtpm for one boot (its state in W/tpm-NAME), with the UX identity in
     NV index 0x01420001 when `identity` (a file) is given, as stprov leaves it. With
     `enrol`, the TPM is manufactured first (swtpm_setup: an EK certificate from
     swtpm's local CA) and its AK enrolled by the four stmgr attest commands, as an
-    operator would before the machine's first boot; the record is W/NAME.enrol/ak.json."""
+    operator would before the machine's first boot; the record is W/NAME.enrol/ak.json.
+    With `floor`, its TPM floor is defined at that value (stmgr tpm floor init).
+    With `state_of`, it is not fresh: it goes on from scenario STATE_OF's TPM as
+    that boot left it (NV kept, PCRs reset as by a power cycle)."""
     d = path(f"tpm-{name}")
     shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
+    if state_of:
+        shutil.copytree(path(f"tpm-{state_of}"), d, ignore=shutil.ignore_patterns("sock"))
+    else:
+        os.makedirs(d)
     if enrol:
         r = subprocess.run(["swtpm_setup", "--tpm2", "--create-ek-cert", "--overwrite", "--tpmstate", d],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if r.returncode != 0:
             raise SetupError(f"swtpm_setup: {r.stdout.strip()[-2000:]}")
-    if identity or enrol:
+    if identity or enrol or floor is not None:
         port, ctrl = ctx.ports.pair()
         p = ctx.procs.start(f"swtpm {name} (provisioning)", [
             "swtpm", "socket", "--tpm2", "--tpmstate", f"dir={d}", "--server",
@@ -460,6 +475,9 @@ def start_swtpm(ctx, name, identity=None, enrol=False):
                       f"{e}/answer.json"],
                      [stmgr, "attest", "enrol", "-state", f"{e}/pending.json", "-answer", f"{e}/answer.json",
                       "-out", f"{e}/ak.json"]]
+        if floor is not None:
+            cmds.append([ctx.get("binaries")["stmgr"], "tpm", "floor", "init", "-tpm", f"tcp:127.0.0.1:{port}",
+                         "-floor", str(floor)])
         cmds.append(["tpm2_shutdown", "-T", t])
         for cmd in cmds:
             r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -524,7 +542,8 @@ def boot(ctx, s, live=False):
     nic = s.nic(ctx)
     args += nic if nic is not None else ["-nic", "user,model=e1000"]
     args += s.qemu(ctx)
-    swtpm, sock = start_swtpm(ctx, name, path(f"{name}.identity") if s.identity else None, s.enrol)
+    swtpm, sock = start_swtpm(ctx, name, path(f"{name}.identity") if s.identity else None, s.enrol, s.tpm_floor,
+                              s.tpm_state_of)
     args += ["-chardev", f"socket,id=chrtpm,path={sock}", "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
              "-device", "tpm-tis,tpmdev=tpm0"]
     helper = None
@@ -691,6 +710,10 @@ def run_scenario(ctx, s, live=False):
         if s.handoff is not None:
             errs += [f"handoff: {e}" for e in handoff_errors(ctx, s.name, s.handoff(ctx), s.handoff_pcrs,
                                                                s.handoff_expect(ctx))]
+        if s.then and not errs:
+            # the same machine's next boot (its TPM as this boot left it)
+            then_errs, _ = run_scenario(ctx, s.then, live)
+            errs += [f"{s.then.name}: {e}" for e in then_errs or []]
     except SetupError as e:
         errs = [f"setup: {e}"]
     except Exception as e:  # noqa: BLE001 - a bug in a scenario fails that scenario, not the run

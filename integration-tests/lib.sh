@@ -136,6 +136,20 @@ make_versioned_pkgs() {
     PKG_VERSION=2 make_pkg v2 "console=ttyS0 panic=-1 testos=v2" leaf1 leaf2
 }
 
+# The TPM floor packages: versions 1 and 2 of the test OS with the static stmgr and
+# /etc/floor-confirm, so that once booted it confirms the boot (stmgr tpm floor
+# raise, to the version in /stboot/report.json)
+make_floor_pkgs() {
+    local d=$W/testos-floor
+    rm -rf "$d" && mkdir -p "$d" && cp -a "$W/testos/root" "$d/root"
+    mkdir -p "$d/root/bin" "$d/root/etc"
+    cp "$STMGR" "$d/root/bin/stmgr"
+    : > "$d/root/etc/floor-confirm"
+    (cd "$d/root" && find . -print0 | sort -z | cpio --null -o -H newc --reproducible --quiet | gzip -9n) > "$d/initrd.gz"
+    PKG_INITRD=$d/initrd.gz PKG_VERSION=1 make_pkg fv1 "console=ttyS0 panic=-1 testos=fv1" leaf1 leaf2
+    PKG_INITRD=$d/initrd.gz PKG_VERSION=2 make_pkg fv2 "console=ttyS0 panic=-1 testos=fv2" leaf1 leaf2
+}
+
 # Age-encrypted packages (st-1.2), encrypted with Debian's age: $W/age/machine.txt is
 # the identity the stboot under test holds, other.txt another machine's. enc is
 # encrypted to this machine, encother to the other one only; the plaintext stays in

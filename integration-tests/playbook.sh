@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The operator's playbook of docs/operator-guide.md section 8, run for real: roll
-# out a release, raise the floor, rotate a signing key, revoke a leaked one. Each
+# out a release, raise the floor, rotate a signing key, revoke a leaked one, keep
+# the floor in the TPM (against swtpm). Each
 # step runs the commands the guide gives and checks what stmgr says; what a machine
 # prints for the same packages is shown by the QEMU scenarios rollback,
-# rollback-floor and revoked (the same verification code).
+# rollback-floor, revoked and tpm-floor (the same verification code).
 #
 # usage: playbook.sh STMGR     (tests/playbook.rs runs it; prints "playbook: N steps passed")
 set -euo pipefail
@@ -91,6 +92,31 @@ step "re-sign with a key that is not revoked, and publish it as a new release"
 release 4 alice2 carol > v4.log
 grep -qF "Signatures: 2 found, 2 valid, 2 required" v4.log
 expect '"os_pkg_url": "os-v4.zip"' cat www/os.json
+
+step "keep the floor in the machine's TPM: defined once, raised by the booted OS, never lowered"
+if ! command -v swtpm >/dev/null; then
+    if [ -n "${STBOOT_REQUIRE_SWTPM:-}" ]; then echo "playbook: STBOOT_REQUIRE_SWTPM is set but swtpm is missing" >&2; exit 1; fi
+    echo "playbook: SKIPPED the TPM floor commands: swtpm is not installed (scripts/setup.sh installs it)"
+else
+    # a software TPM stands in for the machine's (-tpm; on the machine, the default finds /dev/tpmrm0)
+    mkdir tpm
+    swtpm socket --tpm2 --tpmstate dir=tpm --server type=unixio,path=tpm/cmd --ctrl type=unixio,path=tpm/ctrl \
+        --flags not-need-init,startup-clear 2>/dev/null & swtpm_pid=$!
+    trap 'kill $swtpm_pid 2>/dev/null; rm -rf "$work"' EXIT
+    T=unix:$work/tpm/cmd
+    for _ in $(seq 100); do stmgr tpm floor show -tpm "$T" >/dev/null 2>&1 && break; sleep 0.1; done
+    echo '{"ospkg_signature_threshold": 2, "ospkg_fetch_method": "network", "ospkg_min_version": 2, "ospkg_tpm_floor": true}' \
+        > trust_policy/trust_policy.json
+    expect "TPM floor: also the floor in TPM NV index 0x01420002" stmgr trustpolicy check trust_policy/
+    expect "TPM floor 2: NV indices 0x01420002 (counter) and 0x01420003 (base) defined" \
+        stmgr tpm floor init -tpm "$T" -floor 2
+    expect "TPM floor raised from 2 to 4" stmgr tpm floor raise -tpm "$T" -version 4
+    expect "TPM floor 4: already at or above version 3, unchanged" stmgr tpm floor raise -tpm "$T" -version 3
+    expect "TPM floor 4" stmgr tpm floor show -tpm "$T"
+    expect "PCR12=" stmgr tpm predict -trustPolicy trust_policy/ -ospkg os-v4 -tpmFloor 4
+    expect "OS package version 4 is below this machine's floor 5 (the TPM floor, NV index 0x01420002)" \
+        stmgr tpm predict -trustPolicy trust_policy/ -ospkg os-v4 -tpmFloor 5
+fi
 
 step "the keys never landed in the served directory"
 [ -z "$(find www -name '*.key')" ]

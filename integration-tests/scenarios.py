@@ -38,12 +38,15 @@ class Scenario:
     checks (None: no handoff check); `during`: functions run beside QEMU (a server
     that comes up late); `report(ctx)`: lines to log after the run; `enrol`: the
     swtpm is manufactured and its AK enrolled before the boot; `serial_text(ctx)`:
-    what is typed on the serial line at `ctrl_c_at` instead of Ctrl-C."""
+    what is typed on the serial line at `ctrl_c_at` instead of Ctrl-C; `tpm_floor`:
+    the TPM floor defined before the boot; `then`: a scenario booted after this one
+    passed, on the TPM this boot left (`tpm_state_of` names the scenario whose TPM
+    a boot goes on from)."""
 
     def __init__(self, name, doc, setup, expect, payload="initrd", append="stboot.boot_attempts=1", nic=None,
                  qemu=None, identity=False, ctrl_c_at=None, ctrl_s_at=None, stop_at=None, netns=None, timeout=150,
                  during=(), checks=(), handoff=None, handoff_pcrs=(12, 13, 14), handoff_expect=None, report=None,
-                 skip_reason=None, enrol=False, serial_text=None):
+                 skip_reason=None, enrol=False, serial_text=None, tpm_floor=None, then=None, tpm_state_of=None):
         self.name, self.doc, self._setup, self._expect = name, doc, setup, expect
         self.payload, self.append, self._nic, self._qemu = payload, append, nic, qemu
         self.identity, self.ctrl_c_at, self.ctrl_s_at, self.stop_at = identity, ctrl_c_at, ctrl_s_at, stop_at
@@ -51,6 +54,7 @@ class Scenario:
         self.handoff, self.handoff_pcrs, self._handoff_expect = handoff, handoff_pcrs, handoff_expect
         self._report, self.skip_reason = report, skip_reason
         self.enrol, self._serial_text = enrol, serial_text
+        self.tpm_floor, self.then, self.tpm_state_of = tpm_floor, then, tpm_state_of
 
     def setup(self, ctx):
         self._setup(ctx, self.name)
@@ -108,13 +112,14 @@ def with_host(host, trust=NET, *extra, modules=()):
     return lambda ctx, name: initramfs(ctx, name, trust, host(ctx), *extra, modules=modules)
 
 
-def pcrs(pkg, trust=NET, identity=None):
+def pcrs(pkg, trust=NET, identity=None, tpm_floor=None):
     """The PCRs expected-pcrs.py computes for package W/www/PKG (or a path)."""
-    return lambda ctx: ctx.get("expected-pcrs", pkg if "/" in pkg else path("www", pkg), trust, identity)
+    return lambda ctx: ctx.get("expected-pcrs", pkg if "/" in pkg else path("www", pkg), trust, identity, tpm_floor)
 
 
-def predicted(pkg, trust=NET, identity=None):
-    return lambda ctx: ctx.get("predicted-pcrs", pkg if "/" in pkg else path("www", pkg), trust, identity)
+def predicted(pkg, trust=NET, identity=None, tpm_floor=None):
+    return lambda ctx: ctx.get("predicted-pcrs", pkg if "/" in pkg else path("www", pkg), trust, identity,
+                               tpm_floor)
 
 
 def booted(testos):
@@ -533,7 +538,8 @@ SCENARIOS = [
                       initramfs(c, n, "floor2", dhcp(f"{good(c)}/v1.json,{good(c)}/v2.json"))),
         expect=lambda c: [
             "+OS package version 1 is below this machine's floor 2 (trust_policy.json ospkg_min_version): "
-            "a downgrade, refused", "+what to do: serve a package whose version", "+OS package version 2 (floor 2)",
+            "a downgrade, refused", "+what to do: serve a package whose version",
+            "+OS package version 2 (floor 2: trust_policy.json ospkg_min_version)",
             "+signatures meet the threshold until",
             f"+TEST-OS-PCRS {pcrs('v2', 'floor2')(c)}", f"+TEST-OS-PCRS {predicted('v2', 'floor2')(c)}",
             booted("v2")],
@@ -554,6 +560,33 @@ SCENARIOS = [
             f"+TEST-OS-PCRS {pcrs('good', 'revoked')(c)}", f"+TEST-OS-PCRS {predicted('good', 'revoked')(c)}",
             booted("good")],
         handoff=lambda c: ['[k["verdict"] for k in r["signatures"]["checks"]] == ["valid", "revoked", "valid"]']),
+    Scenario(
+        "tpm-floor", "a TPM floor of 1 (ospkg_tpm_floor): version 2 boots and the OS confirms it, raising the floor "
+        "to 2; the machine's next boot (same TPM) refuses version 1 naming both numbers and boots version 2",
+        lambda c, n: (c.get("package", "floor"), initramfs(c, n, "tpmfloor", dhcp(f"{good(c)}/fv2.json"))),
+        tpm_floor=1, timeout=200,
+        expect=lambda c: [
+            "+TPM floor 1 (NV index 0x01420002)",
+            "+OS package version 2 (floor 1: the TPM floor, NV index 0x01420002)", "+measured TPM floor into PCR 12",
+            f"+TEST-OS-PCRS {pcrs('fv2', 'tpmfloor', tpm_floor=1)(c)}",
+            f"+TEST-OS-PCRS {predicted('fv2', 'tpmfloor', tpm_floor=1)(c)}",
+            "+TPM floor raised from 1 to 2", "+TEST-OS-FLOOR-STATUS 0", booted("fv2")],
+        handoff=lambda c: ['r["ospkg"]["version"] == 2 and r["ospkg"]["tpm_floor"] == 1 '
+                           'and r["ospkg"]["min_version"] == 0'],
+        then=Scenario(
+            "tpm-floor-next", "the tpm-floor machine's next boot",
+            lambda c, n: initramfs(c, n, "tpmfloor", dhcp(f"{good(c)}/fv1.json,{good(c)}/fv2.json")),
+            tpm_state_of="tpm-floor", timeout=200,
+            expect=lambda c: [
+                "+TPM floor 2 (NV index 0x01420002)",
+                "+OS package version 1 is below this machine's floor 2 (the TPM floor, NV index 0x01420002): "
+                "a downgrade, refused", "+or for the TPM floor have the TPM owner reset it",
+                "+OS package version 2 (floor 2: the TPM floor, NV index 0x01420002)",
+                f"+TEST-OS-PCRS {pcrs('fv2', 'tpmfloor', tpm_floor=2)(c)}",
+                f"+TEST-OS-PCRS {predicted('fv2', 'tpmfloor', tpm_floor=2)(c)}",
+                "+TPM floor 2: already at or above version 2, unchanged", "+TEST-OS-FLOOR-STATUS 0", booted("fv2")],
+            handoff=lambda c: ['r["ospkg"]["tpm_floor"] == 2',
+                               '[f["kind"] for f in r["failures"]] == ["verify.rollback"]'])),
     Scenario(
         "attest-retry", "measurements in PCRs 8, 9, 15; the boot that succeeds comes after failures; the log replays",
         # attempt 1: kexec refuses URL 1's (signed) kernel, URL 2's server is down;

@@ -4,7 +4,9 @@
  * log in base64, the boot report), then powers off. With /bin/stmgr in its initramfs
  * (the attest package) it is also the machine a verifier challenges: it asks for a
  * nonce on the console (TEST-OS-NONCE?), runs `stmgr attest quote` with it and the
- * key file /etc/wg0.pub, and prints the evidence in base64 (TEST-OS-EVIDENCE). */
+ * key file /etc/wg0.pub, and prints the evidence in base64 (TEST-OS-EVIDENCE). With
+ * /etc/floor-confirm too (the TPM floor packages) it confirms a good boot instead:
+ * `stmgr tpm floor raise` to the booted version (TEST-OS-FLOOR-STATUS). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -107,6 +109,25 @@ static void attest(FILE *c) {
     fflush(c);
 }
 
+/* The OS's confirmation of a good boot: the TPM floor rises to the booted version. */
+static void confirm_floor(FILE *c) {
+    fflush(c);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int out = open("/dev/console", O_WRONLY);
+        if (out >= 0) {
+            dup2(out, 1);
+            dup2(out, 2);
+        }
+        execl("/bin/stmgr", "stmgr", "tpm", "floor", "raise", (char *)0);
+        _exit(127);
+    }
+    int status = -1;
+    if (pid > 0) waitpid(pid, &status, 0);
+    fprintf(c, "TEST-OS-FLOOR-STATUS %d\n", status);
+    fflush(c);
+}
+
 int main(void) {
     char buf[4096] = {0}, p12[80], p13[80], p14[80], v[80];
     mount("proc", "/proc", "proc", 0, 0);
@@ -159,7 +180,10 @@ int main(void) {
         file_buf[len] = 0;
         fprintf(c, "TEST-OS-REPORT-BEGIN\n%sTEST-OS-REPORT-END\n", file_buf);
     }
-    if (access("/bin/stmgr", X_OK) == 0) attest(c);
+    if (access("/bin/stmgr", X_OK) == 0 && access("/etc/floor-confirm", F_OK) == 0)
+        confirm_floor(c);
+    else if (access("/bin/stmgr", X_OK) == 0)
+        attest(c);
     fprintf(c, "TEST-OS-BOOTED cmdline=[%s]\n", buf);
     fflush(c);
     tcdrain(fileno(c)); /* all of it on the wire before the power goes */

@@ -172,6 +172,16 @@ pub fn opt_whole<M: Members + ?Sized>(obj: &M, key: &str, what: &str, hint: &str
     }
 }
 
+/// An optional boolean (`null` and absent are `None`); anything else (`"true"`,
+/// `1`) is refused as `{what}: field "{key}": expected true or false, found ...`.
+pub fn opt_bool<M: Members + ?Sized>(obj: &M, key: &str, what: &str) -> Result<Option<bool>> {
+    match get_non_null(obj, key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => bail!("{what}: field \"{key}\": expected true or false, found {}", type_name(other)),
+    }
+}
+
 /// A human name of a JSON value's type, for error messages.
 pub fn type_name(v: &Value) -> &'static str {
     match v {

@@ -84,6 +84,9 @@ pub struct Ospkg {
     pub version: Option<u64>,
     /// The trust policy's floor, `ospkg_min_version` (0: none).
     pub min_version: u64,
+    /// The TPM floor it was checked against (null: the trust policy does not ask
+    /// for one, or the machine has none).
+    pub tpm_floor: Option<u64>,
 }
 
 /// The signature checks of the package that boots.
@@ -214,6 +217,7 @@ impl History {
             failures: &self.failures,
             trust,
             identity: plan.identity(),
+            tpm_floor: plan.tpm_floor,
             pcrs: plan.predicted.as_ref(),
             steps,
             since_start,
@@ -230,6 +234,8 @@ pub struct Boot<'a> {
     pub trust: &'a crate::config::TrustConfig,
     /// The UX identity from the TPM (empty without one).
     pub identity: &'a [u8],
+    /// The TPM floor the package was checked against.
+    pub tpm_floor: crate::measure::TpmFloor,
     /// The PCRs after the measurements, when the TPM could be read.
     pub pcrs: Option<&'a BTreeMap<u32, crate::digest::Sha256Digest>>,
     pub steps: &'a [(crate::recovery::Step, Duration)],
@@ -271,6 +277,7 @@ impl Report {
                 cmdline: m.cmdline.clone(),
                 version: m.ospkg_version,
                 min_version: boot.trust.policy.min_version(),
+                tpm_floor: boot.tpm_floor.value(),
             },
             signatures: Signatures {
                 threshold: boot.trust.policy.ospkg_signature_threshold,

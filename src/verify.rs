@@ -157,6 +157,20 @@ pub struct Anchors<'a> {
     pub sigsum_policy: Option<&'a sigsum::Policy>,
     pub revoked: Option<&'a crate::config::trust_policy::Revocations>,
     pub min_version: u64,
+    /// The TPM floor ([`crate::tpm::floor`]), when the trust policy asks for it
+    /// and the machine has one.
+    pub tpm_floor: Option<u64>,
+}
+
+impl Anchors<'_> {
+    /// The lowest version that boots and where that floor comes from: the higher of
+    /// the trust policy's and the TPM's.
+    pub fn floor(&self) -> (u64, &'static str) {
+        match self.tpm_floor {
+            Some(t) if t > self.min_version => (t, "the TPM floor, NV index 0x01420002"),
+            _ => (self.min_version, "trust_policy.json ospkg_min_version"),
+        }
+    }
 }
 
 impl<'a> From<&'a crate::config::TrustConfig> for Anchors<'a> {
@@ -167,25 +181,26 @@ impl<'a> From<&'a crate::config::TrustConfig> for Anchors<'a> {
             sigsum_policy: t.sigsum_policy.as_ref().map(|p| &p.policy),
             revoked: t.revoked.as_deref(),
             min_version: t.policy.min_version(),
+            tpm_floor: None,
         }
     }
 }
 
 impl<'a> From<&'a [Vec<u8>]> for Anchors<'a> {
     fn from(roots: &'a [Vec<u8>]) -> Self {
-        Anchors { roots, sigsum_policy: None, revoked: None, min_version: 0 }
+        Anchors { roots, sigsum_policy: None, revoked: None, min_version: 0, tpm_floor: None }
     }
 }
 
 impl<'a, const N: usize> From<&'a [Vec<u8>; N]> for Anchors<'a> {
     fn from(roots: &'a [Vec<u8>; N]) -> Self {
-        Anchors { roots, sigsum_policy: None, revoked: None, min_version: 0 }
+        Anchors { roots, sigsum_policy: None, revoked: None, min_version: 0, tpm_floor: None }
     }
 }
 
 impl<'a> From<&'a Vec<Vec<u8>>> for Anchors<'a> {
     fn from(roots: &'a Vec<Vec<u8>>) -> Self {
-        Anchors { roots, sigsum_policy: None, revoked: None, min_version: 0 }
+        Anchors { roots, sigsum_policy: None, revoked: None, min_version: 0, tpm_floor: None }
     }
 }
 
@@ -507,7 +522,7 @@ impl Rejected {
     pub fn remedy(&self) -> String {
         match self.kind {
             RejectedKind::Unverifiable => "check the signing roots in /etc/trust_policy/ospkg_signing_root.pem and the descriptor's signatures and certificates (stmgr ospkg verify -trustPolicy DIR -ospkg NAME names the problem)".into(),
-            RejectedKind::Rollback => "serve a package whose version (stmgr ospkg create -version N) is at least the floor named above; if the floor is wrong, lower ospkg_min_version in trust_policy.json and rebuild the initramfs (stmgr initramfs build -trustPolicy DIR)".into(),
+            RejectedKind::Rollback => "serve a package whose version (stmgr ospkg create -version N) is at least the floor named above; if the floor is wrong, lower ospkg_min_version in trust_policy.json and rebuild the initramfs (stmgr initramfs build -trustPolicy DIR), or for the TPM floor have the TPM owner reset it (docs/operator-guide.md, \"The TPM floor\")".into(),
             RejectedKind::Contents => "the package is signed, but it cannot boot as built: create it again with a bzImage kernel and a non-empty initramfs (stmgr ospkg create -kernel F -initramfs F), sign it and check it with stmgr ospkg verify".into(),
             RejectedKind::Signatures => {
                 let mut remedies: Vec<&str> = Vec::new();
@@ -557,13 +572,13 @@ pub fn verify_package<'a>(
         ArchiveData::File(f) => f.open().and_then(|mut a| a.manifest_checked()),
         ArchiveData::Streamed(s) => s.entries().manifest_checked(),
     };
+    let (floor, which) = anchors.floor();
     match manifest {
-        Ok(manifest) if manifest.rollback_version() < anchors.min_version => {
+        Ok(manifest) if manifest.rollback_version() < floor => {
             let error = anyhow::anyhow!(
-                "OS package version {}{} is below this machine's floor {} (trust_policy.json ospkg_min_version): a downgrade, refused",
+                "OS package version {}{} is below this machine's floor {floor} ({which}): a downgrade, refused",
                 manifest.rollback_version(),
                 if manifest.ospkg_version.is_none() { " (its manifest has no ospkg_version)" } else { "" },
-                anchors.min_version
             );
             Err(Rejected { report: Some(report), error, kind: RejectedKind::Rollback })
         }
@@ -586,12 +601,14 @@ pub const CONSOLE_LINES_PER_KIND: usize = 3;
 pub fn verify_logged(
     pkg: Unverified,
     trust: &crate::config::TrustConfig,
+    tpm_floor: crate::tpm::floor::TpmFloor,
 ) -> std::result::Result<VerifiedOsPackage, Rejected> {
     use tracing::info;
     let (now, _) = effective_now();
     let t = std::time::Instant::now();
     let threshold = Threshold::AtLeast(trust.policy.ospkg_signature_threshold);
-    let r = verify_package(pkg, Anchors::from(trust), threshold, now);
+    let anchors = Anchors { tpm_floor: tpm_floor.value(), ..Anchors::from(trust) };
+    let r = verify_package(pkg, anchors, threshold, now);
     let report = match &r {
         Ok(p) => Some(p.report()),
         Err(rej) => rej.report.as_ref(),
@@ -602,7 +619,8 @@ pub fn verify_logged(
     info!("verification took {} ms", t.elapsed().as_millis());
     if let Ok(p) = &r {
         if let Some(v) = p.manifest().ospkg_version {
-            info!("OS package version {v} (floor {})", trust.policy.min_version());
+            let (floor, which) = anchors.floor();
+            info!("OS package version {v} (floor {floor}: {which})");
         }
         if let Some(line) = expiry_line(p.report(), now) {
             info!("{line}");

@@ -1,6 +1,7 @@
-//! Quotes from a real (software) TPM: swtpm on a Unix socket, fresh per test. The
+//! A real (software) TPM: swtpm on a Unix socket, fresh per test. Quotes: the
 //! AK is made from its template, PCR 12 is extended as stboot would, the quote is
-//! checked, and each kind of tampering is refused with its reason. Skipped (loudly)
+//! checked, and each kind of tampering is refused with its reason. The TPM floor:
+//! it only rises, and indices not as defined are refused. Skipped (loudly)
 //! without swtpm unless STBOOT_REQUIRE_SWTPM is set, as scripts/test.sh does.
 
 use std::path::PathBuf;
@@ -431,6 +432,13 @@ impl Scene {
             archive_sha256: &archive,
             descriptor: &desc,
             version,
+            tpm_floor: match trust.policy.tpm_floor() {
+                false => stboot::measure::TpmFloor::Off,
+                true => match stboot::tpm::floor::read(&mut self.tpm()).unwrap() {
+                    Some(n) => stboot::measure::TpmFloor::At(n),
+                    None => stboot::measure::TpmFloor::Undefined,
+                },
+            },
         };
         let mut ms = stboot::measure::measurements(&pcrs, &pkg, &stboot::measure::AuthorityInputs::of(&trust));
         ms.push(stboot::measure::identity_measurement(&pcrs, b"machine-7"));
@@ -963,6 +971,119 @@ fn the_measured_version_is_named_and_held_against_the_floor() {
     s.boot_version("os.json", "tp-floor", Some(1));
     let e = s.quote(N1, "v1.json");
     let a = s.appraise(&e, N1, Some(key), "tp-floor");
-    refused(&a, "package.version", "the package's version 1 is below the trust policy's floor 2");
+    refused(
+        &a,
+        "package.version",
+        "the package's version 1 is below the floor 2 (trust_policy.json ospkg_min_version)",
+    );
     assert_eq!(failures(&a).len(), 1, "{:#?}", failures(&a));
+
+    // the TPM floor: measured, read back from the log, and the higher floor counts
+    for (version, floor_ok) in [(3, true), (2, false)] {
+        let Some(s) = Scene::new() else { return };
+        let tp = s.path().join("tp-tpm-floor");
+        std::fs::create_dir(&tp).unwrap();
+        for f in ["ospkg_signing_root.pem", "tls_roots.pem", "ospkg_trust_policy"] {
+            std::fs::copy(s.path().join("tp").join(f), tp.join(f)).unwrap();
+        }
+        std::fs::write(
+            tp.join("trust_policy.json"),
+            r#"{"ospkg_signature_threshold": 2, "ospkg_fetch_method": "network", "ospkg_min_version": 1, "ospkg_tpm_floor": true}"#,
+        )
+        .unwrap();
+        stboot::tpm::floor::init(&mut s.tpm(), 3).unwrap();
+        s.boot_version("os.json", "tp-tpm-floor", Some(version));
+        let e = s.quote(N1, &format!("v{version}.json"));
+        let a = s.appraise(&e, N1, Some(key), "tp-tpm-floor");
+        if floor_ok {
+            assert!(a.verified && a.verdict.contains("version 3 (floor 3)"), "{:#?}", a);
+        } else {
+            refused(
+                &a,
+                "package.version",
+                "the package's version 2 is below the floor 3 (the TPM floor, NV index 0x01420002)",
+            );
+            assert_eq!(failures(&a).len(), 1, "{:#?}", failures(&a));
+        }
+    }
+}
+
+// -- the TPM floor (rollback protection kept in NV) ---------------------------------
+
+#[test]
+fn the_tpm_floor_only_rises_and_nothing_but_an_increment_writes_it() {
+    use stboot::tpm::floor::{self, BASE_NV_INDEX, COUNTER_NV_INDEX, MAX_RAISE};
+    let Some(sw) = swtpm() else { return };
+    let mut tpm = Tpm::open_spec(&format!("unix:{}", sw.sock.display())).unwrap();
+    assert_eq!(floor::read(&mut tpm).unwrap(), None, "a fresh TPM has no floor");
+    let e = floor::raise(&mut tpm, 2).unwrap_err();
+    assert!(format!("{e:#}").contains("is not defined (define it once: stmgr tpm floor init)"), "{e:#}");
+
+    assert_eq!(floor::init(&mut tpm, 1).unwrap(), 1);
+    assert_eq!(floor::read(&mut tpm).unwrap(), Some(1));
+    let e = floor::init(&mut tpm, 0).unwrap_err();
+    assert!(format!("{e:#}").contains("0x01420002 is already defined (the floor is 1)"), "{e:#}");
+
+    assert_eq!(floor::raise(&mut tpm, 3).unwrap(), floor::Raised { from: 1, to: 3 });
+    assert_eq!(floor::raise(&mut tpm, 2).unwrap(), floor::Raised { from: 3, to: 3 }, "never lowered");
+    let e = floor::raise(&mut tpm, 3 + MAX_RAISE + 1).unwrap_err();
+    assert!(format!("{e:#}").contains("more than 256 at once"), "{e:#}");
+    assert_eq!(floor::read(&mut tpm).unwrap(), Some(3));
+
+    // the TPM itself refuses every other way down: a write of the counter, an
+    // increment without the policy, a new base
+    assert!(tpm.nv_write(COUNTER_NV_INDEX, &0u64.to_be_bytes()).is_err());
+    assert!(tpm.nv_write(BASE_NV_INDEX, &u64::MAX.to_be_bytes()).is_err(), "the base is write-locked");
+    let e = format!("{:#}", tpm.nv_write(BASE_NV_INDEX, &[0; 8]).unwrap_err());
+    assert!(e.contains("writing NV index 0x01420003"), "{e}");
+    assert_eq!(floor::read(&mut tpm).unwrap(), Some(3));
+}
+
+#[test]
+fn indices_not_as_stmgr_defines_them_are_refused_not_ignored() {
+    use stboot::tpm::floor::{self, BASE_NV_INDEX, COUNTER_NV_INDEX};
+    use stboot::tpm::nv::{attr, NvPublic};
+    // an ordinary index anyone can write at the counter's handle: it could be lowered
+    let Some(sw) = swtpm() else { return };
+    let mut tpm = Tpm::open_spec(&format!("unix:{}", sw.sock.display())).unwrap();
+    let plain = attr::AUTHWRITE | attr::AUTHREAD | attr::NO_DA;
+    tpm.nv_define(&NvPublic::new(COUNTER_NV_INDEX, plain, &[], 8)).unwrap();
+    let e = format!("{:#}", floor::read(&mut tpm).unwrap_err());
+    assert!(e.contains("0x01420002 is defined but 0x01420003 is not"), "{e}");
+    assert!(e.contains("tpm2_nvundefine 0x01420002 -C o"), "{e}");
+    tpm.nv_define(&NvPublic::new(BASE_NV_INDEX, plain, &[], 8)).unwrap();
+    tpm.nv_write(COUNTER_NV_INDEX, &9u64.to_be_bytes()).unwrap();
+    tpm.nv_write(BASE_NV_INDEX, &0u64.to_be_bytes()).unwrap();
+    let e = format!("{:#}", floor::read(&mut tpm).unwrap_err());
+    assert!(e.contains("NV index 0x01420002 is not a counter only TPM2_NV_Increment writes"), "{e}");
+    assert!(e.contains("attributes 0x22040004, expected 0x22040018"), "{e}");
+    assert!(e.contains("write policy none, expected "), "{e}");
+    assert!(e.contains("a floor that could be lowered is not trusted"), "{e}");
+}
+
+#[test]
+fn stmgr_tpm_floor_init_show_and_raise_from_the_boot_report() {
+    let Some(sw) = swtpm() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let tpm = format!("unix:{}", sw.sock.display());
+    let run = |args: &[&str]| stmgr_in(d.path(), &[&["tpm", "floor"], args, &["-tpm", &tpm]].concat());
+    assert_eq!(run(&["show"]), (true, "no TPM floor (NV index 0x01420002 is not defined)\n".into()));
+    let (ok, out) = run(&["init", "-floor", "1"]);
+    assert!(
+        ok && out.starts_with("TPM floor 1: NV indices 0x01420002 (counter) and 0x01420003 (base) defined"),
+        "{out}"
+    );
+    std::fs::write(d.path().join("report.json"), r#"{"version":2,"ospkg":{"version":2}}"#).unwrap();
+    assert_eq!(run(&["raise", "-bootReport", "report.json"]), (true, "TPM floor raised from 1 to 2\n".into()));
+    assert_eq!(
+        run(&["raise", "-bootReport", "report.json"]),
+        (true, "TPM floor 2: already at or above version 2, unchanged\n".into())
+    );
+    assert_eq!(run(&["raise", "-version", "4"]), (true, "TPM floor raised from 2 to 4\n".into()));
+    assert_eq!(run(&["show"]), (true, "TPM floor 4\n".into()));
+    std::fs::write(d.path().join("report.json"), r#"{"version":2,"ospkg":{"version":null}}"#).unwrap();
+    let (ok, out) = run(&["raise", "-bootReport", "report.json"]);
+    assert!(!ok && out.contains("report.json: field \"ospkg.version\" is missing or not a whole number"), "{out}");
+    let (ok, out) = run(&["raise", "-bootReport", "absent.json"]);
+    assert!(!ok && out.contains("reading the boot report absent.json (give the version with -version N)"), "{out}");
 }

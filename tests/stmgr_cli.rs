@@ -1312,6 +1312,25 @@ fn tpm_predict_matches_an_independent_computation() {
     let tp2 = policy(d, "tp2", 2, &["rootcert.pem"]);
     let e = fails(d, &["tpm", "predict", "-trustPolicy", tp2.to_str().unwrap(), "-ospkg", "os"]);
     assert!(e.contains("stboot would not boot it") && e.contains("1 valid, 2 required"), "{e}");
+    // a policy that asks for the TPM floor measures the machine's: it must be given
+    std::fs::write(
+        tp.join("trust_policy.json"),
+        r#"{"ospkg_signature_threshold": 1, "ospkg_fetch_method": "network", "ospkg_tpm_floor": true}"#,
+    )
+    .unwrap();
+    let e = fails(d, &["tpm", "predict", "-trustPolicy", tp.to_str().unwrap(), "-ospkg", "os"]);
+    assert!(e.contains("trust_policy.json has \"ospkg_tpm_floor\": true, so the machine's floor is measured"), "{e}");
+    let floor0 = predict(&["-tpmFloor", "0"]);
+    assert_eq!(floor0, expected(&[Path::new("--tpm-floor=0")]));
+    assert_eq!(predict(&["-tpmFloor", "none"]), expected(&[Path::new("--tpm-floor=none")]));
+    assert_ne!(predict(&["-tpmFloor", "none"]), floor0);
+    // the package has no version (0): a TPM floor of 1 refuses it, as stboot would
+    let e = fails(d, &["tpm", "predict", "-trustPolicy", tp.to_str().unwrap(), "-ospkg", "os", "-tpmFloor", "1"]);
+    assert!(e.contains("is below this machine's floor 1 (the TPM floor, NV index 0x01420002)"), "{e}");
+    let e = fails(d, &["tpm", "predict", "-trustPolicy", tp2.to_str().unwrap(), "-ospkg", "os", "-tpmFloor", "1"]);
+    assert!(e.contains("this trust policy does not ask for a TPM floor"), "{e}");
+    let out = ok(d, &["trustpolicy", "check", tp.to_str().unwrap()]);
+    assert!(out.contains("TPM floor: also the floor in TPM NV index 0x01420002"), "{out}");
 }
 
 /// Proofs that sigsum-go v0.11.2 (what upstream stmgr v0.6.6 links) refuses to parse

@@ -38,7 +38,7 @@ use super::{check_quote, QuoteFailure, FIRMWARE_PCRS};
 use crate::config::TrustConfig;
 use crate::digest::Sha256Digest;
 use crate::measure::eventlog::{self, Event};
-use crate::measure::{event_type, Measurement};
+use crate::measure::{event_type, Measurement, TpmFloor};
 use crate::verify::{Anchors, Form, Threshold, Verdict};
 
 /// What the verifier brings: its nonce, the key it expects the quote to vouch
@@ -115,7 +115,8 @@ pub struct Booted {
     pub trust_policy_sha256: String,
     /// The package's `ospkg_version`, as measured (null: the package has none).
     pub version: Option<u64>,
-    /// The trust policy's floor (`ospkg_min_version`, 0 without one).
+    /// The floor it was checked against: the higher of the trust policy's
+    /// (`ospkg_min_version`, 0 without one) and the measured TPM floor.
     pub min_version: u64,
     /// The UX identity measured, as text (empty: none).
     pub identity: String,
@@ -311,6 +312,16 @@ pub fn appraise(bytes: &[u8], v: &Verifier<'_>) -> Appraisal {
     let archive_name = first_data(&log, event_type::OSPKG_ARCHIVE);
     let identity = first_data(&log, event_type::UX_IDENTITY);
     let version = std::str::from_utf8(&first_data(&log, event_type::OSPKG_VERSION)).ok().and_then(|t| t.parse().ok());
+    // the TPM floor is the machine's state: the verifier learns it from the log
+    // (a policy that asks for one and a log without the event fail the log check)
+    let tpm_floor = if !v.trust.policy.tpm_floor() {
+        TpmFloor::Off
+    } else {
+        match std::str::from_utf8(&first_data(&log, event_type::TPM_FLOOR)).ok().map(|t| t.parse::<u64>()) {
+            Some(Ok(n)) => TpmFloor::At(n),
+            _ => TpmFloor::Undefined,
+        }
+    };
     let authority = crate::measure::AuthorityInputs::of(v.trust);
     let zero = Sha256Digest::from_bytes([0; 32]);
     let package = crate::measure::PackageInputs {
@@ -318,6 +329,7 @@ pub fn appraise(bytes: &[u8], v: &Verifier<'_>) -> Appraisal {
         archive_sha256: archive_sha256.as_ref().unwrap_or(&zero),
         descriptor: &e.descriptor,
         version,
+        tpm_floor,
     };
     let mut expected = crate::measure::measurements(&pcrs, &package, &authority);
     expected.push(crate::measure::identity_measurement(&pcrs, &identity));
@@ -327,14 +339,12 @@ pub fn appraise(bytes: &[u8], v: &Verifier<'_>) -> Appraisal {
         s => format!("UX identity \"{s}\" measured into PCR {}", pcrs.identity),
     };
     compare_log(&mut a, &log, &expected, (archive_sha256.is_some(), report_archive), identity_detail);
-    let floor = v.trust.policy.min_version();
+    let anchors = Anchors { tpm_floor: tpm_floor.value(), ..Anchors::from(v.trust) };
+    let (floor, which) = anchors.floor();
     if version.unwrap_or(0) < floor {
         a.fail(
             "package.version",
-            format!(
-                "the package's version {} is below the trust policy's floor {floor} (ospkg_min_version)",
-                version.unwrap_or(0)
-            ),
+            format!("the package's version {} is below the floor {floor} ({which})", version.unwrap_or(0)),
         );
     }
 
@@ -348,7 +358,7 @@ pub fn appraise(bytes: &[u8], v: &Verifier<'_>) -> Appraisal {
         signers: Vec::new(),
         trust_policy_sha256: Sha256Digest::of(authority.policy_json.as_bytes()).hex(),
         version,
-        min_version: v.trust.policy.min_version(),
+        min_version: floor,
         identity: shown,
     };
     match (crate::ospkg::Descriptor::parse(&e.descriptor), archive_sha256) {
@@ -508,6 +518,9 @@ fn compare_log(
                 ),
                 event_type::OSPKG_VERSION => {
                     ("package.version", "the version event's data is not what was measured".into())
+                }
+                event_type::TPM_FLOOR => {
+                    ("package.version", "the TPM floor event's data is not what was measured".into())
                 }
                 _ => ("identity", "the UX identity event's data is not what was measured".into()),
             };

@@ -13,7 +13,7 @@ use stboot::config::{self, FetchMethod, TrustConfig};
 use stboot::handoff::{self, History};
 use stboot::ospkg::{self, package::Unverified, PackagePaths};
 use stboot::recovery::{self, At, Failure, Step, Timeline};
-use stboot::{boot, fetch, init::Run, measure, network, provision, verify};
+use stboot::{boot, fetch, init::Run, measure, network, provision, tpm, verify};
 use tracing::{error, info, warn};
 
 fn main() {
@@ -98,16 +98,20 @@ impl Boot {
     /// Verify, stage, load, measure and jump. A failure before the measurement can
     /// be followed by another package; one after it cannot (`fatal`).
     fn boot_package(&self, pkg: Unverified, trust: &TrustConfig, tl: &mut Timeline) -> Result<(), Failure> {
-        let pkg = tl.try_step(Step::Verify, || verify::verify_logged(pkg, trust))?;
+        let dry_run = self.run.mode.dry_run();
+        let (pkg, tpm_floor) = tl.try_step(Step::Verify, || {
+            let tpm_floor = tpm::floor::for_boot(trust.policy.tpm_floor(), dry_run)?;
+            anyhow::Ok((verify::verify_logged(pkg, trust, tpm_floor)?, tpm_floor))
+        })?;
         // staging consumes the package: what is left of the archive is gone after it
         let budget = fetch::archive_budget(&self.run.stage_dir);
         let (staged, pkg) = tl.try_step(Step::Stage, || boot::stage(pkg, &self.run.stage_dir, &budget))?;
-        if self.run.mode.dry_run() {
+        if dry_run {
             measure::Plan::show_dry_run(&pkg, trust);
             info!("{}", tl.summary(self.run.started.elapsed()));
             return Ok(());
         }
-        let plan = measure::Plan::new(&pkg, trust);
+        let plan = measure::Plan::new(&pkg, trust, tpm_floor);
         let boot = self.history.for_report(trust, &plan, tl.steps(), self.run.started.elapsed());
         handoff::attach(self.run.opts.handoff, &staged, &pkg, &plan.measurements, &boot);
         let loaded = tl.try_step(Step::Load, || boot::load(staged))?;

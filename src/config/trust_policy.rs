@@ -84,6 +84,11 @@ pub struct TrustPolicy {
     /// Measured with the policy only when the file has it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ospkg_min_version: Option<u64>,
+    /// stboot-rs extension: whether the TPM floor (NV index 0x01420002, only
+    /// rising; [`crate::tpm::floor`]) also bounds the version. Measured with the
+    /// policy only when the file has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ospkg_tpm_floor: Option<bool>,
 }
 
 impl TrustPolicy {
@@ -116,17 +121,24 @@ impl TrustPolicy {
         };
         let ospkg_min_version =
             gojson::opt_whole(&obj, "ospkg_min_version", W, " (the lowest OS package version to boot)")?;
+        let ospkg_tpm_floor = gojson::opt_bool(&obj, "ospkg_tpm_floor", W)?;
         Ok(Self {
             ospkg_signature_threshold: threshold,
             ospkg_fetch_method: method,
             measurement_pcrs,
             ospkg_min_version,
+            ospkg_tpm_floor,
         })
     }
 
     /// The lowest package version this policy boots (0: any).
     pub fn min_version(&self) -> u64 {
         self.ospkg_min_version.unwrap_or(0)
+    }
+
+    /// Whether the TPM floor bounds the version too.
+    pub fn tpm_floor(&self) -> bool {
+        self.ospkg_tpm_floor.unwrap_or(false)
     }
 
     /// The PCRs measurements go to.
@@ -411,6 +423,16 @@ mod tests {
         let p = TrustPolicy::parse(format!("{{{base}}}").as_bytes()).unwrap();
         assert_eq!(p.min_version(), 0);
         assert!(!crate::gojson::marshal(&p).contains("min_version"));
+        assert!(!p.tpm_floor());
+        let p = TrustPolicy::parse(format!("{{{base}, \"ospkg_tpm_floor\": true}}").as_bytes()).unwrap();
+        assert!(p.tpm_floor());
+        assert!(crate::gojson::marshal(&p).ends_with(r#","ospkg_tpm_floor":true}"#), "{}", crate::gojson::marshal(&p));
+        let e = TrustPolicy::parse(format!("{{{base}, \"ospkg_tpm_floor\": \"yes\"}}").as_bytes()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("trust_policy.json: field \"ospkg_tpm_floor\": expected true or false, found a string"),
+            "{e}"
+        );
         for bad in ["-1", "2.5", "\"3\"", "true"] {
             let e = TrustPolicy::parse(format!("{{{base}, \"ospkg_min_version\": {bad}}}").as_bytes()).unwrap_err();
             assert!(e.to_string().contains("field \"ospkg_min_version\": expected a whole number >= 0"), "{bad}: {e}");

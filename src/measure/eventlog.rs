@@ -160,6 +160,7 @@ pub fn type_name(t: u32) -> String {
         et::SIGSUM_POLICY => "Sigsum policy".into(),
         et::OSPKG_VERSION => "OS package version".into(),
         et::REVOKED_SIGNERS => "revoked signers".into(),
+        et::TPM_FLOOR => "TPM floor".into(),
         EV_NO_ACTION => "EV_NO_ACTION".into(),
         other => format!("0x{other:08x}"),
     }
@@ -177,6 +178,7 @@ mod tests {
             archive_sha256: &digest,
             descriptor: b"{\"version\":1}",
             version: Some(3),
+            tpm_floor: super::super::TpmFloor::At(2),
         };
         let (roots, tls) = ([b"root-der".to_vec()], [b"tls-der".to_vec()]);
         let authority = super::super::AuthorityInputs {

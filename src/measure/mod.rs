@@ -5,10 +5,13 @@
 //! |---|---|---|
 //! | 12 | OS package archive | SHA-256 of the archive |
 //! | 12 | OS package descriptor | SHA-256 of the descriptor bytes as received |
+//! | 12 | OS package version (stboot-rs, only when the manifest has one) | SHA-256 of its decimal text |
+//! | 12 | TPM floor (stboot-rs, only when `ospkg_tpm_floor` asks for it) | SHA-256 of the floor's decimal text, or of `none` |
 //! | 13 | trust policy | SHA-256 of the compact trust policy JSON |
 //! | 13 | signing root(s) | SHA-256 of each root's DER, in file order |
 //! | 13 | TLS roots | SHA-256 of all TLS roots' DER, concatenated |
 //! | 13 | Sigsum policy (only when `ospkg_trust_policy` exists) | SHA-256 of the file |
+//! | 13 | revoked signers (only when `ospkg_revoked_signers` exists) | SHA-256 of the file |
 //! | 14 | UX identity | SHA-256 of the identity: TPM NV index 0x01420001 with NULs trimmed, else empty |
 //!
 //! The three PCRs ("detail", "authority", "identity", upstream's names) can be moved
@@ -39,6 +42,8 @@ pub mod event_type {
     pub const OSPKG_VERSION: u32 = 0xa000_0007;
     /// stboot-rs: `ospkg_revoked_signers`.
     pub const REVOKED_SIGNERS: u32 = 0xa000_0008;
+    /// stboot-rs: the TPM floor in force (decimal text, or `none`).
+    pub const TPM_FLOOR: u32 = 0xa000_0009;
     /// The events of the trust policy directory (the authority PCR): what decides
     /// which packages a machine accepts.
     pub const AUTHORITY: [u32; 5] = [TRUST_POLICY, SIGNING_ROOT, TLS_ROOTS, SIGSUM_POLICY, REVOKED_SIGNERS];
@@ -81,7 +86,12 @@ pub struct PackageInputs<'a> {
     /// The manifest's `ospkg_version`, measured (as decimal text) only when the
     /// package has one.
     pub version: Option<u64>,
+    /// The TPM floor the package was checked against, measured when the trust
+    /// policy asks for one ([`TpmFloor::event_text`]).
+    pub tpm_floor: TpmFloor,
 }
+
+pub use crate::tpm::floor::TpmFloor;
 
 /// What stboot measures of its trust policy directory.
 #[derive(Debug, Clone)]
@@ -130,6 +140,11 @@ pub fn measurements(pcrs: &Pcrs, pkg: &PackageInputs<'_>, authority: &AuthorityI
     if let Some(version) = pkg.version {
         v.push(of(pcrs.detail, "OS package version", t::OSPKG_VERSION, version.to_string().into_bytes()));
     }
+    // the floor it was checked against: the TPM's, read from NV, is known only
+    // from here (the trust policy's is in the policy JSON below)
+    if let Some(text) = pkg.tpm_floor.event_text() {
+        v.push(of(pcrs.detail, "TPM floor", t::TPM_FLOOR, text.into_bytes()));
+    }
     v.push(of(pcrs.authority, "trust policy", t::TRUST_POLICY, authority.policy_json.as_bytes().to_vec()));
     for r in authority.signing_roots {
         v.push(of(pcrs.authority, "OS package signing root", t::SIGNING_ROOT, r.clone()));
@@ -161,11 +176,13 @@ pub use crate::tpm::{Tpm, MAX_IDENTITY_BYTES, UX_IDENTITY_NV_INDEX};
 
 pub use crate::digest::{hex, Sha256Digest};
 
-/// The measurements of booting `pkg` under `trust`, in order, the UX `identity`
-/// (which only the TPM knows; empty without one) last.
+/// The measurements of booting `pkg` under `trust` and the TPM floor it was
+/// checked against, in order, the UX `identity` (which only the TPM knows; empty
+/// without one) last.
 pub fn for_package(
     pkg: &crate::verify::PackageFacts,
     trust: &crate::config::TrustConfig,
+    tpm_floor: TpmFloor,
     identity: &[u8],
 ) -> Vec<Measurement> {
     let package = PackageInputs {
@@ -173,6 +190,7 @@ pub fn for_package(
         archive_sha256: pkg.archive_sha256(),
         descriptor: pkg.descriptor_bytes(),
         version: pkg.manifest().ospkg_version,
+        tpm_floor,
     };
     let mut ms = measurements(&trust.policy.pcrs(), &package, &AuthorityInputs::of(trust));
     ms.push(identity_measurement(&trust.policy.pcrs(), identity));
@@ -251,6 +269,8 @@ impl Session {
 pub struct Plan {
     /// In order, the UX identity last.
     pub measurements: Vec<Measurement>,
+    /// The TPM floor the package was checked against (measured).
+    pub tpm_floor: TpmFloor,
     session: Session,
     /// The PCRs after the measurements; `None` without a readable TPM.
     pub predicted: Option<BTreeMap<u32, Sha256Digest>>,
@@ -258,11 +278,11 @@ pub struct Plan {
 
 impl Plan {
     /// Open the TPM, read the UX identity and the PCRs the measurements touch.
-    pub fn new(pkg: &crate::verify::PackageFacts, trust: &crate::config::TrustConfig) -> Self {
+    pub fn new(pkg: &crate::verify::PackageFacts, trust: &crate::config::TrustConfig, tpm_floor: TpmFloor) -> Self {
         let mut session = Session::open();
-        let measurements = for_package(pkg, trust, &session.identity);
+        let measurements = for_package(pkg, trust, tpm_floor, &session.identity);
         let predicted = session.read(&touched(&measurements)).map(|before| after(&before, &measurements));
-        Self { measurements, session, predicted }
+        Self { measurements, tpm_floor, session, predicted }
     }
 
     /// The UX identity from the TPM (empty without one).
@@ -272,7 +292,7 @@ impl Plan {
 
     /// A dry run touches no TPM: say what would be measured (the UX identity empty).
     pub fn show_dry_run(pkg: &crate::verify::PackageFacts, trust: &crate::config::TrustConfig) {
-        for m in &for_package(pkg, trust, b"") {
+        for m in &for_package(pkg, trust, TpmFloor::NoTpm, b"") {
             tracing::info!("dry run: would measure {} into PCR {}: {}", m.what, m.pcr, m.digest.hex());
         }
     }
@@ -332,7 +352,13 @@ mod tests {
     const D1: Sha256Digest = Sha256Digest::from_bytes([1; 32]);
 
     fn pkg(version: Option<u64>) -> PackageInputs<'static> {
-        PackageInputs { archive_name: "os.zip", archive_sha256: &D1, descriptor: b"{}", version }
+        PackageInputs {
+            archive_name: "os.zip",
+            archive_sha256: &D1,
+            descriptor: b"{}",
+            version,
+            tpm_floor: TpmFloor::Off,
+        }
     }
 
     fn authority<'a>(
@@ -382,6 +408,19 @@ mod tests {
         );
         assert_eq!((more[2].data.as_slice(), more[2].digest), (&b"42"[..], sha(b"42")));
         assert_eq!(more[6].digest, sha(b"sha256:ab\n"));
+        // the TPM floor: after the version, only when the policy asks for one
+        for (floor, text) in
+            [(TpmFloor::At(3), Some("3")), (TpmFloor::Undefined, Some("none")), (TpmFloor::NoTpm, None)]
+        {
+            let ms = measurements(&d, &PackageInputs { tpm_floor: floor, ..pkg(Some(42)) }, &a);
+            let found = ms.iter().find(|m| m.event_type == event_type::TPM_FLOOR);
+            assert_eq!(found.map(|m| (m.pcr, m.data.as_slice())), text.map(|t| (12, t.as_bytes())), "{floor:?}");
+            assert_eq!(found.map(|m| m.digest), text.map(|t| sha(t.as_bytes())));
+            assert_eq!(ms.len(), more.len() + usize::from(text.is_some()));
+            if text.is_some() {
+                assert_eq!(ms[3].event_type, event_type::TPM_FLOOR, "right after the version");
+            }
+        }
         assert_eq!(m[0].digest, D1);
         assert_eq!(m[5].digest, sha(b"t1t2"));
         assert_eq!(m[0].extend_value(), sha(&[1; 32]));

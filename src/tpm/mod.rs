@@ -1,8 +1,9 @@
 //! The TPM 2.0 device: raw command buffers to the kernel's resource manager
 //! (`/dev/tpmrm0`, else `/dev/tpm0`), or to a software TPM's socket (swtpm's
 //! `--server`, for tests and for enrolment on a host), and the commands stboot and
-//! `stmgr attest` send: PCR read and extend, NV read, CreatePrimary, Quote and the
-//! credential activation of the AK enrolment ([`object`] for the keys).
+//! `stmgr attest` send: PCR read and extend, CreatePrimary, Quote and the
+//! credential activation of the AK enrolment ([`object`] for the keys), NV indices
+//! ([`nv`]) and the rollback floor kept in them ([`floor`]).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -11,6 +12,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::digest::Sha256Digest;
 
+pub mod floor;
+pub mod nv;
 pub mod object;
 pub mod wire;
 
@@ -21,8 +24,6 @@ const TPM_ST_NO_SESSIONS: u16 = 0x8001;
 const TPM_ST_SESSIONS: u16 = 0x8002;
 const TPM_CC_PCR_EXTEND: u32 = 0x0000_0182;
 const TPM_CC_PCR_READ: u32 = 0x0000_017E;
-const TPM_CC_NV_READ_PUBLIC: u32 = 0x0000_0169;
-const TPM_CC_NV_READ: u32 = 0x0000_014E;
 const TPM_CC_CREATE_PRIMARY: u32 = 0x0000_0131;
 const TPM_CC_FLUSH_CONTEXT: u32 = 0x0000_0165;
 const TPM_CC_QUOTE: u32 = 0x0000_0158;
@@ -159,49 +160,6 @@ impl Tpm {
         Ok((rc, resp))
     }
 
-    /// The size of NV index `index`'s data (TPM2_NV_ReadPublic); `None` when the
-    /// index is not defined.
-    pub fn nv_size(&mut self, index: u32) -> Result<Option<u16>> {
-        let (rc, r) = self.command_rc(TPM_ST_NO_SESSIONS, TPM_CC_NV_READ_PUBLIC, &index.to_be_bytes())?;
-        if rc & !0xF00 == TPM_RC_HANDLE {
-            return Ok(None);
-        }
-        if rc != 0 {
-            bail!("TPM: NV_ReadPublic of 0x{index:08x} failed with response code 0x{rc:x}");
-        }
-        // header 10, TPM2B_NV_PUBLIC: size 2, nvIndex 4, nameAlg 2, attributes 4,
-        // authPolicy (size 2 + bytes), dataSize 2
-        let policy_len = r.get(22..24).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize);
-        let at = policy_len.map(|l| 24 + l);
-        match at.and_then(|a| r.get(a..a + 2)) {
-            Some(b) => Ok(Some(u16::from_be_bytes([b[0], b[1]]))),
-            None => bail!("TPM: unexpected NV_ReadPublic response ({} bytes)", r.len()),
-        }
-    }
-
-    /// The whole data of NV index `index`, read with the index's own authorization
-    /// and an empty password, as upstream does (TPM2_NV_Read in chunks).
-    pub fn nv_read(&mut self, index: u32, size: u16) -> Result<Vec<u8>> {
-        const CHUNK: u16 = 512;
-        let mut data = Vec::with_capacity(size as usize);
-        while data.len() < size as usize {
-            let offset = data.len() as u16;
-            let n = CHUNK.min(size - offset);
-            let mut body = Out::new();
-            body.u32(index).u32(index); // authHandle: the index itself; nvIndex
-            password_session(&mut body);
-            body.u16(n).u16(offset);
-            let r = self.command(TPM_ST_SESSIONS, TPM_CC_NV_READ, &body.0)?;
-            // header 10, parameterSize 4, TPM2B_MAX_NV_BUFFER: size 2 + bytes
-            let got = r.get(14..16).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize);
-            match got.and_then(|g| r.get(16..16 + g)) {
-                Some(chunk) if !chunk.is_empty() => data.extend_from_slice(chunk),
-                _ => bail!("TPM: unexpected NV_Read response ({} bytes)", r.len()),
-            }
-        }
-        Ok(data)
-    }
-
     /// The UX identity from NV index [`UX_IDENTITY_NV_INDEX`], NULs trimmed at both
     /// ends as upstream does; `None` when the index is not defined.
     pub fn ux_identity(&mut self) -> Result<Option<Vec<u8>>> {
@@ -282,18 +240,24 @@ impl Tpm {
         Ok((attest, signature))
     }
 
-    /// TPM2_ActivateCredential: the secret a verifier sealed to `ek` for the
-    /// object named `ak` (TPM2_MakeCredential), which the TPM releases only when it
-    /// holds both. The EK is used through a policy session satisfying its policy,
-    /// PolicySecret(TPM_RH_ENDORSEMENT).
-    pub fn activate_credential(&mut self, ak: u32, ek: u32, credential_blob: &[u8], secret: &[u8]) -> Result<Vec<u8>> {
-        // an unbound, unsalted policy session
+    /// TPM2_StartAuthSession of an unbound, unsalted SHA-256 policy session; the
+    /// caller satisfies its policy, uses it once (it ends with that command) and
+    /// flushes it when a command failed.
+    fn start_policy_session(&mut self) -> Result<u32> {
         let mut body = Out::new();
         body.u32(TPM_RH_NULL).u32(TPM_RH_NULL);
         body.tpm2b(&[0x5a; 32]); // nonceCaller: any; the session is not used for HMACs
         body.u16(0).u8(TPM_SE_POLICY).u16(TPM_ALG_NULL).u16(TPM_ALG_SHA256);
         let r = self.command(TPM_ST_NO_SESSIONS, TPM_CC_START_AUTH_SESSION, &body.0)?;
-        let session = In::new(&r[10..]).u32("StartAuthSession: sessionHandle")?;
+        Ok(In::new(&r[10..]).u32("StartAuthSession: sessionHandle")?)
+    }
+
+    /// TPM2_ActivateCredential: the secret a verifier sealed to `ek` for the
+    /// object named `ak` (TPM2_MakeCredential), which the TPM releases only when it
+    /// holds both. The EK is used through a policy session satisfying its policy,
+    /// PolicySecret(TPM_RH_ENDORSEMENT).
+    pub fn activate_credential(&mut self, ak: u32, ek: u32, credential_blob: &[u8], secret: &[u8]) -> Result<Vec<u8>> {
+        let session = self.start_policy_session()?;
         let result = (|| {
             let mut body = Out::new();
             body.u32(TPM_RH_ENDORSEMENT).u32(session);

@@ -458,3 +458,14 @@ fn report_lines_are_capped_per_verdict_kind() {
     assert!(lines[4].contains("9997 more signatures like signature 1 (malformed certificate)"), "{lines:?}");
     assert_eq!(lines[5], "Signatures: 10001 found, 1 valid, 1 required");
 }
+
+#[test]
+fn the_higher_floor_counts_and_is_named() {
+    let roots: Vec<Vec<u8>> = Vec::new();
+    let policy = |min_version, tpm_floor| Anchors { min_version, tpm_floor, ..Anchors::from(&roots) };
+    assert_eq!(policy(2, None).floor(), (2, "trust_policy.json ospkg_min_version"));
+    assert_eq!(policy(2, Some(3)).floor(), (3, "the TPM floor, NV index 0x01420002"));
+    assert_eq!(policy(3, Some(3)).floor(), (3, "trust_policy.json ospkg_min_version"), "a tie: the policy's");
+    assert_eq!(policy(4, Some(1)).floor(), (4, "trust_policy.json ospkg_min_version"));
+    assert_eq!(policy(0, Some(0)).floor(), (0, "trust_policy.json ospkg_min_version"));
+}

@@ -78,6 +78,12 @@ impl TrustpolicyCmd {
                 eprintln!("revoked signers: {} (ospkg_revoked_signers)", r.entries.len());
             }
             eprintln!("lowest OS package version booted: {}", t.policy.min_version());
+            if t.policy.tpm_floor() {
+                eprintln!(
+                    "TPM floor: also the floor in TPM NV index 0x{:08x}, when defined (stmgr tpm floor init)",
+                    stboot::tpm::floor::COUNTER_NV_INDEX
+                );
+            }
             return Ok(ExitCode::SUCCESS);
         }
         let p = TrustPolicy::parse(&a.read()?)?;
