@@ -293,16 +293,6 @@ boot_qemu() {
     touch "$W/$name.done"
 }
 
-# An OVMF variable store with the host configuration in STHostConfig (as stprov
-# writes it: attributes NV|BS|RT, compact JSON). efivar_store OUT JSON
-efivar_store() {
-    local out=$1 json=$2
-    local hex
-    hex=$(printf '%s' "$json" | od -An -v -tx1 | tr -d ' \n')
-    printf '{"version":2,"variables":[{"name":"STHostConfig","guid":"f401f2c1-b005-4be0-8cee-f2e5945bcbe7","attr":7,"data":"%s"}]}' "$hex" > "$out.json"
-    "$ROOT/target/venv/bin/virt-fw-vars" -i /usr/share/OVMF/OVMF_VARS_4M.fd -o "$out" --set-json "$out.json" >/dev/null
-}
-
 # make_esp OUT EFI_PROGRAM: a FAT EFI system partition image with the program as the
 # removable-media boot path EFI/BOOT/BOOTX64.EFI (mtools; no root, no loop device)
 make_esp() {

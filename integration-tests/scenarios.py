@@ -324,13 +324,15 @@ NO_COREBOOT = None if os.environ.get("COREBOOT_DIR") else (
 
 
 def efivar_setup(ctx, name):
-    """No host configuration file: it is in OVMF's variable store (STHostConfig, as
-    stprov writes it), with an unknown key (a typo): stboot warns and boots, as
-    upstream ignores it."""
+    """No host configuration file: it is in OVMF's variable store (STHostConfig,
+    written by stmgr hostconfig efivar), with an unknown key (a typo): stboot warns
+    and boots, as upstream ignores it."""
     initramfs(ctx, name, NET, "")
     ctx.get("binaries")
     host = '{"network_mode":"dhcp","ospkg_pointer":"' + good(ctx) + '/second.json","bonding_mod":""}'
-    ctx.sh(f"efivar_store \"$W/{name}.vars\" '{host}'")
+    # as an operator writes it (-force: the typo is the point of this scenario)
+    ctx.stmgr("hostconfig", "efivar", "-hostConfig", host, "-vars", "/usr/share/OVMF/OVMF_VARS_4M.fd",
+              "-out", path(f"{name}.vars"), "-force")
 
 
 def encrypted_setup(ctx, name):

@@ -7,7 +7,8 @@
 #       OUT.rom (default target/coreboot/coreboot.rom) and prints its CBFS layout
 #   scripts/build-rom.sh --replace ROM BZIMAGE
 #       puts a new LinuxBoot kernel (a new stboot, trust policy or key) into an
-#       existing ROM with cbfstool, keeping everything else; prints the layout
+#       existing ROM with cbfstool, keeping everything else, the kernel command
+#       line too (ROM_CMDLINE=... to change it); prints the layout
 #
 # BZIMAGE is what scripts/build-kernel.sh INITRAMFS prints: stboot's initramfs is
 # embedded in it. COREBOOT_DIR is a coreboot tree with 3rdparty/vboot (for example
@@ -23,7 +24,12 @@ cmdline=${ROM_CMDLINE:-console=ttyS0 panic=-1}
 log() { printf 'build-rom: %s\n' "$*" >&2; }
 
 . "$root/scripts/apt-need.sh"
-apt_need build-rom build-essential gcc-multilib flex bison acpica-tools zlib1g-dev libssl-dev uuid-dev pkg-config python3 m4
+if [ "${1:-}" = "--replace" ]; then
+    # cbfstool alone: Debian's coreboot-utils has it
+    [ -x "$out_dir/build/cbfstool" ] || command -v cbfstool >/dev/null || apt_need build-rom coreboot-utils
+else
+    apt_need build-rom build-essential gcc-multilib flex bison acpica-tools zlib1g-dev libssl-dev uuid-dev pkg-config python3 m4
+fi
 
 # a bzImage has the x86 boot protocol's "HdrS" at 0x202
 is_bzimage() { [ "$(dd if="$1" bs=1 skip=514 count=4 2>/dev/null)" = HdrS ]; }
@@ -32,12 +38,40 @@ cbfstool() {
     if [ -x "$out_dir/build/cbfstool" ]; then "$out_dir/build/cbfstool" "$@"; else command cbfstool "$@"; fi
 }
 
+# The kernel command line of ROM's Linux payload: cbfstool add-payload puts a
+# bzImage's at 0x91000, a data segment of the payload ("data (none compression,
+# offset: 0x29e0, load: 0x91000, length: 21/21)" in print -v). Fails when there is
+# none or it is compressed.
+rom_cmdline() {
+    local seg off len tmp
+    seg=$(cbfstool "$1" print -v 2>/dev/null | awk '/^fallback\/payload /{p=1; next} p && /^[^ ]/{p=0}
+        p && /load: 0x91000,/ {print; exit}')
+    [[ $seg =~ \(none\ compression,\ offset:\ (0x[0-9a-f]+),\ load:\ 0x91000,\ length:\ ([0-9]+)/ ]] || return 1
+    off=${BASH_REMATCH[1]} len=${BASH_REMATCH[2]}
+    tmp=$(mktemp)
+    cbfstool "$1" extract -n fallback/payload -f "$tmp" -U >/dev/null 2>&1 || { rm -f "$tmp"; return 1; }
+    dd if="$tmp" bs=1 skip=$((off)) count="$len" status=none | tr -d '\0'
+    rm -f "$tmp"
+}
+
 if [ "${1:-}" = "--replace" ]; then
     rom=${2:?usage: build-rom.sh --replace ROM BZIMAGE}; bz=${3:?usage: build-rom.sh --replace ROM BZIMAGE}
     [ -f "$rom" ] || { log "$rom: no such ROM"; exit 1; }
     is_bzimage "$bz" || { log "$bz: not a Linux bzImage (scripts/build-kernel.sh INITRAMFS prints one)"; exit 1; }
     cbfstool "$rom" print 2>/dev/null | grep -q '^fallback/payload ' ||
         { log "$rom has no fallback/payload: is it a coreboot ROM?"; exit 1; }
+    if ! old=$(rom_cmdline "$rom"); then
+        [ -n "${ROM_CMDLINE:-}" ] ||
+            { log "$rom: cannot read its payload's kernel command line; give the one to use with ROM_CMDLINE=..."; exit 1; }
+        old="(unreadable)"
+    fi
+    if [ -n "${ROM_CMDLINE:-}" ]; then
+        cmdline=$ROM_CMDLINE
+        log "kernel command line: \"$cmdline\" (ROM_CMDLINE; was \"$old\")"
+    else
+        cmdline=$old
+        log "kernel command line kept: \"$cmdline\" (ROM_CMDLINE=... to change it)"
+    fi
     cbfstool "$rom" remove -n fallback/payload
     cbfstool "$rom" add-payload -f "$bz" -n fallback/payload -C "$cmdline"
     log "payload of $rom replaced with $bz"

@@ -47,7 +47,7 @@ unit_and_integration() {
     echo "== cargo test"
     rm -rf target/skipped.log target/test-logs
     mkdir -p target/test-logs
-    export STBOOT_REQUIRE_GO=1 STBOOT_REQUIRE_NETNS=1 STBOOT_REQUIRE_SWTPM=1 STBOOT_SKIP_LOG="$PWD/target/skipped.log"
+    export STBOOT_REQUIRE_GO=1 STBOOT_REQUIRE_NETNS=1 STBOOT_REQUIRE_SWTPM=1 STBOOT_REQUIRE_CBFSTOOL=1 STBOOT_REQUIRE_OVMF=1 STBOOT_SKIP_LOG="$PWD/target/skipped.log"
     cargo test --no-run --quiet --message-format=json-render-diagnostics > target/test-logs/build.json
     local bins
     bins=$(python3 -c '

@@ -24,10 +24,12 @@ stboot.stall_timeout=, ...; see docs/operator-guide.md) and from init
 arguments after `--`.
 
 Outside PID 1 only a dry run is allowed:
-  stboot --dry-run [--configure-network] [-loglevel=d]
+  stboot --dry-run [-trustPolicy DIR] [-hostConfig FILE] [--configure-network]
+                 [-loglevel=d]
       fetch and verify once with this machine's /etc/trust_policy and host
-      configuration; no modules, no kexec, no TPM; the network is left as it is
-      unless --configure-network is given; exit 0 if it would boot
+      configuration, or the directory and file given; no modules, no kexec, no
+      TPM; the network is left as it is unless --configure-network is given;
+      exit 0 if it would boot
   stboot --version";
 
 /// How this process runs.
@@ -56,6 +58,8 @@ pub struct Run {
     pub started: Instant,
     /// Where packages are staged (a tmpfs as PID 1).
     pub stage_dir: PathBuf,
+    /// Where the configuration is read from.
+    pub sources: crate::config::Sources,
 }
 
 impl Run {
@@ -220,7 +224,16 @@ pub fn start(args: Vec<String>) -> std::result::Result<Run, EarlyExit> {
             return Err(early(1, "", ""));
         }
     };
-    Ok(Run { opts, mode, pid1, started, stage_dir })
+    // the files a dry run on an admin host checks; PID 1 reads its initramfs's only
+    let sources = if pid1 {
+        if opts.trust_policy.is_some() || opts.host_config.is_some() {
+            warn!("-trustPolicy and -hostConfig are for a dry run outside PID 1: ignored; reading /etc");
+        }
+        crate::config::Sources::default()
+    } else {
+        crate::config::Sources::given(&opts)
+    };
+    Ok(Run { opts, mode, pid1, started, stage_dir, sources })
 }
 
 /// Timestamps like the kernel's: seconds since boot, so console lines line up with dmesg.

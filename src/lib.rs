@@ -28,6 +28,7 @@ pub mod boot;
 pub mod config;
 pub mod decrypt;
 pub mod digest;
+pub mod efivars;
 pub mod fetch;
 pub mod files;
 pub mod gojson;

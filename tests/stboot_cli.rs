@@ -28,6 +28,7 @@ fn help_and_version_do_nothing_else() {
     let (code, out, _) = stboot(&["--help"]);
     assert_eq!(code, 0);
     assert!(out.contains("Outside PID 1 only a dry run is allowed") && out.contains("--configure-network"), "{out}");
+    assert!(out.contains("[-trustPolicy DIR] [-hostConfig FILE]"), "{out}");
     assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
     let (code, out, _) = stboot(&["--version"]);
     assert_eq!((code, out.trim_end()), (0, concat!("stboot-rs ", env!("CARGO_PKG_VERSION"))));
@@ -66,6 +67,45 @@ fn a_dry_run_outside_pid_1_verifies_and_touches_nothing() {
     let (code, err) = run(3);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("Signatures: 2 found, 2 valid, 3 required") && err.contains("giving up"), "{err}");
+}
+
+/// On an admin host, `-trustPolicy DIR -hostConfig FILE` check a configuration
+/// without touching /etc: the same dry run, from the files given (no root needed).
+#[test]
+fn a_dry_run_reads_the_trust_policy_and_host_configuration_it_is_given() {
+    let e = hostile::env();
+    let d = tempfile::tempdir().unwrap();
+    let tp = d.path().join("trust_policy");
+    std::fs::create_dir(&tp).unwrap();
+    for (name, bytes) in trust_policy(2, &e.signing_root_der) {
+        std::fs::write(tp.join(name), bytes).unwrap();
+    }
+    let host = d.path().join("host.json");
+    let url = hostile::url("good");
+    std::fs::write(&host, format!(r#"{{"network_mode":"dhcp","ospkg_pointer":"{url}"}}"#)).unwrap();
+    let (tps, hosts) = (tp.to_str().unwrap(), host.to_str().unwrap());
+    let (code, _, err) = stboot(&["--dry-run", "-trustPolicy", tps, "-hostConfig", hosts]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        format!("host configuration from file {hosts}"),
+        "Signatures: 2 found, 2 valid, 2 required".into(),
+        "Dry run: verified the OS package and did not boot it".into(),
+    ] {
+        assert!(err.contains(&want), "missing {want:?}:\n{err}");
+    }
+    // a threshold the package does not meet: exit 1, as on the machine
+    std::fs::write(tp.join("trust_policy.json"), r#"{"ospkg_signature_threshold":3,"ospkg_fetch_method":"network"}"#)
+        .unwrap();
+    let (code, _, err) = stboot(&["--dry-run", "-trustPolicy", tps, "-hostConfig", hosts]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("Signatures: 2 found, 2 valid, 3 required"), "{err}");
+    // a file that is not there is named, not replaced by the EFI variable or defaults
+    let (code, _, err) = stboot(&["--dry-run", "-trustPolicy", tps, "-hostConfig", "/nonexistent/host.json"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("-hostConfig /nonexistent/host.json: no such file"), "{err}");
+    let (code, _, err) = stboot(&["--dry-run", "-trustPolicy", "/nonexistent/tp", "-hostConfig", hosts]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/nonexistent/tp"), "{err}");
 }
 
 /// Whether dry runs in a private mount namespace can run here (root and unshare(1));

@@ -749,6 +749,25 @@ fn uki_create_adds_the_sections_upstream_adds() {
     );
     assert!(e.contains("st.iso: the ISO exists; pass -force"), "{e}");
     ok(d.path(), &uki_args("iso", "st", &["-force"]));
+    // all or nothing: with the ISO refused, the UKI beside it is not replaced either
+    // (it said so and exited 1 after writing a new .uki that no longer matched)
+    std::fs::write(d.path().join("initrd2"), b"another initramfs").unwrap();
+    let (uki_before, iso_before) =
+        (std::fs::read(d.path().join("st.uki")).unwrap(), std::fs::read(d.path().join("st.iso")).unwrap());
+    let e = fails(
+        d.path(),
+        &["uki", "create", "-format", "uki,iso", "-kernel", "bzImage", "-initramfs", "initrd2", "-out", "st"],
+    );
+    assert!(e.contains("st.iso: the ISO exists; pass -force to replace it (nothing was written)"), "{e}");
+    assert_eq!(std::fs::read(d.path().join("st.uki")).unwrap(), uki_before, "the .uki was replaced");
+    assert_eq!(std::fs::read(d.path().join("st.iso")).unwrap(), iso_before);
+    let out = ok(
+        d.path(),
+        &["uki", "create", "-format", "uki,iso", "-kernel", "bzImage", "-initramfs", "initrd2", "-out", "st", "-force"],
+    );
+    assert!(out.contains("wrote st.uki") && out.contains("wrote st.iso"), "{out}");
+    assert_ne!(std::fs::read(d.path().join("st.uki")).unwrap(), uki_before);
+    assert!(!d.path().join("st.uki.partial").exists() && !d.path().join("st.iso.partial").exists());
 
     // bad input: named, with a remedy
     let e = fails(d.path(), &["uki", "create", "-format", "uki", "-kernel", "initrd", "-initramfs", "initrd"]);
@@ -1622,4 +1641,108 @@ fn signers_have_readable_names() {
         let e = fails(d, &["keygen", "certificate", "-name", bad, "-certOut", "x.pem", "-keyOut", "x.key"]);
         assert!(e.contains("expected 1 to 64 printable characters"), "{bad:?}: {e}");
     }
+}
+
+/// `stmgr hostconfig efivar`: the host configuration into STHostConfig of an OVMF
+/// variable store, read back by an independent parser (virt-firmware's
+/// virt-fw-vars, which scripts/setup.sh installs into target/venv), and of an
+/// efivarfs directory. Checked first: a configuration `hostconfig check` refuses
+/// changes nothing. (The efivar-dhcp QEMU scenario boots OVMF with such a store.)
+#[test]
+fn hostconfig_efivar_writes_sthostconfig_that_others_read() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let host = r#"{"network_mode":"dhcp","ospkg_pointer":"https://os.example/os.json"}"#;
+    std::fs::write(d.join("host.json"), format!("{host}\n")).unwrap();
+    // efivarfs (a directory standing in for /sys/firmware/efi/efivars)
+    std::fs::create_dir(d.join("efivars")).unwrap();
+    let out = ok(d, &["hostconfig", "efivar", "-hostConfig", "host.json", "-efivarfs", "-efivarfsDir", "efivars"]);
+    assert!(out.contains("efivars/STHostConfig-f401f2c1-b005-4be0-8cee-f2e5945bcbe7 written"), "{out}");
+    let file = std::fs::read(d.join("efivars/STHostConfig-f401f2c1-b005-4be0-8cee-f2e5945bcbe7")).unwrap();
+    assert_eq!(file, [&[7u8, 0, 0, 0][..], host.as_bytes()].concat());
+    // stboot's reader takes it back
+    let (cfg, _) = stboot::config::load_host_config(
+        &d.join("none.json"),
+        &d.join("efivars/STHostConfig-f401f2c1-b005-4be0-8cee-f2e5945bcbe7"),
+    )
+    .unwrap();
+    assert_eq!(cfg.ospkg_pointer, "https://os.example/os.json");
+    let e = fails(d, &["hostconfig", "efivar", "-hostConfig", "host.json", "-efivarfs", "-efivarfsDir", "nodir"]);
+    assert!(e.contains("nodir: no efivarfs here"), "{e}");
+
+    let ovmf = Path::new("/usr/share/OVMF/OVMF_VARS_4M.fd");
+    let fw_vars = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/virt-fw-vars");
+    if !ovmf.exists() || !fw_vars.exists() {
+        assert!(
+            std::env::var_os("STBOOT_REQUIRE_OVMF").is_none(),
+            "STBOOT_REQUIRE_OVMF is set but OVMF or virt-fw-vars is missing"
+        );
+        eprintln!("SKIPPED the OVMF part of hostconfig_efivar: OVMF or target/venv/bin/virt-fw-vars is missing (scripts/setup.sh)");
+        return;
+    }
+    let read_back = |file: &str| -> Vec<String> {
+        let o = Command::new(&fw_vars)
+            .arg("-i")
+            .arg(d.join(file))
+            .arg("--output-json")
+            .arg(d.join("dump.json"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let dump: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("dump.json")).unwrap()).unwrap();
+        dump["variables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["name"] == "STHostConfig")
+            .map(|v| {
+                assert_eq!(
+                    (v["guid"].as_str(), v["attr"].as_u64()),
+                    (Some("f401f2c1-b005-4be0-8cee-f2e5945bcbe7"), Some(7))
+                );
+                let hex = v["data"].as_str().unwrap();
+                String::from_utf8(stboot::digest::unhex(hex).unwrap()).unwrap()
+            })
+            .collect()
+    };
+    let vars = ovmf.to_str().unwrap();
+    let out = ok(d, &["hostconfig", "efivar", "-hostConfig", "host.json", "-vars", vars, "-out", "m.fd"]);
+    assert!(out.contains("STHostConfig-f401f2c1-b005-4be0-8cee-f2e5945bcbe7 set in m.fd"), "{out}");
+    assert_eq!(read_back("m.fd"), [host]);
+    assert_eq!(std::fs::read(ovmf).unwrap().len(), std::fs::read(d.join("m.fd")).unwrap().len());
+    // again, in place: the old one is deleted, one is left
+    let other = r#"{"network_mode":"dhcp","ospkg_pointer":"https://os.example/v2.json"}"#;
+    ok(d, &["hostconfig", "efivar", "-hostConfig", other, "-vars", "m.fd"]);
+    assert_eq!(read_back("m.fd"), [other]);
+    assert_eq!(
+        stboot::efivars::get_from_store(&std::fs::read(d.join("m.fd")).unwrap()).unwrap().unwrap(),
+        other.as_bytes()
+    );
+    // refused by the check: nothing written
+    let before = std::fs::read(d.join("m.fd")).unwrap();
+    let typo = r#"{"network_mode":"dhcp","ospkg_pointer":"https://os.example/os.json","bonding_mod":""}"#;
+    let e = fails(d, &["hostconfig", "efivar", "-hostConfig", typo, "-vars", "m.fd"]);
+    assert!(e.contains("nothing was written") && e.contains("\"bonding_mod\" (did you mean \"bonding_mode\"?)"), "{e}");
+    assert_eq!(std::fs::read(d.join("m.fd")).unwrap(), before);
+    let out = ok(d, &["hostconfig", "efivar", "-hostConfig", typo, "-vars", "m.fd", "-force"]);
+    assert!(out.contains("writing it anyway (-force)"), "{out}");
+    assert_eq!(read_back("m.fd"), [typo]);
+    let e = fails(d, &["hostconfig", "efivar", "-hostConfig", "{", "-vars", "m.fd", "-force"]);
+    assert!(e.contains("nothing was written"), "{e}");
+    let e = fails(d, &["hostconfig", "efivar", "-hostConfig", "host.json", "-vars", "host.json"]);
+    assert!(e.contains("-vars host.json: not an OVMF variable store"), "{e}");
+}
+
+/// No arguments is a mistake (an empty variable in a script): usage on stderr,
+/// exit 2 (upstream exits 0; docs/formats.md, "Deliberate differences"). --help is
+/// asked for: exit 0.
+#[test]
+fn no_arguments_is_an_error_and_help_is_not() {
+    let d = tempfile::tempdir().unwrap();
+    let o = stmgr(d.path(), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Usage: stmgr"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = stmgr(d.path(), &["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Usage: stmgr"));
 }

@@ -50,7 +50,7 @@ impl Boot {
     /// One whole boot attempt. Returns only on failure (or after a dry run).
     fn attempt(&mut self) -> Result<(), Failure> {
         let mut tl = Timeline::default();
-        let (trust, host, source) = tl.try_step(Step::Config, config::load)?;
+        let (trust, host, source) = tl.try_step(Step::Config, || config::load(&self.run.sources))?;
         self.history.source = source.to_string();
         if config::fetch_method(&trust, &host, &source) == FetchMethod::Initramfs {
             let paths = ospkg::initramfs_paths(&host.pointer()).at(Step::Config)?;
@@ -82,7 +82,7 @@ impl Boot {
     fn provision(&mut self, p: &PackagePaths, why: &str) {
         self.history.source = format!("provisioning package ({why})");
         let mut tl = Timeline::default();
-        let trust = tl.try_step(Step::Config, config::load_trust);
+        let trust = tl.try_step(Step::Config, || config::load_trust(&self.run.sources));
         let Err(f) = trust.and_then(|t| self.boot_files("the provisioning package", p, &t, &mut tl)) else {
             self.run.finish(true)
         };

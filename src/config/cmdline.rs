@@ -31,6 +31,12 @@ pub struct Options {
     /// `stboot.handoff=0`: do not append the event logs and boot report to the OS
     /// initramfs (default 1).
     pub handoff: bool,
+    /// `-trustPolicy DIR` (init argument, a dry run outside PID 1 only): the trust
+    /// policy directory instead of /etc/trust_policy.
+    pub trust_policy: Option<std::path::PathBuf>,
+    /// `-hostConfig FILE` (likewise): the host configuration instead of
+    /// /etc/host_configuration.json and the EFI variable.
+    pub host_config: Option<std::path::PathBuf>,
     /// Problems found while parsing, to be logged once logging is up.
     pub warnings: Vec<String>,
 }
@@ -47,6 +53,8 @@ impl Default for Options {
             modules: None,
             provision_wait: crate::provision::DEFAULT_WAIT,
             handoff: true,
+            trust_policy: None,
+            host_config: None,
             warnings: Vec::new(),
         }
     }
@@ -123,6 +131,8 @@ impl Options {
                     let m = number("-deadline", &value(), range, self.deadline.as_secs() / 60, &mut self.warnings);
                     self.deadline = Duration::from_secs(m * 60);
                 }
+                "trustPolicy" | "trust-policy" => self.trust_policy = Some(value().into()),
+                "hostConfig" | "host-config" => self.host_config = Some(value().into()),
                 _ => self.warnings.push(format!("unknown init argument {a:?} ignored")),
             }
         }

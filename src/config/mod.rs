@@ -66,17 +66,66 @@ pub fn load_host_config_bytes(file: &Path, efivar: &Path) -> Result<(HostConfig,
     Ok((HostConfig::provisioning(), HostConfigSource::Provisioning, Vec::new()))
 }
 
+/// Where the configuration is read from: the initramfs's fixed paths, or, for a
+/// dry run on an admin host, the directory and file given with `-trustPolicy` and
+/// `-hostConfig` ([`Options`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sources {
+    pub trust_policy: PathBuf,
+    /// Upstream's TLS root file before v0.3.2 (only with the fixed paths).
+    pub legacy_tls_roots: Option<PathBuf>,
+    pub host_config: PathBuf,
+    /// The EFI variable tried when the host configuration file does not exist
+    /// (not for a file given on the command line: that one must exist).
+    pub host_config_efivar: Option<PathBuf>,
+}
+
+impl Default for Sources {
+    fn default() -> Self {
+        Sources {
+            trust_policy: TRUST_POLICY_DIR.into(),
+            legacy_tls_roots: Some(trust_policy::LEGACY_TLS_ROOTS.into()),
+            host_config: HOST_CONFIG_PATH.into(),
+            host_config_efivar: Some(HOST_CONFIG_EFIVAR.into()),
+        }
+    }
+}
+
+impl Sources {
+    /// The fixed paths, but for what `opts` names.
+    pub fn given(opts: &Options) -> Self {
+        let mut s = Sources::default();
+        if let Some(d) = &opts.trust_policy {
+            s.trust_policy.clone_from(d);
+            s.legacy_tls_roots = None;
+        }
+        if let Some(f) = &opts.host_config {
+            s.host_config.clone_from(f);
+            s.host_config_efivar = None;
+        }
+        s
+    }
+}
+
 /// The trust policy from its directory (and upstream's legacy TLS root file).
-pub fn load_trust() -> Result<TrustConfig> {
-    TrustConfig::load(Path::new(TRUST_POLICY_DIR), Some(Path::new(trust_policy::LEGACY_TLS_ROOTS)))
+pub fn load_trust(from: &Sources) -> Result<TrustConfig> {
+    TrustConfig::load(&from.trust_policy, from.legacy_tls_roots.as_deref())
 }
 
 /// The trust policy and the host configuration, with where the latter came from.
 /// Keys of the host configuration no upstream knows are warned about and ignored,
 /// as upstream does.
-pub fn load() -> Result<(TrustConfig, HostConfig, HostConfigSource)> {
-    let trust = load_trust()?;
-    let (host, source, bytes) = load_host_config_bytes(Path::new(HOST_CONFIG_PATH), Path::new(HOST_CONFIG_EFIVAR))?;
+pub fn load(from: &Sources) -> Result<(TrustConfig, HostConfig, HostConfigSource)> {
+    let trust = load_trust(from)?;
+    let (host, source, bytes) = match &from.host_config_efivar {
+        Some(efivar) => load_host_config_bytes(&from.host_config, efivar)?,
+        None => {
+            if !from.host_config.exists() {
+                bail!("-hostConfig {}: no such file", from.host_config.display());
+            }
+            load_host_config_bytes(&from.host_config, Path::new(""))?
+        }
+    };
     for w in host_config::unknown_keys(&bytes) {
         tracing::warn!("{w} in {source}: ignored, as upstream does");
     }

@@ -19,5 +19,7 @@ pub const INIT: &str = "/init";
 pub const CONSOLE: &str = "/dev/console";
 /// Where packages are staged (on the /tmp tmpfs: nothing is written to disk).
 pub const STAGING_DIR: &str = "/tmp/stboot";
+/// Where the kernel exposes EFI variables (efivarfs).
+pub const EFIVARS_DIR: &str = "/sys/firmware/efi/efivars";
 /// The host configuration in an EFI variable (4 attribute bytes, then JSON).
 pub const HOST_CONFIG_EFIVAR: &str = "/sys/firmware/efi/efivars/STHostConfig-f401f2c1-b005-4be0-8cee-f2e5945bcbe7";

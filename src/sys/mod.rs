@@ -26,6 +26,30 @@ pub fn kexec_file_load(kernel: &File, initrd: &File, cmdline: &str) -> io::Resul
     }
 }
 
+/// Clear the immutable flag of `file` (FS_IOC_GETFLAGS, FS_IOC_SETFLAGS): efivarfs
+/// sets it on existing variables so that a stray write cannot brick a machine.
+pub fn clear_immutable(file: &File) -> io::Result<()> {
+    // the request's type differs between glibc (c_ulong) and musl (c_int)
+    const FS_IOC_GETFLAGS: libc::Ioctl = 0x8008_6601_u32 as libc::Ioctl;
+    const FS_IOC_SETFLAGS: libc::Ioctl = 0x4008_6602_u32 as libc::Ioctl;
+    const FS_IMMUTABLE_FL: libc::c_int = 0x10;
+    let mut flags: libc::c_int = 0;
+    // SAFETY: the fd is open for the call; the kernel writes one int of flags to a
+    // valid, exclusively borrowed int (the ioctl's argument is an int despite its name).
+    if unsafe { libc::ioctl(file.as_raw_fd(), FS_IOC_GETFLAGS, &mut flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & FS_IMMUTABLE_FL == 0 {
+        return Ok(());
+    }
+    flags &= !FS_IMMUTABLE_FL;
+    // SAFETY: as above; the kernel reads the int.
+    if unsafe { libc::ioctl(file.as_raw_fd(), FS_IOC_SETFLAGS, &flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Why `kexec_file_load` failed, in words; empty for errno values without advice.
 pub fn explain_kexec(errno: i32) -> &'static str {
     match errno {

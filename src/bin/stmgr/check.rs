@@ -1,8 +1,8 @@
-//! `stmgr hostconfig check` and `stmgr trustpolicy check`.
+//! `stmgr hostconfig check`, `stmgr hostconfig efivar` and `stmgr trustpolicy check`.
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use stboot::config::{host_config, HostConfig, TrustPolicy};
 
@@ -17,6 +17,42 @@ Examples:
   stmgr hostconfig check host_configuration.json
   stmgr hostconfig check '{\"network_mode\":\"dhcp\",\"ospkg_pointer\":\"https://h/os.json\"}'")]
     Check(JsonArg),
+    /// Write the host configuration into the STHostConfig EFI variable: of an
+    /// OVMF variable store file, or of this running UEFI machine (efivarfs).
+    #[command(after_help = "\
+The configuration is checked first, as by hostconfig check; nothing is written
+when it does not pass. stboot reads the variable when the initramfs has no
+host_configuration.json.
+
+Examples:
+  stmgr hostconfig efivar -hostConfig host_configuration.json -vars OVMF_VARS.fd
+  stmgr hostconfig efivar -hostConfig host_configuration.json -vars /usr/share/OVMF/OVMF_VARS_4M.fd -out machine7.vars.fd
+  stmgr hostconfig efivar -hostConfig host_configuration.json -efivarfs    # as root, on the machine")]
+    Efivar(EfivarArgs),
+}
+
+#[derive(clap::Args)]
+pub struct EfivarArgs {
+    /// The host configuration: a file, or the JSON text.
+    #[arg(long = "hostConfig")]
+    host_config: String,
+    /// An OVMF variable store (OVMF_VARS.fd) to set the variable in.
+    #[arg(long, conflicts_with = "efivarfs", required_unless_present = "efivarfs")]
+    vars: Option<std::path::PathBuf>,
+    /// Where to write the changed store (default: -vars itself).
+    #[arg(long, requires = "vars")]
+    out: Option<std::path::PathBuf>,
+    /// Set the variable on this machine, in its efivarfs.
+    #[arg(long)]
+    efivarfs: bool,
+    /// The efivarfs directory.
+    #[arg(long = "efivarfsDir", default_value = stboot::config::paths::EFIVARS_DIR)]
+    efivarfs_dir: std::path::PathBuf,
+    /// Write a configuration with keys this stmgr does not know (one for another
+    /// stboot version; stboot warns about them and ignores them). It must still
+    /// parse.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Subcommand)]
@@ -39,25 +75,61 @@ pub struct JsonArg {
 
 impl HostconfigCmd {
     pub fn run(self) -> Result<ExitCode> {
-        let HostconfigCmd::Check(a) = self;
-        let bytes = a.read()?;
-        let cfg = HostConfig::parse(&bytes)?;
-        let unknown = host_config::unknown_keys(&bytes);
-        if !unknown.is_empty() {
-            bail!("{}", unknown.join("\n"));
+        match self {
+            HostconfigCmd::Check(a) => {
+                let cfg = checked(&a.read()?)?;
+                print!("{}", cfg.to_json());
+            }
+            HostconfigCmd::Efivar(a) => {
+                let bytes = JsonArg { json: a.host_config.clone() }.read()?;
+                match checked(&bytes) {
+                    Err(e) if a.force && HostConfig::parse(&bytes).is_ok() => {
+                        eprintln!("stmgr: writing it anyway (-force): {e:#}")
+                    }
+                    r => {
+                        r.context("-hostConfig: nothing was written (-force writes unknown keys)")?;
+                    }
+                }
+                let data = bytes.trim_ascii();
+                if let Some(vars) = &a.vars {
+                    let fd = std::fs::read(vars).with_context(|| format!("-vars {}: cannot read", vars.display()))?;
+                    let changed = stboot::efivars::set_in_store(&fd, data)
+                        .with_context(|| format!("-vars {}", vars.display()))?;
+                    let out = a.out.as_ref().unwrap_or(vars);
+                    std::fs::write(out, changed).with_context(|| format!("-out {}: cannot write", out.display()))?;
+                    println!(
+                        "STHostConfig-{} set in {} ({} bytes of JSON)",
+                        stboot::efivars::HOST_CONFIG_GUID,
+                        out.display(),
+                        data.len()
+                    );
+                } else {
+                    let path = stboot::efivars::write_efivarfs(&a.efivarfs_dir, data)?;
+                    println!("{} written ({} bytes of JSON)", path.display(), data.len());
+                }
+            }
         }
-        // what stboot would skip is refused here: a configuration that boots only
-        // from some of its URLs is a mistake waiting to be found at boot
-        let skipped = cfg.skipped_urls();
-        if !skipped.is_empty() {
-            bail!(
-                "host configuration: field \"ospkg_pointer\": {}; expected comma-separated http:// or https:// URLs (stboot skips these)",
-                skipped.join("; ")
-            );
-        }
-        print!("{}", cfg.to_json());
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The host configuration in `bytes`, refused as `hostconfig check` refuses it.
+fn checked(bytes: &[u8]) -> Result<HostConfig> {
+    let cfg = HostConfig::parse(bytes)?;
+    let unknown = host_config::unknown_keys(bytes);
+    if !unknown.is_empty() {
+        bail!("{}", unknown.join("\n"));
+    }
+    // what stboot would skip is refused here: a configuration that boots only
+    // from some of its URLs is a mistake waiting to be found at boot
+    let skipped = cfg.skipped_urls();
+    if !skipped.is_empty() {
+        bail!(
+            "host configuration: field \"ospkg_pointer\": {}; expected comma-separated http:// or https:// URLs (stboot skips these)",
+            skipped.join("; ")
+        );
+    }
+    Ok(cfg)
 }
 
 impl TrustpolicyCmd {

@@ -158,25 +158,48 @@ fn create(a: &CreateArgs) -> Result<()> {
         Some(s) => s.sign(&image).context("Secure Boot signing the UKI")?,
         None => image,
     };
+    // all or nothing: every output is made and checked before any is written, so a
+    // .uki and an .iso never come from different runs
+    let mut outputs: Vec<(PathBuf, Vec<u8>, String)> = Vec::new();
     if want_uki {
-        let out = with_suffix(&a.out, ".uki");
-        std::fs::write(&out, &image).with_context(|| format!("-out {}: cannot write", out.display()))?;
         let signed = if signer.is_some() { ", Secure Boot signed" } else { "" };
-        super::info(format_args!("wrote {} ({} bytes{signed})", out.display(), image.len()));
+        outputs.push((with_suffix(&a.out, ".uki"), image.clone(), format!("{} bytes{signed}", image.len())));
     }
     if want_iso {
-        let out = with_suffix(&a.out, ".iso");
+        let iso = iso_bytes(&image)?;
+        let what = format!("{} bytes; EFI boot image EFI/BOOT/BOOTX64.EFI = the UKI", iso.len());
+        outputs.push((with_suffix(&a.out, ".iso"), iso, what));
+    }
+    // upstream replaces a .uki but refuses an existing .iso without -force
+    for (out, _, _) in outputs.iter().filter(|(o, _, _)| o.extension().is_some_and(|e| e == "iso")) {
         if out.exists() && !a.force {
-            bail!("-out {}: the ISO exists; pass -force to replace it", out.display());
+            bail!("-out {}: the ISO exists; pass -force to replace it (nothing was written)", out.display());
         }
-        write_iso(&image, &out)?;
+    }
+    for (out, bytes, what) in &outputs {
+        write_replacing(out, bytes)?;
+        super::info(format_args!("wrote {} ({what})", out.display()));
     }
     Ok(())
 }
 
+/// The ISO image (El Torito, UEFI) whose ESP boots `uki`.
+fn iso_bytes(uki: &[u8]) -> Result<Vec<u8>> {
+    stboot::iso::iso_image(&stboot::iso::esp_image(uki)?)
+}
+
+/// Write `bytes` to `out` whole or not at all: a file beside it, then a rename.
+fn write_replacing(out: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = out.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("-out {}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("-out {}: cannot replace it", out.display()))
+}
+
 fn write_iso(uki: &[u8], out: &Path) -> Result<()> {
-    let iso = stboot::iso::iso_image(&stboot::iso::esp_image(uki)?)?;
-    std::fs::write(out, &iso).with_context(|| format!("-out {}: cannot write", out.display()))?;
+    let iso = iso_bytes(uki)?;
+    write_replacing(out, &iso)?;
     super::info(format_args!(
         "wrote {} ({} bytes; EFI boot image EFI/BOOT/BOOTX64.EFI = the UKI)",
         out.display(),
