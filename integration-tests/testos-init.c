@@ -65,6 +65,24 @@ static void base64(FILE *c, const unsigned char *b, int n) {
 
 static unsigned char file_buf[1 << 20];
 
+/* /bin/stmgr with `argv`, its output on the console; its wait status. */
+static int run_stmgr(FILE *c, char *argv[]) {
+    fflush(c);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int out = open("/dev/console", O_WRONLY);
+        if (out >= 0) {
+            dup2(out, 1);
+            dup2(out, 2);
+        }
+        execv("/bin/stmgr", argv);
+        _exit(127);
+    }
+    int status = -1;
+    if (pid > 0) waitpid(pid, &status, 0);
+    return status;
+}
+
 /* The verifier's challenge: a nonce line from the console, the evidence back. */
 static void attest(FILE *c) {
     char nonce[160];
@@ -85,21 +103,8 @@ static void attest(FILE *c) {
     nonce[n] = 0;
     if (in >= 0) close(in);
     fprintf(c, "TEST-OS-NONCE %s\n", nonce);
-    fflush(c);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int out = open("/dev/console", O_WRONLY);
-        if (out >= 0) {
-            dup2(out, 1);
-            dup2(out, 2);
-        }
-        execl("/bin/stmgr", "stmgr", "attest", "quote", "-nonce", nonce, "-key", "/etc/wg0.pub", "-out",
-              "/evidence.json", (char *)0);
-        _exit(127);
-    }
-    int status = -1;
-    if (pid > 0) waitpid(pid, &status, 0);
-    fprintf(c, "TEST-OS-QUOTE-STATUS %d\n", status);
+    char *quote[] = {"stmgr", "attest", "quote", "-nonce", nonce, "-key", "/etc/wg0.pub", "-out", "/evidence.json", 0};
+    fprintf(c, "TEST-OS-QUOTE-STATUS %d\n", run_stmgr(c, quote));
     int len = slurp("/evidence.json", file_buf, sizeof file_buf);
     if (len >= 0) {
         fprintf(c, "TEST-OS-EVIDENCE ");
@@ -111,20 +116,8 @@ static void attest(FILE *c) {
 
 /* The OS's confirmation of a good boot: the TPM floor rises to the booted version. */
 static void confirm_floor(FILE *c) {
-    fflush(c);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int out = open("/dev/console", O_WRONLY);
-        if (out >= 0) {
-            dup2(out, 1);
-            dup2(out, 2);
-        }
-        execl("/bin/stmgr", "stmgr", "tpm", "floor", "raise", (char *)0);
-        _exit(127);
-    }
-    int status = -1;
-    if (pid > 0) waitpid(pid, &status, 0);
-    fprintf(c, "TEST-OS-FLOOR-STATUS %d\n", status);
+    char *raise[] = {"stmgr", "tpm", "floor", "raise", 0};
+    fprintf(c, "TEST-OS-FLOOR-STATUS %d\n", run_stmgr(c, raise));
     fflush(c);
 }
 

@@ -123,13 +123,13 @@ fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
-/// One variable header in the store.
+/// One variable in the store.
 struct Entry {
     at: usize,
     state: u8,
     name: Vec<u8>,
     guid: [u8; 16],
-    next: usize,
+    data: std::ops::Range<usize>,
 }
 
 fn entries(fd: &[u8], s: &Store) -> Result<(Vec<Entry>, usize)> {
@@ -154,7 +154,7 @@ fn entries(fd: &[u8], s: &Store) -> Result<(Vec<Entry>, usize)> {
             state: fd[at + 2],
             name: fd[name_at..name_at + name_size].to_vec(),
             guid: fd[guid_at..guid_at + 16].try_into().expect("16 bytes"),
-            next: align4(next),
+            data: name_at + name_size..next,
         });
         at = align4(next);
     }
@@ -207,14 +207,7 @@ pub fn get_from_store(fd: &[u8]) -> Result<Option<Vec<u8>>> {
     let s = store(fd)?;
     let (list, _) = entries(fd, &s)?;
     let (name, guid) = (utf16z(HOST_CONFIG_NAME), guid_bytes(HOST_CONFIG_GUID)?);
-    let header_len = if s.authenticated { 60 } else { 32 };
-    Ok(list.iter().find(|e| live(e.state) && e.name == name && e.guid == guid).map(|e| {
-        let data_at = e.at + header_len + e.name.len();
-        let size_at = if s.authenticated { e.at + 40 } else { e.at + 12 };
-        let size = u32::from_le_bytes(fd[size_at..size_at + 4].try_into().expect("4 bytes")) as usize;
-        debug_assert!(data_at + size <= e.next);
-        fd[data_at..data_at + size].to_vec()
-    }))
+    Ok(list.iter().find(|e| live(e.state) && e.name == name && e.guid == guid).map(|e| fd[e.data.clone()].to_vec()))
 }
 
 #[cfg(test)]

@@ -181,9 +181,9 @@ fn booted_version(report: &std::path::Path) -> Result<u64> {
         .with_context(|| format!("reading the boot report {} (give the version with -version N)", report.display()))?;
     let r: serde_json::Value = serde_json::from_slice(&text)
         .with_context(|| format!("{}: not JSON (give the version with -version N)", report.display()))?;
-    match r.pointer("/ospkg/version") {
-        Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64().unwrap_or_default()),
-        _ => bail!(
+    match r.pointer("/ospkg/version").and_then(serde_json::Value::as_u64) {
+        Some(v) => Ok(v),
+        None => bail!(
             "{}: field \"ospkg.version\" is missing or not a whole number: the booted package has no version \
              (stmgr ospkg create -version N), so there is nothing to raise the floor to",
             report.display()
