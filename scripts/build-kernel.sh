@@ -14,7 +14,7 @@
 # Reproducible: build timestamp, user and host are fixed (scripts/check-reproducible.sh
 # builds it a second time elsewhere, with LINUXBOOT_DIR set, and compares).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/.." && pwd -P)   # physical: a checkout reached through a link builds in one place
 initramfs=${1:-}
 dest=${2:-}
 fragment=$root/kernel-config/stboot.config

@@ -17,7 +17,7 @@
 # (the dependencies are compiled once for both, and the two link steps run side by
 # side), and its path is printed on a second line. stboot's bytes do not depend on it.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/.." && pwd -P)   # physical: a checkout reached through a link builds in one place
 bins=(--bin stboot)
 case "${1:-}" in
     "") ;;

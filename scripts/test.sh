@@ -38,6 +38,8 @@ lints() {
     cargo fmt --all -- --check
     echo "== cargo clippy"
     cargo clippy --all-targets --quiet -- -D warnings
+    echo "== the guide's command blocks: every one runs, or says why not"
+    python3 integration-tests/guide.py --check
 }
 # The test binaries run at once, not one after the other as `cargo test` runs them:
 # most of their time is waiting (timeouts of the misbehaving server, DHCP in network
@@ -96,6 +98,13 @@ demo() {
         return 1
     fi
 }
+# The operator guide verbatim: every sh block of README.md and docs/operator-guide.md
+# in order, from an empty directory (integration-tests/guide.py; the skipped ones
+# are listed with their reasons). Its LinuxBoot kernel is the background's, cached.
+guide() {
+    echo "== the operator guide, verbatim (integration-tests/guide.py)"
+    python3 integration-tests/guide.py
+}
 # The two LinuxBoot kernel builds and the second stboot build (about 25 min of CPU,
 # no input from the phases) run in the background at idle priority: they get the
 # CPU only when the phases leave it idle (a serial link, a test waiting for a
@@ -151,4 +160,5 @@ phase "fmt and clippy" lints
 phase "cargo test" unit_and_integration
 phase "QEMU scenarios (with kernel and stboot builds)" qemu
 phase "demo" demo
+phase "guide" guide
 phase "reproducible builds" reproducible
