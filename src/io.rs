@@ -283,9 +283,12 @@ mod tests {
         assert!(s.got <= 3, "{s:?}");
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
 
+        // read with an 8 KiB buffer, so that each read takes a whole 1000-byte chunk
+        // (read_to_end starts with 32-byte probes, which a loaded machine can make
+        // look like a trickle): however slowly the reads come, each window has 1000
         let steady = Slow { chunks: vec![vec![1; 1000]; 10], pause: Duration::from_millis(40) };
         let mut out = Vec::new();
-        Stall::new(steady, Duration::from_millis(100), 100).read_to_end(&mut out).unwrap();
+        std::io::copy(&mut Stall::new(steady, Duration::from_millis(100), 100), &mut out).unwrap();
         assert_eq!(out.len(), 10_000);
     }
 
