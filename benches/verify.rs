@@ -59,6 +59,7 @@ fn main() {
         initramfs: "boot/i".into(),
         cmdline: String::new(),
         ospkg_version: None,
+        uki: None,
     };
     let zip =
         archive::write(Cursor::new(Vec::new()), &m, &data[..16 << 20], &data[16 << 20..24 << 20]).unwrap().into_inner();

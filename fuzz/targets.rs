@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 /// A target: its name (its directory under `fuzz/corpus/`) and its function.
 pub type Target = (&'static str, fn(&[u8]));
 
-pub const TARGETS: [Target; 9] = [
+pub const TARGETS: [Target; 10] = [
     ("descriptor", descriptor),
     ("manifest", manifest),
     ("archive", archive),
@@ -20,7 +20,19 @@ pub const TARGETS: [Target; 9] = [
     ("cmdline", cmdline),
     ("dhcp", dhcp),
     ("ipv6", ipv6),
+    ("uki", uki),
 ];
+
+/// A UKI, an OS package's kernel (`stmgr ospkg create -uki`): its layout checked,
+/// the sections systemd-stub measures read and hashed, its command line.
+pub fn uki(data: &[u8]) {
+    use stboot::ospkg::uki;
+    let Ok(layout) = uki::parse_bytes(data) else { return };
+    let _ = uki::UkiFacts::read(&layout, &mut uki::bytes_reader(data));
+    if let Some(c) = uki::section(data, &layout, ".cmdline") {
+        let _ = uki::cmdline_of(c);
+    }
+}
 
 /// An OS package descriptor from a provisioning server, and the archive URL it names.
 pub fn descriptor(data: &[u8]) {

@@ -266,6 +266,7 @@ class Fixtures:
             "attest": "make_attest_pkg",
             "versions": "make_versioned_pkgs",
             "floor": "make_floor_pkgs",
+            "uki": "make_uki_pkg",
         }[name]
         self.sh(script)
         return path("www", name)

@@ -150,6 +150,41 @@ make_floor_pkgs() {
     PKG_INITRD=$d/initrd.gz PKG_VERSION=2 make_pkg fv2 "console=ttyS0 panic=-1 testos=fv2" leaf1 leaf2
 }
 
+# A UKI as the OS package (stmgr ospkg create -uki), made as a MANGOS-style build
+# makes one: Debian's systemd-stub with Debian's kernel, the test OS, its command line
+# and os-release, and a PCR 11 policy signed by systemd-measure (an RSA key; the
+# policy as .pcrsig, the key as .pcrpkey). systemd-measure 252 signs only with a TPM
+# at hand: a swtpm serves for the run. $W/uki-pkg/pcr11 is what systemd-measure
+# calculates for the UKI's sections as binutils' objcopy extracts them.
+make_uki_pkg() {
+    local d=$W/uki-pkg m=/usr/lib/systemd/systemd-measure c="console=ttyS0 panic=-1 testos=uki-package" s
+    rm -rf "$d" && mkdir -p "$d/tpm"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$d/pcr.key" 2>/dev/null
+    openssl pkey -in "$d/pcr.key" -pubout -out "$d/pcr.pem"
+    printf '%s\n' "$c" > "$d/cmdline"   # stmgr uki create ends .cmdline with a newline
+    printf 'ID=testos\nPRETTY_NAME="stboot-rs test OS in a UKI"\n' > "$d/osrel"
+    swtpm socket --tpm2 --tpmstate dir="$d/tpm" --server type=unixio,path="$d/tpm/cmd" \
+        --ctrl type=unixio,path="$d/tpm/cmd.ctrl" --flags not-need-init,startup-clear --daemon --pid file="$d/tpm/pid"
+    "$m" sign --linux="$KERNEL" --osrel="$d/osrel" --cmdline="$d/cmdline" --initrd="$W/testos/initrd.gz" \
+        --pcrpkey="$d/pcr.pem" --bank=sha256 --private-key="$d/pcr.key" --public-key="$d/pcr.pem" \
+        --phase= --phase=enter-initrd --tpm2-device="swtpm:path=$d/tpm/cmd" > "$d/pcrsig.json" 2>"$d/sign.log" || { cat "$d/sign.log" >&2; kill "$(cat "$d/tpm/pid")"; return 1; }
+    kill "$(cat "$d/tpm/pid")"
+    "$STMGR" uki create -format uki -kernel "$KERNEL" -initramfs "$W/testos/initrd.gz" -cmdline "$c" \
+        -osrelease "$d/osrel" -section ".pcrpkey:$d/pcr.pem" -section ".pcrsig:$d/pcrsig.json" -out "$d/os" >/dev/null
+    "$STMGR" ospkg create -uki "$d/os.uki" -label "test OS uki-package" -url uki-package.zip \
+        -out "$W/www/uki-package" >/dev/null
+    for s in leaf1 leaf2; do
+        "$STMGR" ospkg sign -key "$W/pki/$s.key" -cert "$W/pki/$s.pem" -ospkg "$W/www/uki-package" >/dev/null
+    done
+    local args=()
+    for s in linux osrel cmdline initrd pcrpkey; do
+        objcopy --dump-section ".$s=$d/sec.$s" "$d/os.uki" "$d/scratch.efi"
+        args+=("--$s=$d/sec.$s")
+    done
+    "$m" calculate "${args[@]}" --bank=sha256 --phase= | sed -n 's/^11:sha256=//p' > "$d/pcr11"
+    [ -s "$d/pcr11" ]
+}
+
 # Age-encrypted packages (st-1.2), encrypted with Debian's age: $W/age/machine.txt is
 # the identity the stboot under test holds, other.txt another machine's. enc is
 # encrypted to this machine, encother to the other one only; the plaintext stays in

@@ -271,6 +271,28 @@ def debian_setup(ctx, name):
     ctx.once(("disk-before",), lambda: sha256(path("disk.raw")))
 
 
+def pcr_policy_holds(ctx):
+    """The UKI's signed PCR 11 policy (.pcrsig, from systemd-measure sign) has an
+    entry for the PCR 11 the booted OS read: its policy digest is TPM2_PolicyPCR
+    (SHA-256 bank, PCR 11) over that value, so systemd-cryptsetup would unlock."""
+    import json
+    m = re.search(r"TEST-OS-SYSFS-PCRS.* pcr11=([0-9a-f]{64})", read(path("uki-package.console")))
+    if not m:
+        return ["the OS printed no PCR 11"]
+    selection = (1).to_bytes(4, "big") + (0x000B).to_bytes(2, "big") + bytes([3, 0x00, 0x08, 0x00])
+    digest = hashlib.sha256(bytes.fromhex(m.group(1))).digest()
+    policy = hashlib.sha256(bytes(32) + (0x17F).to_bytes(4, "big") + selection + digest).hexdigest()
+    with open(path("uki-pkg", "pcrsig.json")) as f:
+        signed = [e["pol"] for e in json.load(f).get("sha256", [])]
+    return [] if policy in signed else [f"no signed PCR policy for PCR 11 = {m.group(1)} (policy {policy}; signed: {signed})"]
+
+
+def b64_of(p):
+    import base64
+    with open(p, "rb") as f:
+        return base64.b64encode(f.read()).decode()
+
+
 def sha256(p):
     with open(p, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -562,6 +584,21 @@ SCENARIOS = [
             f"+TEST-OS-PCRS {pcrs('good', 'revoked')(c)}", f"+TEST-OS-PCRS {predicted('good', 'revoked')(c)}",
             booted("good")],
         handoff=lambda c: ['[k["verdict"] for k in r["signatures"]["checks"]] == ["valid", "revoked", "valid"]']),
+    Scenario(
+        "uki-package", "a UKI as the OS package (Debian's systemd-stub, a PCR 11 policy signed by systemd-measure): "
+        "stboot boots its sections; PCR 11 in the OS equals systemd-measure's; /.extra holds the policy and its key",
+        lambda c, n: (c.get("package", "uki"), initramfs(c, n, NET, dhcp(f"{good(c)}/uki-package.json"))),
+        expect=lambda c: [
+            '+booting "test OS uki-package": UKI boot/os.uki (kernel, initrd and command line from its sections)',
+            "+UKI: its sections are measured into PCR 11 as its systemd-stub 252",
+            "+measured UKI section .linux into PCR 11", "+measured UKI section .pcrpkey into PCR 11",
+            f"+pcr11={read(path('uki-pkg', 'pcr11')).strip()} ",
+            f"+TEST-OS-EXTRA tpm2-pcr-signature.json {b64_of(path('uki-pkg', 'pcrsig.json'))}",
+            f"+TEST-OS-EXTRA tpm2-pcr-public-key.pem {b64_of(path('uki-pkg', 'pcr.pem'))}",
+            booted("uki-package")],
+        checks=[pcr_policy_holds],
+        handoff=lambda c: ['r["ospkg"]["uki"] == "boot/os.uki" and r["ospkg"]["kernel"] == ""'],
+        handoff_pcrs=(11, 12, 13, 14), handoff_expect=lambda c: [predicted("uki-package")(c)]),
     Scenario(
         "tpm-floor", "a TPM floor of 1 (ospkg_tpm_floor): version 2 boots and the OS confirms it, raising the floor "
         "to 2; the machine's next boot (same TPM) refuses version 1 naming both numbers and boots version 2",

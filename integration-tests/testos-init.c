@@ -173,6 +173,18 @@ int main(void) {
         file_buf[len] = 0;
         fprintf(c, "TEST-OS-REPORT-BEGIN\n%sTEST-OS-REPORT-END\n", file_buf);
     }
+    /* what systemd-stub (or stboot, for a UKI package) leaves for systemd in the initrd */
+    static const char *extra[] = {"tpm2-pcr-signature.json", "tpm2-pcr-public-key.pem"};
+    for (int i = 0; i < 2; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "/.extra/%s", extra[i]);
+        len = slurp(p, file_buf, sizeof file_buf);
+        if (len >= 0) {
+            fprintf(c, "TEST-OS-EXTRA %s ", extra[i]);
+            base64(c, file_buf, len);
+            fprintf(c, "\n");
+        }
+    }
     if (access("/bin/stmgr", X_OK) == 0 && access("/etc/floor-confirm", F_OK) == 0)
         confirm_floor(c);
     else if (access("/bin/stmgr", X_OK) == 0)

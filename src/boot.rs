@@ -16,6 +16,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::fetch::Budget;
 use crate::ospkg::package::ArchiveData;
+use crate::ospkg::uki::{UkiFacts, UkiLayout};
 use crate::sys;
 use crate::verify::{PackageFacts, VerifiedOsPackage};
 
@@ -26,6 +27,8 @@ pub struct Staged {
     kernel: StagedFile,
     initramfs: StagedFile,
     cmdline: String,
+    /// For a UKI package: what its stub would have measured and handed over.
+    uki: Option<UkiFacts>,
 }
 
 /// A file stboot wrote, held open read-only from the moment its writer closed, so
@@ -65,6 +68,12 @@ impl Drop for StagedFile {
 }
 
 impl Staged {
+    /// What a UKI package's sections measure as (PCR 11) and its signed PCR policy;
+    /// `None` for a package of a kernel and an initramfs.
+    pub fn uki(&self) -> Option<&UkiFacts> {
+        self.uki.as_ref()
+    }
+
     /// Append `cpio` (the handoff archive, [`crate::handoff`]) to the staged
     /// initramfs, after zero padding; on failure the file is cut back to the verified
     /// bytes.
@@ -155,6 +164,17 @@ pub fn stage(pkg: VerifiedOsPackage, dir: &Path, budget: &Budget) -> Result<(Sta
     let m = facts.manifest();
     let p = crate::verify::printable;
     tracing::info!("OS package {} ({} bytes)", facts.origin(), facts.archive_len());
+    if let Some(uki) = &m.uki {
+        let [file] = stage_entries(archive, [(uki.as_str(), "uki")], dir, budget)?;
+        let staged = unpack_uki(&file, dir)?;
+        tracing::info!(
+            "booting {:?}: UKI {} (kernel, initrd and command line from its sections), cmdline {:?}",
+            p(&m.label),
+            p(uki),
+            staged.cmdline
+        );
+        return Ok((staged, facts));
+    }
     tracing::info!(
         "booting {:?}: kernel {}, initramfs {}, cmdline {:?}",
         p(&m.label),
@@ -162,34 +182,41 @@ pub fn stage(pkg: VerifiedOsPackage, dir: &Path, budget: &Budget) -> Result<(Sta
         p(&m.initramfs),
         m.cmdline
     );
-    let (kernel, initramfs) = match archive {
+    if m.kernel == m.initramfs {
+        bail!("archive: the manifest names the entry {:?} as both kernel and initramfs", m.kernel);
+    }
+    let [kernel, initramfs] =
+        stage_entries(archive, [(m.kernel.as_str(), "kernel"), (m.initramfs.as_str(), "initramfs")], dir, budget)?;
+    let cmdline = m.cmdline.clone();
+    Ok((Staged { kernel, initramfs, cmdline, uki: None }, facts))
+}
+
+/// The archive entries `names` (entry name, file name in `dir`) as private staged
+/// files: taken from the entries a streamed archive was unpacked into (the others
+/// are removed now), or extracted from the archive file within `budget`.
+fn stage_entries<const N: usize>(
+    archive: ArchiveData,
+    names: [(&str, &str); N],
+    dir: &Path,
+    budget: &Budget,
+) -> Result<[StagedFile; N]> {
+    let mut out = Vec::with_capacity(N);
+    match archive {
         ArchiveData::Streamed(s) => {
-            if m.kernel == m.initramfs {
-                bail!("archive: the manifest names the entry {:?} as both kernel and initramfs", m.kernel);
-            }
             let mut entries = s.into_entries();
-            let mut take = |name: &str| -> Result<StagedFile> {
+            for (name, _) in names {
                 let e = entries.take(name).ok_or_else(|| anyhow!("archive: no entry named {name:?}"))?;
                 let (f, path) = e.into_file().ok_or_else(|| anyhow!("archive: entry {name:?} is a directory"))?;
-                StagedFile::from_written(f, path)
-            };
-            // the manifest and directories go with `entries`, at the end of this arm
-            (take(&m.kernel)?, take(&m.initramfs)?)
+                out.push(StagedFile::from_written(f, path)?);
+            }
+            // the manifest and directories go with `entries`, here
         }
         ArchiveData::File(f) => {
             let mut a = f.open()?;
             let mut left = budget.bytes;
-            let mut write = |name: &str, file: &str| -> Result<StagedFile> {
-                let path = dir.join(file);
-                let _ = std::fs::remove_file(&path);
-                let mut out = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)
-                    .with_context(|| format!("creating {}", path.display()))?;
-                match a.extract(name, left, &mut out) {
+            for (name, file) in names {
+                let (mut w, path) = create_private(dir, file)?;
+                match a.extract(name, left, &mut w) {
                     Ok(n) => left -= n,
                     Err(e) => {
                         let _ = std::fs::remove_file(&path);
@@ -199,13 +226,64 @@ pub fn stage(pkg: VerifiedOsPackage, dir: &Path, budget: &Budget) -> Result<(Sta
                         });
                     }
                 }
-                StagedFile::from_written(out, path)
-            };
-            (write(&m.kernel, "kernel")?, write(&m.initramfs, "initramfs")?)
+                out.push(StagedFile::from_written(w, path)?);
+            }
         }
+    }
+    out.try_into().map_err(|_| anyhow!("staging: {N} entries expected"))
+}
+
+/// A new private file `dir/name` (0600, not through a link), for writing.
+fn create_private(dir: &Path, name: &str) -> Result<(File, PathBuf)> {
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    Ok((f, path))
+}
+
+/// What systemd-stub does with a UKI, from the staged (verified) UKI file: its
+/// sections checked again ([`UkiLayout::parse`]), `.linux` as the kernel, `.ucode`
+/// then `.initrd` as the initramfs (the stub's order), `.cmdline` as the command
+/// line, and the digests of what the stub measures. The UKI file is removed when
+/// `uki` is dropped; meanwhile the staging tmpfs holds it and its sections.
+fn unpack_uki(uki: &StagedFile, dir: &Path) -> Result<Staged> {
+    use std::os::unix::fs::FileExt;
+    let len = uki.file.metadata().with_context(|| format!("reading {}", uki.path.display()))?.len();
+    let mut read = |at: u64, n: usize| -> Result<Vec<u8>> {
+        let mut b = vec![0u8; n];
+        uki.file.read_exact_at(&mut b, at).with_context(|| format!("reading {}", uki.path.display()))?;
+        Ok(b)
     };
-    let cmdline = m.cmdline.clone();
-    Ok((Staged { kernel, initramfs, cmdline }, facts))
+    let layout = UkiLayout::parse(&mut read, len).context("the UKI")?;
+    let facts = UkiFacts::read(&layout, &mut read).context("the UKI")?;
+    let cmdline = match layout.range(".cmdline") {
+        Some(r) => crate::ospkg::uki::cmdline_of(&read(r.start, (r.end - r.start) as usize)?)?,
+        None => String::new(),
+    };
+    let copy_out = |file: &str, sections: &[&str]| -> Result<StagedFile> {
+        let (mut w, path) = create_private(dir, file)?;
+        for r in sections.iter().filter_map(|n| layout.range(n)) {
+            let mut at = r.start;
+            while at < r.end {
+                let b = read(at, (r.end - at).min(1 << 20) as usize)?;
+                if let Err(e) = std::io::Write::write_all(&mut w, &b) {
+                    let _ = std::fs::remove_file(&path);
+                    return Err(explain_write(anyhow::Error::new(e), &path));
+                }
+                at += b.len() as u64;
+            }
+        }
+        StagedFile::from_written(w, path)
+    };
+    let kernel = copy_out("kernel", &[".linux"])?;
+    let initramfs = copy_out("initramfs", &[".ucode", ".initrd"])?;
+    Ok(Staged { kernel, initramfs, cmdline, uki: Some(facts) })
 }
 
 fn explain_write(e: anyhow::Error, path: &Path) -> anyhow::Error {
@@ -227,7 +305,9 @@ pub struct Loaded(());
 pub fn load(s: Staged) -> Result<Loaded> {
     let k = s.kernel.open()?;
     let i = s.initramfs.open()?;
-    sys::kexec_file_load(&k, &i, &s.cmdline).map_err(|error| {
+    // a UKI without .initrd, handed nothing: no initramfs at all
+    let empty = i.metadata().map(|m| m.len() == 0).unwrap_or(false);
+    sys::kexec_file_load(&k, (!empty).then_some(&i), &s.cmdline).map_err(|error| {
         let why = error.raw_os_error().map(sys::explain_kexec).unwrap_or("");
         anyhow::Error::new(BootError::Kexec { error, why })
     })?;

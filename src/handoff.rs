@@ -24,6 +24,11 @@ pub const EVENTLOG: &str = "/stboot/eventlog.bin";
 pub const FIRMWARE_EVENTLOG: &str = "/stboot/firmware-eventlog.bin";
 pub const REPORT: &str = "/stboot/report.json";
 pub const DESCRIPTOR: &str = "/stboot/descriptor.json";
+/// Where systemd-stub puts a UKI's signed PCR policy and its key for systemd in the
+/// initrd (systemd-cryptsetup, systemd-creds), and so does stboot for a UKI package.
+pub const EXTRA_DIR: &str = "/.extra";
+pub const PCR_SIGNATURE: &str = "/.extra/tpm2-pcr-signature.json";
+pub const PCR_PUBLIC_KEY: &str = "/.extra/tpm2-pcr-public-key.pem";
 /// Where the running kernel exposes the firmware's log (securityfs).
 pub const FIRMWARE_EVENTLOG_SOURCE: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
 
@@ -87,6 +92,10 @@ pub struct Ospkg {
     /// The TPM floor it was checked against (null: the trust policy does not ask
     /// for one, or the machine has none).
     pub tpm_floor: Option<u64>,
+    /// The manifest's `uki` entry, for a UKI package (then kernel, initramfs and
+    /// cmdline are empty, and PCR 11 holds its sections).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uki: Option<String>,
 }
 
 /// The signature checks of the package that boots.
@@ -278,6 +287,7 @@ impl Report {
                 version: m.ospkg_version,
                 min_version: boot.trust.policy.min_version(),
                 tpm_floor: boot.tpm_floor.value(),
+                uki: m.uki.clone(),
             },
             signatures: Signatures {
                 threshold: boot.trust.policy.ospkg_signature_threshold,
@@ -314,24 +324,32 @@ pub fn attach(
     let firmware = std::fs::read(FIRMWARE_EVENTLOG_SOURCE).ok().filter(|b| !b.is_empty());
     let report = Report::new(pkg, boot, firmware.is_some());
     let log = crate::measure::eventlog::write(measurements);
-    let appended = archive(&log, firmware.as_deref(), pkg.descriptor_bytes(), &report)
+    let appended = archive(&log, firmware.as_deref(), pkg.descriptor_bytes(), &report, staged.uki())
         .and_then(|c| staged.append_to_initramfs(&c).map(|()| c.len()));
     match appended {
         Ok(n) => info!(
-            "handoff: {n} bytes appended to the OS initramfs: {EVENTLOG} ({} events), {REPORT}, {DESCRIPTOR}{}",
+            "handoff: {n} bytes appended to the OS initramfs: {EVENTLOG} ({} events), {REPORT}, {DESCRIPTOR}{}{}{}",
             measurements.len(),
-            if firmware.is_some() { format!(", {FIRMWARE_EVENTLOG}") } else { String::new() }
+            if firmware.is_some() { format!(", {FIRMWARE_EVENTLOG}") } else { String::new() },
+            if staged.uki().is_some_and(|u| u.pcrsig.is_some()) { format!(", {PCR_SIGNATURE}") } else { String::new() },
+            if staged.uki().is_some_and(|u| u.pcrpkey.is_some()) {
+                format!(", {PCR_PUBLIC_KEY}")
+            } else {
+                String::new()
+            },
         ),
         Err(e) => warn!("handoff failed, the OS gets no event log or boot report: {e:#}"),
     }
 }
 
-/// The archive to append: the four files (the firmware log only if given).
+/// The archive to append: the four files (the firmware log only if given), and for
+/// a UKI package its `.pcrsig` and `.pcrpkey` where systemd-stub puts them.
 pub fn archive(
     eventlog: &[u8],
     firmware_eventlog: Option<&[u8]>,
     descriptor: &[u8],
     report: &Report,
+    uki: Option<&crate::ospkg::uki::UkiFacts>,
 ) -> Result<Vec<u8>> {
     let mut t = crate::initramfs::Tree::default();
     t.dir(DIR, 0o755)?;
@@ -342,6 +360,15 @@ pub fn archive(
     let json = serde_json::to_string_pretty(report)? + "\n";
     t.file(REPORT, json.into_bytes(), 0o444)?;
     t.file(DESCRIPTOR, descriptor.to_vec(), 0o444)?;
+    let extra = uki.map(|u| [(PCR_SIGNATURE, &u.pcrsig), (PCR_PUBLIC_KEY, &u.pcrpkey)]);
+    if extra.iter().flatten().any(|(_, b)| b.is_some()) {
+        t.dir(EXTRA_DIR, 0o555)?;
+    }
+    for (path, bytes) in extra.iter().flatten() {
+        if let Some(b) = bytes {
+            t.file(path, b.clone(), 0o444)?;
+        }
+    }
     t.write_cpio(Vec::new())
 }
 
@@ -420,7 +447,7 @@ mod tests {
     #[test]
     fn the_archive_holds_the_four_files_and_appends_after_padding() {
         let r = Report { stboot_version: "x".into(), ..Default::default() };
-        let a = archive(b"LOG", Some(b"FW"), b"{\"version\": 1}", &r).unwrap();
+        let a = archive(b"LOG", Some(b"FW"), b"{\"version\": 1}", &r, None).unwrap();
         let mut names = Vec::new();
         let mut rd = std::io::Cursor::new(&a);
         loop {

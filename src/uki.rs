@@ -332,11 +332,11 @@ fn checksum(pe: &[u8], field: usize) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A minimal PE32+ image: headers in 0x400 bytes, one .text section.
-    fn tiny_pe() -> Vec<u8> {
+    pub(crate) fn tiny_pe() -> Vec<u8> {
         let mut b = vec![0u8; 0x600];
         b[..2].copy_from_slice(b"MZ");
         put_u32(&mut b, 0x3c, 0x80);

@@ -144,6 +144,7 @@ fn write_seed_corpus() {
         initramfs: "boot/initrd".into(),
         cmdline: "console=ttyS0".into(),
         ospkg_version: Some(3),
+        uki: None,
     };
     write("manifest", "manifest.json", m.to_json().as_bytes());
     let mut k = vec![0u8; 1024];
@@ -209,6 +210,37 @@ fn write_seed_corpus() {
     ra.extend_from_slice(&[25, 3, 0, 0, 0, 0, 0x0e, 0x10]);
     ra.extend_from_slice(&v6("2001:db8::53"));
     write("ipv6", "router-advert.bin", &ra);
+
+    // uki: a minimal PE32+ (headers in 0x400 bytes, one .text section) with a UKI's sections
+    let mut pe = vec![0u8; 0x600];
+    pe[..2].copy_from_slice(b"MZ");
+    pe[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+    pe[0x80..0x84].copy_from_slice(b"PE\0\0");
+    let (coff, opt) = (0x84, 0x98);
+    pe[coff..coff + 2].copy_from_slice(&0x8664u16.to_le_bytes());
+    pe[coff + 2..coff + 4].copy_from_slice(&1u16.to_le_bytes());
+    let text = opt + 240;
+    pe[text..text + 5].copy_from_slice(b".text");
+    for (at, v) in [(8, 0x10u32), (12, 0x1000), (16, 0x200), (20, 0x400)] {
+        pe[text + at..text + at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    pe[coff + 16..coff + 18].copy_from_slice(&240u16.to_le_bytes());
+    pe[opt..opt + 2].copy_from_slice(&0x20bu16.to_le_bytes());
+    for (at, v) in [(32, 0x1000u32), (36, 0x200), (56, 0x2000), (60, 0x400), (108, 16)] {
+        pe[opt + at..opt + at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    let mut linux = vec![0u8; 0x400];
+    linux[0x202..0x206].copy_from_slice(b"HdrS");
+    let magic = b"#### LoaderInfo: systemd-stub 252.39-1~deb12u2 ####\0";
+    let sections: [(&str, &[u8]); 6] = [
+        (".sdmagic", magic),
+        (".osrel", b"ID=fuzz\n"),
+        (".cmdline", b"console=ttyS0\n"),
+        (".initrd", b"070701"),
+        (".pcrsig", b"{}"),
+        (".linux", &linux),
+    ];
+    write("uki", "uki.efi", &stboot::uki::append_sections(&pe, &sections).unwrap());
     let opt = |code: u16, body: &[u8]| [&code.to_be_bytes()[..], &(body.len() as u16).to_be_bytes(), body].concat();
     let iaaddr = opt(5, &[&v6("2001:db8::1:7")[..], &3600u32.to_be_bytes(), &3600u32.to_be_bytes()].concat());
     let iana = opt(3, &[&2u32.to_be_bytes()[..], &1800u32.to_be_bytes(), &3150u32.to_be_bytes(), &iaaddr].concat());

@@ -1746,3 +1746,91 @@ fn no_arguments_is_an_error_and_help_is_not() {
     assert_eq!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stdout).contains("Usage: stmgr"));
 }
+
+/// A UKI as an OS package (`ospkg create -uki`): `tpm predict`'s PCR 11 equals
+/// `systemd-measure calculate --phase=` (systemd's own computation) over the
+/// sections as binutils' objcopy extracts them from the UKI, for a UKI around
+/// Debian's systemd-stub 252 (whose own `.sbat` it does not measure). Broken UKIs
+/// are refused with the reason, by `create` and, signed, by `verify`. Booting one is
+/// the `uki-package` QEMU scenario.
+#[test]
+fn a_uki_package_predicts_pcr11_as_systemd_measure_does() {
+    let measure = Path::new("/usr/lib/systemd/systemd-measure");
+    assert!(measure.exists(), "{} is missing: it comes with Debian 12's systemd", measure.display());
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let mut kernel = pretend_bzimage();
+    kernel[..2].copy_from_slice(b"MZ");
+    std::fs::write(dir.join("bzImage"), &kernel).unwrap();
+    std::fs::write(dir.join("initrd"), b"070701 pretend cpio".repeat(100)).unwrap();
+    ok(dir, &uki_args("uki", "os", &[]));
+    ok(dir, &["keygen", "certificate", "-isCA", "-certOut", "root.pem", "-keyOut", "root.key"]);
+    ok(
+        dir,
+        &[
+            "keygen",
+            "certificate",
+            "-rootCert",
+            "root.pem",
+            "-rootKey",
+            "root.key",
+            "-certOut",
+            "a.pem",
+            "-keyOut",
+            "a.key",
+        ],
+    );
+    let tp = policy(dir, "tp", 1, &["root.pem"]);
+    let tp = tp.to_str().unwrap();
+    ok(dir, &["ospkg", "create", "-uki", "os.uki", "-label", "a UKI", "-url", "uki.zip", "-out", "uki"]);
+    ok(dir, &["ospkg", "sign", "-key", "a.key", "-cert", "a.pem", "-ospkg", "uki"]);
+    assert!(ok(dir, &["ospkg", "verify", "-trustPolicy", tp, "-ospkg", "uki"]).contains("accepted: uki.zip"));
+    let predicted = ok(dir, &["tpm", "predict", "-trustPolicy", tp, "-ospkg", "uki"]);
+    let pcr11 = predicted.lines().find_map(|l| l.strip_prefix("PCR11=")).unwrap_or_else(|| panic!("{predicted}"));
+
+    let mut args = vec!["calculate".to_string(), "--bank=sha256".into(), "--phase=".into()];
+    for s in ["linux", "osrel", "cmdline", "initrd"] {
+        let (good, text) = tool(dir, "objcopy", &["--dump-section", &format!(".{s}=sec.{s}"), "os.uki", "scratch.efi"]);
+        assert!(good, "objcopy .{s}: {text}");
+        args.push(format!("--{s}=sec.{s}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (good, text) = tool(dir, measure.to_str().unwrap(), &args);
+    assert!(good, "systemd-measure: {text}");
+    assert!(text.contains(&format!("11:sha256={pcr11}")), "stmgr: PCR11={pcr11}\nsystemd-measure: {text}");
+    // the package's manifest names the UKI and nothing else
+    let e = fails(dir, &["ospkg", "create", "-uki", "os.uki", "-kernel", "bzImage", "-out", "both"]);
+    assert!(e.contains("cannot be used with"), "{e}");
+
+    // the plain stub: no .linux; a cut UKI: a section past the end
+    std::fs::copy(stboot::uki::DEBIAN_STUB, dir.join("stub.efi")).unwrap();
+    let e = fails(dir, &["ospkg", "create", "-uki", "stub.efi", "-out", "bad"]);
+    assert!(e.contains("stub.efi: not a UKI stboot can boot: the UKI has no .linux section"), "{e}");
+    let uki = std::fs::read(dir.join("os.uki")).unwrap();
+    std::fs::write(dir.join("cut.uki"), &uki[..uki.len() - 4096]).unwrap();
+    let e = fails(dir, &["ospkg", "create", "-uki", "cut.uki", "-out", "bad"]);
+    assert!(e.contains("section .linux") && e.contains("lies past the end of the file"), "{e}");
+
+    // signed but broken: a UKI whose .linux is no kernel, put into a signed package
+    let mut bad = std::fs::read(dir.join("os.uki")).unwrap();
+    let layout = stboot::ospkg::uki::parse_bytes(&bad).unwrap();
+    let linux = layout.range(".linux").unwrap();
+    bad[linux.start as usize + 0x202..linux.start as usize + 0x206].copy_from_slice(b"XXXX");
+    let m = stboot::ospkg::Manifest {
+        version: 1,
+        label: "broken".into(),
+        kernel: String::new(),
+        initramfs: String::new(),
+        cmdline: String::new(),
+        ospkg_version: None,
+        uki: Some("boot/os.uki".into()),
+    };
+    let zip = stboot::ospkg::archive::write_entries(std::io::Cursor::new(Vec::new()), &m, &[("boot/os.uki", &bad)])
+        .unwrap()
+        .into_inner();
+    std::fs::write(dir.join("uki.zip"), zip).unwrap();
+    std::fs::write(dir.join("uki.json"), stboot::ospkg::Descriptor::new("uki.zip").unwrap().to_json()).unwrap();
+    ok(dir, &["ospkg", "sign", "-key", "a.key", "-cert", "a.pem", "-ospkg", "uki"]);
+    let e = fails(dir, &["ospkg", "verify", "-trustPolicy", tp, "-ospkg", "uki"]);
+    assert!(e.contains("the UKI \"boot/os.uki\": the UKI's .linux section is not an x86 bzImage"), "{e}");
+}

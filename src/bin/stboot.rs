@@ -107,11 +107,14 @@ impl Boot {
         let budget = fetch::archive_budget(&self.run.stage_dir);
         let (staged, pkg) = tl.try_step(Step::Stage, || boot::stage(pkg, &self.run.stage_dir, &budget))?;
         if dry_run {
-            measure::Plan::show_dry_run(&pkg, trust);
+            measure::Plan::show_dry_run(&pkg, trust, staged.uki());
             info!("{}", tl.summary(self.run.started.elapsed()));
             return Ok(());
         }
-        let plan = measure::Plan::new(&pkg, trust, tpm_floor);
+        if let Some(u) = staged.uki() {
+            info!("UKI: its sections are measured into PCR {} {}", measure::uki::PCR, u.measured_as);
+        }
+        let plan = measure::Plan::new(&pkg, trust, tpm_floor, staged.uki());
         let boot = self.history.for_report(trust, &plan, tl.steps(), self.run.started.elapsed());
         handoff::attach(self.run.opts.handoff, &staged, &pkg, &plan.measurements, &boot);
         let loaded = tl.try_step(Step::Load, || boot::load(staged))?;

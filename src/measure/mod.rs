@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 pub mod eventlog;
+pub mod uki;
 
 /// upstream's event types (host/tpm.go), and ours after them.
 pub mod event_type {
@@ -61,12 +62,27 @@ pub struct Measurement {
     /// The event type and data of its event log entry (upstream's).
     pub event_type: u32,
     pub data: Vec<u8>,
+    /// What the PCR is extended with.
+    pub extend: Extend,
+}
+
+/// What a measurement extends its PCR with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extend {
+    /// SHA-256(D): upstream stboot's measurements hash the digest once more.
+    DigestOfDigest,
+    /// D itself, as the TCG's measurements and systemd-stub's do ([`uki`]).
+    Digest,
 }
 
 impl Measurement {
-    /// The value the SHA-256 bank is extended with: SHA-256(D), as upstream.
+    /// The value the SHA-256 bank is extended with: SHA-256(D), as upstream, or D
+    /// for systemd-stub's measurements.
     pub fn extend_value(&self) -> Sha256Digest {
-        Sha256Digest::of(self.digest.as_bytes())
+        match self.extend {
+            Extend::DigestOfDigest => Sha256Digest::of(self.digest.as_bytes()),
+            Extend::Digest => self.digest,
+        }
     }
 }
 
@@ -123,7 +139,14 @@ impl<'a> AuthorityInputs<'a> {
 /// ([`identity_measurement`]).
 pub fn measurements(pcrs: &Pcrs, pkg: &PackageInputs<'_>, authority: &AuthorityInputs<'_>) -> Vec<Measurement> {
     use event_type as t;
-    let of = |pcr, what, event_type, data: Vec<u8>| Measurement { pcr, what, digest: sha(&data), event_type, data };
+    let of = |pcr, what, event_type, data: Vec<u8>| Measurement {
+        pcr,
+        what,
+        digest: sha(&data),
+        event_type,
+        data,
+        extend: Extend::DigestOfDigest,
+    };
     let mut v = vec![
         Measurement {
             pcr: pcrs.detail,
@@ -131,6 +154,7 @@ pub fn measurements(pcrs: &Pcrs, pkg: &PackageInputs<'_>, authority: &AuthorityI
             digest: *pkg.archive_sha256,
             event_type: t::OSPKG_ARCHIVE,
             data: pkg.archive_name.as_bytes().to_vec(),
+            extend: Extend::DigestOfDigest,
         },
         of(pcrs.detail, "OS package descriptor", t::OSPKG_DESCRIPTOR, pkg.descriptor.to_vec()),
     ];
@@ -169,6 +193,7 @@ pub fn identity_measurement(pcrs: &Pcrs, identity: &[u8]) -> Measurement {
         digest: sha(identity),
         event_type: event_type::UX_IDENTITY,
         data: identity.to_vec(),
+        extend: Extend::DigestOfDigest,
     }
 }
 
@@ -178,11 +203,13 @@ pub use crate::digest::{hex, Sha256Digest};
 
 /// The measurements of booting `pkg` under `trust` and the TPM floor it was
 /// checked against, in order, the UX `identity` (which only the TPM knows; empty
-/// without one) last.
+/// without one) last. A UKI package's sections come first, into PCR 11, as its
+/// systemd-stub would have measured them before the kernel started ([`uki`]).
 pub fn for_package(
     pkg: &crate::verify::PackageFacts,
     trust: &crate::config::TrustConfig,
     tpm_floor: TpmFloor,
+    uki_facts: Option<&crate::ospkg::uki::UkiFacts>,
     identity: &[u8],
 ) -> Vec<Measurement> {
     let package = PackageInputs {
@@ -192,7 +219,8 @@ pub fn for_package(
         version: pkg.manifest().ospkg_version,
         tpm_floor,
     };
-    let mut ms = measurements(&trust.policy.pcrs(), &package, &AuthorityInputs::of(trust));
+    let mut ms = uki_facts.map(|u| uki::measurements(uki::PCR, &u.sections)).unwrap_or_default();
+    ms.extend(measurements(&trust.policy.pcrs(), &package, &AuthorityInputs::of(trust)));
     ms.push(identity_measurement(&trust.policy.pcrs(), identity));
     ms
 }
@@ -278,10 +306,31 @@ pub struct Plan {
 
 impl Plan {
     /// Open the TPM, read the UX identity and the PCRs the measurements touch.
-    pub fn new(pkg: &crate::verify::PackageFacts, trust: &crate::config::TrustConfig, tpm_floor: TpmFloor) -> Self {
+    pub fn new(
+        pkg: &crate::verify::PackageFacts,
+        trust: &crate::config::TrustConfig,
+        tpm_floor: TpmFloor,
+        uki_facts: Option<&crate::ospkg::uki::UkiFacts>,
+    ) -> Self {
         let mut session = Session::open();
-        let measurements = for_package(pkg, trust, tpm_floor, &session.identity);
-        let predicted = session.read(&touched(&measurements)).map(|before| after(&before, &measurements));
+        let measurements = for_package(pkg, trust, tpm_floor, uki_facts, &session.identity);
+        let before = session.read(&touched(&measurements));
+        if let Some(v) = before.as_ref().and_then(|b| b.get(&uki::PCR)).filter(|v| **v != Sha256Digest::default()) {
+            if uki_facts.is_some() {
+                tracing::warn!(
+                    "PCR {} is not zero before stboot measures the UKI ({}): something measured into it before \
+                     (systemd-stub, when stboot itself was started from a UKI), so PCR {} in the OS will not be the \
+                     value systemd-measure calculates for the UKI, and secrets sealed to that value will not unlock; \
+                     what to do: boot stboot from the ROM (coreboot/LinuxBoot), or seal to PCR {} as the boot report \
+                     gives it (docs/formats.md, \"UKI packages\")",
+                    uki::PCR,
+                    v.hex(),
+                    uki::PCR,
+                    uki::PCR
+                );
+            }
+        }
+        let predicted = before.map(|before| after(&before, &measurements));
         Self { measurements, tpm_floor, session, predicted }
     }
 
@@ -291,8 +340,12 @@ impl Plan {
     }
 
     /// A dry run touches no TPM: say what would be measured (the UX identity empty).
-    pub fn show_dry_run(pkg: &crate::verify::PackageFacts, trust: &crate::config::TrustConfig) {
-        for m in &for_package(pkg, trust, TpmFloor::NoTpm, b"") {
+    pub fn show_dry_run(
+        pkg: &crate::verify::PackageFacts,
+        trust: &crate::config::TrustConfig,
+        uki_facts: Option<&crate::ospkg::uki::UkiFacts>,
+    ) {
+        for m in &for_package(pkg, trust, TpmFloor::NoTpm, uki_facts, b"") {
             tracing::info!("dry run: would measure {} into PCR {}: {}", m.what, m.pcr, m.digest.hex());
         }
     }

@@ -129,14 +129,34 @@ pub fn is_bzimage(head: &[u8]) -> bool {
 pub(crate) trait Entries {
     /// `None` when there is no entry `name`, else whether it is a file with data.
     fn is_file(&mut self, name: &str) -> Result<Option<bool>>;
+    /// The size of entry `name` in bytes.
+    fn size(&mut self, name: &str) -> Result<u64>;
+    /// At most `len` bytes of entry `name` from `offset` on.
+    fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
     /// The first [`BZIMAGE_MAGIC_END`] bytes of entry `name` (fewer if it is shorter).
-    fn head(&mut self, name: &str) -> Result<Vec<u8>>;
+    fn head(&mut self, name: &str) -> Result<Vec<u8>> {
+        self.read_at(name, 0, BZIMAGE_MAGIC_END)
+    }
 }
 
 /// The checks of the entries a manifest names, shared by both archive readers (the
 /// zip file, and the one-pass stream) so that they cannot drift apart: the kernel and
-/// the initramfs are non-empty files, and the kernel is an x86 bzImage.
+/// the initramfs are non-empty files, and the kernel is an x86 bzImage; or the UKI is
+/// a non-empty file that [`super::uki::UkiLayout::parse`] accepts.
 pub(crate) fn check_entries(m: &Manifest, archive: &mut dyn Entries) -> Result<()> {
+    if let Some(uki) = &m.uki {
+        match archive.is_file(uki)? {
+            None => bail!("archive: no entry named {uki:?}"),
+            Some(false) => {
+                bail!("archive: entry {uki:?} named by the manifest is empty or a directory, expected a file")
+            }
+            Some(true) => {}
+        }
+        let len = archive.size(uki)?;
+        let mut read = |at: u64, n: usize| archive.read_at(uki, at, n);
+        super::uki::UkiLayout::parse(&mut read, len).with_context(|| format!("archive: the UKI {uki:?}"))?;
+        return Ok(());
+    }
     for name in [&m.kernel, &m.initramfs] {
         match archive.is_file(name)? {
             None => bail!("archive: no entry named {name:?}"),
@@ -162,15 +182,20 @@ impl<R: Read + Seek> Entries for Archive<R> {
         Ok(Some(!entry.is_dir() && entry.size() > 0))
     }
 
-    fn head(&mut self, name: &str) -> Result<Vec<u8>> {
+    fn size(&mut self, name: &str) -> Result<u64> {
         let i = self.index_of(name)?;
-        let mut head = Vec::with_capacity(BZIMAGE_MAGIC_END);
-        let entry = self.zip.by_index(i).map_err(|e| entry_err(name, e))?;
-        entry
-            .take(BZIMAGE_MAGIC_END as u64)
-            .read_to_end(&mut head)
-            .map_err(|e| anyhow::anyhow!("archive: entry {name:?}: {e}"))?;
-        Ok(head)
+        Ok(self.zip.by_index_raw(i).map_err(|e| entry_err(name, e))?.size())
+    }
+
+    /// Reads the entry from its start (a compressed entry cannot seek).
+    fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let i = self.index_of(name)?;
+        let mut entry = self.zip.by_index(i).map_err(|e| entry_err(name, e))?;
+        let read_err = |e: std::io::Error| anyhow::anyhow!("archive: entry {name:?}: {e}");
+        std::io::copy(&mut (&mut entry).take(offset), &mut std::io::sink()).map_err(read_err)?;
+        let mut out = Vec::with_capacity(len.min(1 << 20));
+        entry.take(len as u64).read_to_end(&mut out).map_err(read_err)?;
+        Ok(out)
     }
 }
 
@@ -182,6 +207,15 @@ fn entry_err(name: &str, e: ZipError) -> anyhow::Error {
 /// directory entry, the kernel and the initramfs as `boot/<basename>` (Deflate), and
 /// `manifest.json`. Timestamps are fixed, so the same inputs give the same bytes.
 pub fn write<W: Write + Seek>(out: W, manifest: &Manifest, kernel: &[u8], initramfs: &[u8]) -> Result<W> {
+    if manifest.initramfs == manifest.kernel {
+        bail!("archive: kernel and initramfs entries would both be named {:?}", manifest.kernel);
+    }
+    write_entries(out, manifest, &[(&manifest.kernel, kernel), (&manifest.initramfs, initramfs)])
+}
+
+/// [`write`] with any entries (a UKI package has one, [`super::create_uki`]), in order,
+/// under `boot/`.
+pub fn write_entries<W: Write + Seek>(out: W, manifest: &Manifest, entries: &[(&str, &[u8])]) -> Result<W> {
     use zip::write::SimpleFileOptions;
     let mut zw = zip::ZipWriter::new(out);
     let fixed = zip::DateTime::default();
@@ -191,13 +225,10 @@ pub fn write<W: Write + Seek>(out: W, manifest: &Manifest, kernel: &[u8], initra
         .last_modified_time(fixed)
         .unix_permissions(0o644);
     zw.add_directory("boot/", dir)?;
-    zw.start_file(manifest.kernel.as_str(), file)?;
-    zw.write_all(kernel)?;
-    if manifest.initramfs == manifest.kernel {
-        bail!("archive: kernel and initramfs entries would both be named {:?}", manifest.kernel);
+    for (name, data) in entries {
+        zw.start_file(*name, file)?;
+        zw.write_all(data)?;
     }
-    zw.start_file(manifest.initramfs.as_str(), file)?;
-    zw.write_all(initramfs)?;
     zw.start_file(MANIFEST_NAME, file)?;
     zw.write_all(manifest.to_json().as_bytes())?;
     Ok(zw.finish()?)

@@ -27,6 +27,11 @@ pub struct Manifest {
     /// measured, so upstream's packages measure as before).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ospkg_version: Option<u64>,
+    /// stboot-rs extension: the archive entry of a unified kernel image (`stmgr
+    /// ospkg create -uki`), which carries kernel, initrd and command line itself;
+    /// `kernel`, `initramfs` and `cmdline` are then empty ([`super::uki`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uki: Option<String>,
 }
 
 impl Manifest {
@@ -46,6 +51,7 @@ impl Manifest {
         }
         let s = |k| gojson::opt_string(&obj, k, MANIFEST_NAME).map(Option::unwrap_or_default);
         let ospkg_version = gojson::opt_whole(&obj, "ospkg_version", MANIFEST_NAME, "")?;
+        let uki = gojson::opt_string(&obj, "uki", MANIFEST_NAME)?;
         let m = Manifest {
             version: MANIFEST_VERSION,
             label: s("label")?,
@@ -53,12 +59,25 @@ impl Manifest {
             initramfs: s("initramfs")?,
             cmdline: s("cmdline")?,
             ospkg_version,
+            uki,
         };
         m.validate()?;
         Ok(m)
     }
 
     pub fn validate(&self) -> Result<()> {
+        if let Some(uki) = &self.uki {
+            if uki.is_empty() {
+                bail!("{MANIFEST_NAME}: field \"uki\" is empty, expected the name of the UKI's archive entry");
+            }
+            for (field, value) in [("kernel", &self.kernel), ("initramfs", &self.initramfs), ("cmdline", &self.cmdline)]
+            {
+                if !value.is_empty() {
+                    bail!("{MANIFEST_NAME}: field \"{field}\" must be empty in a UKI package (field \"uki\"): the UKI carries the kernel, the initrd and the command line");
+                }
+            }
+            return Ok(());
+        }
         if self.kernel.is_empty() {
             bail!("{MANIFEST_NAME}: field \"kernel\" is missing or empty, expected the name of the kernel's archive entry");
         }
@@ -94,6 +113,7 @@ mod tests {
             initramfs: "boot/i".into(),
             cmdline: "console=ttyS0".into(),
             ospkg_version: None,
+            uki: None,
         };
         let j = m.to_json();
         assert_eq!(j, "{\n  \"version\": 1,\n  \"label\": \"L\",\n  \"kernel\": \"boot/k\",\n  \"initramfs\": \"boot/i\",\n  \"cmdline\": \"console=ttyS0\"\n}");
@@ -103,6 +123,20 @@ mod tests {
         assert!(v.to_json().ends_with("\"cmdline\": \"console=ttyS0\",\n  \"ospkg_version\": 7\n}"), "{}", v.to_json());
         assert_eq!(Manifest::parse(v.to_json().as_bytes()).unwrap(), v);
         assert_eq!(v.rollback_version(), 7);
+        // a UKI package: the entry named, the upstream fields empty
+        let u = Manifest {
+            kernel: String::new(),
+            initramfs: String::new(),
+            cmdline: String::new(),
+            uki: Some("boot/os.efi".into()),
+            ..v
+        };
+        assert!(u.to_json().ends_with("\"ospkg_version\": 7,\n  \"uki\": \"boot/os.efi\"\n}"), "{}", u.to_json());
+        assert_eq!(Manifest::parse(u.to_json().as_bytes()).unwrap(), u);
+        let e = Manifest::parse(br#"{"version":1,"kernel":"k","initramfs":"","uki":"boot/os.efi"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("field \"kernel\" must be empty in a UKI package"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod descriptor;
 pub mod manifest;
 pub mod package;
 pub mod stream;
+pub mod uki;
 
 use std::path::{Path, PathBuf};
 
@@ -91,10 +92,53 @@ pub fn create(
         initramfs: entry(initramfs)?,
         cmdline: cmdline.to_string(),
         ospkg_version: version,
+        uki: None,
     };
     manifest.validate()?;
     let descriptor = Descriptor::new(url)?;
     let zip = archive::write(std::io::Cursor::new(Vec::new()), &manifest, &k, &i)?.into_inner();
+    write_file(&paths.archive, &zip)?;
+    write_file(&paths.descriptor, descriptor.to_json().as_bytes())
+}
+
+/// The [`uki::UkiFacts`] of a UKI package's archive file (`None` for a package of
+/// a kernel and an initramfs), for predicting its measurements: the UKI is read
+/// into memory.
+pub fn uki_facts(archive_file: &Path, m: &Manifest) -> Result<Option<uki::UkiFacts>> {
+    use anyhow::Context;
+    let Some(name) = &m.uki else { return Ok(None) };
+    let f = std::fs::File::open(archive_file).with_context(|| format!("opening {}", archive_file.display()))?;
+    let mut a = archive::Archive::open(std::io::BufReader::new(f))?;
+    let mut bytes = Vec::new();
+    a.extract(name, u64::MAX, &mut bytes)?;
+    let layout = uki::parse_bytes(&bytes).with_context(|| format!("archive: the UKI {name:?}"))?;
+    let mut read = uki::bytes_reader(&bytes);
+    let facts = uki::UkiFacts::read(&layout, &mut read)?;
+    Ok(Some(facts))
+}
+
+/// A package whose kernel is the unified kernel image `uki` (manifest field `uki`,
+/// entry `boot/<its file name>`), checked as stboot will check it before anything
+/// is written.
+pub fn create_uki(paths: &PackagePaths, uki: &Path, label: &str, url: &str, version: Option<u64>) -> Result<()> {
+    use anyhow::Context;
+    let bytes = std::fs::read(uki).with_context(|| format!("reading {}", uki.display()))?;
+    uki::parse_bytes(&bytes).with_context(|| format!("{}: not a UKI stboot can boot", uki.display()))?;
+    let base =
+        uki.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow::anyhow!("{}: no file name", uki.display()))?;
+    let manifest = Manifest {
+        version: manifest::MANIFEST_VERSION,
+        label: label.to_string(),
+        kernel: String::new(),
+        initramfs: String::new(),
+        cmdline: String::new(),
+        ospkg_version: version,
+        uki: Some(format!("boot/{base}")),
+    };
+    manifest.validate()?;
+    let descriptor = Descriptor::new(url)?;
+    let entry = format!("boot/{base}");
+    let zip = archive::write_entries(std::io::Cursor::new(Vec::new()), &manifest, &[(&entry, &bytes)])?.into_inner();
     write_file(&paths.archive, &zip)?;
     write_file(&paths.descriptor, descriptor.to_json().as_bytes())
 }

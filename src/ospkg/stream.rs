@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use flate2::{Decompress, FlushDecompress, Status};
 
-use super::archive::{check_entries, Entries, BZIMAGE_MAGIC_END, MAX_MANIFEST_BYTES};
+use super::archive::{check_entries, Entries, MAX_MANIFEST_BYTES};
 use super::manifest::{Manifest, MANIFEST_NAME};
 use crate::digest::Sha256Digest;
 
@@ -195,13 +195,18 @@ impl Streamed {
 
 /// The first `max` bytes of unpacked entry `name`.
 fn read_entry(s: &Streamed, name: &str, max: u64) -> Result<Vec<u8>> {
+    read_entry_at(s, name, 0, max)
+}
+
+/// At most `max` bytes of unpacked entry `name` from `offset` on.
+fn read_entry_at(s: &Streamed, name: &str, offset: u64, max: u64) -> Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     let e = s.get(name).ok_or_else(|| anyhow!("archive: no entry named {name:?}"))?;
     let Some((f, path)) = &e.file else {
         bail!("archive: entry {name:?} named by the manifest is empty or a directory, expected a file")
     };
     let mut f: &File = f;
-    f.seek(SeekFrom::Start(0)).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+    f.seek(SeekFrom::Start(offset)).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
     let mut buf = Vec::new();
     f.take(max).read_to_end(&mut buf).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
     Ok(buf)
@@ -212,8 +217,12 @@ impl Entries for &Streamed {
         Ok(self.get(name).map(|e| e.file.is_some() && e.size > 0))
     }
 
-    fn head(&mut self, name: &str) -> Result<Vec<u8>> {
-        read_entry(self, name, BZIMAGE_MAGIC_END as u64)
+    fn size(&mut self, name: &str) -> Result<u64> {
+        self.get(name).map(|e| e.size).ok_or_else(|| anyhow!("archive: no entry named {name:?}"))
+    }
+
+    fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        read_entry_at(self, name, offset, len as u64)
     }
 }
 

@@ -11,14 +11,19 @@ use std::io;
 use std::os::fd::AsRawFd;
 
 /// `kexec_file_load(kernel, initrd, cmdline_len incl. NUL, cmdline, 0)`.
-pub fn kexec_file_load(kernel: &File, initrd: &File, cmdline: &str) -> io::Result<()> {
+pub fn kexec_file_load(kernel: &File, initrd: Option<&File>, cmdline: &str) -> io::Result<()> {
+    /// The kernel ignores the initrd fd: there is none.
+    const KEXEC_FILE_NO_INITRAMFS: u64 = 0x4;
     let c = CString::new(cmdline).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let len = c.as_bytes_with_nul().len();
-    // SAFETY: both fds are open for the duration of the call; the command line is a
-    // valid NUL-terminated string whose length includes the NUL, as the kernel requires.
-    let r = unsafe {
-        libc::syscall(libc::SYS_kexec_file_load, kernel.as_raw_fd(), initrd.as_raw_fd(), len, c.as_ptr(), 0u64)
+    let (initrd_fd, flags) = match initrd {
+        Some(f) => (f.as_raw_fd(), 0u64),
+        None => (-1, KEXEC_FILE_NO_INITRAMFS),
     };
+    // SAFETY: the fds are open for the duration of the call (-1 only with
+    // KEXEC_FILE_NO_INITRAMFS, when the kernel does not read it); the command line is
+    // a valid NUL-terminated string whose length includes the NUL, as the kernel requires.
+    let r = unsafe { libc::syscall(libc::SYS_kexec_file_load, kernel.as_raw_fd(), initrd_fd, len, c.as_ptr(), flags) };
     if r == 0 {
         Ok(())
     } else {

@@ -18,6 +18,7 @@ pub fn manifest() -> Manifest {
         initramfs: "boot/initrd".into(),
         cmdline: "console=ttyS0".into(),
         ospkg_version: None,
+        uki: None,
     }
 }
 

@@ -19,7 +19,11 @@ Examples:
   stmgr ospkg create -kernel vmlinuz -initramfs initrd.cpio.gz \\
       -cmdline 'console=ttyS0' -label 'OS 2026-11' -url os-2026-11.zip \\
       -out os-2026-11
-      writes os-2026-11.zip and os-2026-11.json (dots in names are kept)")]
+      writes os-2026-11.zip and os-2026-11.json (dots in names are kept)
+  stmgr ospkg create -uki os.efi -label 'OS as a UKI' -url os.zip -out os
+      a UKI (systemd-stub with .linux, .initrd, .cmdline, a signed PCR
+      policy...): stboot boots its sections and measures them into PCR 11
+      as systemd-stub would")]
     Create(CreateArgs),
     /// Add a signature to NAME.json.
     #[command(after_help = "\
@@ -52,14 +56,19 @@ Examples:
 #[derive(clap::Args)]
 pub struct CreateArgs {
     /// The OS kernel (bzImage).
-    #[arg(long)]
-    kernel: PathBuf,
+    #[arg(long, required_unless_present = "uki", conflicts_with = "uki")]
+    kernel: Option<PathBuf>,
     /// The OS initramfs.
-    #[arg(long)]
-    initramfs: PathBuf,
+    #[arg(long, required_unless_present = "uki", conflicts_with = "uki")]
+    initramfs: Option<PathBuf>,
     /// Kernel command line of the OS.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", conflicts_with = "uki")]
     cmdline: String,
+    /// A unified kernel image (systemd-stub with .linux, .initrd, .cmdline, ...) in
+    /// place of -kernel, -initramfs and -cmdline: stboot boots its sections and
+    /// measures them into PCR 11 as systemd-stub would (stboot-rs extension).
+    #[arg(long)]
+    uki: Option<PathBuf>,
     /// Free-text label.
     #[arg(long, default_value = "")]
     label: String,
@@ -133,7 +142,11 @@ impl OspkgCmd {
 
 fn create(a: CreateArgs) -> Result<ExitCode> {
     let paths = PackagePaths::from_arg(&a.out)?;
-    ospkg::create(&paths, &a.kernel, &a.initramfs, &a.cmdline, &a.label, &a.url, a.version)?;
+    match (&a.uki, &a.kernel, &a.initramfs) {
+        (Some(uki), _, _) => ospkg::create_uki(&paths, uki, &a.label, &a.url, a.version)?,
+        (None, Some(k), Some(i)) => ospkg::create(&paths, k, i, &a.cmdline, &a.label, &a.url, a.version)?,
+        _ => anyhow::bail!("give -kernel and -initramfs, or -uki"),
+    }
     super::info(format_args!("wrote {} and {}", paths.archive.display(), paths.descriptor.display()));
     Ok(ExitCode::SUCCESS)
 }

@@ -229,7 +229,8 @@ fn predict(a: PredictArgs) -> Result<ExitCode> {
             rej.error
         ),
     };
-    let ms = measure::for_package(pkg.facts(), &trust, tpm_floor, a.identity.as_bytes());
+    let uki = stboot::ospkg::uki_facts(&paths.archive, pkg.facts().manifest())?;
+    let ms = measure::for_package(pkg.facts(), &trust, tpm_floor, uki.as_ref(), a.identity.as_bytes());
     if let Some(out) = &a.eventlog {
         super::write_out(out, &eventlog::write(&ms), 0o644)?;
     }

@@ -20,7 +20,7 @@ El Torito EFI boot image (for a BMC's virtual media).
 Examples:
   stmgr uki create -format uki,iso -kernel bzImage \\
       -initramfs stboot.cpio.gz -cmdline console=ttyS0,115200 -out stboot")]
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Put an existing UKI (for example one signed with sbsign) into a bootable ISO.
     #[command(after_help = "\
 Examples:
@@ -57,6 +57,11 @@ pub struct CreateArgs {
     /// Kernel command line.
     #[arg(long, default_value = "", value_name = "TEXT")]
     cmdline: String,
+    /// More sections, as NAME:FILE (repeatable), after the others: for an OS
+    /// UKI, its signed PCR policy (.pcrsig from systemd-measure sign) and key
+    /// (.pcrpkey), or .uname, .splash, .dtb.
+    #[arg(long = "section", value_name = "NAME:FILE")]
+    section: Vec<String>,
     /// os-release file for the .osrel section (default: stboot's).
     #[arg(long, value_name = "FILE")]
     osrelease: Option<PathBuf>,
@@ -153,6 +158,19 @@ fn create(a: &CreateArgs) -> Result<()> {
     if let Some(sbat) = &sbat {
         sections.push((".sbat", sbat));
     }
+    let mut extra = Vec::new();
+    for s in &a.section {
+        let Some((name, file)) = s.split_once(':').filter(|(n, f)| n.starts_with('.') && !f.is_empty()) else {
+            bail!("-section {s:?}: expected NAME:FILE, with NAME starting with a dot (.pcrsig:policy.json)");
+        };
+        if [".osrel", ".cmdline", ".initrd", ".linux"].contains(&name) || (name == ".sbat" && sbat.is_some()) {
+            bail!(
+                "-section {name}: stmgr writes that section itself (-osrelease, -cmdline, -initramfs, -kernel, -sbat)"
+            );
+        }
+        extra.push((name, read("section", Path::new(file))?));
+    }
+    sections.extend(extra.iter().map(|(n, b)| (*n, b.as_slice())));
     let image = uki::append_sections(&stub, &sections).with_context(|| format!("-stub {}", stub_path.display()))?;
     let image = match &signer {
         Some(s) => s.sign(&image).context("Secure Boot signing the UKI")?,
