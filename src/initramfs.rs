@@ -371,7 +371,7 @@ fn check_stboot(path: &Path) -> Result<()> {
     let expected =
         "expected the static x86-64 stboot (cargo build --release --target x86_64-unknown-linux-musl --bin stboot)";
     match read_elf(&bytes) {
-        None if crate::ospkg::archive::is_bzimage(&bytes) => {
+        None if crate::ospkg::bzimage::is_bzimage(&bytes) => {
             bail!("-stboot {}: this is a Linux kernel, {expected}", path.display())
         }
         None => bail!("-stboot {}: not an ELF executable; {expected}", path.display()),

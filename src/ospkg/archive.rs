@@ -117,13 +117,8 @@ impl<R: Read + Seek> Archive<R> {
     }
 }
 
-/// The Linux x86 boot protocol's header magic "HdrS" at offset 0x202.
-pub(crate) const BZIMAGE_MAGIC_END: usize = 0x206;
-
-/// Whether `head` (the first bytes of a kernel) carries the x86 boot header.
-pub fn is_bzimage(head: &[u8]) -> bool {
-    head.get(0x202..BZIMAGE_MAGIC_END) == Some(b"HdrS")
-}
+pub use super::bzimage::is_bzimage;
+use super::bzimage::MAGIC_END as BZIMAGE_MAGIC_END;
 
 /// What [`check_entries`] asks of an archive reader.
 pub(crate) trait Entries {

@@ -2,6 +2,7 @@
 
 pub mod age;
 pub mod archive;
+pub mod bzimage;
 pub mod descriptor;
 pub mod manifest;
 pub mod package;

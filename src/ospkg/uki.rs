@@ -136,10 +136,9 @@ impl UkiLayout {
         }
         let linux =
             layout.range(".linux").filter(|r| !r.is_empty()).context("the UKI has no .linux section (the kernel)")?;
-        let head =
-            read(linux.start, (linux.end - linux.start).min(crate::ospkg::archive::BZIMAGE_MAGIC_END as u64) as usize)?;
+        let head = read(linux.start, (linux.end - linux.start).min(super::bzimage::MAGIC_END as u64) as usize)?;
         ensure!(
-            crate::ospkg::archive::is_bzimage(&head),
+            super::bzimage::is_bzimage(&head),
             "the UKI's .linux section is not an x86 bzImage (no \"HdrS\" at offset 0x202)"
         );
         if let Some(r) = sdmagic(&pe.sections) {
