@@ -287,6 +287,37 @@ def pcr_policy_holds(ctx):
     return [] if policy in signed else [f"no signed PCR policy for PCR 11 = {m.group(1)} (policy {policy}; signed: {signed})"]
 
 
+def uki_package_after_stub(ctx, name):
+    """stboot in a UKI of its own (systemd-stub, OVMF) that boots the UKI package."""
+    ctx.get("package", "uki")
+    initramfs(ctx, name, NET, dhcp(f"{good(ctx)}/uki-package.json"))
+    ctx.stmgr("uki", "create", "-format", "uki", "-kernel", ctx.get("linuxboot-kernel"), "-initramfs",
+              path(f"{name}.cpio.gz"), "-cmdline", "console=ttyS0 panic=-1 stboot.boot_attempts=1",
+              "-out", path(name))
+    ctx.sh(f'make_esp "$W/{name}.esp" "$W/{name}.uki"')
+
+
+def pcr11_taken(ctx):
+    """As docs/formats.md says: PCR 11 in the OS is not the value systemd-measure
+    calculates for the UKI (systemd-stub measured stboot's own UKI first), and it is
+    the value stboot predicted in the boot report."""
+    import json
+    text = read(path("uki-package-after-stub.console")).replace("\r", "")
+    m = re.search(r"TEST-OS-SYSFS-PCRS.* pcr11=([0-9a-f]{64})", text)
+    if not m:
+        return ["the OS printed no PCR 11"]
+    errs = []
+    if m.group(1) == read(path("uki-pkg", "pcr11")).strip():
+        errs.append("PCR 11 equals systemd-measure's value, though systemd-stub measured stboot's UKI before")
+    try:
+        report = json.loads(text.split("TEST-OS-REPORT-BEGIN\n", 1)[1].split("TEST-OS-REPORT-END", 1)[0])
+        if report["pcrs"].get("11") != m.group(1):
+            errs.append(f"the boot report predicted PCR 11 = {report['pcrs'].get('11')}, the OS read {m.group(1)}")
+    except (IndexError, ValueError, KeyError) as e:
+        errs.append(f"no boot report to compare with: {e}")
+    return errs
+
+
 def b64_of(p):
     import base64
     with open(p, "rb") as f:
@@ -599,6 +630,14 @@ SCENARIOS = [
         checks=[pcr_policy_holds],
         handoff=lambda c: ['r["ospkg"]["uki"] == "boot/os.uki" and r["ospkg"]["kernel"] == ""'],
         handoff_pcrs=(11, 12, 13, 14), handoff_expect=lambda c: [predicted("uki-package")(c)]),
+    Scenario(
+        "uki-package-after-stub", "the UKI package again, but stboot itself starts from a UKI under OVMF: "
+        "systemd-stub measured stboot's UKI into PCR 11 first, stboot says so, and PCR 11 is not systemd-measure's",
+        uki_package_after_stub, payload="esp", timeout=200,
+        expect=lambda c: [
+            "+PCR 11 is not zero before stboot measures the UKI", "+boot stboot from the ROM",
+            "+measured UKI section .linux into PCR 11", booted("uki-package")],
+        checks=[pcr11_taken]),
     Scenario(
         "tpm-floor", "a TPM floor of 1 (ospkg_tpm_floor): version 2 boots and the OS confirms it, raising the floor "
         "to 2; the machine's next boot (same TPM) refuses version 1 naming both numbers and boots version 2",

@@ -422,6 +422,18 @@ impl Scene {
 
     /// [`Scene::boot`] of a package whose manifest says `version`.
     fn boot_version(&self, descriptor: &str, tp: &str, version: Option<u64>) {
+        self.boot_full(descriptor, tp, version, None)
+    }
+
+    /// [`Scene::boot_version`], the package a UKI whose sections (name, digest) go
+    /// into PCR 11 first when `uki` is given, and the report names it.
+    fn boot_full(
+        &self,
+        descriptor: &str,
+        tp: &str,
+        version: Option<u64>,
+        uki: Option<&[(&'static str, Sha256Digest)]>,
+    ) {
         let d = self.path();
         let trust = stboot::config::TrustConfig::load(&d.join(tp), None).unwrap();
         let desc = std::fs::read(d.join(descriptor)).unwrap();
@@ -440,7 +452,8 @@ impl Scene {
                 },
             },
         };
-        let mut ms = stboot::measure::measurements(&pcrs, &pkg, &stboot::measure::AuthorityInputs::of(&trust));
+        let mut ms = uki.map(|s| stboot::measure::uki::measurements(11, s)).unwrap_or_default();
+        ms.extend(stboot::measure::measurements(&pcrs, &pkg, &stboot::measure::AuthorityInputs::of(&trust)));
         ms.push(stboot::measure::identity_measurement(&pcrs, b"machine-7"));
         let mut tpm = self.tpm();
         for m in &ms {
@@ -450,8 +463,12 @@ impl Scene {
         std::fs::create_dir_all(&h).unwrap();
         std::fs::write(h.join("eventlog.bin"), stboot::measure::eventlog::write(&ms)).unwrap();
         std::fs::write(h.join("descriptor.json"), &desc).unwrap();
-        let report = serde_json::json!({"version": 2, "ospkg": {"label": "test OS", "archive_sha256": archive.hex()},
+        let mut report = serde_json::json!({"version": 2, "ospkg": {"label": "test OS", "archive_sha256": archive.hex()},
             "pcrs": {"pcr12": "", "pcr13": "", "pcr14": ""}});
+        if uki.is_some() {
+            report["ospkg"]["uki"] = "boot/os.efi".into();
+            report["pcrs"]["pcr11"] = "".into();
+        }
         std::fs::write(h.join("report.json"), report.to_string()).unwrap();
     }
 
@@ -1086,4 +1103,43 @@ fn stmgr_tpm_floor_init_show_and_raise_from_the_boot_report() {
     assert!(!ok && out.contains("report.json: field \"ospkg.version\" is missing or not a whole number"), "{out}");
     let (ok, out) = run(&["raise", "-bootReport", "absent.json"]);
     assert!(!ok && out.contains("reading the boot report absent.json (give the version with -version N)"), "{out}");
+}
+
+/// A UKI package's boot: its sections' events in PCR 11 (quoted, replayed) are
+/// accepted as a name and its contents each, `.linux` first, and named in the
+/// verdict; the same events without a UKI in the boot report, or a name event whose
+/// digest is not its name's, are refused.
+#[test]
+fn a_uki_boot_names_its_sections_and_odd_pcr11_events_are_refused() {
+    let Some(s) = Scene::new() else { return };
+    let sections: [(&'static str, Sha256Digest); 3] = [
+        (".linux", Sha256Digest::of(b"K")),
+        (".osrel", Sha256Digest::of(b"ID=x\n")),
+        (".initrd", Sha256Digest::of(b"I")),
+    ];
+    s.boot_full("os.json", "tp", None, Some(&sections));
+    let ev = s.quote(N1, "evidence.json");
+    let a = s.appraise(&ev, N1, None, "tp");
+    assert!(a.verified, "{:#?}", failures(&a));
+    let uki = a.checks.iter().find(|c| c.check == "package.uki").expect("a package.uki check");
+    assert!(uki.detail.contains("sections .linux .osrel .initrd measured into PCR 11"), "{}", uki.detail);
+    assert!(
+        a.checks.iter().any(|c| c.check == "eventlog" && c.ok && c.detail.contains("11,12,13,14")),
+        "{:#?}",
+        a.checks
+    );
+
+    // the report says nothing of a UKI: the PCR 11 events are unexplained
+    let mut e: serde_json::Value = serde_json::from_slice(&ev).unwrap();
+    e["report"]["ospkg"].as_object_mut().unwrap().remove("uki");
+    let a = s.appraise(e.to_string().as_bytes(), N1, None, "tp");
+    refused(&a, "eventlog", "UKI section events in PCR 11, but the boot report names no UKI");
+
+    // a name event that is not its name's digest
+    let mut log = stboot::measure::eventlog::parse(&unb64(&e["eventlog"])).unwrap();
+    log[0].sha256 = Some(Sha256Digest::of(b".linux"));
+    let mut e: serde_json::Value = serde_json::from_slice(&ev).unwrap();
+    e["eventlog"] = b64(&raw_log(&log)).into();
+    let a = s.appraise(e.to_string().as_bytes(), N1, None, "tp");
+    refused(&a, "package.uki", "the events for section \".linux\" are not a name and its contents");
 }

@@ -338,6 +338,13 @@ pub fn appraise(bytes: &[u8], v: &Verifier<'_>) -> Appraisal {
         "" => format!("no UX identity (measured empty into PCR {})", pcrs.identity),
         s => format!("UX identity \"{s}\" measured into PCR {}", pcrs.identity),
     };
+    // a UKI package's sections, in PCR 11 as systemd-stub would measure them: their
+    // digests are the UKI's, which is inside the archive measured in PCR 12
+    let uki = e.report.pointer("/ospkg/uki").and_then(|s| s.as_str());
+    let (uki_events, log): (Vec<Event>, Vec<Event>) = log
+        .into_iter()
+        .partition(|ev| ev.pcr == crate::measure::uki::PCR && ev.event_type == crate::measure::uki::EV_IPL);
+    check_uki_events(&mut a, uki, &uki_events);
     compare_log(&mut a, &log, &expected, (archive_sha256.is_some(), report_archive), identity_detail);
     let anchors = Anchors { tpm_floor: tpm_floor.value(), ..Anchors::from(v.trust) };
     let (floor, which) = anchors.floor();
@@ -442,6 +449,59 @@ fn replay(a: &mut Appraisal, log: &[Event], firmware: Option<&[Event]>, quoted: 
             "eventlog",
             format!("{} (an event changed, dropped or added, or PCRs extended outside the log)", wrong.join("; ")),
         );
+    }
+}
+
+/// A UKI package's PCR 11 events ([`crate::measure::uki`]): pairs of a section's
+/// name (UTF-16 event data; its digest must be that of the name with its NUL) and
+/// the section's contents, `.linux` first; none when the boot report names no UKI.
+fn check_uki_events(a: &mut Appraisal, uki: Option<&str>, events: &[Event]) {
+    let Some(uki) = uki else {
+        if !events.is_empty() {
+            a.fail(
+                "eventlog",
+                format!(
+                    "stboot's event log has {} UKI section events in PCR {}, but the boot report names no UKI",
+                    events.len(),
+                    crate::measure::uki::PCR
+                ),
+            );
+        }
+        return;
+    };
+    // both come from the machine: shown, not trusted
+    let uki = crate::text::printable(uki);
+    let name_of = |e: &Event| {
+        let units: Vec<u16> = e.data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        String::from_utf16(units.strip_suffix(&[0]).unwrap_or(&units)).ok()
+    };
+    let mut names = Vec::new();
+    let mut wrong = None;
+    for pair in events.chunks(2) {
+        let (Some(name), Some(data)) = (pair.first(), pair.get(1)) else {
+            wrong = Some("a section's name without its contents".to_string());
+            break;
+        };
+        let n = name_of(name).unwrap_or_default();
+        let mut with_nul = n.as_bytes().to_vec();
+        with_nul.push(0);
+        if name.sha256 != Some(Sha256Digest::of(&with_nul)) || name_of(data).as_deref() != Some(n.as_str()) {
+            wrong = Some(format!("the events for section {n:?} are not a name and its contents"));
+            break;
+        }
+        names.push(n);
+    }
+    match wrong {
+        None if names.first().map(String::as_str) == Some(".linux") => a.pass(
+            "package.uki",
+            format!(
+                "the UKI {uki}: sections {} measured into PCR {} (their bytes are in the archive measured in PCR 12)",
+                crate::text::printable(&names.join(" ")),
+                crate::measure::uki::PCR
+            ),
+        ),
+        None => a.fail("package.uki", format!("the UKI {uki}: no .linux measured first into PCR 11 ({names:?})")),
+        Some(w) => a.fail("package.uki", format!("the UKI {uki}: {w}")),
     }
 }
 
