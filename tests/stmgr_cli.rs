@@ -1784,7 +1784,13 @@ fn a_uki_package_predicts_pcr11_as_systemd_measure_does() {
     let tp = tp.to_str().unwrap();
     ok(dir, &["ospkg", "create", "-uki", "os.uki", "-label", "a UKI", "-url", "uki.zip", "-out", "uki"]);
     ok(dir, &["ospkg", "sign", "-key", "a.key", "-cert", "a.pem", "-ospkg", "uki"]);
-    assert!(ok(dir, &["ospkg", "verify", "-trustPolicy", tp, "-ospkg", "uki"]).contains("accepted: uki.zip"));
+    let out = ok(dir, &["ospkg", "verify", "-trustPolicy", tp, "-ospkg", "uki"]);
+    assert!(out.contains("accepted: uki.zip"), "{out}");
+    assert!(
+        out.contains("UKI boot/os.uki: PCR 11 measures .linux .osrel .cmdline .initrd as its systemd-stub 252")
+            && out.contains("signed PCR policy (.pcrsig): none"),
+        "{out}"
+    );
     let predicted = ok(dir, &["tpm", "predict", "-trustPolicy", tp, "-ospkg", "uki"]);
     let pcr11 = predicted.lines().find_map(|l| l.strip_prefix("PCR11=")).unwrap_or_else(|| panic!("{predicted}"));
 

@@ -248,6 +248,16 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
             if let Some(line) = verify::expiry_line(pkg.report(), now) {
                 println!("{line}");
             }
+            if let Some(u) = ospkg::uki_facts(&paths.archive, m)? {
+                let sections: Vec<&str> = u.sections.iter().map(|(n, _)| *n).collect();
+                println!(
+                    "UKI {}: PCR 11 measures {} {}; signed PCR policy (.pcrsig): {}",
+                    printable(m.uki.as_deref().unwrap_or_default()),
+                    sections.join(" "),
+                    u.measured_as,
+                    if u.pcrsig.is_some() { "yes" } else { "none" }
+                );
+            }
             println!("accepted: {name} (label {:?})", printable(&m.label));
             Ok(ExitCode::SUCCESS)
         }
