@@ -16,7 +16,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::fetch::Budget;
 use crate::ospkg::package::ArchiveData;
-use crate::ospkg::uki::{UkiFacts, UkiLayout};
+use crate::ospkg::uki::{for_each_chunk, UkiFacts, UkiLayout};
 use crate::sys;
 use crate::verify::{PackageFacts, VerifiedOsPackage};
 
@@ -266,17 +266,13 @@ fn unpack_uki(uki: &StagedFile, dir: &Path) -> Result<Staged> {
         Some(r) => crate::ospkg::uki::cmdline_of(&read(r.start, (r.end - r.start) as usize)?)?,
         None => String::new(),
     };
-    let copy_out = |file: &str, sections: &[&str]| -> Result<StagedFile> {
+    let mut copy_out = |file: &str, sections: &[&str]| -> Result<StagedFile> {
         let (mut w, path) = create_private(dir, file)?;
         for r in sections.iter().filter_map(|n| layout.range(n)) {
-            let mut at = r.start;
-            while at < r.end {
-                let b = read(at, (r.end - at).min(1 << 20) as usize)?;
-                if let Err(e) = std::io::Write::write_all(&mut w, &b) {
-                    let _ = std::fs::remove_file(&path);
-                    return Err(explain_write(anyhow::Error::new(e), &path));
-                }
-                at += b.len() as u64;
+            let written = for_each_chunk(&mut read, r, |b| Ok(std::io::Write::write_all(&mut w, b)?));
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&path);
+                return Err(explain_write(e, &path));
             }
         }
         StagedFile::from_written(w, path)

@@ -326,17 +326,13 @@ pub fn attach(
     let log = crate::measure::eventlog::write(measurements);
     let appended = archive(&log, firmware.as_deref(), pkg.descriptor_bytes(), &report, staged.uki())
         .and_then(|c| staged.append_to_initramfs(&c).map(|()| c.len()));
+    let mut more: Vec<&str> = firmware.iter().map(|_| FIRMWARE_EVENTLOG).collect();
+    more.extend(uki_extra(staged.uki()).into_iter().map(|(path, _)| path));
     match appended {
         Ok(n) => info!(
-            "handoff: {n} bytes appended to the OS initramfs: {EVENTLOG} ({} events), {REPORT}, {DESCRIPTOR}{}{}{}",
+            "handoff: {n} bytes appended to the OS initramfs: {EVENTLOG} ({} events), {REPORT}, {DESCRIPTOR}{}",
             measurements.len(),
-            if firmware.is_some() { format!(", {FIRMWARE_EVENTLOG}") } else { String::new() },
-            if staged.uki().is_some_and(|u| u.pcrsig.is_some()) { format!(", {PCR_SIGNATURE}") } else { String::new() },
-            if staged.uki().is_some_and(|u| u.pcrpkey.is_some()) {
-                format!(", {PCR_PUBLIC_KEY}")
-            } else {
-                String::new()
-            },
+            more.iter().map(|p| format!(", {p}")).collect::<String>()
         ),
         Err(e) => warn!("handoff failed, the OS gets no event log or boot report: {e:#}"),
     }
@@ -360,16 +356,23 @@ pub fn archive(
     let json = serde_json::to_string_pretty(report)? + "\n";
     t.file(REPORT, json.into_bytes(), 0o444)?;
     t.file(DESCRIPTOR, descriptor.to_vec(), 0o444)?;
-    let extra = uki.map(|u| [(PCR_SIGNATURE, &u.pcrsig), (PCR_PUBLIC_KEY, &u.pcrpkey)]);
-    if extra.iter().flatten().any(|(_, b)| b.is_some()) {
+    let extra = uki_extra(uki);
+    if !extra.is_empty() {
         t.dir(EXTRA_DIR, 0o555)?;
     }
-    for (path, bytes) in extra.iter().flatten() {
-        if let Some(b) = bytes {
-            t.file(path, b.clone(), 0o444)?;
-        }
+    for (path, bytes) in extra {
+        t.file(path, bytes.to_vec(), 0o444)?;
     }
     t.write_cpio(Vec::new())
+}
+
+/// A UKI package's files for `/.extra/`: its `.pcrsig` and `.pcrpkey`, those it has.
+fn uki_extra(uki: Option<&crate::ospkg::uki::UkiFacts>) -> Vec<(&'static str, &[u8])> {
+    let Some(u) = uki else { return Vec::new() };
+    [(PCR_SIGNATURE, &u.pcrsig), (PCR_PUBLIC_KEY, &u.pcrpkey)]
+        .into_iter()
+        .filter_map(|(path, bytes)| bytes.as_deref().map(|b| (path, b)))
+        .collect()
 }
 
 #[cfg(test)]

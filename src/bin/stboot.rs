@@ -111,9 +111,6 @@ impl Boot {
             info!("{}", tl.summary(self.run.started.elapsed()));
             return Ok(());
         }
-        if let Some(u) = staged.uki() {
-            info!("UKI: its sections are measured into PCR {} {}", measure::uki::PCR, u.measured_as);
-        }
         let plan = measure::Plan::new(&pkg, trust, tpm_floor, staged.uki());
         let boot = self.history.for_report(trust, &plan, tl.steps(), self.run.started.elapsed());
         handoff::attach(self.run.opts.handoff, &staged, &pkg, &plan.measurements, &boot);

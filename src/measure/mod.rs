@@ -315,8 +315,9 @@ impl Plan {
         let mut session = Session::open();
         let measurements = for_package(pkg, trust, tpm_floor, uki_facts, &session.identity);
         let before = session.read(&touched(&measurements));
-        if let Some(v) = before.as_ref().and_then(|b| b.get(&uki::PCR)).filter(|v| **v != Sha256Digest::default()) {
-            if uki_facts.is_some() {
+        if let Some(u) = uki_facts {
+            tracing::info!("UKI: its sections are measured into PCR {} {}", uki::PCR, u.measured_as);
+            if let Some(v) = before.as_ref().and_then(|b| b.get(&uki::PCR)).filter(|v| **v != Sha256Digest::default()) {
                 tracing::warn!(
                     "PCR {} is not zero before stboot measures the UKI ({}): something measured into it before \
                      (systemd-stub, when stboot itself was started from a UKI), so PCR {} in the OS will not be the \

@@ -139,20 +139,11 @@ pub(crate) trait Entries {
 /// the initramfs are non-empty files, and the kernel is an x86 bzImage; or the UKI is
 /// a non-empty file that [`super::uki::UkiLayout::parse`] accepts.
 pub(crate) fn check_entries(m: &Manifest, archive: &mut dyn Entries) -> Result<()> {
-    if let Some(uki) = &m.uki {
-        match archive.is_file(uki)? {
-            None => bail!("archive: no entry named {uki:?}"),
-            Some(false) => {
-                bail!("archive: entry {uki:?} named by the manifest is empty or a directory, expected a file")
-            }
-            Some(true) => {}
-        }
-        let len = archive.size(uki)?;
-        let mut read = |at: u64, n: usize| archive.read_at(uki, at, n);
-        super::uki::UkiLayout::parse(&mut read, len).with_context(|| format!("archive: the UKI {uki:?}"))?;
-        return Ok(());
-    }
-    for name in [&m.kernel, &m.initramfs] {
+    let named = match &m.uki {
+        Some(uki) => vec![uki],
+        None => vec![&m.kernel, &m.initramfs],
+    };
+    for name in named {
         match archive.is_file(name)? {
             None => bail!("archive: no entry named {name:?}"),
             Some(false) => {
@@ -160,6 +151,12 @@ pub(crate) fn check_entries(m: &Manifest, archive: &mut dyn Entries) -> Result<(
             }
             Some(true) => {}
         }
+    }
+    if let Some(uki) = &m.uki {
+        let len = archive.size(uki)?;
+        let mut read = |at: u64, n: usize| archive.read_at(uki, at, n);
+        super::uki::UkiLayout::parse(&mut read, len).with_context(|| format!("archive: the UKI {uki:?}"))?;
+        return Ok(());
     }
     if !is_bzimage(&archive.head(&m.kernel)?) {
         bail!(

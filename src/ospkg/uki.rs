@@ -56,7 +56,6 @@ pub struct StubVersion {
 /// A checked UKI: where the sections the stub reads lie in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UkiLayout {
-    len: u64,
     /// Name and file range of each section found (its data, `VirtualSize` bytes).
     sections: Vec<(&'static str, Range<u64>)>,
     stub: Option<StubVersion>,
@@ -130,7 +129,7 @@ impl UkiLayout {
                 );
             }
         }
-        let mut layout = UkiLayout { len, sections, stub: None };
+        let mut layout = UkiLayout { sections, stub: None };
         if layout.range(".profile").is_some() {
             bail!("the UKI has .profile sections (a multi-profile UKI, systemd 257): not supported; build one UKI per profile");
         }
@@ -151,15 +150,6 @@ impl UkiLayout {
     /// The file range of section `name`'s data, when the UKI has it.
     pub fn range(&self, name: &str) -> Option<Range<u64>> {
         self.sections.iter().find(|(n, _)| *n == name).map(|(_, r)| r.clone())
-    }
-
-    /// The UKI's size in bytes.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// The stub's version, when it says it (systemd-stub's `.sdmagic`).
@@ -230,18 +220,14 @@ const MAX_POLICY_BYTES: u64 = 1 << 20;
 impl UkiFacts {
     /// Reads and hashes what [`UkiLayout::measured`] names, through `read`.
     pub fn read(layout: &UkiLayout, read: &mut ReadAt<'_>) -> Result<Self> {
-        const CHUNK: u64 = 1 << 20;
         let mut sections = Vec::new();
         for (name, r) in layout.measured() {
             let mut h = Sha256::new();
-            let mut at = r.start;
-            while at < r.end {
-                let n = (r.end - at).min(CHUNK) as usize;
-                let b = read(at, n)?;
-                ensure!(b.len() == n, "the UKI ends inside its section {name}");
-                h.update(&b);
-                at += n as u64;
-            }
+            for_each_chunk(read, r, |b| {
+                h.update(b);
+                Ok(())
+            })
+            .with_context(|| format!("section {name}"))?;
             sections.push((name, Sha256Digest::from_bytes(h.finalize().into())));
         }
         let mut policy = |name: &str| -> Result<Option<Vec<u8>>> {
@@ -259,6 +245,21 @@ impl UkiFacts {
             pcrpkey: policy(".pcrpkey")?,
         })
     }
+}
+
+/// Reads `range` through `read` in pieces of at most 1 MiB and hands each to `f`, so
+/// that a large section is never held in memory whole.
+pub fn for_each_chunk(read: &mut ReadAt<'_>, range: Range<u64>, mut f: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let mut at = range.start;
+    while at < range.end {
+        let n = (range.end - at).min(CHUNK) as usize;
+        let b = read(at, n)?;
+        ensure!(b.len() == n, "the UKI ends inside the section");
+        f(&b)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// A reader of a UKI held in memory, for [`UkiLayout::parse`] and [`UkiFacts::read`].

@@ -163,7 +163,7 @@ fn create(a: &CreateArgs) -> Result<()> {
         let Some((name, file)) = s.split_once(':').filter(|(n, f)| n.starts_with('.') && !f.is_empty()) else {
             bail!("-section {s:?}: expected NAME:FILE, with NAME starting with a dot (.pcrsig:policy.json)");
         };
-        if [".osrel", ".cmdline", ".initrd", ".linux"].contains(&name) || (name == ".sbat" && sbat.is_some()) {
+        if sections.iter().any(|(n, _)| *n == name) {
             bail!(
                 "-section {name}: stmgr writes that section itself (-osrelease, -cmdline, -initramfs, -kernel, -sbat)"
             );
