@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 /// A target: its name (its directory under `fuzz/corpus/`) and its function.
 pub type Target = (&'static str, fn(&[u8]));
 
-pub const TARGETS: [Target; 10] = [
+pub const TARGETS: [Target; 11] = [
     ("descriptor", descriptor),
     ("manifest", manifest),
     ("archive", archive),
@@ -21,7 +21,23 @@ pub const TARGETS: [Target; 10] = [
     ("dhcp", dhcp),
     ("ipv6", ipv6),
     ("uki", uki),
+    ("authenticode", authenticode),
 ];
+
+/// A UKI's Secure Boot signature (`ospkg_uki_db.pem`): the digest plan from its
+/// headers, the image streamed through it, its certificate table checked, with the
+/// first certificate the image carries as the db (so the RSA and chain checks run
+/// too, not only the parsing).
+pub fn authenticode(data: &[u8]) {
+    use stboot::secureboot::{check, signatures};
+    let db: Vec<Vec<u8>> = signatures(data)
+        .ok()
+        .and_then(|s| s.into_iter().next())
+        .and_then(|s| s.certificates.into_iter().next())
+        .into_iter()
+        .collect();
+    let _ = check::check_image(data, data.len() as u64, |w| Ok(w.write_all(data)?), &db);
+}
 
 /// A UKI, an OS package's kernel (`stmgr ospkg create -uki`): its layout checked,
 /// the sections systemd-stub measures read and hashed, its command line.

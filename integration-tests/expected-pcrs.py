@@ -55,6 +55,8 @@ if os.path.exists(tp + "/ospkg_trust_policy"):
     events += [("authority", h(open(tp + "/ospkg_trust_policy", "rb").read()))]
 if os.path.exists(tp + "/ospkg_revoked_signers"):
     events += [("authority", h(open(tp + "/ospkg_revoked_signers", "rb").read()))]
+if os.path.exists(tp + "/ospkg_uki_db.pem"):  # stboot-rs: the UEFI db UKIs must be signed for
+    events += [("authority", h(open(tp + "/ospkg_uki_db.pem", "rb").read()))]
 events += [("identity", h(identity))]
 pcrs = {}
 for group, d in events:

@@ -267,7 +267,11 @@ class Fixtures:
             "versions": "make_versioned_pkgs",
             "floor": "make_floor_pkgs",
             "uki": "make_uki_pkg",
+            "uki-signed": "make_uki_signed_pkgs",
         }[name]
+        if name == "uki-signed":
+            self.get("package", "uki")
+            self.get("secureboot-keys")
         self.sh(script)
         return path("www", name)
 
@@ -279,7 +283,8 @@ class Fixtures:
         """A trust policy directory: net (threshold 2, network), initramfs, sigsum,
         enc (with this machine's age identity), pcrs (measurement_pcrs 8, 9, 15),
         floor2 and floor3 (ospkg_min_version), revoked (leaf2's certificate in
-        ospkg_revoked_signers), tpmfloor (ospkg_tpm_floor)."""
+        ospkg_revoked_signers), tpmfloor (ospkg_tpm_floor), ukidb (the Secure Boot
+        db certificate in ospkg_uki_db.pem)."""
         self.get("packages")
         method = "initramfs" if name == "initramfs" else "network"
         d = self.sh(f"make_trust_policy {name} 2 {method}", capture=True)
@@ -300,6 +305,8 @@ class Fixtures:
             der = ssl.PEM_cert_to_DER_cert(read(path("pki", "leaf2.pem")))
             with open(os.path.join(d, "ospkg_revoked_signers"), "w") as f:
                 f.write(f"# leaf2's key leaked\nsha256:{hashlib.sha256(der).hexdigest()}  leaf2\n")
+        elif name == "ukidb":
+            shutil.copy(os.path.join(self.get("secureboot-keys"), "db.crt"), os.path.join(d, "ospkg_uki_db.pem"))
         elif name == "pcrs":
             with open(os.path.join(d, "trust_policy.json"), "w") as f:
                 f.write('{"ospkg_signature_threshold": 2, "ospkg_fetch_method": "network", '

@@ -185,6 +185,21 @@ make_uki_pkg() {
     [ -s "$d/pcr11" ]
 }
 
+# The UKI of make_uki_pkg Secure Boot signed by sbsigntool's sbsign, packaged and
+# signed: uki-db.json with the enrolled db key (make_secureboot_keys), uki-stranger.json
+# with the stranger's.
+make_uki_signed_pkgs() {
+    local d=$W/uki-pkg k s
+    for k in db stranger; do
+        sbsign --key "$W/sb/$k.key" --cert "$W/sb/$k.crt" --output "$d/os-$k.uki" "$d/os.uki" 2>/dev/null
+        "$STMGR" ospkg create -uki "$d/os-$k.uki" -label "test OS uki-$k" -url "uki-$k.zip" \
+            -out "$W/www/uki-$k" >/dev/null
+        for s in leaf1 leaf2; do
+            "$STMGR" ospkg sign -key "$W/pki/$s.key" -cert "$W/pki/$s.pem" -ospkg "$W/www/uki-$k" >/dev/null
+        done
+    done
+}
+
 # Age-encrypted packages (st-1.2), encrypted with Debian's age: $W/age/machine.txt is
 # the identity the stboot under test holds, other.txt another machine's. enc is
 # encrypted to this machine, encother to the other one only; the plaintext stays in

@@ -631,6 +631,24 @@ SCENARIOS = [
         handoff=lambda c: ['r["ospkg"]["uki"] == "boot/os.uki" and r["ospkg"]["kernel"] == ""'],
         handoff_pcrs=(11, 12, 13, 14), handoff_expect=lambda c: [predicted("uki-package")(c)]),
     Scenario(
+        "uki-package-db", "the trust policy has the UEFI db (ospkg_uki_db.pem): the UKI package signed by a "
+        "stranger and the unsigned one are refused with their reasons, the one sbsign signed with the db key boots "
+        "(PCR 11 as systemd-measure gives it for the unsigned UKI; the db measured into PCR 13)",
+        lambda c, n: (c.get("package", "uki-signed"), initramfs(c, n, "ukidb", dhcp(
+            f"{good(c)}/uki-stranger.json,{good(c)}/uki-package.json,{good(c)}/uki-db.json"))),
+        expect=lambda c: [
+            '+the UKI "boot/os-stranger.uki": its Secure Boot signature does not verify against ospkg_uki_db.pem: '
+            'signature 1: signed by "CN=stboot-rs test Secure Boot stranger"',
+            '+the UKI "boot/os.uki": its Secure Boot signature does not verify against ospkg_uki_db.pem: '
+            'it has no Secure Boot (Authenticode) signature',
+            "+what to do: sign the UKI for this machine's db",
+            '+UKI boot/os-db.uki: Secure Boot signature by "CN=stboot-rs test Secure Boot db" verifies against '
+            'ospkg_uki_db.pem certificate #0', "+measured UKI Secure Boot db into PCR 13",
+            f"+pcr11={read(path('uki-pkg', 'pcr11')).strip()} ",
+            f"+TEST-OS-PCRS {pcrs('uki-db', 'ukidb')(c)}", booted("uki-package")],
+        handoff=lambda c: ['[f["kind"] for f in r["failures"]] == ["verify.secure-boot", "verify.secure-boot"]'],
+        handoff_pcrs=(11, 12, 13, 14), handoff_expect=lambda c: [predicted("uki-db", "ukidb")(c)]),
+    Scenario(
         "uki-package-after-stub", "the UKI package again, but stboot itself starts from a UKI under OVMF: "
         "systemd-stub measured stboot's UKI into PCR 11 first, stboot says so, and PCR 11 is not systemd-measure's",
         uki_package_after_stub, payload="esp", timeout=200,

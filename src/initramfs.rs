@@ -45,7 +45,7 @@ pub enum Entry {
 }
 
 /// The inputs the builder gives the layout, by name.
-pub const INPUTS: [&str; 11] = [
+pub const INPUTS: [&str; 12] = [
     "stboot",
     "trust_policy.json",
     "ospkg_signing_root.pem",
@@ -53,6 +53,7 @@ pub const INPUTS: [&str; 11] = [
     "ospkg_trust_policy",
     "ospkg_revoked_signers",
     "decryption_identities",
+    "ospkg_uki_db.pem",
     "host_config",
     "modules",
     "modules.list",
@@ -427,7 +428,7 @@ mod tests {
     use super::*;
     use crate::config::paths;
     use crate::config::trust_policy::{
-        DECRYPTION_IDENTITIES_FILE, REVOKED_SIGNERS_FILE, SIGSUM_POLICY_FILE, TRUST_POLICY_FILE,
+        DECRYPTION_IDENTITIES_FILE, REVOKED_SIGNERS_FILE, SIGSUM_POLICY_FILE, TRUST_POLICY_FILE, UKI_DB_FILE,
     };
 
     fn file_at(l: &[Entry], input: &str) -> String {
@@ -465,6 +466,7 @@ mod tests {
         assert_eq!(file_at(&l, "ospkg_trust_policy"), tp(SIGSUM_POLICY_FILE));
         assert_eq!(file_at(&l, "ospkg_revoked_signers"), tp(REVOKED_SIGNERS_FILE));
         assert_eq!(file_at(&l, "decryption_identities"), tp(DECRYPTION_IDENTITIES_FILE));
+        assert_eq!(file_at(&l, "ospkg_uki_db.pem"), tp(UKI_DB_FILE));
         assert_eq!(file_at(&l, "host_config"), paths::HOST_CONFIG_PATH);
         assert_eq!(files_dir(&l, "modules"), paths::MODULES_DIR);
         assert_eq!(file_at(&l, "modules.list"), paths::MODULES_LIST);
@@ -530,6 +532,8 @@ mod tests {
         let root = crate::keys::root_certificate(&root_key, &v).unwrap();
         std::fs::write(tpd.join(SIGNING_ROOT_FILE), &root).unwrap();
         std::fs::write(tpd.join(TLS_ROOTS_FILE), &root).unwrap();
+        // any certificate stands in for the UEFI db's
+        std::fs::write(tpd.join(UKI_DB_FILE), &root).unwrap();
         std::fs::write(tpd.join(SIGSUM_POLICY_FILE), "quorum none\n").unwrap();
         std::fs::write(tpd.join(REVOKED_SIGNERS_FILE), format!("sha256:{}\n", "ab".repeat(32))).unwrap();
         // a test key (age's spec test vector identity)

@@ -160,6 +160,9 @@ pub struct Anchors<'a> {
     /// The TPM floor ([`crate::tpm::floor`]), when the trust policy asks for it
     /// and the machine has one.
     pub tpm_floor: Option<u64>,
+    /// The UEFI `db` certificates (DER) a UKI package's Secure Boot signature must
+    /// verify against (`ospkg_uki_db.pem`); with them, only such packages pass.
+    pub uki_db: Option<&'a [Vec<u8>]>,
 }
 
 impl Anchors<'_> {
@@ -182,25 +185,26 @@ impl<'a> From<&'a crate::config::TrustConfig> for Anchors<'a> {
             revoked: t.revoked.as_deref(),
             min_version: t.policy.min_version(),
             tpm_floor: None,
+            uki_db: t.uki_db.as_ref().map(|d| d.certificates.as_slice()),
         }
     }
 }
 
 impl<'a> From<&'a [Vec<u8>]> for Anchors<'a> {
     fn from(roots: &'a [Vec<u8>]) -> Self {
-        Anchors { roots, sigsum_policy: None, revoked: None, min_version: 0, tpm_floor: None }
+        Anchors { roots, sigsum_policy: None, revoked: None, min_version: 0, tpm_floor: None, uki_db: None }
     }
 }
 
 impl<'a, const N: usize> From<&'a [Vec<u8>; N]> for Anchors<'a> {
     fn from(roots: &'a [Vec<u8>; N]) -> Self {
-        Anchors { roots, sigsum_policy: None, revoked: None, min_version: 0, tpm_floor: None }
+        Anchors { roots, sigsum_policy: None, revoked: None, min_version: 0, tpm_floor: None, uki_db: None }
     }
 }
 
 impl<'a> From<&'a Vec<Vec<u8>>> for Anchors<'a> {
     fn from(roots: &'a Vec<Vec<u8>>) -> Self {
-        Anchors { roots, sigsum_policy: None, revoked: None, min_version: 0, tpm_floor: None }
+        Anchors { roots, sigsum_policy: None, revoked: None, min_version: 0, tpm_floor: None, uki_db: None }
     }
 }
 
@@ -397,9 +401,15 @@ pub struct PackageFacts {
     archive_len: u64,
     descriptor_bytes: Vec<u8>,
     report: Report,
+    uki_signer: Option<crate::secureboot::check::Accepted>,
 }
 
 impl PackageFacts {
+    /// Whose Secure Boot signature on the UKI counted, when the trust policy has
+    /// UEFI `db` certificates.
+    pub fn uki_signer(&self) -> Option<&crate::secureboot::check::Accepted> {
+        self.uki_signer.as_ref()
+    }
     pub fn origin(&self) -> &crate::ospkg::package::Origin {
         &self.origin
     }
@@ -421,6 +431,18 @@ impl PackageFacts {
     /// The signature verdicts that accepted it.
     pub fn report(&self) -> &Report {
         &self.report
+    }
+    /// The console line for [`Self::uki_signer`].
+    pub fn uki_signer_line(&self) -> Option<String> {
+        let a = self.uki_signer.as_ref()?;
+        Some(format!(
+            "UKI {}: Secure Boot signature by {:?} verifies against {} certificate #{} ({:?})",
+            self.manifest.uki.as_deref().unwrap_or(""),
+            printable(&a.signer),
+            crate::config::trust_policy::UKI_DB_FILE,
+            a.db_index,
+            printable(&a.db_subject)
+        ))
     }
 }
 
@@ -494,6 +516,10 @@ pub enum RejectedKind {
     /// bzImage, an empty initramfs, a broken manifest): the package, not its
     /// signatures, is wrong.
     Contents,
+    /// Signed well enough, but the trust policy has UEFI `db` certificates
+    /// (`ospkg_uki_db.pem`) and the package is no UKI whose Secure Boot signature
+    /// verifies against them.
+    SecureBoot,
 }
 
 impl RejectedKind {
@@ -504,6 +530,7 @@ impl RejectedKind {
             RejectedKind::Signatures => "signatures",
             RejectedKind::Contents => "contents",
             RejectedKind::Rollback => "rollback",
+            RejectedKind::SecureBoot => "secure-boot",
         }
     }
 }
@@ -523,6 +550,7 @@ impl Rejected {
         match self.kind {
             RejectedKind::Unverifiable => "check the signing roots in /etc/trust_policy/ospkg_signing_root.pem and the descriptor's signatures and certificates (stmgr ospkg verify -trustPolicy DIR -ospkg NAME names the problem)".into(),
             RejectedKind::Rollback => "serve a package whose version (stmgr ospkg create -version N) is at least the floor named above; if the floor is wrong, lower ospkg_min_version in trust_policy.json and rebuild the initramfs (stmgr initramfs build -trustPolicy DIR), or for the TPM floor have the TPM owner reset it (docs/operator-guide.md, \"The TPM floor\")".into(),
+            RejectedKind::SecureBoot => format!("sign the UKI for this machine's db (sbsign, or stmgr uki create -signkey -signcert with a key whose certificate is in /etc/trust_policy/{0} or issued by one there), then package and sign it again; or, if this machine should boot packages that are not so signed, remove {0} from the trust policy and rebuild the initramfs", crate::config::trust_policy::UKI_DB_FILE),
             RejectedKind::Contents => "the package is signed, but it cannot boot as built: create it again with a bzImage kernel and a non-empty initramfs (stmgr ospkg create -kernel F -initramfs F), sign it and check it with stmgr ospkg verify".into(),
             RejectedKind::Signatures => {
                 let mut remedies: Vec<&str> = Vec::new();
@@ -583,9 +611,17 @@ pub fn verify_package<'a>(
             Err(Rejected { report: Some(report), error, kind: RejectedKind::Rollback })
         }
         Ok(manifest) => {
+            let uki_signer = match anchors.uki_db.map(|db| pkg.archive().check_uki_signature(&manifest, db)) {
+                None => None,
+                Some(Ok(accepted)) => Some(accepted),
+                Some(Err(error)) => {
+                    return Err(Rejected { report: Some(report), error, kind: RejectedKind::SecureBoot })
+                }
+            };
             let (archive_sha256, archive_len) = (*pkg.archive().sha256(), pkg.archive().len());
             let (origin, descriptor_bytes, archive) = pkg.into_parts();
-            let facts = PackageFacts { origin, manifest, archive_sha256, archive_len, descriptor_bytes, report };
+            let facts =
+                PackageFacts { origin, manifest, archive_sha256, archive_len, descriptor_bytes, report, uki_signer };
             Ok(VerifiedOsPackage { archive, facts })
         }
         Err(error) => Err(Rejected { report: Some(report), error, kind: RejectedKind::Contents }),
@@ -623,6 +659,9 @@ pub fn verify_logged(
             info!("OS package version {v} (floor {floor}: {which})");
         }
         if let Some(line) = expiry_line(p.report(), now) {
+            info!("{line}");
+        }
+        if let Some(line) = p.facts().uki_signer_line() {
             info!("{line}");
         }
         info!("OS package passed verification");

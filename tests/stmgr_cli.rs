@@ -677,6 +677,16 @@ fn an_expired_certificate_says_expired_with_dates_and_a_remedy() {
 }
 
 /// `stmgr uki create -format FORMAT` of ./bzImage and ./initrd to OUT.
+/// `bzImage` (a pretend kernel with an EFI stub's MZ header) and `initrd` in `dir`,
+/// what [`uki_args`] names; returns the kernel.
+fn uki_inputs(dir: &Path, initrd: &[u8]) -> Vec<u8> {
+    let mut kernel = pretend_bzimage();
+    kernel[..2].copy_from_slice(b"MZ");
+    std::fs::write(dir.join("bzImage"), &kernel).unwrap();
+    std::fs::write(dir.join("initrd"), initrd).unwrap();
+    kernel
+}
+
 fn uki_args<'a>(format: &'a str, out: &'a str, more: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["uki", "create", "-format", format, "-kernel", "bzImage", "-initramfs", "initrd"];
     v.extend(["-cmdline", "console=ttyS0", "-out", out]);
@@ -692,10 +702,7 @@ fn uki_create_adds_the_sections_upstream_adds() {
     let stub = Path::new(stboot::uki::DEBIAN_STUB);
     assert!(stub.exists(), "{} is missing: apt-get install systemd-boot-efi (scripts/setup.sh does)", stub.display());
     let d = tempfile::tempdir().unwrap();
-    let mut kernel = pretend_bzimage();
-    kernel[..2].copy_from_slice(b"MZ");
-    std::fs::write(d.path().join("bzImage"), &kernel).unwrap();
-    std::fs::write(d.path().join("initrd"), b"070701 pretend cpio").unwrap();
+    let kernel = uki_inputs(d.path(), b"070701 pretend cpio");
     let out = ok(d.path(), &uki_args("uki", "st", &[]));
     assert!(out.contains("wrote st.uki"), "{out}");
     let uki = std::fs::read(d.path().join("st.uki")).unwrap();
@@ -806,10 +813,7 @@ fn tool(dir: &Path, cmd: &str, args: &[&str]) -> (bool, String) {
 fn uki_secure_boot_signature_is_accepted_by_sbverify_and_matches_sbsign() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path();
-    let mut kernel = pretend_bzimage();
-    kernel[..2].copy_from_slice(b"MZ");
-    std::fs::write(p.join("bzImage"), &kernel).unwrap();
-    std::fs::write(p.join("initrd"), b"070701 pretend cpio").unwrap();
+    uki_inputs(p, b"070701 pretend cpio");
     for (name, bits) in [("db", "2048"), ("other", "3072")] {
         let key = format!("rsa:{bits}");
         openssl(
@@ -892,10 +896,7 @@ fn uki_secure_boot_signature_is_accepted_by_sbverify_and_matches_sbsign() {
 fn uki_sbat_replaces_or_extends_the_stubs_sbat() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path();
-    let mut kernel = pretend_bzimage();
-    kernel[..2].copy_from_slice(b"MZ");
-    std::fs::write(p.join("bzImage"), &kernel).unwrap();
-    std::fs::write(p.join("initrd"), b"070701 pretend cpio").unwrap();
+    let kernel = uki_inputs(p, b"070701 pretend cpio");
     let line = "stboot,1,System Transparency,stboot,0.1,https://system-transparency.org\n";
     std::fs::write(p.join("add.csv"), line).unwrap();
     std::fs::write(p.join("new.csv"), format!("{}\n{line}", stboot::uki::SBAT_HEADER)).unwrap();
@@ -1759,10 +1760,7 @@ fn a_uki_package_predicts_pcr11_as_systemd_measure_does() {
     assert!(measure.exists(), "{} is missing: it comes with Debian 12's systemd", measure.display());
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    let mut kernel = pretend_bzimage();
-    kernel[..2].copy_from_slice(b"MZ");
-    std::fs::write(dir.join("bzImage"), &kernel).unwrap();
-    std::fs::write(dir.join("initrd"), b"070701 pretend cpio".repeat(100)).unwrap();
+    uki_inputs(dir, &b"070701 pretend cpio".repeat(100));
     ok(dir, &uki_args("uki", "os", &[]));
     ok(dir, &["keygen", "certificate", "-isCA", "-certOut", "root.pem", "-keyOut", "root.key"]);
     ok(
@@ -1839,4 +1837,110 @@ fn a_uki_package_predicts_pcr11_as_systemd_measure_does() {
     ok(dir, &["ospkg", "sign", "-key", "a.key", "-cert", "a.pem", "-ospkg", "uki"]);
     let e = fails(dir, &["ospkg", "verify", "-trustPolicy", tp, "-ospkg", "uki"]);
     assert!(e.contains("the UKI \"boot/os.uki\": the UKI's .linux section is not an x86 bzImage"), "{e}");
+}
+
+/// With UEFI db certificates in the trust policy (`ospkg_uki_db.pem`), a UKI
+/// package counts only when its UKI's Secure Boot signature verifies against one of
+/// them, as the firmware would check it; sbsigntool's sbverify, given the same db
+/// certificate, agrees on every image. Signed by the db certificate's own key
+/// (stmgr), by a leaf through an intermediate the signature carries (sbsign
+/// --addcert): accepted. Signed by a stranger, changed after signing, unsigned, or
+/// not a UKI at all: refused, each with its reason and the remedy.
+#[test]
+fn a_uki_package_counts_only_when_signed_for_the_trust_policys_db() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    uki_inputs(dir, &b"070701 pretend cpio".repeat(100));
+    // the db CA, an intermediate and a leaf under it; a stranger
+    std::fs::write(dir.join("ca.ext"), "basicConstraints=critical,CA:TRUE\nkeyUsage=keyCertSign,digitalSignature\n")
+        .unwrap();
+    let req = |name: &str, extra: &[&str]| {
+        let subj = format!("/CN=uki {name}/");
+        let (key, out) = (format!("{name}.key"), format!("{name}.crt"));
+        let mut a = vec!["req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", &subj, "-keyout", &key, "-out", &out];
+        a.extend_from_slice(extra);
+        openssl(dir, &a);
+    };
+    req("db", &["-x509", "-days", "30"]);
+    req("stranger", &["-x509", "-days", "30"]);
+    for (name, issuer, ext) in [("intermediate", "db", Some("ca.ext")), ("leaf", "intermediate", None)] {
+        req(name, &[]);
+        let (csr, ca, cakey, out) =
+            (format!("{name}.crt"), format!("{issuer}.crt"), format!("{issuer}.key"), format!("{name}.crt"));
+        let mut a = vec!["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &cakey, "-days", "30", "-out", &out];
+        a.extend(ext.map(|e| ["-extfile", e]).into_iter().flatten());
+        openssl(dir, &a);
+    }
+    ok(dir, &uki_args("uki", "plain", &[]));
+    ok(dir, &uki_args("uki", "by-db", &["-signkey", "db.key", "-signcert", "db.crt"]));
+    ok(dir, &uki_args("uki", "by-stranger", &["-signkey", "stranger.key", "-signcert", "stranger.crt"]));
+    let (good, text) = tool(
+        dir,
+        "sbsign",
+        &[
+            "--key",
+            "leaf.key",
+            "--cert",
+            "leaf.crt",
+            "--addcert",
+            "intermediate.crt",
+            "--output",
+            "by-leaf.uki",
+            "plain.uki",
+        ],
+    );
+    assert!(good, "sbsign: {text}");
+    // changed after signing: a byte of .initrd
+    let mut changed = std::fs::read(dir.join("by-db.uki")).unwrap();
+    let initrd = stboot::ospkg::uki::parse_bytes(&changed).unwrap().range(".initrd").unwrap();
+    changed[initrd.start as usize + 7] ^= 1;
+    std::fs::write(dir.join("changed.uki"), changed).unwrap();
+
+    ok(dir, &["keygen", "certificate", "-isCA", "-certOut", "root.pem", "-keyOut", "root.key"]);
+    let leaf = ["-rootCert", "root.pem", "-rootKey", "root.key", "-certOut", "a.pem", "-keyOut", "a.key"];
+    ok(dir, &[&["keygen", "certificate"][..], &leaf].concat());
+    let tp = policy(dir, "tp", 1, &["root.pem"]);
+    std::fs::copy(dir.join("db.crt"), tp.join("ospkg_uki_db.pem")).unwrap();
+    let tp = tp.to_str().unwrap();
+    let out = ok(dir, &["trustpolicy", "check", tp]);
+    assert!(out.contains("UKI Secure Boot db: 1 certificate(s) (ospkg_uki_db.pem)"), "{out}");
+
+    let verify = |uki: &str| {
+        let (good, sbverify) = tool(dir, "sbverify", &["--cert", "db.crt", &format!("{uki}.uki")]);
+        ok(dir, &["ospkg", "create", "-uki", &format!("{uki}.uki"), "-url", &format!("{uki}.zip"), "-out", uki]);
+        ok(dir, &["ospkg", "sign", "-key", "a.key", "-cert", "a.pem", "-ospkg", uki]);
+        let o = stmgr(dir, &["ospkg", "verify", "-trustPolicy", tp, "-ospkg", uki]);
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.status.success(), good, "stmgr and sbverify disagree on {uki}.uki:\n{text}\nsbverify: {sbverify}");
+        text
+    };
+    let out = verify("by-db");
+    assert!(
+        out.contains(r#"UKI boot/by-db.uki: Secure Boot signature by "CN=uki db" verifies against ospkg_uki_db.pem certificate #0 ("CN=uki db")"#),
+        "{out}"
+    );
+    let out = verify("by-leaf");
+    assert!(out.contains(r#"signature by "CN=uki leaf" verifies against ospkg_uki_db.pem certificate #0"#), "{out}");
+    let remedy = "what to do: sign the UKI for this machine's db";
+    for (uki, why) in [
+        (
+            "by-stranger",
+            r#"signed by "CN=uki stranger" (issued by "CN=uki stranger"), which is not in ospkg_uki_db.pem nor issued by a certificate there"#,
+        ),
+        ("changed", "it signs another image (Authenticode digest"),
+        ("plain", "it has no Secure Boot (Authenticode) signature"),
+    ] {
+        let out = verify(uki);
+        let want = format!("REJECTED: {uki}.zip: the UKI \"boot/{uki}.uki\": its Secure Boot signature does not verify against ospkg_uki_db.pem: ");
+        assert!(out.contains(&want) && out.contains(why) && out.contains(remedy), "{uki}: {out}");
+    }
+    // a package of a kernel and an initramfs has no Secure Boot signature to check
+    ok(dir, &["ospkg", "create", "-kernel", "bzImage", "-initramfs", "initrd", "-url", "k.zip", "-out", "k"]);
+    ok(dir, &["ospkg", "sign", "-key", "a.key", "-cert", "a.pem", "-ospkg", "k"]);
+    let out = fails(dir, &["ospkg", "verify", "-trustPolicy", tp, "-ospkg", "k"]);
+    assert!(out.contains("the package is a kernel and an initramfs, not a UKI") && out.contains(remedy), "{out}");
+    // the db file itself is checked when the policy is read
+    std::fs::write(Path::new(tp).join("ospkg_uki_db.pem"), "not PEM\n").unwrap();
+    let out = fails(dir, &["ospkg", "verify", "-trustPolicy", tp, "-ospkg", "by-db"]);
+    assert!(out.contains("ospkg_uki_db.pem") && out.contains("expected the PEM certificates of the UEFI db"), "{out}");
 }

@@ -20,16 +20,20 @@ pub const SIGSUM_POLICY_FILE: &str = "ospkg_trust_policy";
 pub const REVOKED_SIGNERS_FILE: &str = "ospkg_revoked_signers";
 /// The age identities encrypted packages are decrypted with; optional.
 pub const DECRYPTION_IDENTITIES_FILE: &str = super::identities::IDENTITIES_FILE;
+/// UEFI `db` certificates: when present, only UKI packages whose Secure Boot
+/// signature verifies against one of them boot (stboot-rs extension); optional.
+pub const UKI_DB_FILE: &str = "ospkg_uki_db.pem";
 /// Every file of a trust policy directory stboot reads, and whether it is
 /// required: what `stmgr initramfs build` copies (a file missing here would be
 /// left behind silently).
-pub const FILES: [(&str, bool); 6] = [
+pub const FILES: [(&str, bool); 7] = [
     (TRUST_POLICY_FILE, true),
     (SIGNING_ROOT_FILE, true),
     (TLS_ROOTS_FILE, false),
     (SIGSUM_POLICY_FILE, false),
     (REVOKED_SIGNERS_FILE, false),
     (DECRYPTION_IDENTITIES_FILE, false),
+    (UKI_DB_FILE, false),
 ];
 /// Where stboot before v0.3.2 kept its TLS roots.
 pub const LEGACY_TLS_ROOTS: &str = "/etc/ssl/certs/isrgrootx1.pem";
@@ -199,6 +203,34 @@ pub struct TrustConfig {
     pub revoked: Option<std::sync::Arc<Revocations>>,
     /// The age identities, when `decryption_identities` exists (secret; not measured).
     pub decryption_identities: Option<std::sync::Arc<super::identities::Identities>>,
+    /// The UEFI `db` certificates UKI packages must be signed for, when
+    /// `ospkg_uki_db.pem` exists.
+    pub uki_db: Option<std::sync::Arc<UkiDb>>,
+}
+
+/// `ospkg_uki_db.pem`: the certificates (DER, in file order) and the file's bytes
+/// (measured).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UkiDb {
+    pub certificates: Vec<Vec<u8>>,
+    pub bytes: Vec<u8>,
+}
+
+/// The UEFI `db` certificates of a trust policy directory, if it has them.
+pub fn read_uki_db(dir: &Path) -> Result<Option<UkiDb>> {
+    let path = dir.join(UKI_DB_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let what = path.display().to_string();
+    let certificates = crate::pem::certificates(&bytes, &what)
+        .context("expected the PEM certificates of the UEFI db the UKIs are signed for")?;
+    for (i, der) in certificates.iter().enumerate() {
+        x509_parser::parse_x509_certificate(der)
+            .map_err(|e| anyhow::anyhow!("{what}: certificate #{i} is not valid X.509: {e}"))?;
+    }
+    Ok(Some(UkiDb { certificates, bytes }))
 }
 
 /// `ospkg_trust_policy`: the parsed Sigsum policy and the file's bytes (measured).
@@ -231,6 +263,7 @@ impl TrustConfig {
         let sigsum_policy = read_sigsum_policy(dir)?.map(std::sync::Arc::new);
         let revoked = read_revocations(dir)?.map(std::sync::Arc::new);
         let decryption_identities = super::identities::Identities::load(dir)?.map(std::sync::Arc::new);
+        let uki_db = read_uki_db(dir)?.map(std::sync::Arc::new);
         Ok(Self {
             policy,
             signing_roots,
@@ -240,6 +273,7 @@ impl TrustConfig {
             sigsum_policy,
             revoked,
             decryption_identities,
+            uki_db,
         })
     }
 }

@@ -161,6 +161,7 @@ pub fn type_name(t: u32) -> String {
         et::OSPKG_VERSION => "OS package version".into(),
         et::REVOKED_SIGNERS => "revoked signers".into(),
         et::TPM_FLOOR => "TPM floor".into(),
+        et::UKI_DB => "UKI Secure Boot db".into(),
         EV_NO_ACTION => "EV_NO_ACTION".into(),
         other => format!("0x{other:08x}"),
     }
@@ -187,6 +188,7 @@ mod tests {
             tls_roots: &tls,
             sigsum_policy: Some(b"quorum none\n"),
             revoked: Some(b"# none\n"),
+            uki_db: Some(b"-----BEGIN CERTIFICATE-----\n"),
         };
         let mut ms = super::super::measurements(&pcrs, &pkg, &authority);
         ms.push(super::super::identity_measurement(&pcrs, b"rack-7"));

@@ -12,6 +12,7 @@
 //! | 13 | TLS roots | SHA-256 of all TLS roots' DER, concatenated |
 //! | 13 | Sigsum policy (only when `ospkg_trust_policy` exists) | SHA-256 of the file |
 //! | 13 | revoked signers (only when `ospkg_revoked_signers` exists) | SHA-256 of the file |
+//! | 13 | UKI Secure Boot db (only when `ospkg_uki_db.pem` exists) | SHA-256 of the file |
 //! | 14 | UX identity | SHA-256 of the identity: TPM NV index 0x01420001 with NULs trimmed, else empty |
 //!
 //! The three PCRs ("detail", "authority", "identity", upstream's names) can be moved
@@ -45,9 +46,11 @@ pub mod event_type {
     pub const REVOKED_SIGNERS: u32 = 0xa000_0008;
     /// stboot-rs: the TPM floor in force (decimal text, or `none`).
     pub const TPM_FLOOR: u32 = 0xa000_0009;
+    /// stboot-rs: `ospkg_uki_db.pem`, the UEFI db certificates UKIs must be signed for.
+    pub const UKI_DB: u32 = 0xa000_000a;
     /// The events of the trust policy directory (the authority PCR): what decides
     /// which packages a machine accepts.
-    pub const AUTHORITY: [u32; 5] = [TRUST_POLICY, SIGNING_ROOT, TLS_ROOTS, SIGSUM_POLICY, REVOKED_SIGNERS];
+    pub const AUTHORITY: [u32; 6] = [TRUST_POLICY, SIGNING_ROOT, TLS_ROOTS, SIGSUM_POLICY, REVOKED_SIGNERS, UKI_DB];
 }
 
 pub use crate::config::trust_policy::Pcrs;
@@ -120,6 +123,8 @@ pub struct AuthorityInputs<'a> {
     pub sigsum_policy: Option<&'a [u8]>,
     /// `ospkg_revoked_signers`, when present.
     pub revoked: Option<&'a [u8]>,
+    /// `ospkg_uki_db.pem`, when present.
+    pub uki_db: Option<&'a [u8]>,
 }
 
 impl<'a> AuthorityInputs<'a> {
@@ -131,6 +136,7 @@ impl<'a> AuthorityInputs<'a> {
             tls_roots: &trust.tls_roots,
             sigsum_policy: trust.sigsum_policy.as_ref().map(|p| p.bytes.as_slice()),
             revoked: trust.revoked.as_ref().map(|r| r.bytes.as_slice()),
+            uki_db: trust.uki_db.as_ref().map(|d| d.bytes.as_slice()),
         }
     }
 }
@@ -181,6 +187,9 @@ pub fn measurements(pcrs: &Pcrs, pkg: &PackageInputs<'_>, authority: &AuthorityI
     }
     if let Some(r) = authority.revoked {
         v.push(of(pcrs.authority, "revoked signers", t::REVOKED_SIGNERS, r.to_vec()));
+    }
+    if let Some(d) = authority.uki_db {
+        v.push(of(pcrs.authority, "UKI Secure Boot db", t::UKI_DB, d.to_vec()));
     }
     v
 }
@@ -427,6 +436,7 @@ mod tests {
             tls_roots: tls,
             sigsum_policy: sigsum,
             revoked: None,
+            uki_db: None,
         }
     }
 

@@ -132,6 +132,32 @@ pub(crate) trait Entries {
     fn head(&mut self, name: &str) -> Result<Vec<u8>> {
         self.read_at(name, 0, BZIMAGE_MAGIC_END)
     }
+    /// Entry `name`, whole and in order, into `out`.
+    fn copy_to(&mut self, name: &str, out: &mut dyn Write) -> Result<()>;
+}
+
+/// The Secure Boot signature of the UKI of a UKI package checked against the UEFI
+/// `db` certificates `db` ([`crate::secureboot::check`]), reading the entry once.
+/// A package of a kernel and an initramfs has no such signature and is refused.
+pub(crate) fn check_uki_signature(
+    m: &Manifest,
+    archive: &mut dyn Entries,
+    db: &[Vec<u8>],
+) -> Result<crate::secureboot::check::Accepted> {
+    let Some(uki) = &m.uki else {
+        bail!(
+            "the package is a kernel and an initramfs, not a UKI: with {} in the trust policy only UKI packages whose Secure Boot signature verifies against it boot",
+            crate::config::trust_policy::UKI_DB_FILE
+        );
+    };
+    let len = archive.size(uki)?;
+    let head = archive.read_at(uki, 0, super::uki::MAX_HEADERS as usize)?;
+    crate::secureboot::check::check_image(&head, len, |w| archive.copy_to(uki, w), db).with_context(|| {
+        format!(
+            "the UKI {uki:?}: its Secure Boot signature does not verify against {}",
+            crate::config::trust_policy::UKI_DB_FILE
+        )
+    })
 }
 
 /// The checks of the entries a manifest names, shared by both archive readers (the
@@ -180,6 +206,10 @@ impl<R: Read + Seek> Entries for Archive<R> {
     }
 
     /// Reads the entry from its start (a compressed entry cannot seek).
+    fn copy_to(&mut self, name: &str, out: &mut dyn Write) -> Result<()> {
+        self.extract(name, u64::MAX, &mut &mut *out).map(drop)
+    }
+
     fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
         let i = self.index_of(name)?;
         let mut entry = self.zip.by_index(i).map_err(|e| entry_err(name, e))?;

@@ -132,6 +132,19 @@ impl ArchiveData {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The Secure Boot signature of the package's UKI, checked against the UEFI
+    /// `db` certificates ([`super::archive::check_uki_signature`]).
+    pub fn check_uki_signature(
+        &self,
+        m: &super::Manifest,
+        db: &[Vec<u8>],
+    ) -> Result<crate::secureboot::check::Accepted> {
+        match self {
+            ArchiveData::File(f) => super::archive::check_uki_signature(m, &mut f.open()?, db),
+            ArchiveData::Streamed(s) => super::archive::check_uki_signature(m, &mut s.entries(), db),
+        }
+    }
 }
 
 /// A package nobody has verified yet. Its archive is one whose digest was taken from

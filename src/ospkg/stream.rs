@@ -224,6 +224,16 @@ impl Entries for &Streamed {
     fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
         read_entry_at(self, name, offset, len as u64)
     }
+
+    fn copy_to(&mut self, name: &str, out: &mut dyn std::io::Write) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let e = self.get(name).ok_or_else(|| anyhow!("archive: no entry named {name:?}"))?;
+        let Some((f, path)) = &e.file else { bail!("archive: entry {name:?} is a directory, expected a file") };
+        let mut f: &File = f;
+        f.seek(SeekFrom::Start(0)).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+        std::io::copy(&mut f, out).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+        Ok(())
+    }
 }
 
 /// Where the parser is.

@@ -39,7 +39,7 @@ const MEASURED_256: &[&str] =
     &[".linux", ".osrel", ".cmdline", ".initrd", ".ucode", ".splash", ".dtb", ".uname", ".sbat", ".pcrpkey"];
 
 /// How much of the file's start holds the headers and the section table at most.
-const MAX_HEADERS: u64 = 64 * 1024;
+pub(crate) const MAX_HEADERS: u64 = 64 * 1024;
 const SDMAGIC_PREFIX: &str = "#### LoaderInfo: systemd-stub ";
 
 /// Reads `len` bytes at `offset` of the image (the callers' files or buffers).

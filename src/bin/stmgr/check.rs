@@ -149,6 +149,13 @@ impl TrustpolicyCmd {
             if let Some(r) = &t.revoked {
                 eprintln!("revoked signers: {} (ospkg_revoked_signers)", r.entries.len());
             }
+            if let Some(db) = &t.uki_db {
+                eprintln!(
+                    "UKI Secure Boot db: {} certificate(s) ({}); only UKI packages signed for it boot",
+                    db.certificates.len(),
+                    stboot::config::trust_policy::UKI_DB_FILE
+                );
+            }
             eprintln!("lowest OS package version booted: {}", t.policy.min_version());
             if t.policy.tpm_floor() {
                 eprintln!(

@@ -248,6 +248,9 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
             if let Some(line) = verify::expiry_line(pkg.report(), now) {
                 println!("{line}");
             }
+            if let Some(line) = pkg.facts().uki_signer_line() {
+                println!("{line}");
+            }
             if let Some(u) = ospkg::uki_facts(&paths.archive, m)? {
                 let sections: Vec<&str> = u.sections.iter().map(|(n, _)| *n).collect();
                 println!(
@@ -274,6 +277,9 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
                 }
             }
             println!("REJECTED: {name}: {}", printable(&format!("{:#}", rej.error)));
+            if rej.kind == verify::RejectedKind::SecureBoot {
+                println!("what to do: {}", rej.remedy());
+            }
             Ok(ExitCode::FAILURE)
         }
     }

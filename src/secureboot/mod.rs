@@ -13,8 +13,8 @@
 //! certificate give the same bytes.
 
 use ::authenticode::{
-    authenticode_digest, AttributeCertificateIterator, DigestInfo, PeOffsetError, PeOffsets, PeTrait,
-    SpcAttributeTypeAndOptionalValue, SpcIndirectDataContent, SPC_INDIRECT_DATA_OBJID,
+    authenticode_digest, DigestInfo, PeOffsetError, PeOffsets, PeTrait, SpcAttributeTypeAndOptionalValue,
+    SpcIndirectDataContent, SPC_INDIRECT_DATA_OBJID,
 };
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
@@ -30,6 +30,8 @@ use x509_cert::attr::Attribute;
 use x509_cert::Certificate;
 
 use crate::uki;
+
+pub mod check;
 
 const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -108,19 +110,14 @@ pub struct Signature {
 }
 
 /// The Authenticode signatures in a PE image's certificate table (their structure;
-/// the RSA signatures themselves are what the firmware and `sbverify` check).
+/// [`check`] checks them against `db` certificates).
 pub fn signatures(image: &[u8]) -> Result<Vec<Signature>> {
-    let pe = Pe { data: image, layout: uki::pe_layout(image)? };
-    let Some(table) = AttributeCertificateIterator::new(&pe).map_err(|e| anyhow!("certificate table: {e}"))? else {
-        return Ok(Vec::new());
-    };
+    let plan = check::DigestPlan::new(image, image.len() as u64)?;
+    let table = image.get(plan.table_range()).context("the certificate table lies outside the file")?;
     let mut out = Vec::new();
-    for entry in table {
-        let entry = entry.map_err(|e| anyhow!("certificate table: {e}"))?;
-        let sig = entry.get_authenticode_signature().map_err(|e| anyhow!("certificate table: {e}"))?;
-        let digest: [u8; 32] = sig.digest().try_into().context("the signature's digest is not SHA-256")?;
-        let certificates = sig.certificates().map(|c| c.to_der()).collect::<der::Result<Vec<_>>>()?;
-        out.push(Signature { digest, certificates });
+    for (n, entry) in check::entries(table).into_iter().enumerate() {
+        let signed = entry.and_then(check::Signed::decode).with_context(|| format!("signature {}", n + 1))?;
+        out.push(Signature { digest: signed.digest()?, certificates: signed.certificates() });
     }
     Ok(out)
 }
