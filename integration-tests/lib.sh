@@ -185,13 +185,25 @@ make_uki_pkg() {
     [ -s "$d/pcr11" ]
 }
 
-# The UKI of make_uki_pkg Secure Boot signed by sbsigntool's sbsign, packaged and
-# signed: uki-db.json with the enrolled db key (make_secureboot_keys), uki-stranger.json
-# with the stranger's.
+# The test OS of make_uki_pkg as a UKI built by systemd's ukify 254 around
+# systemd-stub 254 (bookworm-backports, unpacked into target/systemd-254 by
+# scripts/setup.sh), Secure Boot signed by sbsign and packaged: uki-db.json with the
+# enrolled db key (make_secureboot_keys), uki-stranger.json with the stranger's.
+# $W/uki-pkg/pcr11-254: systemd-measure 254's PCR 11 for its sections (stub 254 also
+# measures .uname and .sbat).
 make_uki_signed_pkgs() {
-    local d=$W/uki-pkg k s
+    local d=$W/uki-pkg sd=$ROOT/target/systemd-254/bin k s args=()
+    "$sd/ukify" build --linux="$KERNEL" --initrd="$W/testos/initrd.gz" --cmdline="@$d/cmdline" \
+        --os-release="@$d/osrel" --uname=6.1.0-testos --pcrpkey="$d/pcr.pem" --stub="$sd/linuxx64.efi.stub" \
+        --output="$d/os-254.uki" >"$d/ukify.log" 2>&1 || { cat "$d/ukify.log" >&2; return 1; }
+    for s in linux osrel cmdline initrd uname sbat pcrpkey; do
+        objcopy --dump-section ".$s=$d/sec254.$s" "$d/os-254.uki" "$d/scratch.efi"
+        args+=("--$s=$d/sec254.$s")
+    done
+    "$sd/systemd-measure" calculate "${args[@]}" --bank=sha256 --phase= | sed -n 's/^11:sha256=//p' > "$d/pcr11-254"
+    [ -s "$d/pcr11-254" ]
     for k in db stranger; do
-        sbsign --key "$W/sb/$k.key" --cert "$W/sb/$k.crt" --output "$d/os-$k.uki" "$d/os.uki" 2>/dev/null
+        sbsign --key "$W/sb/$k.key" --cert "$W/sb/$k.crt" --output "$d/os-$k.uki" "$d/os-254.uki" 2>/dev/null
         "$STMGR" ospkg create -uki "$d/os-$k.uki" -label "test OS uki-$k" -url "uki-$k.zip" \
             -out "$W/www/uki-$k" >/dev/null
         for s in leaf1 leaf2; do

@@ -631,9 +631,10 @@ SCENARIOS = [
         handoff=lambda c: ['r["ospkg"]["uki"] == "boot/os.uki" and r["ospkg"]["kernel"] == ""'],
         handoff_pcrs=(11, 12, 13, 14), handoff_expect=lambda c: [predicted("uki-package")(c)]),
     Scenario(
-        "uki-package-db", "the trust policy has the UEFI db (ospkg_uki_db.pem): the UKI package signed by a "
-        "stranger and the unsigned one are refused with their reasons, the one sbsign signed with the db key boots "
-        "(PCR 11 as systemd-measure gives it for the unsigned UKI; the db measured into PCR 13)",
+        "uki-package-db", "the trust policy has the UEFI db (ospkg_uki_db.pem): a UKI that systemd's ukify 254 "
+        "built around systemd-stub 254, signed by sbsign with a stranger's key, and the unsigned UKI package are "
+        "refused with their reasons; the ukify UKI signed with the db key boots, PCR 11 as systemd-measure 254 "
+        "calculates it (stub 254 also measures .uname and .sbat), the db measured into PCR 13",
         lambda c, n: (c.get("package", "uki-signed"), initramfs(c, n, "ukidb", dhcp(
             f"{good(c)}/uki-stranger.json,{good(c)}/uki-package.json,{good(c)}/uki-db.json"))),
         expect=lambda c: [
@@ -644,7 +645,9 @@ SCENARIOS = [
             "+what to do: sign the UKI for this machine's db",
             '+UKI boot/os-db.uki: Secure Boot signature by "CN=stboot-rs test Secure Boot db" verifies against '
             'ospkg_uki_db.pem certificate #0', "+measured UKI Secure Boot db into PCR 13",
-            f"+pcr11={read(path('uki-pkg', 'pcr11')).strip()} ",
+            "+UKI: its sections are measured into PCR 11 as its systemd-stub 254.26",
+            "+measured UKI section .uname into PCR 11", "+measured UKI section .sbat into PCR 11",
+            f"+pcr11={read(path('uki-pkg', 'pcr11-254')).strip()} ",
             f"+TEST-OS-PCRS {pcrs('uki-db', 'ukidb')(c)}", booted("uki-package")],
         handoff=lambda c: ['[f["kind"] for f in r["failures"]] == ["verify.secure-boot", "verify.secure-boot"]'],
         handoff_pcrs=(11, 12, 13, 14), handoff_expect=lambda c: [predicted("uki-db", "ukidb")(c)]),

@@ -1944,3 +1944,93 @@ fn a_uki_package_counts_only_when_signed_for_the_trust_policys_db() {
     let out = fails(dir, &["ospkg", "verify", "-trustPolicy", tp, "-ospkg", "by-db"]);
     assert!(out.contains("ospkg_uki_db.pem") && out.contains("expected the PEM certificates of the UEFI db"), "{out}");
 }
+
+/// A tool of systemd 254 (bookworm-backports), which scripts/setup.sh unpacks into
+/// target/systemd-254/bin: `ukify`, `systemd-measure`, `linuxx64.efi.stub`.
+fn systemd_254(tool: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/systemd-254/bin").join(tool);
+    assert!(
+        p.exists(),
+        "{} is missing: scripts/setup.sh unpacks systemd 254 from bookworm-backports there",
+        p.display()
+    );
+    p
+}
+
+/// A UKI that systemd's own ukify (254) builds around systemd-stub 254, Secure Boot
+/// signed by sbsign: stboot reads the stub's version, so PCR 11
+/// also measures `.uname` and `.sbat` as stub 254 does, and `stmgr tpm predict`'s
+/// PCR 11 equals systemd-measure 254's `calculate` over the sections objcopy
+/// extracts; the signature verifies against the trust policy's db.
+#[test]
+fn a_ukify_uki_around_stub_254_predicts_pcr11_as_systemd_measure_254_does() {
+    let (ukify, measure, stub) =
+        (systemd_254("ukify"), systemd_254("systemd-measure"), systemd_254("linuxx64.efi.stub"));
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    uki_inputs(dir, &b"070701 pretend cpio".repeat(100));
+    std::fs::write(dir.join("osrel"), "ID=myos\nPRETTY_NAME=\"a UKI by ukify\"\n").unwrap();
+    openssl(dir, &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "pcr.key"]);
+    openssl(dir, &["pkey", "-in", "pcr.key", "-pubout", "-out", "pcr.pem"]);
+    let subj = "/CN=ukify db/";
+    let db = ["req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", subj];
+    openssl(dir, &[&db[..], &["-keyout", "db.key", "-out", "db.crt"]].concat());
+    let (good, text) = tool(
+        dir,
+        ukify.to_str().unwrap(),
+        &[
+            "build",
+            "--linux",
+            "bzImage",
+            "--initrd",
+            "initrd",
+            "--cmdline",
+            "console=ttyS0 quiet",
+            "--os-release",
+            "@osrel",
+            "--uname",
+            "6.1.0-test",
+            "--pcrpkey",
+            "pcr.pem",
+            "--stub",
+            stub.to_str().unwrap(),
+            "--output",
+            "unsigned.efi",
+        ],
+    );
+    assert!(good, "ukify: {text}");
+    // ukify signs through sbsign too, but first checks the kernel's own signature,
+    // which the pretend kernel cannot have
+    let sign = ["--key", "db.key", "--cert", "db.crt", "--output", "ukify.efi", "unsigned.efi"];
+    let (good, text) = tool(dir, "sbsign", &sign);
+    assert!(good, "sbsign: {text}");
+
+    ok(dir, &["keygen", "certificate", "-isCA", "-certOut", "root.pem", "-keyOut", "root.key"]);
+    let leaf = ["-rootCert", "root.pem", "-rootKey", "root.key", "-certOut", "a.pem", "-keyOut", "a.key"];
+    ok(dir, &[&["keygen", "certificate"][..], &leaf].concat());
+    let tp = policy(dir, "tp", 1, &["root.pem"]);
+    std::fs::copy(dir.join("db.crt"), tp.join("ospkg_uki_db.pem")).unwrap();
+    let tp = tp.to_str().unwrap();
+    ok(dir, &["ospkg", "create", "-uki", "ukify.efi", "-url", "u.zip", "-out", "u"]);
+    ok(dir, &["ospkg", "sign", "-key", "a.key", "-cert", "a.pem", "-ospkg", "u"]);
+    let out = ok(dir, &["ospkg", "verify", "-trustPolicy", tp, "-ospkg", "u"]);
+    assert!(
+        out.contains(
+            "UKI boot/ukify.efi: PCR 11 measures .linux .osrel .cmdline .initrd .uname .sbat .pcrpkey as its systemd-stub 254.26"
+        ) && out.contains(r#"Secure Boot signature by "CN=ukify db" verifies against ospkg_uki_db.pem"#),
+        "{out}"
+    );
+    let predicted = ok(dir, &["tpm", "predict", "-trustPolicy", tp, "-ospkg", "u"]);
+    let pcr11 = predicted.lines().find_map(|l| l.strip_prefix("PCR11=")).unwrap_or_else(|| panic!("{predicted}"));
+    let mut args = vec!["calculate".to_string(), "--bank=sha256".into(), "--phase=".into()];
+    for s in ["linux", "osrel", "cmdline", "initrd", "uname", "sbat", "pcrpkey"] {
+        let (good, text) =
+            tool(dir, "objcopy", &["--dump-section", &format!(".{s}=sec.{s}"), "ukify.efi", "scratch.efi"]);
+        assert!(good, "objcopy .{s}: {text}");
+        args.push(format!("--{s}=sec.{s}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (good, text) = tool(dir, measure.to_str().unwrap(), &args);
+    assert!(good, "systemd-measure 254: {text}");
+    assert!(text.contains(&format!("11:sha256={pcr11}")), "stmgr: PCR11={pcr11}\nsystemd-measure 254: {text}");
+}
