@@ -1789,19 +1789,7 @@ fn a_uki_package_predicts_pcr11_as_systemd_measure_does() {
             && out.contains("signed PCR policy (.pcrsig): none"),
         "{out}"
     );
-    let predicted = ok(dir, &["tpm", "predict", "-trustPolicy", tp, "-ospkg", "uki"]);
-    let pcr11 = predicted.lines().find_map(|l| l.strip_prefix("PCR11=")).unwrap_or_else(|| panic!("{predicted}"));
-
-    let mut args = vec!["calculate".to_string(), "--bank=sha256".into(), "--phase=".into()];
-    for s in ["linux", "osrel", "cmdline", "initrd"] {
-        let (good, text) = tool(dir, "objcopy", &["--dump-section", &format!(".{s}=sec.{s}"), "os.uki", "scratch.efi"]);
-        assert!(good, "objcopy .{s}: {text}");
-        args.push(format!("--{s}=sec.{s}"));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (good, text) = tool(dir, measure.to_str().unwrap(), &args);
-    assert!(good, "systemd-measure: {text}");
-    assert!(text.contains(&format!("11:sha256={pcr11}")), "stmgr: PCR11={pcr11}\nsystemd-measure: {text}");
+    pcr11_is_systemd_measures(dir, tp, "uki", measure, "os.uki", &["linux", "osrel", "cmdline", "initrd"]);
     // the package's manifest names the UKI and nothing else
     let e = fails(dir, &["ospkg", "create", "-uki", "os.uki", "-kernel", "bzImage", "-out", "both"]);
     assert!(e.contains("cannot be used with"), "{e}");
@@ -2020,17 +2008,24 @@ fn a_ukify_uki_around_stub_254_predicts_pcr11_as_systemd_measure_254_does() {
         ) && out.contains(r#"Secure Boot signature by "CN=ukify db" verifies against ospkg_uki_db.pem"#),
         "{out}"
     );
-    let predicted = ok(dir, &["tpm", "predict", "-trustPolicy", tp, "-ospkg", "u"]);
+    let sections = ["linux", "osrel", "cmdline", "initrd", "uname", "sbat", "pcrpkey"];
+    pcr11_is_systemd_measures(dir, tp, "u", &measure, "ukify.efi", &sections);
+}
+
+/// `stmgr tpm predict`'s PCR11 for package `pkg` under trust policy `tp` equals
+/// what `measure` (a systemd-measure) calculates over the `sections` of `uki` as
+/// binutils' objcopy extracts them.
+fn pcr11_is_systemd_measures(dir: &Path, tp: &str, pkg: &str, measure: &Path, uki: &str, sections: &[&str]) {
+    let predicted = ok(dir, &["tpm", "predict", "-trustPolicy", tp, "-ospkg", pkg]);
     let pcr11 = predicted.lines().find_map(|l| l.strip_prefix("PCR11=")).unwrap_or_else(|| panic!("{predicted}"));
     let mut args = vec!["calculate".to_string(), "--bank=sha256".into(), "--phase=".into()];
-    for s in ["linux", "osrel", "cmdline", "initrd", "uname", "sbat", "pcrpkey"] {
-        let (good, text) =
-            tool(dir, "objcopy", &["--dump-section", &format!(".{s}=sec.{s}"), "ukify.efi", "scratch.efi"]);
+    for s in sections {
+        let (good, text) = tool(dir, "objcopy", &["--dump-section", &format!(".{s}=sec.{s}"), uki, "scratch.efi"]);
         assert!(good, "objcopy .{s}: {text}");
         args.push(format!("--{s}=sec.{s}"));
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (good, text) = tool(dir, measure.to_str().unwrap(), &args);
-    assert!(good, "systemd-measure 254: {text}");
-    assert!(text.contains(&format!("11:sha256={pcr11}")), "stmgr: PCR11={pcr11}\nsystemd-measure 254: {text}");
+    assert!(good, "{}: {text}", measure.display());
+    assert!(text.contains(&format!("11:sha256={pcr11}")), "stmgr: PCR11={pcr11}\n{}: {text}", measure.display());
 }
