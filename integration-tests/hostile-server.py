@@ -32,10 +32,17 @@ leads back into the same mode for the archive.
   huge-header     (json) 200 with an 8 MB response header
   to-file         (json) 302 to file:///etc/passwd
   status-404, status-503   (json) that status
+  busy            (json and zip) the first request for a path: 503 with Retry-After: 2,
+                  then ROOT/NAME
+  busy-date       as busy, with Retry-After as an HTTP date 2 s from now (the Date
+                  header is this second or the next)
+  busy-long       (json) 429 with Retry-After: 3600, always
   count           /count/MODE/NAME answers how many requests /MODE/NAME has had
+  ua              /ua/MODE/NAME answers the User-Agent of the last request for /MODE/NAME
 """
 import argparse
 import base64
+import email.utils
 import os
 import socket
 import ssl
@@ -48,6 +55,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ARCHIVE_MODES = {"trickle", "endless", "huge-length", "reset", "empty", "long-length"}
 COUNTS = {}
+AGENTS = {}
 COUNTS_LOCK = threading.Lock()
 
 
@@ -92,8 +100,13 @@ def handler(root, http_port):
                 with COUNTS_LOCK:
                     n = COUNTS.get(self.path[len("/count") :], 0)
                 return self.send(200, str(n).encode())
+            if self.path.startswith("/ua/"):
+                with COUNTS_LOCK:
+                    ua = AGENTS.get(self.path[len("/ua") :], "")
+                return self.send(200, ua.encode())
             with COUNTS_LOCK:
                 COUNTS[self.path] = COUNTS.get(self.path, 0) + 1
+                AGENTS[self.path] = self.headers.get("User-Agent", "")
             parts = self.path.strip("/").split("/", 1)
             if len(parts) != 2:
                 return self.send(404, b"")
@@ -107,6 +120,16 @@ def handler(root, http_port):
         def dispatch(self, mode, name):
             if mode == "good" or (mode in ARCHIVE_MODES and name.endswith(".json")):
                 return self.send(200, self.real(name))
+            if mode in ("busy", "busy-date"):
+                with COUNTS_LOCK:
+                    first = COUNTS.get(self.path) == 1
+                if not first:
+                    return self.send(200, self.real(name))
+                # send_response adds the Date header (this second, or the next)
+                after = "2" if mode == "busy" else email.utils.formatdate(time.time() + 2, usegmt=True)
+                return self.send(503, b"busy", [("Retry-After", after)])
+            if mode == "busy-long":
+                return self.send(429, b"busy", [("Retry-After", "3600")])
             if mode == "auth":
                 want = "Basic " + base64.b64encode(b"stboot:s3cret").decode()
                 if self.headers.get("Authorization") != want:

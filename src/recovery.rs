@@ -194,6 +194,15 @@ pub fn backoff(n: u32) -> Duration {
     Duration::from_secs((5u64 << n.saturating_sub(1).min(4)).min(60))
 }
 
+/// The wait before boot attempt `n`: half of [`backoff`], plus a random part of the
+/// other half from the 64 random bits `r`. A fleet that failed together does not
+/// retry together, and no machine loops back at once (a whole boot brings the
+/// network up again).
+pub fn jittered_backoff(n: u32, r: u64) -> Duration {
+    let b = backoff(n);
+    b / 2 + crate::fetch::retry::jitter(b / 2, r)
+}
+
 /// Boot attempts 1 to `attempts`, each `attempt(n, "attempt n/attempts")` returning
 /// its failure (it returns only on failure), with [`retry`] between them; the number
 /// tried.
@@ -217,7 +226,7 @@ pub fn retry(f: &Failure, attempt: u32, attempts: u32) -> bool {
     if attempt >= attempts {
         return false;
     }
-    let wait = backoff(attempt);
+    let wait = jittered_backoff(attempt, crate::fetch::retry::os_random());
     tracing::info!("retrying the whole boot in {} s", wait.as_secs());
     std::thread::sleep(wait);
     true
@@ -271,5 +280,9 @@ mod tests {
         assert_eq!(backoff(1), Duration::from_secs(5));
         assert_eq!(backoff(2), Duration::from_secs(10));
         assert_eq!(backoff(10), Duration::from_secs(60));
+        // jittered: from half of it to all of it
+        assert_eq!(jittered_backoff(2, 0), Duration::from_secs(5));
+        assert!(jittered_backoff(2, u64::MAX) > Duration::from_millis(9999));
+        assert!(jittered_backoff(10, u64::MAX / 2) > Duration::from_secs(44));
     }
 }

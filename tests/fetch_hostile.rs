@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::hostile::{env, fetcher_with, requests, url};
+use common::hostile::{env, fetcher_with, requests, url, user_agent};
 use reqwest::Url;
 use stboot::fetch::{self, FetchError, Fetcher, RetryPolicy};
 use stboot::verify::{self, Threshold};
@@ -176,7 +176,7 @@ fn a_content_length_longer_than_the_body_is_tried_twice() {
     );
     assert!(msg.contains(&format!("announces {} bytes but sends {real}, twice", real + 1000)), "{msg}");
     // one attempt's error says it plainly: no link to the TLS library's manual
-    let c = stboot::fetch::Client::new(std::slice::from_ref(&env().tls_ca_der), STALL).unwrap();
+    let c = stboot::fetch::Client::new(std::slice::from_ref(&env().tls_ca_der), STALL, "stboot-rs-test").unwrap();
     let zip = Url::parse(&format!("https://127.0.0.1:{}/long-length/pkg.zip", env().tls_port)).unwrap();
     let e = c.download(&zip, MAX_ARCHIVE, &mut Vec::new(), &mut |_, _, _| {}).unwrap_err();
     let line = e.to_string();
@@ -243,7 +243,35 @@ fn http_status_errors_move_on_or_retry_by_class() {
     let o = hostile_then_good(url("status-503"));
     assert!(matches!(fetch_error(&o.error), FetchError::Status(s) if s.as_u16() == 503), "{:#}", o.error);
     assert_eq!(requests("/status-503/pkg.json"), 5, "503 is retried");
-    assert!(o.cost >= Duration::from_secs(1 + 2 + 4 + 8), "with backoff 1, 2, 4, 8 s: {:?}", o.cost);
+}
+
+/// A 503 with `Retry-After` (seconds, or an HTTP date): stboot waits at least that
+/// long before it asks again, for the descriptor and for the archive, and then
+/// boots what the server sends. A 429 that asks for an hour is not waited for: the
+/// next URL at once.
+#[test]
+fn retry_after_is_honoured_within_the_urls_budget() {
+    let stage = tempfile::tempdir().unwrap();
+    let f = fetcher(stage.path());
+    for (mode, at_least) in [("busy", 2), ("busy-date", 1)] {
+        let t = Instant::now();
+        f.fetch(&url(mode), 0).unwrap_or_else(|e| panic!("{mode}: {e:#}"));
+        let cost = t.elapsed();
+        for object in ["pkg.json", "pkg.zip"] {
+            assert_eq!(requests(&format!("/{mode}/{object}")), 2, "{mode}: {object} asked for again once");
+        }
+        // two waits of what the server asked for (a lower bound: the jitter adds to it)
+        assert!(cost >= Duration::from_secs(2 * at_least), "{mode}: {cost:?}");
+    }
+    let o = hostile_then_good(url("busy-long"));
+    let e = fetch_error(&o.error);
+    assert!(
+        matches!(e, FetchError::Busy { status, retry_after } if status.as_u16() == 429 && retry_after.as_secs() == 3600),
+        "{:#}",
+        o.error
+    );
+    assert!(format!("{:#}", o.error).contains("server answered 429 Too Many Requests and asks to retry after 3600 s"));
+    assert_eq!(requests("/busy-long/pkg.json"), 1, "an hour does not fit the URL's budget");
 }
 
 #[test]
@@ -332,4 +360,42 @@ fn a_full_staging_tmpfs_is_named_as_such() {
     assert!(matches!(fe, FetchError::Local { full: true, .. }), "{msg}");
     assert!(fe.remedy().contains("does not fit in the staging tmpfs"), "{}", fe.remedy());
     assert_eq!(leftover, 0, "a failed download left files behind");
+}
+
+/// Server logs can tell the machines of a fleet apart: the user agent names
+/// stboot-rs, its version and the machine's identity (the host configuration's
+/// `identity`), and a per-machine `ospkg_pointer` (`$ID` in the path, `$AUTH` as the
+/// password) reaches the server substituted, for the descriptor and the archive.
+#[test]
+fn the_user_agent_and_per_machine_urls_name_the_machine() {
+    let port = env().tls_port;
+    let host = stboot::config::HostConfig::parse(
+        format!(
+            r#"{{"network_mode":"dhcp","identity":"rack7-node12","authentication":"s3cret",
+                "ospkg_pointer":"https://stboot:$AUTH@127.0.0.1:{port}/auth/$ID/pkg.json"}}"#
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let urls = fetch::usable_urls(&host.pointer()).unwrap();
+    let stage = tempfile::tempdir().unwrap();
+    let settings = fetch::Settings {
+        stall_timeout: STALL,
+        retry: RetryPolicy::default(),
+        deadline: Instant::now() + Duration::from_secs(3600),
+        max_archive: MAX_ARCHIVE,
+        max_archive_why: "the test's limit".into(),
+        identity: host.identity.clone(),
+    };
+    let f = Fetcher::new(std::slice::from_ref(&env().tls_ca_der), settings, stage.path()).unwrap();
+    f.fetch(&urls[0], 0).unwrap_or_else(|e| panic!("{e:#}"));
+    let want = format!("stboot-rs/{} (id=rack7-node12)", env!("CARGO_PKG_VERSION"));
+    for object in ["pkg.json", "pkg.zip"] {
+        let path = format!("/auth/rack7-node12/{object}");
+        assert_eq!(requests(&path), 1, "{path}");
+        assert_eq!(user_agent(&path), want, "{path}");
+    }
+    // without an identity, the product alone; an identity that is not a plain name is left out
+    assert_eq!(fetch::user_agent(None), format!("stboot-rs/{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(fetch::user_agent(Some("a b\r\nX-Evil: 1")), fetch::user_agent(None));
 }

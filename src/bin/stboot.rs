@@ -61,7 +61,7 @@ impl Boot {
             info!("{}", tl.try_step(Step::Network, || network::configure(&host, self.run.opts.dhcp_timeout))?);
             self.network_up = true;
         }
-        let fetcher = fetch::Fetcher::for_boot(&trust, &self.run.opts, &self.run.stage_dir).at(Step::Fetch)?;
+        let fetcher = fetch::Fetcher::for_boot(&trust, &host, &self.run.opts, &self.run.stage_dir).at(Step::Fetch)?;
         for (i, url) in urls.iter().enumerate() {
             if fetcher.deadline_passed() {
                 self.history.url_not_tried(i, urls.len(), "stboot.deadline passed");

@@ -51,6 +51,9 @@ pub enum FetchError {
     Tls(String),
     /// The server answered with an error status.
     Status(StatusCode),
+    /// The server answered 503 or 429 and asked to come back after `retry_after`
+    /// (its `Retry-After` header).
+    Busy { status: StatusCode, retry_after: Duration },
     /// A redirect that is not followed (https -> http, too many, a loop).
     Redirect(String),
     /// The object is larger than it may be. `declared` is the Content-Length, if any.
@@ -92,7 +95,10 @@ impl FetchError {
 
     pub fn retry(&self) -> Retry {
         match self {
-            FetchError::Connect(_) | FetchError::Truncated { .. } | FetchError::Body { .. } => Retry::Transient,
+            FetchError::Connect(_)
+            | FetchError::Truncated { .. }
+            | FetchError::Body { .. }
+            | FetchError::Busy { .. } => Retry::Transient,
             FetchError::Status(s) => {
                 if s.is_server_error() || *s == StatusCode::REQUEST_TIMEOUT || *s == StatusCode::TOO_MANY_REQUESTS {
                     Retry::Transient
@@ -119,7 +125,7 @@ impl FetchError {
             FetchError::NoResponse(_) => "no_response",
             FetchError::Stalled(_) => "stalled",
             FetchError::Tls(_) => "tls",
-            FetchError::Status(_) => "status",
+            FetchError::Status(_) | FetchError::Busy { .. } => "status",
             FetchError::Redirect(_) => "redirect",
             FetchError::TooLarge { .. } => "too_large",
             FetchError::Truncated { .. } => "truncated",
@@ -141,6 +147,7 @@ impl FetchError {
             FetchError::Tls(_) => "the server's certificate must chain to a root in /etc/trust_policy/tls_roots.pem and name the host of the URL; check both and the server's date",
             FetchError::Status(s) if s.is_client_error() => "check the URL and the credentials in ospkg_pointer, and that the file exists on the server",
             FetchError::Status(_) => "the server failed; check its logs",
+            FetchError::Busy { .. } => "the server is overloaded and asked stboot to come back later: stboot waits as asked when that fits the URL's retry budget (25 s), else it tries the next URL; add mirrors to ospkg_pointer, or a caching tier in front of the server",
             FetchError::Redirect(_) => "point ospkg_pointer (or os_pkg_url) at the final https URL",
             FetchError::TooLarge { .. } => "give the machine more memory, or make the package smaller",
             FetchError::Truncated { .. } | FetchError::Body { .. } => "the connection broke; check the server and the network",
@@ -164,6 +171,9 @@ impl fmt::Display for FetchError {
             FetchError::Stalled(m) => f.write_str(m),
             FetchError::Tls(m) => write!(f, "TLS: {m}"),
             FetchError::Status(s) => write!(f, "server answered {s}"),
+            FetchError::Busy { status, retry_after } => {
+                write!(f, "server answered {status} and asks to retry after {} s", retry_after.as_secs())
+            }
             FetchError::Redirect(m) => write!(f, "redirect refused: {m}"),
             FetchError::TooLarge { limit, declared: Some(d) } => {
                 write!(f, "the server announces {d} bytes, more than the limit of {limit} bytes")
@@ -188,6 +198,20 @@ impl fmt::Display for FetchError {
 
 impl std::error::Error for FetchError {}
 
+/// A `Retry-After` value (RFC 9110): seconds, or an HTTP date, which is taken
+/// relative to the response's `Date` (the machine's clock may be anything before
+/// the OS sets it), else to the machine's clock. `None` when it is neither.
+pub fn retry_after(value: &str, date: Option<&str>) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX).min(u64::from(u32::MAX))));
+    }
+    let parse = |s: &str| time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc2822).ok();
+    let at = parse(value)?;
+    let now = date.and_then(parse).unwrap_or_else(time::OffsetDateTime::now_utc);
+    Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO))
+}
+
 /// An HTTP client that trusts only the pinned roots. One request at a time (the
 /// redirect target of a failed request is remembered for its error message).
 pub struct Client {
@@ -198,8 +222,9 @@ pub struct Client {
 
 impl Client {
     /// `tls_roots` (DER) are the only roots trusted for HTTPS; `stall` bounds
-    /// connecting, waiting for headers and every silent read.
-    pub fn new(tls_roots: &[Vec<u8>], stall: Duration) -> anyhow::Result<Self> {
+    /// connecting, waiting for headers and every silent read; `user_agent` goes with
+    /// every request ([`super::user_agent`]).
+    pub fn new(tls_roots: &[Vec<u8>], stall: Duration, user_agent: &str) -> anyhow::Result<Self> {
         use anyhow::Context;
         let last_redirect = std::sync::Arc::new(std::sync::Mutex::new(None));
         let followed = last_redirect.clone();
@@ -231,7 +256,7 @@ impl Client {
             // the blocking client applies this to the wait for the headers and to
             // every single read of the body: a per-read stall timeout
             .timeout(stall)
-            .user_agent(concat!("stboot-rs/", env!("CARGO_PKG_VERSION")));
+            .user_agent(user_agent);
         for (i, der) in tls_roots.iter().enumerate() {
             let c = reqwest::Certificate::from_der(der).with_context(|| format!("TLS root #{i}"))?;
             b = b.add_root_certificate(c);
@@ -279,7 +304,15 @@ impl Client {
             }));
         }
         if !status.is_success() {
-            return Err(FetchError::Status(status));
+            let busy = status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS;
+            let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok());
+            return Err(match header(reqwest::header::RETRY_AFTER).filter(|_| busy) {
+                Some(after) => match retry_after(after, header(reqwest::header::DATE)) {
+                    Some(retry_after) => FetchError::Busy { status, retry_after },
+                    None => FetchError::Status(status),
+                },
+                None => FetchError::Status(status),
+            });
         }
         // the URL that answered, with the credentials back when it is still the
         // origin they were given for (reqwest sends them there on redirects too)
@@ -483,6 +516,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn retry_after_in_seconds_or_as_a_date_relative_to_the_response() {
+        assert_eq!(retry_after("120", None), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after(" 0 ", None), Some(Duration::ZERO));
+        assert_eq!(retry_after("99999999999999999999999", None), Some(Duration::from_secs(u64::from(u32::MAX))));
+        let date = Some("Sat, 05 Dec 2026 21:00:00 GMT");
+        assert_eq!(retry_after("Sat, 05 Dec 2026 21:00:30 GMT", date), Some(Duration::from_secs(30)));
+        // a date in the past: at once
+        assert_eq!(retry_after("Sat, 05 Dec 2026 20:00:00 GMT", date), Some(Duration::ZERO));
+        for bad in ["", "-1", "1.5", "soon", "Sat, 99 Dec 2026 21:00:30 GMT"] {
+            assert_eq!(retry_after(bad, date), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn percent_decoding() {
         let u = Url::parse("https://user:p%40ss@h.example/x.json").unwrap();
         assert_eq!(percent_decode(u.password().unwrap()), "p@ss");
@@ -494,6 +541,8 @@ mod tests {
         assert_eq!(FetchError::Status(StatusCode::NOT_FOUND).retry(), Retry::Never);
         assert_eq!(FetchError::Status(StatusCode::SERVICE_UNAVAILABLE).retry(), Retry::Transient);
         assert_eq!(FetchError::Status(StatusCode::TOO_MANY_REQUESTS).retry(), Retry::Transient);
+        let busy = FetchError::Busy { status: StatusCode::SERVICE_UNAVAILABLE, retry_after: Duration::from_secs(2) };
+        assert_eq!((busy.retry(), busy.code()), (Retry::Transient, "status"));
         assert_eq!(FetchError::TooLarge { limit: 1, declared: None }.retry(), Retry::Never);
         assert_eq!(FetchError::Empty.retry(), Retry::Never);
         assert_eq!(FetchError::Stalled(String::new()).retry(), Retry::Stall);

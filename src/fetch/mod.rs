@@ -48,6 +48,9 @@ pub struct Settings {
     pub max_archive: u64,
     /// Where `max_archive` comes from, for the error that refuses a larger archive.
     pub max_archive_why: String,
+    /// The machine's identity (the host configuration's `identity`), named in the
+    /// user agent so that server logs show which machine fetched what.
+    pub identity: Option<String>,
 }
 
 /// Downloads packages into `stage_dir`, and decrypts them with `identities` if they
@@ -62,15 +65,17 @@ pub struct Fetcher {
 impl Fetcher {
     /// `tls_roots` (DER) are the only roots trusted for HTTPS.
     pub fn new(tls_roots: &[Vec<u8>], settings: Settings, stage_dir: &Path) -> Result<Self> {
-        let client = Client::new(tls_roots, settings.stall_timeout)?;
+        let client = Client::new(tls_roots, settings.stall_timeout, &user_agent(settings.identity.as_deref()))?;
         Ok(Self { client, settings, stage_dir: stage_dir.to_path_buf(), identities: None })
     }
 
     /// The fetcher of one boot attempt: the trust policy's TLS roots and decryption
-    /// identities, the kernel command line's timeouts, and the package budget of the
-    /// staging directory (said on the console).
+    /// identities, the host configuration's identity, the kernel command line's
+    /// timeouts, and the package budget of the staging directory (said on the
+    /// console).
     pub fn for_boot(
         trust: &crate::config::TrustConfig,
+        host: &crate::config::HostConfig,
         opts: &crate::config::Options,
         stage_dir: &Path,
     ) -> Result<Self> {
@@ -82,6 +87,7 @@ impl Fetcher {
             deadline: Instant::now() + opts.deadline,
             max_archive: budget.bytes,
             max_archive_why: budget.why,
+            identity: host.identity.clone(),
         };
         Ok(Self::new(&trust.tls_roots, settings, stage_dir)?.with_identities(trust.decryption_identities.clone()))
     }
@@ -345,6 +351,20 @@ pub fn archive_url(d: &Descriptor, descriptor_url: &Url) -> Result<Url> {
         let _ = u.set_password(None);
     }
     Ok(u)
+}
+
+/// The user agent: `stboot-rs/VERSION`, and ` (id=IDENTITY)` when the machine has
+/// an identity of at most 64 characters of A-Z, a-z, 0-9, `-` and `_` (what `$ID` in
+/// a URL may hold too; anything else is left out).
+pub fn user_agent(identity: Option<&str>) -> String {
+    let base = concat!("stboot-rs/", env!("CARGO_PKG_VERSION"));
+    let ok = |id: &&str| {
+        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    match identity.filter(ok) {
+        Some(id) => format!("{base} (id={id})"),
+        None => base.to_string(),
+    }
 }
 
 fn retry_line(what: &str, url: &Url, e: &FetchError, attempt: u32, wait: Duration) {

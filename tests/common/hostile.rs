@@ -180,12 +180,13 @@ pub fn fetcher_with(
         deadline: Instant::now() + Duration::from_secs(3600),
         max_archive,
         max_archive_why: format!("at most {max_archive} bytes (the test's limit)"),
+        identity: None,
     };
     stboot::fetch::Fetcher::new(tls_roots, settings, stage).unwrap()
 }
 
-/// How many requests the server has had for `/MODE/NAME` (`path`).
-pub fn requests(path: &str) -> u64 {
+/// What the server's bookkeeping endpoint `/count...` or `/ua...` answers.
+fn ask(path: &str) -> String {
     let e = env();
     let client = reqwest::blocking::Client::builder()
         .use_rustls_tls()
@@ -193,8 +194,17 @@ pub fn requests(path: &str) -> u64 {
         .add_root_certificate(reqwest::Certificate::from_der(&e.tls_ca_der).unwrap())
         .build()
         .unwrap();
-    let u = format!("https://127.0.0.1:{}/count{path}", e.tls_port);
-    client.get(u).send().unwrap().text().unwrap().trim().parse().unwrap()
+    client.get(format!("https://127.0.0.1:{}{path}", e.tls_port)).send().unwrap().text().unwrap()
+}
+
+/// The User-Agent of the server's last request for `/MODE/NAME` (`path`).
+pub fn user_agent(path: &str) -> String {
+    ask(&format!("/ua{path}"))
+}
+
+/// How many requests the server has had for `/MODE/NAME` (`path`).
+pub fn requests(path: &str) -> u64 {
+    ask(&format!("/count{path}")).trim().parse().unwrap()
 }
 
 pub fn url(mode: &str) -> Url {
