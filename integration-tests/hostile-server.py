@@ -38,7 +38,15 @@ leads back into the same mode for the archive.
                   header is this second or the next)
   busy-long       (json) 429 with Retry-After: 3600, always
   count           /count/MODE/NAME answers how many requests /MODE/NAME has had
+  resume          (zip) with an ETag; the first request: a tenth of the file, then TCP
+                  RST; later ones honour Range (206) when If-Range holds the ETag
+  resume-ignored  (zip) as resume, but later requests get the whole file (200): a
+                  server without ranges
+  resume-changed  (zip) as resume, but the ETag changes after the first request, so
+                  If-Range fails and the whole file comes (200), as RFC 9110 says
   ua              /ua/MODE/NAME answers the User-Agent of the last request for /MODE/NAME
+  ranges          /ranges/MODE/NAME answers the Range and If-Range headers of every
+                  request for /MODE/NAME, one "RANGE IF-RANGE" line each ("-" if none)
 """
 import argparse
 import base64
@@ -53,9 +61,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-ARCHIVE_MODES = {"trickle", "endless", "huge-length", "reset", "empty", "long-length"}
+ARCHIVE_MODES = {"trickle", "endless", "huge-length", "reset", "empty", "long-length", "resume", "resume-ignored",
+                 "resume-changed"}
 COUNTS = {}
 AGENTS = {}
+RANGES = {}
 COUNTS_LOCK = threading.Lock()
 
 
@@ -88,6 +98,17 @@ def handler(root, http_port):
             self.end_headers()
             self.wfile.flush()
 
+        def cut(self, body):
+            """A tenth of body, then a TCP reset."""
+            self.wfile.write(body[: len(body) // 10])
+            self.wfile.flush()
+            time.sleep(0.2)  # let the client read the tenth before the reset
+            # a TCP reset with no TLS close_notify before it (unwrap() would send
+            # one, and the client would see the server close the connection)
+            sock = self.connection
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            os.close(sock.detach())
+
         def forever(self, chunk=b"x" * 65536):
             try:
                 while True:
@@ -104,9 +125,15 @@ def handler(root, http_port):
                 with COUNTS_LOCK:
                     ua = AGENTS.get(self.path[len("/ua") :], "")
                 return self.send(200, ua.encode())
+            if self.path.startswith("/ranges/"):
+                with COUNTS_LOCK:
+                    lines = RANGES.get(self.path[len("/ranges") :], [])
+                return self.send(200, "".join(l + "\n" for l in lines).encode())
             with COUNTS_LOCK:
                 COUNTS[self.path] = COUNTS.get(self.path, 0) + 1
                 AGENTS[self.path] = self.headers.get("User-Agent", "")
+                RANGES.setdefault(self.path, []).append(
+                    "%s %s" % (self.headers.get("Range", "-"), self.headers.get("If-Range", "-")))
             parts = self.path.strip("/").split("/", 1)
             if len(parts) != 2:
                 return self.send(404, b"")
@@ -170,14 +197,26 @@ def handler(root, http_port):
             elif mode == "reset":
                 body = self.real(name)
                 self.headers_only(len(body))
-                self.wfile.write(body[: len(body) // 10])
-                self.wfile.flush()
-                time.sleep(0.2)  # let the client read the tenth before the reset
-                # a TCP reset with no TLS close_notify before it (unwrap() would send
-                # one, and the client would see the server close the connection)
-                sock = self.connection
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                os.close(sock.detach())
+                self.cut(body)
+            elif mode in ("resume", "resume-ignored", "resume-changed"):
+                body = self.real(name)
+                with COUNTS_LOCK:
+                    first = COUNTS.get(self.path) == 1
+                etag = '"v2"' if mode == "resume-changed" and not first else '"v1"'
+                rng = self.headers.get("Range", "")
+                if first:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("ETag", etag)
+                    self.send_header("Accept-Ranges", "bytes")
+                    self.end_headers()
+                    self.cut(body)
+                elif mode == "resume" and rng.startswith("bytes=") and self.headers.get("If-Range") == etag:
+                    start = int(rng[len("bytes=") :].rstrip("-"))
+                    self.send(206, body[start:], [("ETag", etag), ("Content-Range",
+                                                   "bytes %d-%d/%d" % (start, len(body) - 1, len(body)))])
+                else:
+                    self.send(200, body, [("ETag", etag)])
             elif mode == "long-length":
                 body = self.real(name)
                 self.headers_only(len(body) + 1000)

@@ -150,6 +150,16 @@ def late_url(ctx, name, file="good.json"):
     return f"https://10.0.2.2:{ctx.get('late-port', name)}/{file}"
 
 
+def served_range(url_path):
+    """The hostile server answered the second request for url_path with 206 (a range)."""
+    def check(ctx):
+        log = read(path("hostile.log"))
+        if re.search(rf'"GET {re.escape(url_path)} HTTP/1.1" 206', log):
+            return []
+        return [f"the hostile server's log has no 206 for {url_path}"]
+    return check
+
+
 def measured_once(name, what):
     def check(ctx):
         n = read(path(f"{name}.console")).count(what)
@@ -539,6 +549,13 @@ SCENARIOS = [
         with_host(lambda c: dhcp(f"{hostile(c)}/endless/good.json,{good(c)}/good.json")),
         expect=lambda c: ["+URL 1 of 2 failed after", "+unexpected bytes at offset 0", "-retrying in",
                           booted("good")]),
+    Scenario(
+        "resume", "the server cuts the archive after a tenth (TCP reset): stboot asks for the rest with Range and "
+        "If-Range, the one-pass hash and unpacking go on, and the package boots with its PCRs",
+        with_host(lambda c: dhcp(f"{hostile(c)}/resume/good.json")),
+        expect=lambda c: ["+archive https://10.0.2.2:", "+(attempt 1, retrying in", '+resuming at byte',
+                          '+(Range, If-Range "v1")', f"+TEST-OS-PCRS {pcrs('good')(c)}", booted("good")],
+        checks=[served_range("/resume/good.zip")]),
     Scenario(
         "sigsum", "a threshold of 2 met only when the Sigsum proof counts",
         with_host(lambda c: dhcp(f"{good(c)}/sigsum.json"), SIGSUM),

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::hostile::{env, fetcher_with, requests, url, user_agent};
+use common::hostile::{env, fetcher_with, ranges, requests, url, user_agent};
 use reqwest::Url;
 use stboot::fetch::{self, FetchError, Fetcher, RetryPolicy};
 use stboot::verify::{self, Threshold};
@@ -398,4 +398,33 @@ fn the_user_agent_and_per_machine_urls_name_the_machine() {
     // without an identity, the product alone; an identity that is not a plain name is left out
     assert_eq!(fetch::user_agent(None), format!("stboot-rs/{}", env!("CARGO_PKG_VERSION")));
     assert_eq!(fetch::user_agent(Some("a b\r\nX-Evil: 1")), fetch::user_agent(None));
+}
+
+/// An archive cut off mid-body (a tenth, then a TCP reset) by a server that names
+/// it with an ETag continues with `Range: bytes=N-` and `If-Range` from where it
+/// stopped, and the one-pass hash and unzip go on: the package is byte for byte the
+/// signed one, and only its entries are staged. A server that sends the whole file
+/// again (it takes no ranges, or the ETag changed so If-Range failed) starts over
+/// cleanly from byte 0.
+#[test]
+fn an_interrupted_archive_resumes_where_it_stopped() {
+    let served = std::fs::read(env().www.join("pkg.zip")).unwrap();
+    let files = {
+        let z = zip::ZipArchive::new(std::io::Cursor::new(&served)).unwrap();
+        z.file_names().filter(|n| n.as_ref().is_ok_and(|n| !n.ends_with('/'))).count()
+    };
+    for mode in ["resume", "resume-ignored", "resume-changed"] {
+        let stage = tempfile::tempdir().unwrap();
+        let pkg = fetcher(stage.path()).fetch(&url(mode), 0).unwrap_or_else(|e| panic!("{mode}: {e:#}"));
+        assert_eq!(pkg.archive().sha256(), &verify::digest(&served), "{mode}");
+        let staged = std::fs::read_dir(stage.path()).unwrap().count();
+        assert_eq!(staged, files, "{mode}: only the final archive's entries are staged");
+        let r = ranges(&format!("/{mode}/pkg.zip"));
+        assert_eq!(r.len(), 2, "{mode}: {r:?}");
+        assert_eq!(r[0], "- -", "{mode}: the first request asks for the whole file");
+        let (range, if_range) = r[1].split_once(' ').unwrap();
+        let from: u64 = range.strip_prefix("bytes=").and_then(|x| x.strip_suffix('-')).unwrap().parse().unwrap();
+        assert!(from > 0 && from <= served.len() as u64 / 10, "{mode}: {r:?}");
+        assert_eq!(if_range, "\"v1\"", "{mode}: If-Range holds the ETag of the first answer");
+    }
 }

@@ -268,9 +268,24 @@ impl Client {
     /// GET `url`; credentials in it become Basic auth. Returns the response and the
     /// URL that answered (after redirects).
     pub fn get(&self, url: &Url) -> Result<(reqwest::blocking::Response, Url), FetchError> {
+        self.get_with(url, None)
+    }
+
+    /// [`Self::get`], asking for the bytes from `from` on (`Range`) if they are still
+    /// those of `validator` (`If-Range`); the answer may be 206 or the whole object.
+    fn get_with(
+        &self,
+        url: &Url,
+        range: Option<(u64, &str)>,
+    ) -> Result<(reqwest::blocking::Response, Url), FetchError> {
         let user = percent_decode(url.username());
         let pass = url.password().map(percent_decode);
         let mut req = self.inner.get(url_without_credentials(url));
+        if let Some((from, validator)) = range {
+            req = req
+                .header(reqwest::header::RANGE, format!("bytes={from}-"))
+                .header(reqwest::header::IF_RANGE, validator);
+        }
         if !user.is_empty() || pass.is_some() {
             req = req.basic_auth(user, pass);
         }
@@ -303,7 +318,7 @@ impl Client {
                 None => format!("{status} without a Location"),
             }));
         }
-        if !status.is_success() {
+        if !status.is_success() || (status == StatusCode::PARTIAL_CONTENT && range.is_none()) {
             let busy = status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS;
             let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok());
             return Err(match header(reqwest::header::RETRY_AFTER).filter(|_| busy) {
@@ -335,16 +350,88 @@ impl Client {
     ) -> Result<Downloaded, FetchError> {
         let (resp, at) = self.get(url)?;
         let total = resp.content_length();
+        self.body(resp, at, 0, total, limit, out, progress, &mut 0)
+    }
+
+    /// [`Self::download`] that continues where the attempts before it stopped, with
+    /// a range request, when the server named the object with a validator
+    /// ([`Resume`]): a 206 that continues at that byte goes on into `out`; a whole
+    /// object (the server takes no ranges, or the object changed and `If-Range`
+    /// failed) restarts `out` from byte 0. Counts and the length check are over the
+    /// whole object.
+    pub fn download_resuming(
+        &self,
+        url: &Url,
+        limit: u64,
+        out: &mut dyn Restart,
+        progress: &mut dyn FnMut(u64, Option<u64>, Duration),
+        resume: &mut Resume,
+    ) -> Result<Downloaded, FetchError> {
+        let from = resume.from();
+        let validator = resume.validator.clone().unwrap_or_default();
+        let (resp, at) = self.get_with(url, (from > 0).then_some((from, validator.as_str())))?;
+        let (start, total) = if resp.status() == StatusCode::PARTIAL_CONTENT {
+            match content_range(resp.headers()) {
+                Some((s, e, t)) if s == from && e + 1 == t && Some(t) == resume.total => (from, Some(t)),
+                other => {
+                    *resume = Resume::default();
+                    let what = other
+                        .map(|(s, e, t)| format!("bytes {s}-{e}/{t}"))
+                        .unwrap_or_else(|| "no usable Content-Range".into());
+                    return Err(FetchError::Body {
+                        got: from,
+                        cause: format!("asked for the bytes from {from} on, the server answered {what}; starting again from byte 0"),
+                    });
+                }
+            }
+        } else {
+            if resume.at > 0 {
+                if from > 0 {
+                    tracing::info!(
+                        "the server sent the whole object again (it changed, or takes no ranges): from byte 0"
+                    );
+                }
+                out.restart().map_err(|e| FetchError::Local {
+                    message: format!("starting the staged copy again: {e}"),
+                    full: false,
+                })?;
+            }
+            let total = resp.content_length();
+            *resume = Resume { at: 0, total, validator: validator_of(resp.headers()), resumed: resume.resumed };
+            (0, total)
+        };
+        if start > 0 {
+            resume.resumed += 1;
+            tracing::info!("resuming at byte {start} of {} (Range, If-Range {})", total.unwrap_or(0), validator);
+        }
+        self.body(resp, at, start, total, limit, out, progress, &mut resume.at)
+    }
+
+    /// Copies the body of `resp` (the object from byte `start` on, `total` bytes in
+    /// all when known) to `out`; `at` follows how many bytes of the object are there.
+    #[allow(clippy::too_many_arguments)]
+    fn body(
+        &self,
+        resp: reqwest::blocking::Response,
+        url: Url,
+        start: u64,
+        total: Option<u64>,
+        limit: u64,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64, Option<u64>, Duration),
+        at: &mut u64,
+    ) -> Result<Downloaded, FetchError> {
         if let Some(len) = total.filter(|&l| l > limit) {
             return Err(FetchError::TooLarge { limit, declared: Some(len) });
         }
         let stalled = sio::Stall::new(resp, self.stall, MIN_RATE);
-        let mut limited = sio::Limit::new(stalled, limit);
+        let mut limited = sio::Limit::new(stalled, limit - start);
         let (copied, len) = {
-            let mut reader = sio::Progress::new(&mut limited, PROGRESS_INTERVAL, |n, t| progress(n, total, t));
+            let mut reader = sio::Progress::new(&mut limited, PROGRESS_INTERVAL, |n, t| progress(start + n, total, t));
             let copied = sio::copy(&mut reader, out);
-            (copied, reader.count())
+            (copied, start + reader.count())
         };
+        *at = len;
         if let Err(e) = copied {
             return Err(match e {
                 sio::CopyError::Write(e) => FetchError::Local {
@@ -360,8 +447,52 @@ impl Client {
         if len == 0 {
             return Err(FetchError::Empty);
         }
-        Ok(Downloaded { len, url: at })
+        Ok(Downloaded { len, url })
     }
+}
+
+/// A writer that can start over from byte 0 (the staging of an archive, when a
+/// server sends the whole object again).
+pub trait Restart: Write {
+    fn restart(&mut self) -> std::io::Result<()>;
+}
+
+/// What the attempts at one object left, for resuming it: how many of its bytes
+/// arrived, of how many, and the validator (a strong `ETag`, else `Last-Modified`)
+/// the server named it with.
+#[derive(Debug, Default, Clone)]
+pub struct Resume {
+    at: u64,
+    total: Option<u64>,
+    validator: Option<String>,
+    /// How many attempts continued where one before stopped.
+    pub resumed: u32,
+}
+
+impl Resume {
+    /// Where the next attempt starts: the bytes that arrived, when the server gave
+    /// the object's length and a validator `If-Range` can hold; else byte 0.
+    pub fn from(&self) -> u64 {
+        match (&self.validator, self.total) {
+            (Some(_), Some(t)) if self.at < t => self.at,
+            _ => 0,
+        }
+    }
+}
+
+/// The validator `If-Range` can hold: a strong ETag, else Last-Modified.
+fn validator_of(h: &reqwest::header::HeaderMap) -> Option<String> {
+    let get = |n| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    get(reqwest::header::ETAG).filter(|e| !e.starts_with("W/")).or_else(|| get(reqwest::header::LAST_MODIFIED))
+}
+
+/// `Content-Range: bytes START-END/TOTAL`.
+fn content_range(h: &reqwest::header::HeaderMap) -> Option<(u64, u64, u64)> {
+    let v = h.get(reqwest::header::CONTENT_RANGE)?.to_str().ok()?;
+    let (range, total) = v.strip_prefix("bytes ")?.split_once('/')?;
+    let (s, e) = range.split_once('-')?;
+    let (s, e, t) = (s.trim().parse().ok()?, e.trim().parse().ok()?, total.trim().parse().ok()?);
+    (s <= e && e < t).then_some((s, e, t))
 }
 
 /// What [`Client::download`] wrote. (The archive's digest is taken by the reader

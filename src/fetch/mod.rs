@@ -154,15 +154,22 @@ impl Fetcher {
     /// ciphertext in `cipher_path`, then decrypting it through the unzip).
     fn archive(&self, url: &Url, cipher_path: &Path, budget: &mut UrlBudget) -> Result<StreamedArchive> {
         info!("Downloading {}", redact(url));
+        // one staging across the attempts: an attempt cut short is continued by the
+        // next with a range request where the server allows it (http::Resume)
+        let mut sink = Sink::new(&self.stage_dir, cipher_path, self.unzip_limits());
+        let mut resume = http::Resume::default();
         let dl = budget
             .run(
                 || {
-                    let mut sink = Sink::new(&self.stage_dir, cipher_path, self.unzip_limits());
-                    let dl = self.client.download(url, self.settings.max_archive, &mut sink, &mut |n, total, t| {
-                        info!("{}", progress(n, total, t))
-                    });
+                    let dl = self.client.download_resuming(
+                        url,
+                        self.settings.max_archive,
+                        &mut sink,
+                        &mut |n, total, t| info!("{}", progress(n, total, t)),
+                        &mut resume,
+                    );
                     match dl {
-                        Ok(dl) => Ok((sink, dl)),
+                        Ok(dl) => Ok(dl),
                         // the archive refused while it unpacked: say why (not retried),
                         // as a package too large for its budget, a full tmpfs, or a
                         // broken archive
@@ -188,7 +195,6 @@ impl Fetcher {
                     e
                 }
             })?;
-        let (sink, dl) = dl;
         if dl.url != *url {
             info!("archive redirected to {}", redact(&dl.url));
         }
@@ -303,6 +309,17 @@ impl<'a> Sink<'a> {
     }
 }
 
+impl http::Restart for Sink<'_> {
+    /// Back to byte 0: what was unpacked (or the ciphertext) so far is removed.
+    fn restart(&mut self) -> std::io::Result<()> {
+        if let Some(Target::Cipher(_)) = self.target.take() {
+            std::fs::remove_file(self.cipher_path)?;
+        }
+        self.head.clear();
+        Ok(())
+    }
+}
+
 impl std::io::Write for Sink<'_> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         if self.target.is_none() {
@@ -368,7 +385,7 @@ pub fn user_agent(identity: Option<&str>) -> String {
 }
 
 fn retry_line(what: &str, url: &Url, e: &FetchError, attempt: u32, wait: Duration) {
-    warn!("{what} {}: {e} (attempt {attempt}, retrying in {} s)", redact(url), wait.as_secs());
+    warn!("{what} {}: {e} (attempt {attempt}, retrying in {:.1} s)", redact(url), wait.as_secs_f64());
 }
 
 fn failed(what: &str, url: &Url, e: FetchError) -> anyhow::Error {

@@ -202,6 +202,12 @@ pub fn user_agent(path: &str) -> String {
     ask(&format!("/ua{path}"))
 }
 
+/// The `Range` and `If-Range` headers of each request the server had for
+/// `/MODE/NAME` (`path`), as "RANGE IF-RANGE" ("-" for none).
+pub fn ranges(path: &str) -> Vec<String> {
+    ask(&format!("/ranges{path}")).lines().map(str::to_string).collect()
+}
+
 /// How many requests the server has had for `/MODE/NAME` (`path`).
 pub fn requests(path: &str) -> u64 {
     ask(&format!("/count{path}")).trim().parse().unwrap()
