@@ -4,6 +4,7 @@
 set -euo pipefail
 
 need_pkgs=(qemu-system-x86 swtpm swtpm-tools tpm2-tools coreboot-utils age cpio musl-tools ovmf systemd-boot-efi mtools xorriso sbsigntool openssl nginx-light python3 python3-venv python3-cryptography openssh-client ca-certificates gcc golang-go dnsmasq-base iproute2
+    tinyproxy-bin  # a real proxy for the proxy test (the binary alone: no service is started)
     systemd binutils python3-pefile  # systemd-measure, objcopy, ukify's PE library: the UKI tests compare PCR 11 with systemd's
     linux-source-6.1 flex bison bc libelf-dev xz-utils zstd make)  # the last line: scripts/build-kernel.sh
 missing=()

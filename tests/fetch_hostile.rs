@@ -176,7 +176,13 @@ fn a_content_length_longer_than_the_body_is_tried_twice() {
     );
     assert!(msg.contains(&format!("announces {} bytes but sends {real}, twice", real + 1000)), "{msg}");
     // one attempt's error says it plainly: no link to the TLS library's manual
-    let c = stboot::fetch::Client::new(std::slice::from_ref(&env().tls_ca_der), STALL, "stboot-rs-test").unwrap();
+    let c = stboot::fetch::Client::new(
+        std::slice::from_ref(&env().tls_ca_der),
+        STALL,
+        "stboot-rs-test",
+        &Default::default(),
+    )
+    .unwrap();
     let zip = Url::parse(&format!("https://127.0.0.1:{}/long-length/pkg.zip", env().tls_port)).unwrap();
     let e = c.download(&zip, MAX_ARCHIVE, &mut Vec::new(), &mut |_, _, _| {}).unwrap_err();
     let line = e.to_string();
@@ -386,6 +392,7 @@ fn the_user_agent_and_per_machine_urls_name_the_machine() {
         max_archive: MAX_ARCHIVE,
         max_archive_why: "the test's limit".into(),
         identity: host.identity.clone(),
+        proxies: Default::default(),
     };
     let f = Fetcher::new(std::slice::from_ref(&env().tls_ca_der), settings, stage.path()).unwrap();
     f.fetch(&urls[0], 0).unwrap_or_else(|e| panic!("{e:#}"));

@@ -1,7 +1,7 @@
 //! stboot outside PID 1: it must refuse the boot path (modules, network, kexec) on a
 //! running system, and say how to get a dry run instead.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 fn stboot(args: &[&str]) -> (i32, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_stboot")).args(args).output().expect("run stboot");
@@ -75,11 +75,7 @@ fn a_dry_run_outside_pid_1_verifies_and_touches_nothing() {
 fn a_dry_run_reads_the_trust_policy_and_host_configuration_it_is_given() {
     let e = hostile::env();
     let d = tempfile::tempdir().unwrap();
-    let tp = d.path().join("trust_policy");
-    std::fs::create_dir(&tp).unwrap();
-    for (name, bytes) in trust_policy(2, &e.signing_root_der) {
-        std::fs::write(tp.join(name), bytes).unwrap();
-    }
+    let tp = trust_policy_dir(d.path(), 2, &e.signing_root_der);
     let host = d.path().join("host.json");
     let url = hostile::url("good");
     std::fs::write(&host, format!(r#"{{"network_mode":"dhcp","ospkg_pointer":"{url}"}}"#)).unwrap();
@@ -138,6 +134,16 @@ fn trust_policy(threshold: u32, root: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
         ("ospkg_signing_root.pem", pem(root)),
         ("tls_roots.pem", pem(&hostile::env().tls_ca_der)),
     ]
+}
+
+/// [`trust_policy`] as the directory `DIR/trust_policy`.
+fn trust_policy_dir(dir: &std::path::Path, threshold: u32, root: &[u8]) -> std::path::PathBuf {
+    let tp = dir.join("trust_policy");
+    std::fs::create_dir(&tp).unwrap();
+    for (name, bytes) in trust_policy(threshold, root) {
+        std::fs::write(tp.join(name), bytes).unwrap();
+    }
+    tp
 }
 
 /// A dry run in a private mount namespace whose /etc holds `trust_policy` (file name,
@@ -240,4 +246,107 @@ fn the_console_names_the_right_remedy() {
     let r = remedies(&out);
     assert!(r.iter().any(|r| r.contains("stmgr hostconfig check FILE")), "{r:#?}\n{out}");
     assert_eq!(out.matches("BOOT FAILED").count(), 1, "not retried: {out}");
+}
+
+/// Packages through a real proxy (tinyproxy, with Basic auth): a dry run of the real
+/// binary in a network namespace whose only way out is the proxy on a veth. The
+/// provisioning server listens on the host's 127.0.0.1, which the namespace cannot
+/// reach, so a package that verifies came through the proxy (a CONNECT tunnel:
+/// TLS stays end to end, the server's certificate still checked against
+/// tls_roots.pem). The proxy's password never reaches the console; `no_proxy` and a
+/// wrong password fail, each with a reason.
+#[test]
+fn packages_come_through_the_configured_proxy_and_its_password_stays_hidden() {
+    let have_tools = ["ip", "tinyproxy"].iter().all(|t| {
+        Command::new("sh").arg("-c").arg(format!("command -v {t}")).output().is_ok_and(|o| o.status.success())
+    });
+    if !(is_root() && have_tools) {
+        assert!(std::env::var_os("STBOOT_REQUIRE_NETNS").is_none(), "needs root, ip and tinyproxy (tinyproxy-bin)");
+        eprintln!("SKIPPED packages_come_through_the_configured_proxy: needs root, ip and tinyproxy");
+        return;
+    }
+    let sh = |cmd: &str| {
+        let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+        assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    let id = std::process::id();
+    let (ns, veth) = (format!("stpx{id}"), format!("vpx{id}"));
+    struct Cleanup(String, String, Option<std::process::Child>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if let Some(mut c) = self.2.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+            let _ = Command::new("ip").args(["link", "del", &self.1]).output();
+        }
+    }
+    let mut cleanup = Cleanup(ns.clone(), veth.clone(), None);
+    // TEST-NET-2 on a veth pair: the host side 198.51.100.1, the namespace .2
+    sh(&format!(
+        "ip netns add {ns} && ip link add {veth} type veth peer name eth0 netns {ns} && \
+         ip addr add 198.51.100.1/24 dev {veth} && ip link set {veth} up && \
+         ip -n {ns} addr add 198.51.100.2/24 dev eth0 && ip -n {ns} link set eth0 up && ip -n {ns} link set lo up"
+    ));
+    let port = std::net::TcpListener::bind("198.51.100.1:0").unwrap().local_addr().unwrap().port();
+    let d = tempfile::tempdir().unwrap();
+    let e = hostile::env();
+    let conf = d.path().join("tinyproxy.conf");
+    let log = d.path().join("tinyproxy.log");
+    std::fs::write(
+        &conf,
+        format!(
+            "Port {port}\nListen 198.51.100.1\nTimeout 30\nAllow 198.51.100.0/24\nBasicAuth stboot pr0xy-s3cret\n\
+             ConnectPort {}\nLogFile \"{}\"\nLogLevel Connect\n",
+            e.tls_port,
+            log.display()
+        ),
+    )
+    .unwrap();
+    cleanup.2 = Some(Command::new("tinyproxy").arg("-d").arg("-c").arg(&conf).stderr(Stdio::null()).spawn().unwrap());
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect(("198.51.100.1", port)).is_err() {
+        assert!(t.elapsed() < std::time::Duration::from_secs(10), "tinyproxy did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let tp = trust_policy_dir(d.path(), 2, &e.signing_root_der);
+    let host = d.path().join("host.json");
+    let pointer = hostile::url("good");
+    let run = |proxy: &str, extra: &str| {
+        std::fs::write(
+            &host,
+            format!(r#"{{"network_mode":"dhcp","ospkg_pointer":"{pointer}","https_proxy":"{proxy}"{extra}}}"#),
+        )
+        .unwrap();
+        let o = Command::new("ip")
+            .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_stboot"), "--dry-run", "-trustPolicy"])
+            .arg(&tp)
+            .arg("-hostConfig")
+            .arg(&host)
+            .output()
+            .unwrap();
+        let console = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(!console.contains("pr0xy-s3cret"), "the proxy's password reached the console:\n{console}");
+        (o.status.code(), console)
+    };
+    let good = format!("http://stboot:pr0xy-s3cret@198.51.100.1:{port}");
+    let (code, console) = run(&good, "");
+    assert_eq!(code, Some(0), "{console}");
+    assert!(
+        console.contains(&format!("proxy: https via http://stboot:***@198.51.100.1:{port}/ (CONNECT)"))
+            && console.contains("OS package passed verification"),
+        "{console}"
+    );
+    let proxied = std::fs::read_to_string(&log).unwrap();
+    assert!(proxied.contains(&format!("127.0.0.1:{}", e.tls_port)), "the proxy saw no CONNECT:\n{proxied}");
+    // no_proxy: straight to 127.0.0.1, which the namespace does not have
+    let (code, console) = run(&good, r#","no_proxy":"127.0.0.1""#);
+    assert_eq!(code, Some(1), "{console}");
+    assert!(console.contains("cannot connect"), "{console}");
+    // the proxy refuses a wrong password
+    let (code, console) = run(&format!("http://stboot:wrong@198.51.100.1:{port}"), "");
+    assert_eq!(code, Some(1), "{console}");
+    assert!(!console.contains(":wrong@"), "{console}");
 }

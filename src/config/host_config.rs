@@ -165,8 +165,91 @@ pub struct HostConfig {
     /// the chosen NIC(s), or on the bond, with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vlan_id: Option<u16>,
+    /// stboot-rs extension: the proxies (`http_proxy`, `https_proxy`, `no_proxy`).
+    #[serde(flatten)]
+    pub proxies: Proxies,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+/// The proxies packages are fetched through (stboot-rs extension; upstream takes
+/// Go's `ProxyFromEnvironment`, which PID 1 does not have): `http_proxy` for http
+/// URLs, `https_proxy` for https URLs (a CONNECT tunnel: TLS stays end to end with
+/// the provisioning server), each `http://[user:password@]host:port`; `no_proxy`:
+/// hosts, domains (`.example.com`), IP addresses and networks (`10.0.0.0/8`),
+/// comma-separated, reached directly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Proxies {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_proxy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub https_proxy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_proxy: Option<String>,
+}
+
+impl Proxies {
+    fn parse(obj: &gojson::Object) -> Result<Self> {
+        let url = |key: &str| -> Result<Option<String>> {
+            let Some(v) = gojson::opt_string(obj, key, W)?.filter(|s| !s.is_empty()) else { return Ok(None) };
+            let shown = redact_userinfo(&v);
+            let u = url::Url::parse(&v).map_err(|e| {
+                field_err(key, format!("{shown:?} is not a URL ({e}); expected http://[user:password@]host:port"))
+            })?;
+            if u.scheme() != "http" || u.host_str().is_none() || !matches!(u.path(), "" | "/") || u.query().is_some() {
+                return Err(field_err(
+                    key,
+                    format!("{shown:?} is not allowed, expected http://[user:password@]host:port (a proxy spoken to in plain HTTP; https URLs still go through it as a CONNECT tunnel)"),
+                ));
+            }
+            Ok(Some(v))
+        };
+        let no_proxy = gojson::opt_string(obj, "no_proxy", W)?.filter(|s| !s.trim().is_empty());
+        if let Some(n) = &no_proxy {
+            if let Some(bad) = n.split(',').map(str::trim).find(|e| e.is_empty() || e.contains(char::is_whitespace)) {
+                return Err(field_err(
+                    "no_proxy",
+                    format!("entry {bad:?} is not allowed, expected hosts, .domains, IP addresses or networks separated by commas"),
+                ));
+            }
+        }
+        Ok(Proxies { http_proxy: url("http_proxy")?, https_proxy: url("https_proxy")?, no_proxy })
+    }
+
+    /// Whether any proxy is configured.
+    pub fn any(&self) -> bool {
+        self.http_proxy.is_some() || self.https_proxy.is_some()
+    }
+
+    /// For the console: which proxies, their passwords hidden.
+    pub fn describe(&self) -> String {
+        let mut v = Vec::new();
+        if let Some(p) = &self.http_proxy {
+            v.push(format!("http via {}", redact_userinfo(p)));
+        }
+        if let Some(p) = &self.https_proxy {
+            v.push(format!("https via {} (CONNECT)", redact_userinfo(p)));
+        }
+        if let Some(n) = &self.no_proxy {
+            v.push(format!("direct to {n}"));
+        }
+        v.join(", ")
+    }
+}
+
+/// `url` with a password in it replaced by `***`.
+pub fn redact_userinfo(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => match url.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => url.to_string(),
+        },
+    }
 }
 
 fn field_err(key: &str, msg: impl fmt::Display) -> anyhow::Error {
@@ -196,6 +279,7 @@ impl HostConfig {
             bonding_mode: None,
             bond_name: None,
             vlan_id: None,
+            proxies: Proxies::default(),
             description: None,
         }
     }
@@ -316,6 +400,7 @@ impl HostConfig {
                 ))
             }
         };
+        let proxies = Proxies::parse(obj)?;
         let description = gojson::opt_string(obj, "description", W)?;
         let cfg = HostConfig {
             network_mode,
@@ -329,6 +414,7 @@ impl HostConfig {
             bonding_mode,
             bond_name,
             vlan_id,
+            proxies,
             description,
         };
         cfg.validate()?;
@@ -410,9 +496,9 @@ pub fn pointer_urls(pointer: &str) -> (Vec<url::Url>, Vec<String>) {
 pub const PROVISION_POINTER: &str = "provision.zip";
 
 /// Every key some version of upstream's host configuration has (stboot v0.2 to
-/// v0.6, stprov), and stboot-rs's `vlan_id`, matched case-insensitively as Go's
-/// decoder does.
-pub const KNOWN_KEYS: [&str; 17] = [
+/// v0.6, stprov), and stboot-rs's `vlan_id` and proxies, matched case-insensitively
+/// as Go's decoder does.
+pub const KNOWN_KEYS: [&str; 20] = [
     "version",
     "network_mode",
     "host_ip",
@@ -430,6 +516,9 @@ pub const KNOWN_KEYS: [&str; 17] = [
     "bond_name",
     "description",
     "vlan_id",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
 ];
 /// The keys of a `network_interfaces` entry.
 pub const INTERFACE_KEYS: [&str; 2] = ["interface_name", "mac_address"];

@@ -224,7 +224,12 @@ impl Client {
     /// `tls_roots` (DER) are the only roots trusted for HTTPS; `stall` bounds
     /// connecting, waiting for headers and every silent read; `user_agent` goes with
     /// every request ([`super::user_agent`]).
-    pub fn new(tls_roots: &[Vec<u8>], stall: Duration, user_agent: &str) -> anyhow::Result<Self> {
+    pub fn new(
+        tls_roots: &[Vec<u8>],
+        stall: Duration,
+        user_agent: &str,
+        proxies: &crate::config::host_config::Proxies,
+    ) -> anyhow::Result<Self> {
         use anyhow::Context;
         let last_redirect = std::sync::Arc::new(std::sync::Mutex::new(None));
         let followed = last_redirect.clone();
@@ -256,7 +261,21 @@ impl Client {
             // the blocking client applies this to the wait for the headers and to
             // every single read of the body: a per-read stall timeout
             .timeout(stall)
-            .user_agent(user_agent);
+            .user_agent(user_agent)
+            // only the host configuration's proxies, never the environment's
+            .no_proxy();
+        let no_proxy = proxies.no_proxy.as_deref().and_then(reqwest::NoProxy::from_string);
+        let proxy = |url: &str, make: fn(&str) -> reqwest::Result<reqwest::Proxy>, key: &str| {
+            make(url)
+                .map(|p| p.no_proxy(no_proxy.clone()))
+                .with_context(|| format!("{key} {}", crate::config::host_config::redact_userinfo(url)))
+        };
+        if let Some(u) = &proxies.http_proxy {
+            b = b.proxy(proxy(u, |u| reqwest::Proxy::http(u), "http_proxy")?);
+        }
+        if let Some(u) = &proxies.https_proxy {
+            b = b.proxy(proxy(u, |u| reqwest::Proxy::https(u), "https_proxy")?);
+        }
         for (i, der) in tls_roots.iter().enumerate() {
             let c = reqwest::Certificate::from_der(der).with_context(|| format!("TLS root #{i}"))?;
             b = b.add_root_certificate(c);

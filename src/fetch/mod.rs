@@ -51,6 +51,9 @@ pub struct Settings {
     /// The machine's identity (the host configuration's `identity`), named in the
     /// user agent so that server logs show which machine fetched what.
     pub identity: Option<String>,
+    /// The proxies of the host configuration (none: every URL directly; the
+    /// environment's `*_proxy` variables are never read).
+    pub proxies: crate::config::host_config::Proxies,
 }
 
 /// Downloads packages into `stage_dir`, and decrypts them with `identities` if they
@@ -65,7 +68,8 @@ pub struct Fetcher {
 impl Fetcher {
     /// `tls_roots` (DER) are the only roots trusted for HTTPS.
     pub fn new(tls_roots: &[Vec<u8>], settings: Settings, stage_dir: &Path) -> Result<Self> {
-        let client = Client::new(tls_roots, settings.stall_timeout, &user_agent(settings.identity.as_deref()))?;
+        let ua = user_agent(settings.identity.as_deref());
+        let client = Client::new(tls_roots, settings.stall_timeout, &ua, &settings.proxies)?;
         Ok(Self { client, settings, stage_dir: stage_dir.to_path_buf(), identities: None })
     }
 
@@ -88,7 +92,11 @@ impl Fetcher {
             max_archive: budget.bytes,
             max_archive_why: budget.why,
             identity: host.identity.clone(),
+            proxies: host.proxies.clone(),
         };
+        if settings.proxies.any() {
+            info!("proxy: {}", settings.proxies.describe());
+        }
         Ok(Self::new(&trust.tls_roots, settings, stage_dir)?.with_identities(trust.decryption_identities.clone()))
     }
 

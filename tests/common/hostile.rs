@@ -181,6 +181,7 @@ pub fn fetcher_with(
         max_archive,
         max_archive_why: format!("at most {max_archive} bytes (the test's limit)"),
         identity: None,
+        proxies: Default::default(),
     };
     stboot::fetch::Fetcher::new(tls_roots, settings, stage).unwrap()
 }

@@ -226,3 +226,44 @@ fn vlan_id_extension() {
     let w = unknown_keys(format!("{base},\"vlan\":7}}").as_bytes());
     assert!(w.len() == 1 && w[0].contains("did you mean \"vlan_id\""), "{w:?}");
 }
+
+#[test]
+fn proxies_extension() {
+    let base = r#"{"network_mode":"dhcp","ospkg_pointer":"https://prov.example/os.json""#;
+    let c = HostConfig::parse(
+        format!(
+            r#"{base},"http_proxy":"http://proxy:3128","https_proxy":"http://u:pw@proxy:3128","no_proxy":"10.0.0.0/8, .lan,prov.local"}}"#
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(c.proxies.https_proxy.as_deref(), Some("http://u:pw@proxy:3128"));
+    assert!(c.proxies.any());
+    // the console's line hides the password
+    assert_eq!(
+        c.proxies.describe(),
+        "http via http://proxy:3128/, https via http://u:***@proxy:3128/ (CONNECT), direct to 10.0.0.0/8, .lan,prov.local"
+    );
+    assert!(c.to_json().contains("\"https_proxy\": \"http://u:pw@proxy:3128\""), "{}", c.to_json());
+    assert!(unknown_keys(format!(r#"{base},"https_proxy":"http://p:1"}}"#).as_bytes()).is_empty());
+    let plain = HostConfig::parse(format!("{base}}}").as_bytes()).unwrap();
+    assert!(!plain.proxies.any() && !plain.to_json().contains("proxy"));
+    for (kv, want) in [
+        (r#""https_proxy":"https://proxy:3128""#, "expected http://[user:password@]host:port"),
+        (r#""https_proxy":"socks5://proxy:1080""#, "expected http://[user:password@]host:port"),
+        (r#""http_proxy":"http://proxy:3128/path""#, "expected http://[user:password@]host:port"),
+        (r#""https_proxy":"proxy:3128""#, "is not allowed"),
+        (r#""https_proxy":"not a url at all""#, "is not a URL"),
+        (r#""https_proxy":7"#, "expected a string"),
+        (r#""no_proxy":"a,,b""#, "entry \"\" is not allowed"),
+        (r#""no_proxy":"a b""#, "entry \"a b\" is not allowed"),
+    ] {
+        let e = HostConfig::parse(format!("{base},{kv}}}").as_bytes()).unwrap_err().to_string();
+        assert!(e.contains(want), "{kv}: {e}");
+    }
+    // a password in a refused proxy URL is not echoed
+    let e = HostConfig::parse(format!(r#"{base},"https_proxy":"https://u:s3cret@proxy:1"}}"#).as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains("s3cret") && e.contains("u:***@proxy"), "{e}");
+}
