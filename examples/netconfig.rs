@@ -17,7 +17,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let secs = std::env::var("NETCONFIG_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    match stboot::network::configure(&cfg, std::time::Duration::from_secs(secs)) {
+    match stboot::network::configure(&cfg, std::time::Duration::from_secs(secs), &[]) {
         Ok(n) => {
             println!(
                 "network: {} address {} gateway {} dns {:?}",

@@ -60,6 +60,8 @@ pub struct Run {
     pub stage_dir: PathBuf,
     /// Where the configuration is read from.
     pub sources: crate::config::Sources,
+    /// The NICs brought up at start ([`crate::network::wake_nics`]).
+    pub woken: Vec<u32>,
 }
 
 impl Run {
@@ -206,6 +208,18 @@ pub fn start(args: Vec<String>) -> std::result::Result<Run, EarlyExit> {
             info!("mounted {m}");
         }
     }
+    // carrier negotiates while the configuration is read
+    let woken = if pid1 {
+        match crate::network::wake_nics() {
+            Ok(w) => w,
+            Err(e) => {
+                warn!("bringing the NICs up early failed (the network step tries again): {e:#}");
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
     let waited = wait_for_entropy();
     if !waited.is_zero() {
         info!("random pool ready after waiting {} ms", waited.as_millis());
@@ -233,7 +247,7 @@ pub fn start(args: Vec<String>) -> std::result::Result<Run, EarlyExit> {
     } else {
         crate::config::Sources::given(&opts)
     };
-    Ok(Run { opts, mode, pid1, started, stage_dir, sources })
+    Ok(Run { opts, mode, pid1, started, stage_dir, sources, woken })
 }
 
 /// Timestamps like the kernel's: seconds since boot, so console lines line up with dmesg.

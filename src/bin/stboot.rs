@@ -58,7 +58,10 @@ impl Boot {
         }
         let urls = fetch::usable_urls(&host.pointer()).at(Step::Config)?;
         if !self.network_up && self.run.configures_network() {
-            info!("{}", tl.try_step(Step::Network, || network::configure(&host, self.run.opts.dhcp_timeout))?);
+            info!(
+                "{}",
+                tl.try_step(Step::Network, || network::configure(&host, self.run.opts.dhcp_timeout, &self.run.woken))?
+            );
             self.network_up = true;
         }
         let fetcher = fetch::Fetcher::for_boot(&trust, &host, &self.run.opts, &self.run.stage_dir).at(Step::Fetch)?;

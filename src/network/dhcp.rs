@@ -7,6 +7,11 @@
 //! is retried with exponential backoff (0.5, 1, 2, 4, 8, 16 s) until the overall timeout:
 //! a single client may retry quickly, and the first answer is often lost right after
 //! carrier comes up. Retransmissions keep the transaction id, so a late answer counts.
+//!
+//! DHCPDISCOVER offers Rapid Commit (RFC 4039, option 80): a server that takes it
+//! (dnsmasq `--dhcp-rapid-commit`, systemd-networkd) answers with a DHCPACK at once
+//! and the DHCPREQUEST/DHCPACK round trip is saved; any other server answers with a
+//! DHCPOFFER as before.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::OwnedFd;
@@ -75,13 +80,24 @@ pub(crate) fn run_link(
         if Instant::now() >= deadline {
             bail!("no answer from a DHCP server");
         }
-        let discover = base_message(link, xid, MessageType::Discover);
+        let mut discover = base_message(link, xid, MessageType::Discover);
+        discover.opts_mut().insert(DhcpOption::RapidCommit);
         sock.send_to(&discover.to_vec()?, server).context("sending DHCPDISCOVER")?;
         discovers += 1;
         progress(format!("no DHCP answer to {discovers} DHCPDISCOVER(s) yet"));
         debug!("{}: DHCPDISCOVER sent at {} ms", link.name, ms());
         let step_deadline = (Instant::now() + wait).min(deadline);
-        if let Some(offer) = receive(&sock, xid, MessageType::Offer, step_deadline, stop)? {
+        let answer = receive(&sock, xid, &[MessageType::Offer, MessageType::Ack], step_deadline, stop)?;
+        if let Some(ack) = answer.as_ref().filter(|m| is(m, MessageType::Ack)) {
+            // an ACK to a DISCOVER is a rapid commit, and must say so (RFC 4039 4.1)
+            if ack.opts().get(OptionCode::RapidCommit).is_some() {
+                let server_id = server_id(ack);
+                info!("{}: DHCP lease {} from {server_id} after {} ms (rapid commit)", link.name, ack.yiaddr(), ms());
+                return Ok(lease_from(link, ack));
+            }
+            debug!("{}: a DHCPACK to DHCPDISCOVER without Rapid Commit: ignored", link.name);
+        }
+        if let Some(offer) = answer.filter(|m| is(m, MessageType::Offer)) {
             let offered = offer.yiaddr();
             let server_id = server_id(&offer);
             debug!("{}: DHCPOFFER of {offered} from {server_id} at {} ms", link.name, ms());
@@ -91,7 +107,7 @@ pub(crate) fn run_link(
             req.opts_mut().insert(DhcpOption::ServerIdentifier(server_id));
             sock.send_to(&req.to_vec()?, server).context("sending DHCPREQUEST")?;
             let ack_deadline = (Instant::now() + wait).min(deadline);
-            if let Some(ack) = receive(&sock, xid, MessageType::Ack, ack_deadline, stop)? {
+            if let Some(ack) = receive(&sock, xid, &[MessageType::Ack], ack_deadline, stop)? {
                 info!("{}: DHCP lease {} from {server_id} after {} ms", link.name, ack.yiaddr(), ms());
                 return Ok(lease_from(link, &ack));
             }
@@ -109,11 +125,15 @@ fn server_id(m: &Message) -> Ipv4Addr {
     }
 }
 
-/// Wait for a reply of `kind` to `xid`; a NAK aborts this exchange.
+fn is(m: &Message, kind: MessageType) -> bool {
+    matches!(m.opts().get(OptionCode::MessageType), Some(DhcpOption::MessageType(t)) if *t == kind)
+}
+
+/// Wait for a reply of one of `kinds` to `xid`; a NAK aborts this exchange.
 fn receive(
     sock: &UdpSocket,
     xid: u32,
-    kind: MessageType,
+    kinds: &[MessageType],
     until: Instant,
     stop: &AtomicBool,
 ) -> Result<Option<Message>> {
@@ -134,7 +154,7 @@ fn receive(
             continue;
         }
         match m.opts().get(OptionCode::MessageType) {
-            Some(DhcpOption::MessageType(t)) if *t == kind => return Ok(Some(m)),
+            Some(DhcpOption::MessageType(t)) if kinds.contains(t) => return Ok(Some(m)),
             Some(DhcpOption::MessageType(MessageType::Nak)) => return Ok(None),
             _ => continue,
         }

@@ -175,10 +175,34 @@ fn carrier_race_line(winner: Option<u32>, cands: &[Link], links: &[Link], waited
     s
 }
 
+/// Bring every NIC up (links with a driver: [`candidates`] without a configuration)
+/// at the very start of PID 1, before the configuration is read, so that carrier
+/// negotiation (about 2 s on many NICs) runs while stboot reads its configuration
+/// and trust policy, and the first DHCPDISCOVER goes out on a link that has settled.
+/// Returns the indexes brought up: [`configure`] takes the NICs it uses and brings
+/// the others down again.
+pub fn wake_nics() -> Result<Vec<u32>> {
+    let mut nl = Netlink::open().map_err(netlink::explain)?;
+    let mut woken = Vec::new();
+    let mut names = Vec::new();
+    for l in nl.links()?.iter().filter(|l| is_nic(l)) {
+        nl.set_up(l.index, true).with_context(|| format!("bringing up {}", l.name))?;
+        woken.push(l.index);
+        names.push(l.name.clone());
+    }
+    if !names.is_empty() {
+        info!("NICs up early, carrier negotiates while the configuration is read: {}", names.join(", "));
+    }
+    Ok(woken)
+}
+
 /// Configure the network per `cfg`; DHCP and carrier waits are bounded by `timeout`.
-pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
+/// `woken`: the links [`wake_nics`] brought up early; those the configuration does
+/// not use go down again.
+pub fn configure(cfg: &HostConfig, timeout: Duration, woken: &[u32]) -> Result<Configured> {
     let mut nl = Netlink::open().map_err(netlink::explain)?;
     let links = nl.links()?;
+    let mut used: Vec<u32> = Vec::new();
     if let Some(lo) = links.iter().find(|l| l.loopback) {
         nl.set_up(lo.index, true).context("bringing up lo")?;
     }
@@ -190,6 +214,7 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
             let l =
                 links.iter().find(|l| l.name == member).with_context(|| format!("bond member {member} not found"))?;
             nl.enslave(l.index, bond).with_context(|| format!("adding {member} to {name}"))?;
+            used.push(l.index);
         }
         info!("bond {name} ({}) created", mode.name());
         cands = vec![nl.link(bond)?];
@@ -207,6 +232,10 @@ pub fn configure(cfg: &HostConfig, timeout: Duration) -> Result<Configured> {
     info!("network: {}", describe_links(&links, &cands));
     for l in &cands {
         nl.set_up(l.index, true).with_context(|| format!("bringing up {}", l.name))?;
+        used.push(l.index);
+    }
+    for l in links.iter().filter(|l| woken.contains(&l.index) && !used.contains(&l.index)) {
+        nl.set_up(l.index, false).with_context(|| format!("bringing down {}, which is not used", l.name))?;
     }
     if let Some(id) = cfg.vlan_id {
         // the VLAN links go up after their lower links (the kernel refuses otherwise);
