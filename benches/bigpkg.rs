@@ -14,7 +14,7 @@ mod hostile;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,17 +42,8 @@ fn main() {
     std::fs::create_dir(&www).unwrap();
 
     // signing root and two leaves
-    let v = keys::Validity::from_args(None, None, 2).unwrap();
-    let root_key = keys::generate_key();
-    let root = keys::pem_to_der(&keys::root_certificate(&root_key, &v).unwrap()).unwrap();
+    let (root, leaves) = hostile::signing_pki(2);
     std::fs::write(d.join("root.der"), &root).unwrap();
-    let leaves: Vec<_> = (0..2)
-        .map(|_| {
-            let k = keys::generate_key();
-            let c = keys::pem_to_der(&keys::leaf_certificate(&k, &root, &root_key, &v).unwrap()).unwrap();
-            (keys::Key::Local(k), c)
-        })
-        .collect();
 
     let nginx = Nginx::start(d, &www);
     println!("limits on this machine (one core):");
@@ -288,7 +279,7 @@ fn tls_rate(url: &str, ca: &[u8]) -> f64 {
 }
 
 struct Nginx {
-    child: Child,
+    _process: hostile::NginxProcess,
     port: u16,
 }
 
@@ -313,32 +304,6 @@ http {{ access_log off; sendfile on;
             ),
         )
         .unwrap();
-        let child = Command::new("nginx")
-            .arg("-c")
-            .arg(&conf)
-            .arg("-p")
-            .arg(d)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx is installed (scripts/setup.sh)");
-        let mut nginx = Nginx { child, port };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return nginx;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = nginx.child.kill();
-        panic!("nginx did not start on port {port}");
-    }
-}
-
-impl Drop for Nginx {
-    /// SIGTERM, so that the master stops its worker too (SIGKILL left it running).
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let _ = self.child.wait();
+        Nginx { _process: hostile::NginxProcess::start(&conf, d, port), port }
     }
 }

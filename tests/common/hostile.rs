@@ -248,3 +248,63 @@ pub fn behaviours() -> Vec<(&'static str, Url)> {
     ));
     v
 }
+
+/// nginx in the foreground with configuration `conf` and prefix `prefix`, listening
+/// on 127.0.0.1:`port` (for the benchmarks); stopped on drop.
+#[allow(dead_code)]
+pub struct NginxProcess {
+    child: std::process::Child,
+}
+
+#[allow(dead_code)]
+impl NginxProcess {
+    /// Starts it and waits until the port takes connections.
+    pub fn start(conf: &Path, prefix: &Path, port: u16) -> NginxProcess {
+        use std::process::{Command, Stdio};
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(conf)
+            .arg("-p")
+            .arg(prefix)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx is installed (scripts/setup.sh)");
+        let mut nginx = NginxProcess { child };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return nginx;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = nginx.child.kill();
+        panic!("nginx ({}) did not start on port {port}", conf.display());
+    }
+}
+
+impl Drop for NginxProcess {
+    /// SIGTERM, so that the master stops its worker too (SIGKILL left it running).
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh signing root (DER) and `n` leaf keys with their certificates (DER), for
+/// the benchmarks' packages.
+#[allow(dead_code)]
+pub fn signing_pki(n: usize) -> (Vec<u8>, Vec<(stboot::keys::Key, Vec<u8>)>) {
+    use stboot::keys;
+    let v = keys::Validity::from_args(None, None, 2).unwrap();
+    let root_key = keys::generate_key();
+    let root = keys::pem_to_der(&keys::root_certificate(&root_key, &v).unwrap()).unwrap();
+    let leaves = (0..n)
+        .map(|_| {
+            let k = keys::generate_key();
+            let c = keys::pem_to_der(&keys::leaf_certificate(&k, &root, &root_key, &v).unwrap()).unwrap();
+            (keys::Key::Local(k), c)
+        })
+        .collect();
+    (root, leaves)
+}
