@@ -1884,11 +1884,7 @@ fn a_uki_package_counts_only_when_signed_for_the_trust_policys_db() {
     changed[initrd.start as usize + 7] ^= 1;
     std::fs::write(dir.join("changed.uki"), changed).unwrap();
 
-    ok(dir, &["keygen", "certificate", "-isCA", "-certOut", "root.pem", "-keyOut", "root.key"]);
-    let leaf = ["-rootCert", "root.pem", "-rootKey", "root.key", "-certOut", "a.pem", "-keyOut", "a.key"];
-    ok(dir, &[&["keygen", "certificate"][..], &leaf].concat());
-    let tp = policy(dir, "tp", 1, &["root.pem"]);
-    std::fs::copy(dir.join("db.crt"), tp.join("ospkg_uki_db.pem")).unwrap();
+    let tp = uki_db_policy(dir);
     let tp = tp.to_str().unwrap();
     let out = ok(dir, &["trustpolicy", "check", tp]);
     assert!(out.contains("UKI Secure Boot db: 1 certificate(s) (ospkg_uki_db.pem)"), "{out}");
@@ -1931,6 +1927,17 @@ fn a_uki_package_counts_only_when_signed_for_the_trust_policys_db() {
     std::fs::write(Path::new(tp).join("ospkg_uki_db.pem"), "not PEM\n").unwrap();
     let out = fails(dir, &["ospkg", "verify", "-trustPolicy", tp, "-ospkg", "by-db"]);
     assert!(out.contains("ospkg_uki_db.pem") && out.contains("expected the PEM certificates of the UEFI db"), "{out}");
+}
+
+/// A signing root `root.pem` with the leaf `a.pem`/`a.key` in `dir`, and the trust
+/// policy `dir/tp` (threshold 1) whose UEFI db is `dir/db.crt` (`ospkg_uki_db.pem`).
+fn uki_db_policy(dir: &Path) -> PathBuf {
+    ok(dir, &["keygen", "certificate", "-isCA", "-certOut", "root.pem", "-keyOut", "root.key"]);
+    let leaf = ["-rootCert", "root.pem", "-rootKey", "root.key", "-certOut", "a.pem", "-keyOut", "a.key"];
+    ok(dir, &[&["keygen", "certificate"][..], &leaf].concat());
+    let tp = policy(dir, "tp", 1, &["root.pem"]);
+    std::fs::copy(dir.join("db.crt"), tp.join("ospkg_uki_db.pem")).unwrap();
+    tp
 }
 
 /// A tool of systemd 254 (bookworm-backports), which scripts/setup.sh unpacks into
@@ -1993,11 +2000,7 @@ fn a_ukify_uki_around_stub_254_predicts_pcr11_as_systemd_measure_254_does() {
     let (good, text) = tool(dir, "sbsign", &sign);
     assert!(good, "sbsign: {text}");
 
-    ok(dir, &["keygen", "certificate", "-isCA", "-certOut", "root.pem", "-keyOut", "root.key"]);
-    let leaf = ["-rootCert", "root.pem", "-rootKey", "root.key", "-certOut", "a.pem", "-keyOut", "a.key"];
-    ok(dir, &[&["keygen", "certificate"][..], &leaf].concat());
-    let tp = policy(dir, "tp", 1, &["root.pem"]);
-    std::fs::copy(dir.join("db.crt"), tp.join("ospkg_uki_db.pem")).unwrap();
+    let tp = uki_db_policy(dir);
     let tp = tp.to_str().unwrap();
     ok(dir, &["ospkg", "create", "-uki", "ukify.efi", "-url", "u.zip", "-out", "u"]);
     ok(dir, &["ospkg", "sign", "-key", "a.key", "-cert", "a.pem", "-ospkg", "u"]);
