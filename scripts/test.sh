@@ -155,6 +155,8 @@ reproducible() {
 
 phase "setup (packages, kernel, venv)" setup
 export PATH="$HOME/.cargo/bin:$PATH"
+# one build of each crate per run: incremental state would cost time and disk only
+export CARGO_INCREMENTAL=0
 start_background
 phase "fmt and clippy" lints
 phase "cargo test" unit_and_integration
