@@ -119,10 +119,11 @@ background() {
     (set -e
      echo "== the LinuxBoot kernel (scripts/build-kernel.sh)"
      bash scripts/build-kernel.sh >/dev/null
+     time_line "(background: the LinuxBoot kernel)" $((SECONDS - start)) 0 > target/background.time
      echo "== the reproducible check's second place (scripts/check-reproducible.sh --prepare)"
      bash scripts/check-reproducible.sh --prepare "$second_place")
     status=$?
-    time_line "(background: kernels, second stboot; idle prio)" $((SECONDS - start)) $status > target/background.time
+    time_line "(background: kernels, second stboot; idle prio)" $((SECONDS - start)) $status >> target/background.time
     echo $status > target/background.status
 }
 start_background() {
