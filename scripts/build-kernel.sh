@@ -9,6 +9,8 @@
 #
 # Builds are cached under target/linuxboot/, keyed on the kernel source, the
 # fragment and the initramfs: a second run with the same inputs builds nothing.
+# KERNEL_EXTRA_CONFIG=FILE merges more symbols on top of the fragment, for
+# experiments (scripts/bench-boot.sh --kernel-o2); use a LINUXBOOT_DIR of its own.
 # With OUT, the bzImage is written there and not cached (the QEMU tests embed a
 # fresh initramfs per scenario: about 13 s each, as only the link step reruns).
 # Reproducible: build timestamp, user and host are fixed (scripts/check-reproducible.sh
@@ -18,6 +20,8 @@ root=$(cd "$(dirname "$0")/.." && pwd -P)   # physical: a checkout reached throu
 initramfs=${1:-}
 dest=${2:-}
 fragment=$root/kernel-config/stboot.config
+extra=${KERNEL_EXTRA_CONFIG:-}
+[ -z "$extra" ] || extra=$(realpath "$extra")
 tarball=/usr/src/linux-source-6.1.tar.xz
 base=${LINUXBOOT_DIR:-$root/target/linuxboot}
 log() { printf 'build-kernel: %s\n' "$*" >&2; }
@@ -43,6 +47,7 @@ fi
 key=$( {
     echo "$version"
     cat "$fragment" "$0"
+    if [ -n "$extra" ]; then cat "$extra"; fi
     if [ -n "$initramfs" ]; then sha256sum < "$initramfs"; fi
 } | sha256sum | cut -c1-16)
 out=${dest:-$base/bzImage-$key}
@@ -56,6 +61,13 @@ obj=$base/obj
 mkdir -p "$obj"
 # the fragment without comments, plus the embedded initramfs
 grep -o '^CONFIG_[A-Za-z0-9_]*=[^ #]*' "$fragment" > "$obj/stboot.fragment"
+if [ -n "$extra" ]; then
+    # the fragment's value of a symbol the extra file sets is replaced, not doubled
+    grep -o '^CONFIG_[A-Za-z0-9_]*=[^ #]*' "$extra" > "$obj/extra.fragment"
+    grep -v -F -f <(sed 's/=.*/=/' "$obj/extra.fragment") "$obj/stboot.fragment" > "$obj/stboot.fragment.new" || true
+    cat "$obj/extra.fragment" >> "$obj/stboot.fragment.new"
+    mv "$obj/stboot.fragment.new" "$obj/stboot.fragment"
+fi
 if [ -n "$initramfs" ]; then
     if gzip -t "$initramfs" 2>/dev/null; then
         gzip -dc "$initramfs" > "$obj/initramfs.cpio"
@@ -90,7 +102,8 @@ if [ ! -f "$obj/.config" ] || [ "$(cat "$obj/config.key" 2>/dev/null)" != "$conf
 
     mk savedefconfig >/dev/null
     # kernel-config/defconfig is this configuration, minus the embedded initramfs
-    if ! diff -u "$root/kernel-config/defconfig" <(grep -v 'CONFIG_INITRAMFS_' "$obj/defconfig") >&2; then
+    # (an experiment's extra symbols are not in it)
+    if [ -z "$extra" ] && ! diff -u "$root/kernel-config/defconfig" <(grep -v 'CONFIG_INITRAMFS_' "$obj/defconfig") >&2; then
         log "kernel-config/defconfig is not current (diff above): update it with"
         log "  grep -v CONFIG_INITRAMFS_ $obj/defconfig > kernel-config/defconfig"
         exit 1
