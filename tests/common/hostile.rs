@@ -112,10 +112,7 @@ pub fn env() -> &'static Env {
         let tls_ca_der = make_tls(d);
 
         // signing PKI and a signed package with a pretend bzImage
-        let v = keys::Validity::from_args(None, None, 2).unwrap();
-        let root_key = keys::generate_key();
-        let root_pem = keys::root_certificate(&root_key, &v).unwrap();
-        let signing_root_der = keys::pem_to_der(&root_pem).unwrap();
+        let (signing_root_der, leaves) = signing_pki(2);
         let www = d.join("www");
         std::fs::create_dir(&www).unwrap();
         let mut kernel = b"kernel ".repeat(200_000);
@@ -125,11 +122,8 @@ pub fn env() -> &'static Env {
         let paths = PackagePaths::from_arg(&www.join("pkg")).unwrap();
         ospkg::create(&paths, &d.join("vmlinuz"), &d.join("initrd"), "console=ttyS0", "hostile test", "pkg.zip", None)
             .unwrap();
-        for _ in 0..2 {
-            let k = keys::generate_key();
-            let leaf =
-                keys::pem_to_der(&keys::leaf_certificate(&k, &signing_root_der, &root_key, &v).unwrap()).unwrap();
-            stboot::sign::sign(&paths, &keys::Key::Local(k.clone()), &leaf).unwrap();
+        for (k, leaf) in &leaves {
+            stboot::sign::sign(&paths, k, leaf).unwrap();
         }
 
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration-tests/hostile-server.py");
@@ -291,8 +285,8 @@ impl Drop for NginxProcess {
     }
 }
 
-/// A fresh signing root (DER) and `n` leaf keys with their certificates (DER), for
-/// the benchmarks' packages.
+/// A fresh signing root (DER) and `n` leaf keys with their certificates (DER): the
+/// hostile server's package and the benchmarks' packages are signed by these.
 #[allow(dead_code)]
 pub fn signing_pki(n: usize) -> (Vec<u8>, Vec<(stboot::keys::Key, Vec<u8>)>) {
     use stboot::keys;
